@@ -1,0 +1,167 @@
+//! `bench`: fetch, dataset, training and rank latency for one model file, in one run.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Args;
+use feed_engine::config::ModelConfig;
+use feed_engine::{
+    dataset, fetch, lifecycle, Error, Mode, NoProgress, RankRequest, Registry, RunOptions, Snapshot,
+};
+
+use crate::output::table;
+
+/// Measure a model file end to end: fetch + dataset build, training time per policy (from a full
+/// create-model in a temporary home), snapshot load, and in-process `rank` latency (p50/p99).
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The model file (YAML).
+    #[arg(long, short)]
+    file: PathBuf,
+    /// How many rank requests to time (users drawn at random, fixed seed).
+    #[arg(long, default_value_t = 2000)]
+    requests: usize,
+    /// Items per ranking.
+    #[arg(long, default_value_t = 10)]
+    limit: usize,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let config = ModelConfig::load(&args.file).map_err(Error::from)?;
+    let profile = if cfg!(debug_assertions) {
+        "dev"
+    } else {
+        "release"
+    };
+
+    let t = Instant::now();
+    let plan = fetch::plan(&config).await?;
+    let ds = dataset::build(plan, &NoProgress).await?;
+    let fetch_s = t.elapsed().as_secs_f64();
+    let (users, items, events) = (ds.n_users(), ds.n_items(), ds.n_events());
+    drop(ds);
+
+    let home = tempfile::tempdir()?;
+    let registry = Registry::open(home.path())?;
+    let t = Instant::now();
+    let outcome = lifecycle::run(
+        &registry,
+        config.clone(),
+        Mode::Create,
+        RunOptions {
+            progress: Arc::new(NoProgress),
+            cancel: Arc::new(AtomicBool::new(false)),
+        },
+    )
+    .await?;
+    let create_s = t.elapsed().as_secs_f64();
+
+    let (load_s, latencies, fallback_latencies) = {
+        let registry = registry.clone();
+        let name = config.name.clone();
+        let (requests, limit) = (args.requests, args.limit);
+        tokio::task::spawn_blocking(move || -> feed_engine::Result<_> {
+            let t = Instant::now();
+            let snapshot = Snapshot::load_active(&registry, &name)?;
+            let load_s = t.elapsed().as_secs_f64();
+            let ids = snapshot.user_ids();
+            let mut state = 0x2545_F491_4F6C_DD1Du64;
+            let mut lat = Vec::with_capacity(requests);
+            for _ in 0..requests {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let user_id = ids[(state % ids.len() as u64) as usize].clone();
+                let t = Instant::now();
+                let r = snapshot.rank(&RankRequest {
+                    user_id,
+                    limit,
+                    with_metadata: false,
+                })?;
+                lat.push(t.elapsed().as_secs_f64() * 1e3);
+                std::hint::black_box(r);
+            }
+            let mut fb = Vec::with_capacity(requests / 10 + 1);
+            for i in 0..requests / 10 + 1 {
+                let t = Instant::now();
+                let r = snapshot.rank(&RankRequest {
+                    user_id: format!("unknown-{i}"),
+                    limit,
+                    with_metadata: false,
+                })?;
+                fb.push(t.elapsed().as_secs_f64() * 1e3);
+                std::hint::black_box(r);
+            }
+            Ok((load_s, lat, fb))
+        })
+        .await??
+    };
+    let (p50, p99, mean) = percentiles(latencies);
+    let (fb50, fb99, _) = percentiles(fallback_latencies);
+
+    println!(
+        "bench of {} ({profile} build; users {users}, items {items}, events {events})",
+        args.file.display()
+    );
+    let mut rows = vec![
+        vec![
+            "fetch + dataset build".to_string(),
+            format!("{fetch_s:.2} s"),
+        ],
+        vec![
+            "create-model total (fetch, train, evaluate, deploy)".into(),
+            format!("{create_s:.2} s"),
+        ],
+        vec![
+            "train: popularity (reference)".into(),
+            format!("{:.2} s", outcome.report.reference.train_seconds),
+        ],
+    ];
+    for (name, r) in &outcome.report.policies {
+        rows.push(vec![
+            format!("train: {name} ({})", r.kind),
+            format!("{:.2} s (test NDCG@10 {:.4})", r.train_seconds, r.test.ndcg),
+        ]);
+    }
+    rows.push(vec!["snapshot load".into(), format!("{load_s:.3} s")]);
+    rows.push(vec![
+        format!(
+            "rank p50 / p99 / mean ({} requests, limit {})",
+            args.requests, args.limit
+        ),
+        format!("{p50:.3} / {p99:.3} / {mean:.3} ms"),
+    ]);
+    rows.push(vec![
+        "rank, unknown user (popular fallback) p50 / p99".into(),
+        format!("{fb50:.3} / {fb99:.3} ms"),
+    ]);
+    print!("{}", table(&["WHAT", "FIGURE"], &rows));
+
+    if let Some(out) = &args.out {
+        let json = serde_json::json!({
+            "file": args.file, "profile": profile, "users": users, "items": items, "events": events,
+            "fetch_dataset_s": fetch_s, "create_model_s": create_s, "snapshot_load_s": load_s,
+            "train_s": outcome.report.policies.iter().map(|(k, v)| (k.clone(), v.train_seconds)).collect::<std::collections::BTreeMap<_, _>>(),
+            "reference_train_s": outcome.report.reference.train_seconds,
+            "rank_ms": {"p50": p50, "p99": p99, "mean": mean, "requests": args.requests, "limit": args.limit},
+            "rank_fallback_ms": {"p50": fb50, "p99": fb99},
+            "metrics": outcome.report,
+        });
+        std::fs::write(out, serde_json::to_string_pretty(&json)?)?;
+    }
+    Ok(())
+}
+
+fn percentiles(mut v: Vec<f64>) -> (f64, f64, f64) {
+    if v.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99), v.iter().sum::<f64>() / v.len() as f64)
+}

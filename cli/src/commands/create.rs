@@ -1,0 +1,77 @@
+//! `create-model` and `update-model`: a new version from a model file.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use feed_engine::config::ModelConfig;
+use feed_engine::{lifecycle, Error, Mode, Registry, RunOptions};
+
+use crate::output;
+use crate::progress::Bars;
+
+/// Create a model from a model file: fetch, train, evaluate and deploy its first version.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The model file (YAML).
+    #[arg(long, short)]
+    file: PathBuf,
+}
+
+/// Make a new version of an existing model from a (changed) model file. The ACTIVE version keeps
+/// serving until the new one is ready.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The model file (YAML).
+    #[arg(long, short)]
+    file: PathBuf,
+}
+
+pub async fn create(home: &Path, args: CreateArgs) -> anyhow::Result<()> {
+    run(home, &args.file, Mode::Create).await
+}
+
+pub async fn update(home: &Path, args: UpdateArgs) -> anyhow::Result<()> {
+    run(home, &args.file, Mode::Update).await
+}
+
+async fn run(home: &Path, file: &Path, mode: Mode) -> anyhow::Result<()> {
+    let config = ModelConfig::load(file).map_err(Error::from)?;
+    let registry =
+        Registry::open(home).with_context(|| format!("opening home {}", home.display()))?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        // First Ctrl-C: stop at the next iteration and record the version as cancelled.
+        // Second: the default handler is gone, so exit at once; the lock shows it interrupted.
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ncancelling at the next iteration (Ctrl-C again to stop now)");
+                cancel.store(true, Ordering::Relaxed);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+    }
+    let name = config.name.clone();
+    let outcome = lifecycle::run(
+        &registry,
+        config,
+        mode,
+        RunOptions {
+            progress: Arc::new(Bars::default()),
+            cancel,
+        },
+    )
+    .await
+    .with_context(|| format!("model `{name}`"))?;
+    println!(
+        "model `{}` version {} is {}",
+        outcome.model, outcome.version, outcome.status
+    );
+    print!("{}", output::metrics_table(&outcome.report));
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! One file per verb.
+
+pub mod bench;
+pub mod create;
+pub mod delete;
+pub mod list;
+pub mod rank;
+pub mod schema;
+pub mod serve;
+pub mod validate;
+pub mod view;

@@ -1,0 +1,74 @@
+//! `rank`: a ranking from the ACTIVE version, computed locally without a server.
+
+use std::path::Path;
+
+use anyhow::Context;
+use clap::Args;
+use feed_engine::arrow::util::display::{ArrayFormatter, FormatOptions};
+use feed_engine::{RankRequest, Registry, Snapshot};
+
+use crate::output::table;
+
+/// Rank items for a user with the ACTIVE version of a model (local; no server needed).
+#[derive(Debug, Args)]
+pub struct RankArgs {
+    /// The model's name.
+    #[arg(long)]
+    model_name: String,
+    /// The user to rank for; an unknown user gets the popular fallback.
+    #[arg(long)]
+    user_id: String,
+    /// How many items.
+    #[arg(long, default_value_t = 10)]
+    limit: usize,
+    /// Show the items' attributes.
+    #[arg(long)]
+    metadata: bool,
+}
+
+pub async fn run(home: &Path, args: RankArgs) -> anyhow::Result<()> {
+    let registry = Registry::open(home)?;
+    let name = args.model_name.clone();
+    let ranking = tokio::task::spawn_blocking(move || {
+        let snapshot = Snapshot::load_active(&registry, &args.model_name)?;
+        snapshot.rank(&RankRequest {
+            user_id: args.user_id,
+            limit: args.limit,
+            with_metadata: args.metadata,
+        })
+    })
+    .await?
+    .with_context(|| format!("ranking with model `{name}`"))?;
+    println!(
+        "model `{}` version {}{}",
+        ranking.model,
+        ranking.version,
+        if ranking.fallback.is_some() {
+            " (unknown user: popular fallback)"
+        } else {
+            ""
+        }
+    );
+    let mut headers = vec!["RANK".to_string(), "ITEM".to_string(), "SCORE".to_string()];
+    let mut rows: Vec<Vec<String>> = ranking
+        .ids
+        .iter()
+        .zip(&ranking.scores)
+        .enumerate()
+        .map(|(i, (id, s))| vec![(i + 1).to_string(), id.clone(), format!("{s:.4}")])
+        .collect();
+    if let Some(meta) = &ranking.metadata {
+        // The attribute columns, after the ranking's own.
+        let options = FormatOptions::default().with_null("");
+        for (field, col) in meta.schema().fields().iter().zip(meta.columns()).skip(1) {
+            headers.push(field.name().to_uppercase());
+            let f = ArrayFormatter::try_new(col.as_ref(), &options)?;
+            for (i, row) in rows.iter_mut().enumerate() {
+                row.push(f.value(i).to_string());
+            }
+        }
+    }
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    print!("{}", table(&headers, &rows));
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! `view-model`.
+
+use std::path::Path;
+
+use clap::Args;
+use feed_engine::serving::artifacts;
+use feed_engine::Registry;
+
+use crate::output::{metrics_table, table};
+
+/// Show a model: its versions with their statuses, the status log of a version, and the
+/// evaluation metrics of every policy.
+#[derive(Debug, Args)]
+pub struct ViewArgs {
+    /// The model's name.
+    #[arg(long)]
+    model_name: String,
+    /// The version to detail (default: the newest).
+    #[arg(long)]
+    version: Option<u32>,
+    /// How many lines of the status log to show.
+    #[arg(long, default_value_t = 15)]
+    log_lines: usize,
+    /// Print JSON (versions, the log, and the metrics report) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(home: &Path, args: ViewArgs) -> anyhow::Result<()> {
+    let registry = Registry::open(home)?;
+    let versions = registry.versions(&args.model_name)?;
+    let detail = registry.version(&args.model_name, args.version)?;
+    let report = artifacts::read_report(&detail.dir)?;
+    let manifest = artifacts::read_manifest(&detail.dir).ok();
+    if args.json {
+        let vs: Vec<_> = versions
+            .iter()
+            .map(|v| serde_json::json!({"version": v.version, "status": v.status, "message": v.message, "created_at": v.created_at, "updated_at": v.updated_at}))
+            .collect();
+        let out = serde_json::json!({
+            "name": args.model_name,
+            "active_version": registry.active_version(&args.model_name)?,
+            "versions": vs,
+            "version": detail.version,
+            "status": detail.status,
+            "message": detail.message,
+            "log": detail.log,
+            "primary_policy": manifest.as_ref().map(|m| m.primary_policy.clone()),
+            "metrics": report,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("model: {}", args.model_name);
+    let rows: Vec<Vec<String>> = versions
+        .iter()
+        .map(|v| {
+            vec![
+                v.version.to_string(),
+                v.status.to_string(),
+                v.created_at
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_default(),
+                v.message.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(&["VERSION", "STATUS", "CREATED", "LAST MESSAGE"], &rows)
+    );
+    println!(
+        "\nversion {}: {} — {}",
+        detail.version, detail.status, detail.message
+    );
+    if let Some(m) = &manifest {
+        println!(
+            "ranks with: {} (items {}, users {}, events {})",
+            m.primary_policy, m.items, m.users, m.events
+        );
+    }
+    if let Some(r) = &report {
+        println!("\nmetrics (test split):");
+        print!("{}", metrics_table(r));
+    }
+    println!("\nstatus log:");
+    let skip = detail.log.len().saturating_sub(args.log_lines);
+    for e in &detail.log[skip..] {
+        println!(
+            "  {}  {:<10}  {}",
+            e.ts.format("%Y-%m-%d %H:%M:%S"),
+            e.status,
+            e.message
+        );
+    }
+    Ok(())
+}

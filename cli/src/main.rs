@@ -1,0 +1,97 @@
+//! `feedctl`: the command line and HTTP server of Feed. The only crate that knows clap, HTTP,
+//! JSON wire types and exit codes.
+
+mod commands;
+mod exit;
+mod output;
+mod progress;
+mod server;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Feed: a declarative recommendation engine.
+///
+/// Describe data, models and ranking in one YAML file, then create, serve and query the model.
+#[derive(Debug, Parser)]
+#[command(name = "feedctl", version)]
+struct Cli {
+    /// The home folder holding models and their versions.
+    #[arg(long, global = true, env = "FEED_HOME", default_value = ".feed")]
+    home: PathBuf,
+
+    /// Log verbosity for diagnostics on stderr (error, warn, info, debug, trace).
+    #[arg(long, global = true, env = "FEED_LOG", default_value = "warn")]
+    log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    CreateModel(commands::create::CreateArgs),
+    UpdateModel(commands::create::UpdateArgs),
+    ListModels(commands::list::ListArgs),
+    ViewModel(commands::view::ViewArgs),
+    DeleteModel(commands::delete::DeleteArgs),
+    Validate(commands::validate::ValidateArgs),
+    Rank(commands::rank::RankArgs),
+    Serve(commands::serve::ServeArgs),
+    Bench(commands::bench::BenchArgs),
+    Schema(commands::schema::SchemaArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let home = cli.home;
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::CreateModel(a) => commands::create::create(&home, a).await,
+            Command::UpdateModel(a) => commands::create::update(&home, a).await,
+            Command::ListModels(a) => commands::list::run(&home, a),
+            Command::ViewModel(a) => commands::view::run(&home, a),
+            Command::DeleteModel(a) => commands::delete::run(&home, a),
+            Command::Validate(a) => commands::validate::run(a).await,
+            Command::Rank(a) => commands::rank::run(&home, a).await,
+            Command::Serve(a) => commands::serve::run(&home, a).await,
+            Command::Bench(a) => commands::bench::run(a).await,
+            Command::Schema(a) => commands::schema::run(a),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", exit::describe(&e));
+            ExitCode::from(exit::code(&e))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

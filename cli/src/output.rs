@@ -1,0 +1,85 @@
+//! Plain-text tables for the terminal.
+
+use feed_engine::eval::{EvalReport, Metrics};
+
+/// Left-aligned columns separated by two spaces.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<&str>, out: &mut String| {
+        let s: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(s.join("  ").trim_end());
+        out.push('\n');
+    };
+    line(headers.to_vec(), &mut out);
+    for r in rows {
+        line(r.iter().map(String::as_str).collect(), &mut out);
+    }
+    out
+}
+
+fn metric_cells(m: &Metrics) -> Vec<String> {
+    vec![
+        format!("{:.4}", m.ndcg),
+        format!("{:.4}", m.hit_rate),
+        format!("{:.4}", m.mrr),
+        format!("{:.3}", m.coverage),
+    ]
+}
+
+/// Test metrics per policy, popularity reference first, with the lift over it.
+pub fn metrics_table(report: &EvalReport) -> String {
+    let reference = report.reference.test.ndcg;
+    let mut rows = Vec::new();
+    let mut row = vec!["popularity (reference)".to_string(), "popular".to_string()];
+    row.extend(metric_cells(&report.reference.test));
+    row.extend([
+        "1.00x".to_string(),
+        format!("{:.4}", report.reference.valid.ndcg),
+        format!("{:.1}", report.reference.train_seconds),
+    ]);
+    rows.push(row);
+    for (name, r) in &report.policies {
+        let mut row = vec![name.clone(), r.kind.clone()];
+        row.extend(metric_cells(&r.test));
+        let lift = if reference > 0.0 {
+            format!("{:.2}x", r.test.ndcg / reference)
+        } else {
+            "-".into()
+        };
+        row.extend([
+            lift,
+            format!("{:.4}", r.valid.ndcg),
+            format!("{:.1}", r.train_seconds),
+        ]);
+        rows.push(row);
+    }
+    let mut out = table(
+        &[
+            "POLICY",
+            "TYPE",
+            "NDCG@10",
+            "HR@10",
+            "MRR@10",
+            "COVERAGE@10",
+            "VS POPULAR",
+            "VALID NDCG@10",
+            "TRAIN S",
+        ],
+        &rows,
+    );
+    out.push_str(&format!(
+        "test users: {}, items: {}, events: {}\nprotocol: {}\n",
+        report.users, report.items, report.events, report.protocol
+    ));
+    out
+}

@@ -1,0 +1,71 @@
+//! The one place where errors become HTTP statuses.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use feed_engine::Error;
+
+use super::wire::ErrorBody;
+
+/// An error answered to a client.
+#[derive(Debug)]
+pub enum ApiError {
+    Engine(Error),
+    /// The request body is not valid JSON (400) or has wrong fields (422).
+    Body {
+        status: StatusCode,
+        message: String,
+    },
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError::Engine(e)
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(r: axum::extract::rejection::JsonRejection) -> Self {
+        use axum::extract::rejection::JsonRejection as J;
+        let status = match &r {
+            J::JsonDataError(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::Body {
+            status,
+            message: r.body_text(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, error_type, error) = match self {
+            ApiError::Body { status, message } => (
+                status,
+                if status == StatusCode::BAD_REQUEST {
+                    "bad_request"
+                } else {
+                    "invalid_body"
+                },
+                message,
+            ),
+            ApiError::Engine(e) => {
+                let (status, kind) = match &e {
+                    Error::Config(_) => (StatusCode::UNPROCESSABLE_ENTITY, "config"),
+                    Error::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+                    Error::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+                    Error::Cancelled => (StatusCode::SERVICE_UNAVAILABLE, "cancelled"),
+                    Error::Source(_) | Error::Storage { .. } | Error::Internal(_) => {
+                        (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+                    }
+                };
+                if status.is_server_error() {
+                    tracing::error!("{e}");
+                }
+                (status, kind, e.to_string())
+            }
+        };
+        (status, Json(ErrorBody { error, error_type })).into_response()
+    }
+}

@@ -1,0 +1,133 @@
+//! Routes. Model work (ranking) runs on the blocking pool, never on the async workers.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use feed_engine::arrow::record_batch::RecordBatch;
+use feed_engine::serving::artifacts;
+use feed_engine::{Error, RankRequest};
+
+use super::error::ApiError;
+use super::wire::{ModelSummary, RankBody, RankResponse};
+use super::AppState;
+
+type Shared = State<Arc<AppState>>;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/models", get(list_models))
+        .route("/models/{name}", get(view_model))
+        .route("/models/{name}/rank", post(rank))
+        .with_state(state)
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn list_models(State(state): Shared) -> Result<Json<Vec<ModelSummary>>, ApiError> {
+    let out = blocking(move || {
+        let mut out = Vec::new();
+        for name in state.registry.models()? {
+            let versions = state.registry.versions(&name)?;
+            out.push(ModelSummary {
+                active_version: state.registry.active_version(&name)?,
+                latest_version: versions.last().map(|v| v.version),
+                latest_status: versions.last().map(|v| v.status.to_string()),
+                name,
+            });
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(Json(out))
+}
+
+async fn view_model(
+    State(state): Shared,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let out = blocking(move || {
+        let versions = state.registry.versions(&name)?;
+        let active = state.registry.active_version(&name)?;
+        let (metrics, primary) = match active {
+            Some(v) => {
+                let dir = state.registry.version_dir(&name, v);
+                (artifacts::read_report(&dir)?, artifacts::read_manifest(&dir).ok().map(|m| m.primary_policy))
+            }
+            None => (None, None),
+        };
+        let vs: Vec<_> = versions
+            .iter()
+            .map(|v| serde_json::json!({"version": v.version, "status": v.status, "message": v.message, "created_at": v.created_at, "updated_at": v.updated_at}))
+            .collect();
+        Ok(serde_json::json!({"name": name, "active_version": active, "primary_policy": primary, "versions": vs, "metrics": metrics}))
+    })
+    .await?;
+    Ok(Json(out))
+}
+
+async fn rank(
+    State(state): Shared,
+    Path(name): Path<String>,
+    body: Result<Json<RankBody>, JsonRejection>,
+) -> Result<Json<RankResponse>, ApiError> {
+    let Json(body) = body?;
+    let snapshot = match state.snapshot(&name) {
+        Some(s) => s,
+        None if state.registry.exists(&name) => {
+            return Err(Error::NotFound {
+                what: "active version of model",
+                name,
+                hint: Some("its first version is not ACTIVE yet".into()),
+            }
+            .into())
+        }
+        None => return Err(state.registry.unknown_model(&name).into()),
+    };
+    let req = RankRequest {
+        user_id: body.user_id,
+        limit: body.limit,
+        with_metadata: body.return_metadata,
+    };
+    let ranking = blocking(move || snapshot.rank(&req)).await?;
+    let metadata = ranking.metadata.as_ref().map(to_json).transpose()?;
+    Ok(Json(RankResponse {
+        model: ranking.model,
+        version: ranking.version,
+        ids: ranking.ids,
+        scores: ranking.scores,
+        fallback: ranking.fallback,
+        metadata,
+    }))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> feed_engine::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Engine(Error::Internal(format!("worker failed: {e}"))))?
+        .map_err(ApiError::from)
+}
+
+/// Attribute rows as JSON objects (nulls kept as null).
+fn to_json(batch: &RecordBatch) -> Result<Vec<serde_json::Value>, ApiError> {
+    use feed_engine::arrow::json::{writer::JsonArray, WriterBuilder};
+    let mut w = WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, JsonArray>(Vec::new());
+    w.write(batch)
+        .map_err(|e| ApiError::Engine(Error::Internal(e.to_string())))?;
+    w.finish()
+        .map_err(|e| ApiError::Engine(Error::Internal(e.to_string())))?;
+    let bytes = w.into_inner();
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::Engine(Error::Internal(e.to_string())))
+}

@@ -1,0 +1,97 @@
+//! The loaded ACTIVE versions. Requests read an `Arc<Snapshot>` from an atomically swapped map
+//! (no lock on the request path); one watcher task replaces entries when ACTIVE moves.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use feed_engine::{Registry, Snapshot};
+
+pub struct AppState {
+    pub registry: Registry,
+    snapshots: ArcSwap<HashMap<String, Arc<Snapshot>>>,
+}
+
+impl AppState {
+    pub fn new(registry: Registry) -> Self {
+        Self {
+            registry,
+            snapshots: ArcSwap::from_pointee(HashMap::new()),
+        }
+    }
+
+    /// The loaded ACTIVE version of `model`, if any.
+    pub fn snapshot(&self, model: &str) -> Option<Arc<Snapshot>> {
+        self.snapshots.load().get(model).cloned()
+    }
+
+    /// Brings the map in line with the registry: loads versions that became ACTIVE, drops
+    /// deleted models. A version that fails to load is logged and the old one keeps serving.
+    fn refresh(&self) {
+        let current = self.snapshots.load_full();
+        let models = match self.registry.models() {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!("listing models: {e}");
+                return;
+            }
+        };
+        let mut next: HashMap<String, Arc<Snapshot>> = HashMap::with_capacity(models.len());
+        let mut changed = models.len() != current.len();
+        for model in models {
+            let active = match self.registry.active_version(&model) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(%model, "reading ACTIVE: {e}");
+                    None
+                }
+            };
+            let loaded = current.get(&model);
+            match (active, loaded) {
+                (Some(v), Some(s)) if s.version() == v => {
+                    next.insert(model, s.clone());
+                }
+                (Some(v), old) => match Snapshot::load(&self.registry.version_dir(&model, v)) {
+                    Ok(s) => {
+                        tracing::info!(%model, version = v, "now serving");
+                        next.insert(model, Arc::new(s));
+                        changed = true;
+                    }
+                    Err(e) => {
+                        tracing::error!(%model, version = v, "cannot load: {e}; keeping the loaded version");
+                        if let Some(s) = old {
+                            next.insert(model, s.clone());
+                        }
+                    }
+                },
+                (None, Some(s)) => {
+                    next.insert(model, s.clone());
+                }
+                (None, None) => {}
+            }
+        }
+        if changed {
+            self.snapshots.store(Arc::new(next));
+        }
+    }
+
+    /// [`Self::refresh`] on the blocking pool (it reads files and may load arrays).
+    pub async fn refresh_blocking(self: &Arc<Self>) {
+        let me = self.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || me.refresh()).await {
+            tracing::error!("refresh task failed: {e}");
+        }
+    }
+}
+
+/// Polls the registry for ACTIVE moves. Polling (not inotify) works the same on every file
+/// system, including network mounts.
+pub async fn watch(state: Arc<AppState>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        state.refresh_blocking().await;
+    }
+}

@@ -1,0 +1,38 @@
+//! The `Connector` extension point.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use datafusion::prelude::SessionContext;
+
+use crate::{ConnectorConfig, ConnectorError, FileConnector};
+
+/// A source of tables for fetch SQL.
+///
+/// Contract:
+/// - [`Connector::register`] registers exactly one table named [`Connector::id`] in the
+///   session, and fails with [`ConnectorError::Source`] (naming the id and the path or address)
+///   when the source cannot be reached, so that a missing file is reported before any query runs.
+/// - Registering reads at most metadata and a sample for schema inference; rows are read only
+///   when a query executes, as a stream of record batches.
+/// - Implementations hold only their resolved configuration; they are cheap to build and
+///   `Send + Sync`, so one set of connectors can serve validation and fetch.
+#[async_trait]
+pub trait Connector: Send + Sync + std::fmt::Debug {
+    /// The table name, as written in the model file.
+    fn id(&self) -> &str;
+
+    /// Registers the connector's table in `ctx`.
+    async fn register(&self, ctx: &SessionContext) -> Result<(), ConnectorError>;
+}
+
+/// Builds the connector for one configuration block. Relative paths resolve against `base_dir`
+/// (the folder of the model file). Checks the block without touching the data.
+pub fn build(
+    config: &ConnectorConfig,
+    base_dir: &Path,
+) -> Result<Box<dyn Connector>, ConnectorError> {
+    match config {
+        ConnectorConfig::File(c) => Ok(Box::new(FileConnector::new(c, base_dir)?)),
+    }
+}

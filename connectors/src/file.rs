@@ -1,0 +1,409 @@
+//! `type: file`: CSV, TSV, Parquet and newline-delimited JSON from a file, a folder or a glob.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
+
+use crate::{ColumnType, Connector, ConnectorError, FileConnectorConfig, FileFormat};
+
+/// A resolved `file` connector.
+#[derive(Debug, Clone)]
+pub struct FileConnector {
+    id: String,
+    /// Absolute path, folder or glob pattern.
+    location: PathBuf,
+    kind: LocationKind,
+    format: FileFormat,
+    has_header: bool,
+    delimiter: u8,
+    schema: Option<Arc<Schema>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LocationKind {
+    File,
+    Folder,
+    Glob,
+}
+
+impl FileConnector {
+    /// Resolves the block against `base_dir` and checks that the location exists and holds at
+    /// least one file, so that a typo in a path fails validation, not training.
+    pub fn new(config: &FileConnectorConfig, base_dir: &Path) -> Result<Self, ConnectorError> {
+        let id = config.id.clone();
+        let config_err = |field: &str, message: String| ConnectorError::Config {
+            connector: id.clone(),
+            field: field.to_string(),
+            message,
+        };
+        if config.path.trim().is_empty() {
+            return Err(config_err(
+                "path",
+                "is empty; give a file, a folder or a glob".into(),
+            ));
+        }
+        let location = if Path::new(&config.path).is_absolute() {
+            PathBuf::from(&config.path)
+        } else {
+            base_dir.join(&config.path)
+        };
+        let display = location.display().to_string();
+        let source_err = |message: String| ConnectorError::Source {
+            connector: id.clone(),
+            path: display.clone(),
+            message,
+        };
+        let is_glob = config.path.contains(['*', '?', '[']);
+        let (kind, sample) = if is_glob {
+            let matches: Vec<PathBuf> = glob::glob(&display)
+                .map_err(|e| config_err("path", format!("is not a valid glob: {e}")))?
+                .filter_map(Result::ok)
+                .filter(|p| p.is_file())
+                .collect();
+            let first = matches.into_iter().next().ok_or_else(|| {
+                source_err(
+                    "the pattern matches no file; check the path and the working folder".into(),
+                )
+            })?;
+            (LocationKind::Glob, first)
+        } else {
+            let meta = std::fs::metadata(&location).map_err(|e| {
+                source_err(format!(
+                    "{}; paths are relative to the model file's folder",
+                    io_reason(&e)
+                ))
+            })?;
+            if meta.is_dir() {
+                let first = first_data_file(&location, config.format)
+                    .map_err(|e| source_err(io_reason(&e)))?;
+                let first = first.ok_or_else(|| {
+                    source_err("the folder holds no data file (.csv, .tsv, .parquet, .ndjson, .json, .jsonl)".into())
+                })?;
+                (LocationKind::Folder, first)
+            } else {
+                std::fs::File::open(&location).map_err(|e| source_err(io_reason(&e)))?;
+                (LocationKind::File, location.clone())
+            }
+        };
+        let format = match config.format {
+            Some(f) => f,
+            None => format_of(&sample).ok_or_else(|| {
+                config_err(
+                    "format",
+                    format!(
+                        "cannot tell the format of `{}` from its extension; set `format:` to csv, tsv, parquet or ndjson",
+                        sample.display()
+                    ),
+                )
+            })?,
+        };
+        let delimiter = match &config.delimiter {
+            None => {
+                if format == FileFormat::Tsv {
+                    b'\t'
+                } else {
+                    b','
+                }
+            }
+            Some(d) => parse_delimiter(d).ok_or_else(|| {
+                config_err(
+                    "delimiter",
+                    format!("`{d}` is not one ASCII character (use `\\t` for tab)"),
+                )
+            })?,
+        };
+        if config.delimiter.is_some() && !matches!(format, FileFormat::Csv | FileFormat::Tsv) {
+            return Err(config_err(
+                "delimiter",
+                "applies only to csv and tsv files".into(),
+            ));
+        }
+        if config.has_header.is_some() && !matches!(format, FileFormat::Csv | FileFormat::Tsv) {
+            return Err(config_err(
+                "has_header",
+                "applies only to csv and tsv files".into(),
+            ));
+        }
+        let schema = match &config.schema {
+            None => None,
+            Some(fields) => {
+                if fields.is_empty() {
+                    return Err(config_err(
+                        "schema",
+                        "is empty; list the columns or leave it out".into(),
+                    ));
+                }
+                let mut seen = std::collections::HashSet::new();
+                for f in fields {
+                    if !seen.insert(f.name.as_str()) {
+                        return Err(config_err(
+                            "schema",
+                            format!("column `{}` is declared twice", f.name),
+                        ));
+                    }
+                }
+                Some(Arc::new(Schema::new(
+                    fields
+                        .iter()
+                        .map(|f| Field::new(&f.name, arrow_type(f.data_type), true))
+                        .collect::<Vec<_>>(),
+                )))
+            }
+        };
+        Ok(Self {
+            id: config.id.clone(),
+            location,
+            kind,
+            format,
+            has_header: config.has_header.unwrap_or(true),
+            delimiter,
+            schema,
+        })
+    }
+
+    /// The resolved location (absolute file, folder or glob).
+    pub fn location(&self) -> &Path {
+        &self.location
+    }
+
+    /// The resolved format.
+    pub fn format(&self) -> FileFormat {
+        self.format
+    }
+
+    /// DataFusion filters listed files by extension: a folder keeps only files of its format,
+    /// a single file or a glob already names what to read.
+    fn listing_extension(&self) -> &'static str {
+        if self.kind != LocationKind::Folder {
+            return "";
+        }
+        match self.format {
+            FileFormat::Csv => ".csv",
+            FileFormat::Tsv => ".tsv",
+            FileFormat::Parquet => ".parquet",
+            FileFormat::Ndjson => "json",
+        }
+    }
+}
+
+#[async_trait]
+impl Connector for FileConnector {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn register(&self, ctx: &SessionContext) -> Result<(), ConnectorError> {
+        let mut location = self.location.display().to_string();
+        if self.kind == LocationKind::Folder && !location.ends_with('/') {
+            location.push('/');
+        }
+        let ext = self.listing_extension();
+        let schema = self.schema.as_deref();
+        let result = match self.format {
+            FileFormat::Csv | FileFormat::Tsv => {
+                let mut options = CsvReadOptions::new()
+                    .has_header(self.has_header)
+                    .delimiter(self.delimiter)
+                    .file_extension(ext);
+                options.schema = schema;
+                ctx.register_csv(self.id.as_str(), &location, options).await
+            }
+            FileFormat::Parquet => {
+                let mut options = ParquetReadOptions::default();
+                options.file_extension = ext;
+                options.schema = schema;
+                ctx.register_parquet(self.id.as_str(), &location, options)
+                    .await
+            }
+            FileFormat::Ndjson => {
+                let mut options = JsonReadOptions::default();
+                options.file_extension = ext;
+                options.schema = schema;
+                ctx.register_json(self.id.as_str(), &location, options)
+                    .await
+            }
+        };
+        result.map_err(|e| ConnectorError::Source {
+            connector: self.id.clone(),
+            path: self.location.display().to_string(),
+            message: e.strip_backtrace().to_string(),
+        })?;
+        tracing::debug!(connector = %self.id, location = %location, format = ?self.format, "registered");
+        Ok(())
+    }
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or folder".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
+    }
+}
+
+fn format_of(path: &Path) -> Option<FileFormat> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    match ext.as_str() {
+        "csv" => Some(FileFormat::Csv),
+        "tsv" | "tab" => Some(FileFormat::Tsv),
+        "parquet" | "pq" => Some(FileFormat::Parquet),
+        "json" | "ndjson" | "jsonl" => Some(FileFormat::Ndjson),
+        _ => None,
+    }
+}
+
+/// The first data file of a folder (sorted by name, hidden files skipped), to infer the format.
+fn first_data_file(dir: &Path, format: Option<FileFormat>) -> std::io::Result<Option<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            !p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'))
+        })
+        .filter(|p| match format {
+            Some(f) => format_of(p) == Some(f),
+            None => format_of(p).is_some(),
+        })
+        .collect();
+    files.sort();
+    Ok(files.into_iter().next())
+}
+
+fn parse_delimiter(d: &str) -> Option<u8> {
+    match d {
+        "\\t" | "\t" | "tab" => Some(b'\t'),
+        _ if d.len() == 1 && d.is_ascii() => Some(d.as_bytes()[0]),
+        _ => None,
+    }
+}
+
+fn arrow_type(t: ColumnType) -> DataType {
+    match t {
+        ColumnType::String => DataType::Utf8,
+        ColumnType::Int => DataType::Int64,
+        ColumnType::Float => DataType::Float64,
+        ColumnType::Bool => DataType::Boolean,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SchemaField;
+
+    fn cfg(path: &str) -> FileConnectorConfig {
+        FileConnectorConfig {
+            id: "t".into(),
+            path: path.into(),
+            format: None,
+            has_header: None,
+            delimiter: None,
+            schema: None,
+        }
+    }
+
+    async fn count(ctx: &SessionContext) -> usize {
+        let df = ctx.sql("SELECT count(*) AS n FROM t").await.unwrap();
+        let batches = df.collect().await.unwrap();
+        let col = batches[0].column(0);
+        let arr = col
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+            .unwrap();
+        arr.value(0) as usize
+    }
+
+    #[tokio::test]
+    async fn reads_csv_tsv_ndjson_folder_and_glob() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.csv"), "u,i\n1,2\n3,4\n").unwrap();
+        std::fs::write(dir.path().join("b.tsv"), "u\ti\n1\t2\n").unwrap();
+        std::fs::write(
+            dir.path().join("c.ndjson"),
+            "{\"u\":1}\n{\"u\":2}\n{\"u\":3}\n",
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("parts")).unwrap();
+        std::fs::write(dir.path().join("parts/1.csv"), "u\n1\n").unwrap();
+        std::fs::write(dir.path().join("parts/2.csv"), "u\n2\n").unwrap();
+        for (path, n) in [
+            ("a.csv", 2),
+            ("b.tsv", 1),
+            ("c.ndjson", 3),
+            ("parts", 2),
+            ("parts/*.csv", 2),
+        ] {
+            let ctx = SessionContext::new();
+            let c = FileConnector::new(&cfg(path), dir.path()).unwrap();
+            c.register(&ctx).await.unwrap();
+            assert_eq!(count(&ctx).await, n, "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn headerless_with_schema_and_custom_delimiter() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("u.data"), "1|10\n2|20\n").unwrap();
+        let mut c = cfg("u.data");
+        c.format = Some(FileFormat::Csv);
+        c.has_header = Some(false);
+        c.delimiter = Some("|".into());
+        c.schema = Some(vec![
+            SchemaField {
+                name: "user_id".into(),
+                data_type: ColumnType::String,
+            },
+            SchemaField {
+                name: "item_id".into(),
+                data_type: ColumnType::Int,
+            },
+        ]);
+        let conn = FileConnector::new(&c, dir.path()).unwrap();
+        let ctx = SessionContext::new();
+        conn.register(&ctx).await.unwrap();
+        let df = ctx
+            .sql("SELECT sum(item_id) FROM t WHERE user_id = '2'")
+            .await
+            .unwrap();
+        let b = df.collect().await.unwrap();
+        let v = b[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+            .unwrap()
+            .value(0);
+        assert_eq!(v, 20);
+    }
+
+    #[test]
+    fn missing_file_names_connector_and_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = FileConnector::new(&cfg("nope.csv"), dir.path()).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("connector `t`")
+                && msg.contains("nope.csv")
+                && msg.contains("no such file"),
+            "{msg}"
+        );
+        let err = FileConnector::new(&cfg("*.parquet"), dir.path()).unwrap_err();
+        assert!(err.to_string().contains("matches no file"), "{err}");
+    }
+
+    #[test]
+    fn unknown_extension_asks_for_format() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x.dat"), "1,2\n").unwrap();
+        let err = FileConnector::new(&cfg("x.dat"), dir.path()).unwrap_err();
+        assert!(
+            matches!(err, ConnectorError::Config { ref field, .. } if field == "format"),
+            "{err}"
+        );
+    }
+}

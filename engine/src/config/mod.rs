@@ -1,0 +1,19 @@
+//! The model file: strict parsing (`raw`), field locations (`locate`) and the semantic checks
+//! that turn it into a [`ModelConfig`] (`resolve`). Parsing never starts work: fetch SQL is only
+//! planned later, by [`crate::fetch::plan`].
+
+mod locate;
+mod raw;
+pub(crate) mod resolve;
+
+pub use locate::Locations;
+pub use raw::{
+    AlsConfig, Device, PolicyConfig, PopularConfig, RawModelFile, ServingConfig, TrainingConfig,
+    ValueModelConfig,
+};
+pub use resolve::{parse, ModelConfig};
+
+/// The JSON Schema of the model file, generated from the Rust types (`spec/model.schema.json`).
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(RawModelFile)).expect("schema serialises")
+}

@@ -1,0 +1,205 @@
+//! The model file as written: strict serde structs (unknown keys are errors). These types also
+//! generate the JSON Schema in `spec/model.schema.json`. Nothing here starts work.
+
+use std::collections::BTreeMap;
+
+use feed_connectors::ConnectorConfig;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A Feed model file.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawModelFile {
+    /// The model's name and description.
+    pub model: RawModelMeta,
+    /// Where the data lives; each connector registers one table named by its `id`.
+    pub connectors: Vec<ConnectorConfig>,
+    /// The SQL (one SELECT each) that reads events, items and users from the connectors.
+    pub fetch: RawFetch,
+    /// The models to train. Each has a unique `name`, used by the value model and queries.
+    pub policies: Vec<PolicyConfig>,
+    /// How to train and evaluate.
+    #[serde(default)]
+    pub training: TrainingConfig,
+    /// How policy outputs combine into one ranking score.
+    #[serde(default)]
+    pub value_model: Option<ValueModelConfig>,
+    /// Saved FeedQL queries, by name.
+    #[serde(default)]
+    pub queries: BTreeMap<String, String>,
+    /// Serving options.
+    #[serde(default)]
+    pub serving: ServingConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawModelMeta {
+    /// `[a-z0-9_]+`; the model's identity in the registry, the CLI and the HTTP API.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFetch {
+    /// Must yield `user_id`, `item_id`, `timestamp` (integer seconds or a timestamp type); may
+    /// yield `event_type` (text) and `value` (number).
+    pub events: String,
+    /// Must yield `item_id`; every other column is an item attribute.
+    #[serde(default)]
+    pub items: Option<String>,
+    /// Must yield `user_id`; every other column is a user attribute.
+    #[serde(default)]
+    pub users: Option<String>,
+}
+
+/// One policy; `type` picks the algorithm.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PolicyConfig {
+    /// Most interacted items, optionally within a window and with time decay.
+    Popular(PopularConfig),
+    /// Implicit-feedback matrix factorisation (alternating least squares).
+    Als(AlsConfig),
+}
+
+impl PolicyConfig {
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Popular(c) => &c.name,
+            Self::Als(c) => &c.name,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Popular(_) => "popular",
+            Self::Als(_) => "als",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PopularConfig {
+    pub name: String,
+    /// Count only events of the last N days before the newest event.
+    #[serde(default)]
+    pub window_days: Option<f64>,
+    /// Weight each event by 0.5^(age / half_life_days).
+    #[serde(default)]
+    pub half_life_days: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlsConfig {
+    pub name: String,
+    /// Vector dimension.
+    #[serde(default = "defaults::factors")]
+    pub factors: usize,
+    /// L2 regularisation (lambda).
+    #[serde(default = "defaults::regularization")]
+    pub regularization: f32,
+    /// Confidence per interaction: c = 1 + alpha * count.
+    #[serde(default = "defaults::alpha")]
+    pub alpha: f32,
+    /// Alternating passes over users and items.
+    #[serde(default = "defaults::iterations")]
+    pub iterations: usize,
+    /// Conjugate-gradient steps per least-squares solve (warm-started).
+    #[serde(default = "defaults::cg_steps")]
+    pub cg_steps: usize,
+}
+
+pub(crate) mod defaults {
+    pub fn factors() -> usize {
+        64
+    }
+    pub fn regularization() -> f32 {
+        0.05
+    }
+    pub fn alpha() -> f32 {
+        2.0
+    }
+    pub fn iterations() -> usize {
+        15
+    }
+    pub fn cg_steps() -> usize {
+        3
+    }
+    pub fn seed() -> u64 {
+        42
+    }
+    pub fn max_limit() -> usize {
+        1000
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// Where to train: `auto` (a usable CUDA GPU, else the CPU), `cpu` or `cuda`.
+    #[serde(default)]
+    pub device: Device,
+    /// Seed for every random choice, so that runs on the CPU are reproducible.
+    #[serde(default = "defaults::seed")]
+    pub seed: u64,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        Self {
+            device: Device::default(),
+            seed: defaults::seed(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Device {
+    #[default]
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+/// The value model: either weights over policy outputs or an expression.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValueModelConfig {
+    /// `<policy>` or `<policy>.<head>` → weight; the score is the weighted sum.
+    #[serde(default)]
+    pub weights: Option<BTreeMap<String, f64>>,
+    /// A score expression (FeedQL score language).
+    #[serde(default)]
+    pub expression: Option<String>,
+    /// `<item column>` → strength in [0, 1]: score × (1 − strength × item.column).
+    #[serde(default)]
+    pub demotions: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServingConfig {
+    /// The policy that `rank` uses when there is no value model; by default the policy with the
+    /// best validation NDCG@10.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// The largest `limit` a request may ask for.
+    #[serde(default = "defaults::max_limit")]
+    pub max_limit: usize,
+}
+
+impl Default for ServingConfig {
+    fn default() -> Self {
+        Self {
+            policy: None,
+            max_limit: defaults::max_limit(),
+        }
+    }
+}

@@ -1,0 +1,599 @@
+//! Semantic checks: raw structs → a validated [`ModelConfig`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use feed_connectors::ConnectorConfig;
+
+use super::raw::{
+    PolicyConfig, RawFetch, RawModelFile, ServingConfig, TrainingConfig, ValueModelConfig,
+};
+use super::{Device, Locations};
+use crate::error::{did_you_mean, ConfigError};
+
+/// A model file that passed every check that needs no data. Immutable; stored with each version.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    pub name: String,
+    pub description: String,
+    /// The file as the user named it, for error messages.
+    pub file: String,
+    /// The folder relative paths resolve against.
+    pub base_dir: PathBuf,
+    /// The exact text, stored with each version.
+    pub text: String,
+    pub connectors: Vec<ConnectorConfig>,
+    pub fetch: RawFetch,
+    pub policies: Vec<PolicyConfig>,
+    pub training: TrainingConfig,
+    pub value_model: Option<ValueModelConfig>,
+    pub queries: BTreeMap<String, String>,
+    pub serving: ServingConfig,
+    locations: Locations,
+}
+
+impl ModelConfig {
+    /// Reads and checks a model file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: None,
+            column: None,
+            path: String::new(),
+            message: format!("cannot read the model file: {e}"),
+            hint: Some("check the --file path".into()),
+        })?;
+        let base_dir = path
+            .parent()
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        parse(&text, &file, &base_dir)
+    }
+
+    /// An error about the field at `path`, located in the file.
+    pub fn error_at(
+        &self,
+        path: &str,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> ConfigError {
+        let pos = self.locations.value(path);
+        ConfigError {
+            file: self.file.clone(),
+            line: pos.map(|p| p.0),
+            column: pos.map(|p| p.1),
+            path: path.to_string(),
+            message: message.into(),
+            hint,
+        }
+    }
+
+    /// The index of the connector with this id, for error paths.
+    pub fn connector_index(&self, id: &str) -> Option<usize> {
+        self.connectors.iter().position(|c| c.id() == id)
+    }
+
+    pub fn policy(&self, name: &str) -> Option<&PolicyConfig> {
+        self.policies.iter().find(|p| p.name() == name)
+    }
+
+    /// Whether `other` differs from this file only in what needs no retraining.
+    pub fn same_training_inputs(&self, other: &ModelConfig) -> bool {
+        let key = |c: &ModelConfig| {
+            serde_json::json!({
+                "fetch": [c.fetch.events, c.fetch.items, c.fetch.users],
+                "policies": c.policies,
+                "training": c.training,
+            })
+        };
+        key(self) == key(other)
+    }
+}
+
+/// Parses and checks model-file text. `file` names it in errors; relative paths resolve
+/// against `base_dir`.
+pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<ModelConfig, ConfigError> {
+    let locations = Locations::index(text);
+    let raw: RawModelFile =
+        serde_yaml::from_str(text).map_err(|e| serde_error(&e, text, file, &locations))?;
+    let cfg = ModelConfig {
+        name: raw.model.name,
+        description: raw.model.description,
+        file: file.to_string(),
+        base_dir: base_dir.to_path_buf(),
+        text: text.to_string(),
+        connectors: raw.connectors,
+        fetch: raw.fetch,
+        policies: raw.policies,
+        training: raw.training,
+        value_model: raw.value_model,
+        queries: raw.queries,
+        serving: raw.serving,
+        locations,
+    };
+    check(&cfg)?;
+    Ok(cfg)
+}
+
+/// Whether `name` is a valid identifier: `[a-z0-9_]+`, at most 64 characters.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn check_name(cfg: &ModelConfig, path: &str, name: &str) -> Result<(), ConfigError> {
+    if is_valid_name(name) {
+        return Ok(());
+    }
+    let suggestion: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    Err(cfg.error_at(
+        path,
+        format!("`{name}` is not a valid name: use lowercase letters, digits and `_` (at most 64)"),
+        (!suggestion.is_empty()).then(|| format!("try `{suggestion}`")),
+    ))
+}
+
+fn check(cfg: &ModelConfig) -> Result<(), ConfigError> {
+    check_name(cfg, "model.name", &cfg.name)?;
+
+    if cfg.connectors.is_empty() {
+        return Err(cfg.error_at(
+            "connectors",
+            "declares no connector",
+            Some("add a `type: file` connector".into()),
+        ));
+    }
+    let mut ids = HashSet::new();
+    for (i, c) in cfg.connectors.iter().enumerate() {
+        let path = format!("connectors[{i}].id");
+        check_name(cfg, &path, c.id())?;
+        if !ids.insert(c.id()) {
+            return Err(cfg.error_at(
+                &path,
+                format!("connector id `{}` is used twice", c.id()),
+                Some("ids must be unique".into()),
+            ));
+        }
+    }
+
+    for (field, sql) in [
+        ("events", Some(&cfg.fetch.events)),
+        ("items", cfg.fetch.items.as_ref()),
+        ("users", cfg.fetch.users.as_ref()),
+    ] {
+        if sql.is_some_and(|s| s.trim().is_empty()) {
+            return Err(cfg.error_at(
+                &format!("fetch.{field}"),
+                "is empty",
+                Some("write one SELECT statement".into()),
+            ));
+        }
+    }
+
+    if cfg.policies.is_empty() {
+        return Err(cfg.error_at(
+            "policies",
+            "declares no policy",
+            Some("add `- {name: als, type: als}`".into()),
+        ));
+    }
+    let mut names = HashSet::new();
+    for (i, p) in cfg.policies.iter().enumerate() {
+        let path = format!("policies[{i}]");
+        check_name(cfg, &format!("{path}.name"), p.name())?;
+        if !names.insert(p.name()) {
+            return Err(cfg.error_at(
+                &format!("{path}.name"),
+                format!("policy name `{}` is used twice", p.name()),
+                Some("names must be unique".into()),
+            ));
+        }
+        check_policy(cfg, &path, p)?;
+    }
+
+    if cfg.training.device == Device::Cuda {
+        return Err(cfg.error_at(
+            "training.device",
+            "this build trains ALS and popularity on the CPU only; `cuda` arrives with the neural policies",
+            Some("use `auto` or `cpu`".into()),
+        ));
+    }
+
+    if let Some(vm) = &cfg.value_model {
+        check_value_model(cfg, vm)?;
+    }
+
+    for (name, text) in &cfg.queries {
+        let path = format!("queries.{name}");
+        check_name(cfg, &path, name)?;
+        if text.trim().is_empty() {
+            return Err(cfg.error_at(&path, "is empty", Some("write a FeedQL query".into())));
+        }
+    }
+
+    if let Some(p) = &cfg.serving.policy {
+        if cfg.policy(p).is_none() {
+            return Err(unknown_policy(cfg, "serving.policy", p));
+        }
+    }
+    if cfg.serving.max_limit == 0 || cfg.serving.max_limit > 100_000 {
+        return Err(cfg.error_at("serving.max_limit", "must be between 1 and 100000", None));
+    }
+    Ok(())
+}
+
+fn unknown_policy(cfg: &ModelConfig, path: &str, name: &str) -> ConfigError {
+    let hint = did_you_mean(name, cfg.policies.iter().map(|p| p.name()))
+        .map(|s| format!("did you mean `{s}`?"))
+        .or_else(|| {
+            Some(format!(
+                "declared policies: {}",
+                cfg.policies
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        });
+    cfg.error_at(path, format!("no policy is named `{name}`"), hint)
+}
+
+fn check_policy(cfg: &ModelConfig, path: &str, p: &PolicyConfig) -> Result<(), ConfigError> {
+    let range = |field: &str, ok: bool, what: &str| -> Result<(), ConfigError> {
+        if ok {
+            Ok(())
+        } else {
+            Err(cfg.error_at(&format!("{path}.{field}"), format!("must be {what}"), None))
+        }
+    };
+    match p {
+        PolicyConfig::Popular(c) => {
+            if let Some(w) = c.window_days {
+                range(
+                    "window_days",
+                    w.is_finite() && w > 0.0,
+                    "a positive number of days",
+                )?;
+            }
+            if let Some(h) = c.half_life_days {
+                range(
+                    "half_life_days",
+                    h.is_finite() && h > 0.0,
+                    "a positive number of days",
+                )?;
+            }
+        }
+        PolicyConfig::Als(c) => {
+            range(
+                "factors",
+                (1..=1024).contains(&c.factors),
+                "between 1 and 1024",
+            )?;
+            range(
+                "regularization",
+                c.regularization.is_finite() && c.regularization >= 0.0,
+                "a number >= 0",
+            )?;
+            range(
+                "alpha",
+                c.alpha.is_finite() && c.alpha > 0.0,
+                "a number > 0",
+            )?;
+            range(
+                "iterations",
+                (1..=1000).contains(&c.iterations),
+                "between 1 and 1000",
+            )?;
+            range(
+                "cg_steps",
+                (1..=64).contains(&c.cg_steps),
+                "between 1 and 64",
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn check_value_model(cfg: &ModelConfig, vm: &ValueModelConfig) -> Result<(), ConfigError> {
+    match (&vm.weights, &vm.expression) {
+        (Some(_), Some(_)) => {
+            return Err(cfg.error_at("value_model", "has both `weights` and `expression`", Some("keep one of them".into())))
+        }
+        (None, None) => {
+            return Err(cfg.error_at("value_model", "needs `weights` or `expression`", Some("e.g. `weights: {als: 1}`".into())))
+        }
+        (None, Some(_)) => {
+            return Err(cfg.error_at(
+                "value_model.expression",
+                "expression value models need the FeedQL score language, which this version does not have yet",
+                Some("use `weights: {<policy>: <weight>}`".into()),
+            ))
+        }
+        (Some(weights), None) => {
+            if weights.is_empty() {
+                return Err(cfg.error_at("value_model.weights", "is empty", Some("e.g. `{als: 1}`".into())));
+            }
+            for (key, w) in weights {
+                let path = format!("value_model.weights.{key}");
+                if !w.is_finite() {
+                    return Err(cfg.error_at(&path, "must be a finite number", None));
+                }
+                let (policy, head) = match key.split_once('.') {
+                    Some((p, h)) => (p, Some(h)),
+                    None => (key.as_str(), None),
+                };
+                if cfg.policy(policy).is_none() {
+                    return Err(unknown_policy(cfg, &path, policy));
+                }
+                if let Some(head) = head {
+                    return Err(cfg.error_at(
+                        &path,
+                        format!("policy `{policy}` has one output and no head `{head}`"),
+                        Some(format!("write `{policy}`")),
+                    ));
+                }
+            }
+        }
+    }
+    for (col, s) in &vm.demotions {
+        if !(s.is_finite() && (0.0..=1.0).contains(s)) {
+            return Err(cfg.error_at(
+                &format!("value_model.demotions.{col}"),
+                "strength must be in [0, 1]",
+                None,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Lists of internally tagged blocks: serde buffers each element, so its errors lose the
+/// element's index and field. Re-deserialising element by element finds them again.
+fn refine_in_list(
+    text: &str,
+    list: &str,
+) -> Option<(String, serde_yaml::Error, serde_yaml::Value)> {
+    let root: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
+    let items = root.get(list)?.as_sequence()?;
+    for (i, item) in items.iter().enumerate() {
+        let err = match list {
+            "policies" => serde_yaml::from_value::<PolicyConfig>(item.clone()).err(),
+            "connectors" => serde_yaml::from_value::<ConnectorConfig>(item.clone()).err(),
+            _ => None,
+        };
+        if let Some(e) = err {
+            return Some((format!("{list}[{i}]"), e, item.clone()));
+        }
+    }
+    None
+}
+
+/// The key of `item` whose scalar value serde quoted in an "invalid type/value" message.
+fn key_with_value(item: &serde_yaml::Value, message: &str) -> Option<String> {
+    let rest = message.split_once(": ")?.1;
+    let shown = rest.split(", expected").next()?;
+    let literal = shown
+        .split_once('"')
+        .and_then(|(_, r)| r.rsplit_once('"').map(|(v, _)| v.to_string()))
+        .or_else(|| shown.split('`').nth(1).map(str::to_string));
+    let map = item.as_mapping()?;
+    for (k, v) in map {
+        let matches = match (&literal, v) {
+            (Some(l), serde_yaml::Value::String(s)) => s == l,
+            (Some(l), serde_yaml::Value::Number(n)) => n.to_string() == *l,
+            (Some(l), serde_yaml::Value::Bool(b)) => b.to_string() == *l,
+            (None, serde_yaml::Value::Mapping(_)) => shown.contains("map"),
+            (None, serde_yaml::Value::Sequence(_)) => shown.contains("sequence"),
+            _ => false,
+        };
+        if matches {
+            return k.as_str().map(str::to_string);
+        }
+    }
+    None
+}
+
+/// Turns a serde_yaml error into a located one-line error with a hint.
+fn serde_error(
+    e: &serde_yaml::Error,
+    text: &str,
+    file: &str,
+    locations: &Locations,
+) -> ConfigError {
+    let mut err = serde_error_at(e, file, locations);
+    if err.path == "policies" || err.path == "connectors" {
+        if let Some((path, inner, item)) = refine_in_list(text, &err.path) {
+            let mut refined = serde_error_at(&inner, file, locations);
+            let field = if refined.message.starts_with("unknown variant") {
+                Some("type".to_string())
+            } else if refined.message.starts_with("invalid") {
+                key_with_value(&item, &refined.message)
+            } else {
+                None
+            };
+            let unknown_field = refined.message.starts_with("unknown field");
+            refined.path = match &field {
+                Some(f) => format!("{path}.{f}"),
+                None => path.clone(),
+            };
+            let pos = if unknown_field {
+                let word = refined.message.split('`').nth(1).unwrap_or_default();
+                locations.key(&format!("{path}.{word}"))
+            } else {
+                locations.value(&refined.path)
+            };
+            refined.line = pos.map(|p| p.0);
+            refined.column = pos.map(|p| p.1);
+            err = refined;
+        }
+    }
+    err
+}
+
+fn serde_error_at(e: &serde_yaml::Error, file: &str, locations: &Locations) -> ConfigError {
+    let full = e.to_string();
+    // serde_yaml appends " at line L column C"; we print the position ourselves.
+    let without_pos = match full.rfind(" at line ") {
+        Some(i) => full[..i].to_string(),
+        None => full.clone(),
+    };
+    // And prefixes the field path: "policies[0]: unknown field ...".
+    let (path, message) = match without_pos.split_once(": ") {
+        Some((p, m)) if !p.contains(' ') && !p.is_empty() => (p.to_string(), m.to_string()),
+        _ => (String::new(), without_pos.clone()),
+    };
+    let mut pos = e.location().map(|l| (l.line(), l.column()));
+    let ticked: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+    let mut hint = None;
+    if message.starts_with("unknown field") || message.starts_with("unknown variant") {
+        if let Some((word, expected)) = ticked.split_first() {
+            let what = if message.starts_with("unknown field") {
+                "key"
+            } else {
+                "value"
+            };
+            hint = Some(match did_you_mean(word, expected.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None if expected.is_empty() => format!("remove the {what} `{word}`"),
+                None => format!("expected one of: {}", expected.join(", ")),
+            });
+            if message.starts_with("unknown field") {
+                let key_path = if path.is_empty() {
+                    word.to_string()
+                } else {
+                    format!("{path}.{word}")
+                };
+                if let Some(p) = locations.key(&key_path) {
+                    pos = Some(p);
+                }
+            }
+        }
+    } else if message.starts_with("missing field") {
+        if let Some(word) = ticked.first() {
+            hint = Some(format!("add `{word}:`"));
+        }
+    } else if message.starts_with("invalid type") {
+        hint = Some("check the value's type against spec/config.md".to_string());
+    }
+    let message = match message.find(", expected one of") {
+        Some(i)
+            if hint
+                .as_deref()
+                .is_some_and(|h| h.starts_with("did you mean")) =>
+        {
+            message[..i].to_string()
+        }
+        _ => message,
+    };
+    ConfigError {
+        file: file.to_string(),
+        line: pos.map(|p| p.0),
+        column: pos.map(|p| p.1),
+        path,
+        message,
+        hint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+model: {name: ml, description: test}
+connectors:
+  - {id: ratings, type: file, path: ratings.csv}
+fetch:
+  events: SELECT user_id, item_id, timestamp FROM ratings
+policies:
+  - {name: popular, type: popular}
+  - name: als
+    type: als
+    factors: 16
+value_model:
+  weights: {als: 1}
+"#;
+
+    fn err(text: &str) -> ConfigError {
+        parse(text, "m.yaml", Path::new(".")).unwrap_err()
+    }
+
+    #[test]
+    fn good_file_parses_with_defaults() {
+        let c = parse(GOOD, "m.yaml", Path::new(".")).unwrap();
+        assert_eq!(c.name, "ml");
+        match &c.policies[1] {
+            PolicyConfig::Als(a) => {
+                assert_eq!(a.factors, 16);
+                assert_eq!(a.iterations, super::super::raw::defaults::iterations());
+            }
+            _ => panic!(),
+        }
+    }
+
+    #[test]
+    fn misspelled_key_is_located_with_did_you_mean() {
+        let e = err(&GOOD.replace("factors: 16", "factor: 16"));
+        let s = e.to_string();
+        assert_eq!((e.line, e.column), (Some(11), Some(5)), "{s}");
+        assert_eq!(e.path, "policies[1]");
+        assert!(
+            s.contains("policies[1]")
+                && s.contains("unknown field `factor`")
+                && s.contains("did you mean `factors`?"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_is_located() {
+        let e = err(&GOOD.replace("factors: 16", "factors: many"));
+        assert_eq!((e.line, e.column), (Some(11), Some(14)), "{e}");
+        assert_eq!(e.path, "policies[1].factors");
+        assert!(e.to_string().contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn unknown_policy_type_suggests() {
+        let e = err(&GOOD.replace("type: als", "type: alss"));
+        assert!(e.to_string().contains("did you mean `als`?"), "{e}");
+        assert_eq!(
+            (e.path.as_str(), e.line),
+            ("policies[1].type", Some(10)),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("path: ratings.csv", "pth: ratings.csv"));
+        assert_eq!((e.path.as_str(), e.line), ("connectors[0]", Some(4)), "{e}");
+        assert!(e.to_string().contains("did you mean `path`?"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_point_at_the_field() {
+        let e = err(&GOOD.replace("{name: popular,", "{name: Popular,"));
+        assert_eq!(e.path, "policies[0].name");
+        assert_eq!(e.line, Some(8), "{e}");
+        let e = err(&GOOD.replace("{als: 1}", "{alz: 1}"));
+        assert!(e.to_string().contains("did you mean `als`?"), "{e}");
+        assert_eq!(e.line, Some(13), "{e}");
+        let e = err(&GOOD.replace(
+            "- {name: popular, type: popular}",
+            "- {name: als, type: popular}",
+        ));
+        assert!(e.to_string().contains("used twice"), "{e}");
+    }
+}

@@ -1,0 +1,386 @@
+//! Streams the fetch results into a [`Dataset`]: ids normalised to text and made dense, events
+//! sorted per user by time, attribute tables aligned to dense ids. Rows with null ids or times are
+//! skipped and counted (the status log reports them), never dropped silently.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{cast, concat_batches, take_record_batch};
+use datafusion::arrow::datatypes::{DataType, Field, Float32Type, Int64Type, Schema, TimeUnit};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::{Dataset, IdMap};
+use crate::error::{Error, Result};
+use crate::fetch::{self, Fetch, FetchPlan};
+use crate::progress::Progress;
+
+/// What the fetch read and what it skipped.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct FetchStats {
+    pub event_rows: u64,
+    pub events_skipped_null_id: u64,
+    pub events_skipped_null_time: u64,
+    pub item_rows: u64,
+    pub items_skipped_null_id: u64,
+    pub items_duplicate: u64,
+    pub user_rows: u64,
+    pub users_skipped_null_id: u64,
+    pub users_duplicate: u64,
+    /// Items of `fetch.items` that no event mentions (they can still be served by attributes).
+    pub items_without_events: u64,
+    /// Items in events that `fetch.items` does not list.
+    pub items_without_attributes: u64,
+}
+
+impl FetchStats {
+    /// One line per thing that was skipped, for the status log.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut add = |n: u64, what: &str| {
+            if n > 0 {
+                out.push(format!("{n} {what}"));
+            }
+        };
+        add(
+            self.events_skipped_null_id,
+            "events skipped: null user_id or item_id",
+        );
+        add(
+            self.events_skipped_null_time,
+            "events skipped: null timestamp",
+        );
+        add(
+            self.items_skipped_null_id,
+            "item rows skipped: null item_id",
+        );
+        add(
+            self.items_duplicate,
+            "item rows skipped: duplicate item_id (the first is kept)",
+        );
+        add(
+            self.users_skipped_null_id,
+            "user rows skipped: null user_id",
+        );
+        add(
+            self.users_duplicate,
+            "user rows skipped: duplicate user_id (the first is kept)",
+        );
+        add(
+            self.items_without_attributes,
+            "items appear in events but not in fetch.items",
+        );
+        out
+    }
+}
+
+/// Runs the fetch plan and builds the dataset.
+#[tracing::instrument(skip_all)]
+pub async fn build(plan: FetchPlan, progress: &dyn Progress) -> Result<Dataset> {
+    let mut stats = FetchStats::default();
+    let mut items = IdMap::default();
+    let mut users = IdMap::default();
+
+    // Items first, so that the catalog order is the items table's order.
+    let item_attributes = match plan.items {
+        Some(df) => Some(
+            read_entities(
+                df,
+                Fetch::Items,
+                "item_id",
+                &mut items,
+                &mut stats,
+                progress,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let user_table = match plan.users {
+        Some(df) => Some(
+            read_entities(
+                df,
+                Fetch::Users,
+                "user_id",
+                &mut users,
+                &mut stats,
+                progress,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let n_listed_items = items.len();
+
+    // Events, in fetch order; sorted per user below.
+    struct Raw {
+        user: u32,
+        item: u32,
+        time: i64,
+        kind: u16,
+        value: f32,
+    }
+    let mut raw: Vec<Raw> = Vec::new();
+    let mut event_types: Vec<String> = Vec::new();
+    let mut type_index: HashMap<String, u16> = HashMap::new();
+    let mut seen_item = vec![false; n_listed_items];
+    progress.start("fetch events", None);
+    let mut stream = fetch::stream(plan.events, Fetch::Events).await?;
+    while let Some(batch) = stream.next().await {
+        let batch =
+            batch.map_err(|e| Error::Source(format!("fetch.events: {}", e.strip_backtrace())))?;
+        stats.event_rows += batch.num_rows() as u64;
+        let user_col = text_column(&batch, "user_id")?;
+        let item_col = text_column(&batch, "item_id")?;
+        let time_col = time_column(&batch)?;
+        let type_col = match batch.column_by_name("event_type") {
+            Some(_) => Some(text_column(&batch, "event_type")?),
+            None => None,
+        };
+        let value_col = match batch.column_by_name("value") {
+            Some(c) => Some(cast(c, &DataType::Float32).map_err(source)?),
+            None => None,
+        };
+        let (u, i, t) = (
+            user_col.as_string::<i32>(),
+            item_col.as_string::<i32>(),
+            time_col.as_primitive::<Int64Type>(),
+        );
+        let ty = type_col.as_ref().map(|c| c.as_string::<i32>());
+        let val = value_col.as_ref().map(|c| c.as_primitive::<Float32Type>());
+        for row in 0..batch.num_rows() {
+            if u.is_null(row) || i.is_null(row) {
+                stats.events_skipped_null_id += 1;
+                continue;
+            }
+            if t.is_null(row) {
+                stats.events_skipped_null_time += 1;
+                continue;
+            }
+            let kind_name = match ty {
+                Some(c) if !c.is_null(row) => c.value(row),
+                _ => "event",
+            };
+            let kind = match type_index.get(kind_name) {
+                Some(&k) => k,
+                None => {
+                    if event_types.len() >= u16::MAX as usize {
+                        return Err(Error::Source(
+                            "fetch.events: more than 65535 distinct event_type values".into(),
+                        ));
+                    }
+                    let k = event_types.len() as u16;
+                    event_types.push(kind_name.to_string());
+                    type_index.insert(kind_name.to_string(), k);
+                    k
+                }
+            };
+            let item = items.intern(i.value(row));
+            if (item as usize) < n_listed_items {
+                seen_item[item as usize] = true;
+            }
+            raw.push(Raw {
+                user: users.intern(u.value(row)),
+                item,
+                time: t.value(row),
+                kind,
+                value: match val {
+                    Some(v) if !v.is_null(row) => v.value(row),
+                    _ => 1.0,
+                },
+            });
+        }
+        progress.inc(batch.num_rows() as u64);
+    }
+    progress.finish();
+    if raw.is_empty() {
+        return Err(Error::Source(
+            "fetch.events returned no usable event; check the SQL and the data".into(),
+        ));
+    }
+    stats.items_without_events = seen_item.iter().filter(|s| !**s).count() as u64;
+    if item_attributes.is_some() {
+        stats.items_without_attributes = (items.len() - n_listed_items) as u64;
+    }
+
+    // Counting sort by user, then a stable sort by time within each user.
+    let n_users = users.len();
+    let mut offsets = vec![0usize; n_users + 1];
+    for r in &raw {
+        offsets[r.user as usize + 1] += 1;
+    }
+    for u in 0..n_users {
+        offsets[u + 1] += offsets[u];
+    }
+    let mut order = vec![0u32; raw.len()];
+    let mut cursor = offsets.clone();
+    for (idx, r) in raw.iter().enumerate() {
+        order[cursor[r.user as usize]] = idx as u32;
+        cursor[r.user as usize] += 1;
+    }
+    for u in 0..n_users {
+        order[offsets[u]..offsets[u + 1]].sort_by_key(|&idx| raw[idx as usize].time);
+    }
+    let seq_items: Vec<u32> = order.iter().map(|&i| raw[i as usize].item).collect();
+    let seq_times: Vec<i64> = order.iter().map(|&i| raw[i as usize].time).collect();
+    let seq_types: Vec<u16> = order.iter().map(|&i| raw[i as usize].kind).collect();
+    let seq_values: Vec<f32> = order.iter().map(|&i| raw[i as usize].value).collect();
+    drop(raw);
+
+    let item_attributes = item_attributes.map(|t| t.aligned(&items)).transpose()?;
+    let user_attributes = user_table.map(|t| t.aligned(&users)).transpose()?;
+    Ok(Dataset {
+        users,
+        items,
+        event_types,
+        offsets,
+        seq_items,
+        seq_times,
+        seq_types,
+        seq_values,
+        item_attributes,
+        user_attributes,
+        stats,
+    })
+}
+
+/// An attribute table with its id column as text, and for each dense id the row holding it.
+struct EntityTable {
+    batch: RecordBatch,
+    /// dense id → row in `batch`, for ids the table lists.
+    rows: Vec<u32>,
+}
+
+impl EntityTable {
+    /// One row per dense id of `ids`; ids the table does not list get nulls (and their id).
+    fn aligned(self, ids: &IdMap) -> Result<RecordBatch> {
+        let indices: UInt32Array = (0..ids.len()).map(|d| self.rows.get(d).copied()).collect();
+        let mut batch = take_record_batch(&self.batch, &indices).map_err(internal)?;
+        // Fill the id column for ids that only appear in events.
+        let id_col: ArrayRef = Arc::new(datafusion::arrow::array::StringArray::from_iter_values(
+            ids.ids().iter(),
+        ));
+        let mut cols = batch.columns().to_vec();
+        cols[0] = id_col;
+        batch = RecordBatch::try_new(batch.schema(), cols).map_err(internal)?;
+        Ok(batch)
+    }
+}
+
+async fn read_entities(
+    df: datafusion::dataframe::DataFrame,
+    which: Fetch,
+    id_name: &str,
+    ids: &mut IdMap,
+    stats: &mut FetchStats,
+    progress: &dyn Progress,
+) -> Result<EntityTable> {
+    progress.start(
+        &format!(
+            "fetch {}",
+            if which == Fetch::Items {
+                "items"
+            } else {
+                "users"
+            }
+        ),
+        None,
+    );
+    let mut stream = fetch::stream(df, which).await?;
+    let mut batches = Vec::new();
+    let mut rows: Vec<u32> = Vec::new();
+    let mut next_row = 0u32;
+    let mut schema: Option<Arc<Schema>> = None;
+    while let Some(batch) = stream.next().await {
+        let batch = batch
+            .map_err(|e| Error::Source(format!("{}: {}", which.field(), e.strip_backtrace())))?;
+        let id_col = text_column(&batch, id_name)?;
+        let id_arr = id_col.as_string::<i32>();
+        let mut keep = Vec::with_capacity(batch.num_rows());
+        for row in 0..batch.num_rows() {
+            if id_arr.is_null(row) {
+                if which == Fetch::Items {
+                    stats.items_skipped_null_id += 1
+                } else {
+                    stats.users_skipped_null_id += 1
+                }
+                continue;
+            }
+            let before = ids.len();
+            let dense = ids.intern(id_arr.value(row));
+            if ids.len() == before {
+                if which == Fetch::Items {
+                    stats.items_duplicate += 1
+                } else {
+                    stats.users_duplicate += 1
+                }
+                continue;
+            }
+            debug_assert_eq!(dense as usize, rows.len());
+            rows.push(next_row);
+            next_row += 1;
+            keep.push(row as u32);
+        }
+        if which == Fetch::Items {
+            stats.item_rows += batch.num_rows() as u64
+        } else {
+            stats.user_rows += batch.num_rows() as u64
+        }
+        // Id first and as text; other columns as fetched.
+        let mut fields = vec![Field::new(id_name, DataType::Utf8, false)];
+        let mut cols: Vec<ArrayRef> = vec![id_col.clone()];
+        for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+            if f.name() != id_name {
+                fields.push(f.as_ref().clone().with_nullable(true));
+                cols.push(c.clone());
+            }
+        }
+        let s = Arc::new(Schema::new(fields));
+        let full = RecordBatch::try_new(s.clone(), cols).map_err(internal)?;
+        let kept = take_record_batch(&full, &UInt32Array::from(keep)).map_err(internal)?;
+        schema.get_or_insert(s);
+        progress.inc(batch.num_rows() as u64);
+        batches.push(kept);
+    }
+    progress.finish();
+    let schema = match schema {
+        Some(s) => s,
+        None => Arc::new(Schema::new(vec![Field::new(
+            id_name,
+            DataType::Utf8,
+            false,
+        )])),
+    };
+    let batch = concat_batches(&schema, &batches).map_err(internal)?;
+    Ok(EntityTable { batch, rows })
+}
+
+fn text_column(batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
+    let col = batch.column_by_name(name).ok_or_else(|| {
+        Error::Internal(format!("planned column `{name}` is missing from a batch"))
+    })?;
+    cast(col, &DataType::Utf8).map_err(source)
+}
+
+/// `timestamp` as integer seconds since the epoch.
+fn time_column(batch: &RecordBatch) -> Result<ArrayRef> {
+    let col = batch.column_by_name("timestamp").ok_or_else(|| {
+        Error::Internal("planned column `timestamp` is missing from a batch".into())
+    })?;
+    let secs = match col.data_type() {
+        DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 => {
+            cast(col, &DataType::Timestamp(TimeUnit::Second, None)).map_err(source)?
+        }
+        _ => col.clone(),
+    };
+    cast(&secs, &DataType::Int64).map_err(source)
+}
+
+fn source(e: datafusion::arrow::error::ArrowError) -> Error {
+    Error::Source(e.to_string())
+}
+
+fn internal(e: datafusion::arrow::error::ArrowError) -> Error {
+    Error::Internal(e.to_string())
+}

@@ -1,0 +1,166 @@
+//! Offline evaluation: full ranking over all items with the user's earlier items excluded, on
+//! the time-ordered leave-last-out split. Ties are broken by dense item id, exactly as serving
+//! orders them, so the metrics describe the lists users would get.
+
+mod report;
+
+pub use report::{EvalReport, PolicyReport, PROTOCOL};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::{Dataset, Target};
+use crate::policy::TrainedPolicy;
+
+/// The cut-off of every metric.
+pub const K: usize = 10;
+
+/// Ranking metrics at [`K`], averaged over evaluated users.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    #[serde(rename = "ndcg@10")]
+    pub ndcg: f64,
+    /// Hit rate, which equals Recall@10 with one held-out item.
+    #[serde(rename = "hr@10")]
+    pub hit_rate: f64,
+    #[serde(rename = "mrr@10")]
+    pub mrr: f64,
+    /// Share of the catalog that appears in at least one user's top 10.
+    #[serde(rename = "coverage@10")]
+    pub coverage: f64,
+    /// How many users were evaluated.
+    pub users: usize,
+}
+
+#[derive(Default)]
+struct Acc {
+    ndcg: f64,
+    hits: f64,
+    mrr: f64,
+    users: usize,
+    covered: Vec<bool>,
+}
+
+/// Evaluates `model` on `target` for every user that has one. The model must have been trained
+/// (or refit) on the history of that target, [`Target::history`].
+pub fn evaluate(model: &dyn TrainedPolicy, ds: &Dataset, target: Target) -> Metrics {
+    let n = ds.n_items();
+    let history = ds.view(target.history());
+    let users: Vec<(u32, u32)> = (0..ds.n_users() as u32)
+        .filter_map(|u| ds.target(u, target).map(|t| (u, t)))
+        .collect();
+    if users.is_empty() || n == 0 {
+        return Metrics::default();
+    }
+    const BATCH: usize = 128;
+    let acc = users
+        .par_chunks(BATCH)
+        .fold(
+            || Acc {
+                covered: vec![false; n],
+                ..Acc::default()
+            },
+            |mut acc, chunk| {
+                let ids: Vec<u32> = chunk.iter().map(|c| c.0).collect();
+                let mut scores = vec![0f32; chunk.len() * n];
+                model.score_users(&ids, &mut scores);
+                for (row, &(u, t)) in scores.chunks_exact_mut(n).zip(chunk) {
+                    for &seen in history.items(u) {
+                        if seen != t {
+                            row[seen as usize] = f32::NEG_INFINITY;
+                        }
+                    }
+                    let rank = rank_of(row, t as usize);
+                    if rank < K {
+                        acc.ndcg += 1.0 / ((rank + 2) as f64).log2();
+                        acc.hits += 1.0;
+                        acc.mrr += 1.0 / (rank + 1) as f64;
+                    }
+                    for i in top_k(row, K) {
+                        acc.covered[i] = true;
+                    }
+                    acc.users += 1;
+                }
+                acc
+            },
+        )
+        .reduce(
+            || Acc {
+                covered: vec![false; n],
+                ..Acc::default()
+            },
+            |mut a, b| {
+                a.ndcg += b.ndcg;
+                a.hits += b.hits;
+                a.mrr += b.mrr;
+                a.users += b.users;
+                for (x, y) in a.covered.iter_mut().zip(b.covered) {
+                    *x |= y;
+                }
+                a
+            },
+        );
+    let m = acc.users.max(1) as f64;
+    Metrics {
+        ndcg: acc.ndcg / m,
+        hit_rate: acc.hits / m,
+        mrr: acc.mrr / m,
+        coverage: acc.covered.iter().filter(|c| **c).count() as f64 / n as f64,
+        users: acc.users,
+    }
+}
+
+/// Whether item `a` (score `sa`) ranks before item `b`: higher score first, then lower id.
+/// NaN scores rank last.
+#[inline]
+pub fn before(sa: f32, a: usize, sb: f32, b: usize) -> bool {
+    let (sa, sb) = (
+        if sa.is_nan() { f32::NEG_INFINITY } else { sa },
+        if sb.is_nan() { f32::NEG_INFINITY } else { sb },
+    );
+    sa > sb || (sa == sb && a < b)
+}
+
+/// The 0-based position of item `t` in the full ordering of `row`.
+pub fn rank_of(row: &[f32], t: usize) -> usize {
+    let st = row[t];
+    row.iter()
+        .enumerate()
+        .filter(|&(i, &s)| before(s, i, st, t))
+        .count()
+}
+
+/// The indexes of the `k` best scores, best first, skipping `-inf` (excluded items).
+pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {
+    let mut best: Vec<usize> = Vec::with_capacity(k + 1);
+    for (i, &s) in row.iter().enumerate() {
+        if s == f32::NEG_INFINITY || s.is_nan() {
+            continue;
+        }
+        if best.len() == k {
+            let last = best[k - 1];
+            if !before(s, i, row[last], last) {
+                continue;
+            }
+            best.pop();
+        }
+        let pos = best.partition_point(|&j| before(row[j], j, s, i));
+        best.insert(pos, i);
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranking_is_by_score_then_id() {
+        let row = [0.5, 0.9, 0.5, f32::NEG_INFINITY, 0.1];
+        assert_eq!(top_k(&row, 3), vec![1, 0, 2]);
+        assert_eq!(top_k(&row, 10), vec![1, 0, 2, 4]);
+        assert_eq!(rank_of(&row, 1), 0);
+        assert_eq!(rank_of(&row, 2), 2);
+        assert_eq!(rank_of(&row, 4), 3);
+    }
+}

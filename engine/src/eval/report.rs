@@ -1,0 +1,50 @@
+//! The evaluation report stored with each version (`metrics.json`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::Metrics;
+
+/// Every policy's metrics, and popularity's as the reference, on one split.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// How the numbers were made, in words.
+    pub protocol: String,
+    pub users: usize,
+    pub items: usize,
+    pub events: usize,
+    /// Plain popularity (all-time counts): the baseline every policy should beat.
+    pub reference: PolicyReport,
+    pub policies: BTreeMap<String, PolicyReport>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PolicyReport {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Predicting each user's last event from everything before it.
+    pub test: Metrics,
+    /// Predicting the second-to-last event (what early stopping and selection use).
+    pub valid: Metrics,
+    pub train_seconds: f64,
+}
+
+pub const PROTOCOL: &str =
+    "time-ordered leave-last-out per user (test = last event, validation = the one before); \
+full ranking over all items with the user's earlier items excluded; ties broken by item order";
+
+impl EvalReport {
+    /// The policy with the best validation NDCG@10 (first declared wins ties).
+    pub fn best_policy<'a>(&'a self, order: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+        let mut best: Option<(&str, f64)> = None;
+        for name in order {
+            if let Some(r) = self.policies.get(name) {
+                if best.is_none_or(|(_, b)| r.valid.ndcg > b) {
+                    best = Some((name, r.valid.ndcg));
+                }
+            }
+        }
+        best.map(|b| b.0)
+    }
+}

@@ -1,0 +1,295 @@
+//! Fetch: register the connectors in a DataFusion session, check that each fetch statement is
+//! one SELECT over declared connectors, plan it against their schemas (so that a missing column
+//! fails before any training) and stream its record batches.
+
+use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use feed_connectors::ConnectorError;
+
+use crate::config::ModelConfig;
+use crate::error::{did_you_mean, ConfigError, Error, Result};
+
+/// The three fetch statements, planned and ready to stream.
+pub struct FetchPlan {
+    pub events: DataFrame,
+    pub items: Option<DataFrame>,
+    pub users: Option<DataFrame>,
+}
+
+/// Which fetch statement; names the field and its required columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetch {
+    Events,
+    Items,
+    Users,
+}
+
+impl Fetch {
+    pub fn field(self) -> &'static str {
+        match self {
+            Fetch::Events => "fetch.events",
+            Fetch::Items => "fetch.items",
+            Fetch::Users => "fetch.users",
+        }
+    }
+
+    fn required(self) -> &'static [&'static str] {
+        match self {
+            Fetch::Events => &["user_id", "item_id", "timestamp"],
+            Fetch::Items => &["item_id"],
+            Fetch::Users => &["user_id"],
+        }
+    }
+}
+
+/// Registers the connectors and plans every fetch statement. Reads only metadata and schema
+/// samples, never the rows; every failure is a located [`ConfigError`].
+#[tracing::instrument(skip_all, fields(model = %cfg.name))]
+pub async fn plan(cfg: &ModelConfig) -> Result<FetchPlan> {
+    let ctx = SessionContext::new();
+    for (i, block) in cfg.connectors.iter().enumerate() {
+        let connector =
+            feed_connectors::build(block, &cfg.base_dir).map_err(|e| connector_error(cfg, i, e))?;
+        connector
+            .register(&ctx)
+            .await
+            .map_err(|e| connector_error(cfg, i, e))?;
+    }
+    let events = plan_one(cfg, &ctx, Fetch::Events, &cfg.fetch.events).await?;
+    let items = match &cfg.fetch.items {
+        Some(sql) => Some(plan_one(cfg, &ctx, Fetch::Items, sql).await?),
+        None => None,
+    };
+    let users = match &cfg.fetch.users {
+        Some(sql) => Some(plan_one(cfg, &ctx, Fetch::Users, sql).await?),
+        None => None,
+    };
+    if let (Some(vm), Some(items)) = (&cfg.value_model, &items) {
+        for col in vm.demotions.keys() {
+            if items.schema().as_arrow().index_of(col).is_err() {
+                return Err(cfg
+                    .error_at(
+                        &format!("value_model.demotions.{col}"),
+                        format!("fetch.items yields no column `{col}`"),
+                        None,
+                    )
+                    .into());
+            }
+        }
+    }
+    Ok(FetchPlan {
+        events,
+        items,
+        users,
+    })
+}
+
+/// Starts streaming one planned fetch.
+pub async fn stream(df: DataFrame, which: Fetch) -> Result<SendableRecordBatchStream> {
+    df.execute_stream()
+        .await
+        .map_err(|e| Error::Source(format!("{}: {}", which.field(), e.strip_backtrace())))
+}
+
+fn connector_error(cfg: &ModelConfig, index: usize, e: ConnectorError) -> Error {
+    let (field, hint) = match &e {
+        ConnectorError::Config { field, .. } => (field.as_str(), None),
+        ConnectorError::Source { .. } => (
+            "path",
+            Some("check the path; relative paths start at the model file's folder".to_string()),
+        ),
+        ConnectorError::Internal { .. } => ("", None),
+    };
+    let path = if field.is_empty() {
+        format!("connectors[{index}]")
+    } else {
+        format!("connectors[{index}].{field}")
+    };
+    cfg.error_at(&path, e.to_string(), hint).into()
+}
+
+async fn plan_one(
+    cfg: &ModelConfig,
+    ctx: &SessionContext,
+    which: Fetch,
+    sql: &str,
+) -> Result<DataFrame> {
+    let field = which.field();
+    let statement = check_select(sql).map_err(|(msg, hint)| cfg.error_at(field, msg, hint))?;
+    let state = ctx.state();
+    let tables = state
+        .resolve_table_references(&statement)
+        .map_err(|e| cfg.error_at(field, e.strip_backtrace().to_string(), None))?;
+    for table in tables {
+        let exists = ctx.table_exist(table.clone()).unwrap_or(false);
+        if !exists {
+            let ids = cfg.connectors.iter().map(|c| c.id());
+            let hint = match did_you_mean(table.table(), ids) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!(
+                    "declare a connector with `id: {}`, or use one of: {}",
+                    table.table(),
+                    cfg.connectors
+                        .iter()
+                        .map(|c| c.id())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            return Err(cfg
+                .error_at(
+                    field,
+                    format!("reads table `{table}`, which no connector declares"),
+                    Some(hint),
+                )
+                .into());
+        }
+    }
+    let plan = state
+        .statement_to_plan(statement)
+        .await
+        .map_err(|e| cfg.error_at(field, e.strip_backtrace().to_string(), None))?;
+    let df = DataFrame::new(state, plan);
+    check_columns(cfg, which, df.schema().as_arrow())?;
+    Ok(df)
+}
+
+/// Exactly one read-only query: a SELECT (with CTEs, unions, ...). Anything that writes, copies
+/// or configures is refused.
+fn check_select(sql: &str) -> Result<Statement, (String, Option<String>)> {
+    let mut statements = DFParser::parse_sql(sql).map_err(|e| {
+        (
+            format!("SQL syntax error: {}", e.strip_backtrace()),
+            Some("write one SELECT statement".to_string()),
+        )
+    })?;
+    if statements.len() != 1 {
+        return Err((
+            format!(
+                "must be exactly one SELECT statement, found {}",
+                statements.len()
+            ),
+            Some("remove the extra statements (and any `;` between them)".into()),
+        ));
+    }
+    let statement = statements.pop_front().expect("one statement");
+    match &statement {
+        Statement::Statement(s) if matches!(s.as_ref(), SqlStatement::Query(_)) => Ok(statement),
+        other => {
+            let text = other.to_string();
+            let verb: String = text
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ");
+            Err((
+                format!("must be a SELECT; `{verb} ...` is not allowed in fetch"),
+                Some("fetch only reads: write a SELECT".into()),
+            ))
+        }
+    }
+}
+
+fn check_columns(cfg: &ModelConfig, which: Fetch, schema: &Schema) -> Result<(), ConfigError> {
+    let field = which.field();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    for required in which.required() {
+        if !names.contains(required) {
+            let hint = match did_you_mean(required, names.iter().copied()) {
+                Some(s) => format!("alias it: `{s} AS {required}`"),
+                None => format!(
+                    "add `... AS {required}` to the SELECT list (it yields: {})",
+                    names.join(", ")
+                ),
+            };
+            return Err(cfg.error_at(field, format!("yields no `{required}` column"), Some(hint)));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for n in &names {
+        if !seen.insert(n) {
+            return Err(cfg.error_at(
+                field,
+                format!("yields column `{n}` twice"),
+                Some("alias one of them".into()),
+            ));
+        }
+    }
+    for f in schema.fields() {
+        let t = f.data_type();
+        let bad = match f.name().as_str() {
+            "user_id" | "item_id" => !is_id_type(t),
+            "timestamp" if which == Fetch::Events => !is_time_type(t),
+            "value" if which == Fetch::Events => !t.is_numeric(),
+            "event_type" if which == Fetch::Events => !(is_text_type(t) || t.is_integer()),
+            _ => false,
+        };
+        if bad {
+            let expected = match f.name().as_str() {
+                "user_id" | "item_id" => "text or an integer",
+                "timestamp" => "integer seconds since the epoch, or a timestamp",
+                "value" => "a number",
+                _ => "text",
+            };
+            return Err(cfg.error_at(
+                field,
+                format!("column `{}` has type {t}; expected {expected}", f.name()),
+                Some("CAST it in the SELECT".into()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn is_text_type(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => is_text_type(v),
+        _ => false,
+    }
+}
+
+fn is_id_type(t: &DataType) -> bool {
+    is_text_type(t) || t.is_integer()
+}
+
+fn is_time_type(t: &DataType) -> bool {
+    t.is_integer()
+        || t.is_floating()
+        || matches!(
+            t,
+            DataType::Timestamp(..) | DataType::Date32 | DataType::Date64
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_one_select_is_allowed() {
+        assert!(check_select("SELECT a FROM t").is_ok());
+        assert!(
+            check_select("WITH x AS (SELECT 1 AS a) SELECT a FROM x UNION ALL SELECT 2").is_ok()
+        );
+        for bad in [
+            "DELETE FROM t",
+            "DROP TABLE t",
+            "COPY t TO 'x.csv'",
+            "SELECT 1; SELECT 2",
+            "INSERT INTO t VALUES (1)",
+            "SELEC a FROM t",
+        ] {
+            let (msg, hint) = check_select(bad).unwrap_err();
+            assert!(hint.is_some(), "{bad}: {msg}");
+        }
+        assert!(check_select("DELETE FROM t")
+            .unwrap_err()
+            .0
+            .contains("DELETE"));
+    }
+}

@@ -1,0 +1,25 @@
+//! The Feed engine: model files, fetch, datasets, policies, evaluation, the registry of model
+//! versions and ranking over an immutable snapshot of the ACTIVE version.
+//!
+//! Knows nothing of HTTP, JSON wire types or the command line (that is `feedctl`).
+
+pub mod config;
+pub mod dataset;
+mod error;
+pub mod eval;
+pub mod fetch;
+pub mod lifecycle;
+pub mod policy;
+pub mod progress;
+pub mod registry;
+pub mod serving;
+pub mod store;
+
+pub use error::{did_you_mean, ConfigError, Error, Result};
+pub use lifecycle::{Mode, Outcome, RunOptions};
+pub use progress::{NoProgress, Progress};
+pub use registry::{Registry, Status, VersionInfo};
+pub use serving::{RankRequest, Ranking, Snapshot};
+
+/// Re-exported so that callers use the same Arrow version as the engine.
+pub use datafusion::arrow;

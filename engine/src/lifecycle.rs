@@ -1,0 +1,238 @@
+//! Making a model version: validate → SCHEDULING → FETCHING → TRAINING → DEPLOYING → ACTIVE.
+//!
+//! Everything that can be checked without data is checked before a version exists, so a broken
+//! file stores nothing. Once a version exists, any failure ends it in ERROR with the reason and
+//! leaves the ACTIVE version serving.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::ModelConfig;
+use crate::dataset::{self, Cut, Dataset, Target};
+use crate::eval::{self, EvalReport, PolicyReport};
+use crate::policy::{self, Popular, TrainContext, TrainedPolicy};
+use crate::progress::Progress;
+use crate::registry::{Registry, Status, VersionRun};
+use crate::serving::artifacts;
+use crate::{fetch, Error, Result};
+
+/// Whether the model must be new or must exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Create,
+    Update,
+}
+
+/// How a run reports and can be stopped.
+#[derive(Clone)]
+pub struct RunOptions {
+    pub progress: Arc<dyn Progress>,
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// A finished run.
+#[derive(Debug)]
+pub struct Outcome {
+    pub model: String,
+    pub version: u32,
+    pub status: Status,
+    pub report: EvalReport,
+}
+
+/// Checks a model file against its data sources without training: the whole of `validate`.
+pub async fn validate(config: &ModelConfig) -> Result<()> {
+    fetch::plan(config).await.map(|_| ())
+}
+
+/// Creates or updates a model: a new version, trained, evaluated and made ACTIVE.
+#[tracing::instrument(skip_all, fields(model = %config.name, ?mode))]
+pub async fn run(
+    registry: &Registry,
+    config: ModelConfig,
+    mode: Mode,
+    options: RunOptions,
+) -> Result<Outcome> {
+    match mode {
+        Mode::Create if registry.exists(&config.name) => {
+            return Err(Error::Invalid(format!(
+                "model `{}` already exists; use update-model to make a new version",
+                config.name
+            )))
+        }
+        Mode::Update if !registry.exists(&config.name) => {
+            return Err(registry.unknown_model(&config.name))
+        }
+        _ => {}
+    }
+    let plan = fetch::plan(&config).await?;
+    let what = match mode {
+        Mode::Create => "create-model",
+        Mode::Update => "update-model",
+    };
+    let run = Arc::new(registry.begin(
+        &config.name,
+        &config.text,
+        &format!("{what} from {}", config.file),
+    )?);
+    match execute(run.clone(), Arc::new(config), plan, options).await {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => {
+            run.fail(&e);
+            Err(e)
+        }
+    }
+}
+
+async fn execute(
+    run: Arc<VersionRun>,
+    config: Arc<ModelConfig>,
+    plan: fetch::FetchPlan,
+    options: RunOptions,
+) -> Result<Outcome> {
+    run.set_status(Status::Fetching, "fetching events, items and users")?;
+    let start = Instant::now();
+    let ds = dataset::build(plan, options.progress.as_ref()).await?;
+    run.set_status(
+        Status::Fetching,
+        &format!(
+            "fetched {} events of {} users on {} items in {:.1}s",
+            ds.n_events(),
+            ds.n_users(),
+            ds.n_items(),
+            start.elapsed().as_secs_f64()
+        ),
+    )?;
+    for w in ds.stats.warnings() {
+        run.log(Status::Fetching, &w);
+    }
+    run.set_status(
+        Status::Training,
+        &format!(
+            "device: cpu (training.device = {:?}; ALS and popularity train on the CPU)",
+            config.training.device
+        )
+        .to_lowercase(),
+    )?;
+    let ds = Arc::new(ds);
+    let (trained, report) = {
+        let (run, config, ds, options) = (run.clone(), config.clone(), ds.clone(), options.clone());
+        tokio::task::spawn_blocking(move || train_all(&run, &config, &ds, &options))
+            .await
+            .map_err(|e| Error::Internal(format!("training task failed: {e}")))??
+    };
+    run.set_status(Status::Deploying, "writing artifacts")?;
+    {
+        let (run, config, ds) = (run.clone(), config.clone(), ds.clone());
+        let report = report.clone();
+        tokio::task::spawn_blocking(move || {
+            let primary = config
+                .serving
+                .policy
+                .clone()
+                .or_else(|| {
+                    report
+                        .best_policy(config.policies.iter().map(|p| p.name()))
+                        .map(str::to_string)
+                })
+                .unwrap_or_else(|| config.policies[0].name().to_string());
+            artifacts::write(
+                &run.dir,
+                &config,
+                &ds,
+                &trained,
+                &report,
+                run.version,
+                &primary,
+            )
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("deploy task failed: {e}")))??;
+    }
+    run.promote()?;
+    Ok(Outcome {
+        model: run.model.clone(),
+        version: run.version,
+        status: Status::Active,
+        report,
+    })
+}
+
+type Trained = BTreeMap<String, Box<dyn TrainedPolicy>>;
+
+/// Trains every policy on the training cut, evaluates on validation and test, and refits on all
+/// events for serving. Runs on the blocking pool.
+fn train_all(
+    run: &VersionRun,
+    config: &ModelConfig,
+    ds: &Dataset,
+    options: &RunOptions,
+) -> Result<(Trained, EvalReport)> {
+    let log = |msg: String| run.log(Status::Training, &msg);
+    let ctx = TrainContext {
+        progress: options.progress.as_ref(),
+        seed: config.training.seed,
+        cancel: &options.cancel,
+        log: &log,
+    };
+    let reference = fit_and_evaluate(&Popular::reference(), "popular", ds, &ctx)?.1;
+    log(format!(
+        "reference popularity: test NDCG@10 {:.4}, HR@10 {:.4}",
+        reference.test.ndcg, reference.test.hit_rate
+    ));
+    let mut trained = Trained::new();
+    let mut policies = BTreeMap::new();
+    for p in &config.policies {
+        let (model, r) = fit_and_evaluate(policy::build(p).as_ref(), p.kind(), ds, &ctx)?;
+        log(format!(
+            "{}: test NDCG@10 {:.4}, HR@10 {:.4}, MRR@10 {:.4}, coverage@10 {:.3} (validation NDCG@10 {:.4}); trained in {:.1}s",
+            p.name(),
+            r.test.ndcg,
+            r.test.hit_rate,
+            r.test.mrr,
+            r.test.coverage,
+            r.valid.ndcg,
+            r.train_seconds
+        ));
+        trained.insert(p.name().to_string(), model);
+        policies.insert(p.name().to_string(), r);
+    }
+    let users = (0..ds.n_users() as u32)
+        .filter(|&u| ds.target(u, Target::Test).is_some())
+        .count();
+    let report = EvalReport {
+        protocol: eval::PROTOCOL.to_string(),
+        users,
+        items: ds.n_items(),
+        events: ds.n_events(),
+        reference,
+        policies,
+    };
+    Ok((trained, report))
+}
+
+fn fit_and_evaluate(
+    p: &dyn policy::Policy,
+    kind: &str,
+    ds: &Dataset,
+    ctx: &TrainContext<'_>,
+) -> Result<(Box<dyn TrainedPolicy>, PolicyReport)> {
+    let start = Instant::now();
+    let mut model = p.train(ds.view(Cut::Train), ctx)?;
+    let train_seconds = start.elapsed().as_secs_f64();
+    ctx.check_cancelled()?;
+    let valid = eval::evaluate(model.as_ref(), ds, Target::Valid);
+    model.refit(ds.view(Cut::TrainValid))?;
+    let test = eval::evaluate(model.as_ref(), ds, Target::Test);
+    model.refit(ds.view(Cut::All))?;
+    Ok((
+        model,
+        PolicyReport {
+            kind: kind.to_string(),
+            test,
+            valid,
+            train_seconds,
+        },
+    ))
+}

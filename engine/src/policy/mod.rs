@@ -1,0 +1,85 @@
+//! The `Policy` extension point: a way to learn item rankings from interactions. One file per
+//! policy type.
+
+mod als;
+mod linalg;
+mod popular;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use als::{Als, TrainedAls};
+pub use popular::{Popular, TrainedPopular};
+
+use crate::config::PolicyConfig;
+use crate::dataset::Interactions;
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+
+/// What a training run may use besides the data.
+pub struct TrainContext<'a> {
+    pub progress: &'a dyn Progress,
+    /// Every random choice derives from it, so CPU runs are reproducible.
+    pub seed: u64,
+    /// Set from outside to stop at the next iteration boundary.
+    pub cancel: &'a AtomicBool,
+    /// A line for the version's status log (per-iteration figures).
+    pub log: &'a (dyn Fn(String) + Sync),
+}
+
+impl TrainContext<'_> {
+    pub fn check_cancelled(&self) -> Result<()> {
+        if self.cancel.load(Ordering::Relaxed) {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A learning algorithm with its hyper-parameters.
+///
+/// Contract: `train` sees only the interactions of the view it is given (so evaluation never
+/// leaks held-out events), is deterministic for a given seed on the CPU, checks
+/// `ctx.cancel` at least once per iteration, and returns a model that scores every item of the
+/// catalog (items without interactions included).
+pub trait Policy: Send + Sync {
+    fn name(&self) -> &str;
+    fn train(
+        &self,
+        data: Interactions<'_>,
+        ctx: &TrainContext<'_>,
+    ) -> Result<Box<dyn TrainedPolicy>>;
+}
+
+/// A trained policy: scores items for users, and is saved with the model version.
+///
+/// Contract: `refit` updates only what depends on user histories (user vectors, counts),
+/// keeping what was learned about items, so that evaluation on the test target can see the
+/// validation event and a deployed model can see every event without a full retrain.
+/// `score_users` fills a row of `n_items` scores per user, higher is better; `load` of what
+/// `save` wrote gives the same scores.
+pub trait TrainedPolicy: Send + Sync {
+    fn kind(&self) -> &'static str;
+    fn n_items(&self) -> usize;
+    fn refit(&mut self, data: Interactions<'_>) -> Result<()>;
+    /// `out.len() == users.len() * n_items`, row-major.
+    fn score_users(&self, users: &[u32], out: &mut [f32]);
+    fn save(&self, dir: &Path) -> Result<()>;
+}
+
+/// The policy a config block declares.
+pub fn build(config: &PolicyConfig) -> Box<dyn Policy> {
+    match config {
+        PolicyConfig::Popular(c) => Box::new(Popular::new(c.clone())),
+        PolicyConfig::Als(c) => Box::new(Als::new(c.clone())),
+    }
+}
+
+/// Loads what [`TrainedPolicy::save`] wrote for a policy declared by `config`.
+pub fn load(config: &PolicyConfig, dir: &Path) -> Result<Box<dyn TrainedPolicy>> {
+    match config {
+        PolicyConfig::Popular(c) => Ok(Box::new(TrainedPopular::load(c, dir)?)),
+        PolicyConfig::Als(c) => Ok(Box::new(TrainedAls::load(c, dir)?)),
+    }
+}

@@ -1,0 +1,113 @@
+//! `type: popular`: items ranked by how often they were interacted with, optionally within a
+//! time window and with exponential time decay. The same for every user; also the fallback for
+//! unknown users and the reference every evaluation reports.
+
+use std::path::Path;
+
+use super::{Policy, TrainContext, TrainedPolicy};
+use crate::config::PopularConfig;
+use crate::dataset::Interactions;
+use crate::error::Result;
+use crate::store;
+
+pub struct Popular {
+    config: PopularConfig,
+}
+
+impl Popular {
+    pub fn new(config: PopularConfig) -> Self {
+        Self { config }
+    }
+
+    /// Plain counts over all time: the reference policy of every evaluation.
+    pub fn reference() -> Self {
+        Self::new(PopularConfig {
+            name: "popularity".into(),
+            window_days: None,
+            half_life_days: None,
+        })
+    }
+}
+
+pub struct TrainedPopular {
+    config: PopularConfig,
+    scores: Vec<f32>,
+}
+
+impl TrainedPopular {
+    pub fn scores(&self) -> &[f32] {
+        &self.scores
+    }
+
+    pub fn load(config: &PopularConfig, dir: &Path) -> Result<Self> {
+        let scores = store::read_f32s(&dir.join("scores.f32"))?;
+        Ok(Self {
+            config: config.clone(),
+            scores,
+        })
+    }
+
+    fn count(config: &PopularConfig, data: Interactions<'_>) -> Vec<f32> {
+        let now = data.max_time();
+        let window = config.window_days.map(|d| (d * 86_400.0) as i64);
+        let half_life = config.half_life_days.map(|d| d * 86_400.0);
+        let mut scores = vec![0f32; data.n_items()];
+        for u in 0..data.n_users() as u32 {
+            for (&item, &t) in data.items(u).iter().zip(data.times(u)) {
+                let age = (now - t).max(0);
+                if window.is_some_and(|w| age > w) {
+                    continue;
+                }
+                let w = match half_life {
+                    Some(h) => 0.5f64.powf(age as f64 / h) as f32,
+                    None => 1.0,
+                };
+                scores[item as usize] += w;
+            }
+        }
+        scores
+    }
+}
+
+impl Policy for Popular {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn train(
+        &self,
+        data: Interactions<'_>,
+        ctx: &TrainContext<'_>,
+    ) -> Result<Box<dyn TrainedPolicy>> {
+        ctx.check_cancelled()?;
+        Ok(Box::new(TrainedPopular {
+            config: self.config.clone(),
+            scores: TrainedPopular::count(&self.config, data),
+        }))
+    }
+}
+
+impl TrainedPolicy for TrainedPopular {
+    fn kind(&self) -> &'static str {
+        "popular"
+    }
+
+    fn n_items(&self) -> usize {
+        self.scores.len()
+    }
+
+    fn refit(&mut self, data: Interactions<'_>) -> Result<()> {
+        self.scores = Self::count(&self.config, data);
+        Ok(())
+    }
+
+    fn score_users(&self, users: &[u32], out: &mut [f32]) {
+        for row in out.chunks_exact_mut(self.scores.len()).take(users.len()) {
+            row.copy_from_slice(&self.scores);
+        }
+    }
+
+    fn save(&self, dir: &Path) -> Result<()> {
+        store::write_f32s(&dir.join("scores.f32"), &self.scores)
+    }
+}

@@ -1,0 +1,155 @@
+//! The files of a deployed version, written at DEPLOYING and read by [`super::Snapshot`]. The
+//! layout is defined here and only here.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use serde::{Deserialize, Serialize};
+
+use crate::config::ModelConfig;
+use crate::dataset::{Cut, Dataset};
+use crate::error::{Error, IoContext, Result};
+use crate::eval::EvalReport;
+use crate::policy::{Policy, Popular, TrainContext, TrainedPolicy};
+use crate::progress::NoProgress;
+use crate::store;
+
+pub const MANIFEST: &str = "manifest.json";
+pub const METRICS: &str = "metrics.json";
+
+/// What serving needs to know about a version before loading its arrays.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub model: String,
+    pub version: u32,
+    /// The policy `rank` uses when the value model has no weights.
+    pub primary_policy: String,
+    pub items: usize,
+    pub users: usize,
+    pub events: usize,
+    pub deployed_at: DateTime<Utc>,
+}
+
+/// Writes every artifact of a version and syncs them.
+pub fn write(
+    dir: &Path,
+    config: &ModelConfig,
+    ds: &Dataset,
+    trained: &BTreeMap<String, Box<dyn TrainedPolicy>>,
+    report: &EvalReport,
+    version: u32,
+    primary_policy: &str,
+) -> Result<()> {
+    let data = dir.join("dataset");
+    std::fs::create_dir_all(&data).ctx(|| format!("creating {}", data.display()))?;
+    store::write_table(
+        &data.join("items.arrow"),
+        &id_table(ds.item_attributes.as_ref(), "item_id", ds.items.ids())?,
+    )?;
+    store::write_table(
+        &data.join("users.arrow"),
+        &id_table(ds.user_attributes.as_ref(), "user_id", ds.users.ids())?,
+    )?;
+
+    // Each user's distinct items, sorted: the exclusion set of `rank`.
+    let all = ds.view(Cut::All);
+    let mut offsets = Vec::with_capacity(ds.n_users() + 1);
+    let mut seen = Vec::with_capacity(ds.n_events());
+    offsets.push(0u64);
+    for u in 0..ds.n_users() as u32 {
+        let start = seen.len();
+        seen.extend_from_slice(all.items(u));
+        seen[start..].sort_unstable();
+        let mut w = start;
+        for r in start..seen.len() {
+            if w == start || seen[r] != seen[w - 1] {
+                seen[w] = seen[r];
+                w += 1;
+            }
+        }
+        seen.truncate(w);
+        offsets.push(seen.len() as u64);
+    }
+    store::write_u64s(&data.join("seen_offsets.u64"), &offsets)?;
+    store::write_u32s(&data.join("seen_items.u32"), &seen)?;
+
+    // All-time popularity over every event: the answer for users the model has never seen.
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let ctx = TrainContext {
+        progress: &NoProgress,
+        seed: 0,
+        cancel: &never,
+        log: &|_| {},
+    };
+    let popular = Popular::reference().train(all, &ctx)?;
+    let mut scores = vec![0f32; ds.n_items()];
+    popular.score_users(&[0], &mut scores);
+    store::write_f32s(&data.join("popular.f32"), &scores)?;
+    store::fsync_dir(&data)?;
+
+    let policies = dir.join("policies");
+    for (name, model) in trained {
+        let pdir = policies.join(name);
+        std::fs::create_dir_all(&pdir).ctx(|| format!("creating {}", pdir.display()))?;
+        model.save(&pdir)?;
+        store::fsync_dir(&pdir)?;
+    }
+    if policies.exists() {
+        store::fsync_dir(&policies)?;
+    }
+
+    store::write_atomic(
+        &dir.join(METRICS),
+        &serde_json::to_vec_pretty(report).expect("report serialises"),
+    )?;
+    let manifest = Manifest {
+        format: 1,
+        model: config.name.clone(),
+        version,
+        primary_policy: primary_policy.to_string(),
+        items: ds.n_items(),
+        users: ds.n_users(),
+        events: ds.n_events(),
+        deployed_at: Utc::now(),
+    };
+    store::write_atomic(
+        &dir.join(MANIFEST),
+        &serde_json::to_vec_pretty(&manifest).expect("manifest serialises"),
+    )
+}
+
+/// The attribute table, or just the ids when the model file fetches none.
+fn id_table(attributes: Option<&RecordBatch>, id: &str, ids: &[String]) -> Result<RecordBatch> {
+    match attributes {
+        Some(b) => Ok(b.clone()),
+        None => {
+            let schema = Schema::new(vec![Field::new(id, DataType::Utf8, false)]);
+            let col: ArrayRef = std::sync::Arc::new(StringArray::from_iter_values(ids.iter()));
+            RecordBatch::try_new(std::sync::Arc::new(schema), vec![col])
+                .map_err(|e| Error::Internal(e.to_string()))
+        }
+    }
+}
+
+pub fn read_manifest(dir: &Path) -> Result<Manifest> {
+    let path = dir.join(MANIFEST);
+    let bytes = std::fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Internal(format!("{} is corrupt: {e}", path.display())))
+}
+
+/// The evaluation report of a version, if it got that far.
+pub fn read_report(dir: &Path) -> Result<Option<EvalReport>> {
+    let path = dir.join(METRICS);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Internal(format!("{} is corrupt: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::storage(format!("reading {}", path.display()), e)),
+    }
+}

@@ -1,0 +1,161 @@
+//! An immutable, fully loaded model version. Requests hold an `Arc` of it, so a newer version
+//! can replace it at any moment without disturbing a request in flight.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+
+use super::artifacts::{self, Manifest};
+use crate::config::{self, ModelConfig};
+use crate::dataset::IdMap;
+use crate::error::{Error, IoContext, Result};
+use crate::eval::EvalReport;
+use crate::policy::{self, TrainedPolicy};
+use crate::registry::Registry;
+use crate::store;
+
+pub struct Snapshot {
+    pub manifest: Manifest,
+    pub config: ModelConfig,
+    pub report: Option<EvalReport>,
+    pub(super) item_ids: Vec<String>,
+    /// `item_id` and the attributes, one row per dense item.
+    pub(super) items: RecordBatch,
+    pub(super) users: IdMap,
+    pub(super) seen_offsets: Vec<u64>,
+    pub(super) seen_items: Vec<u32>,
+    pub(super) popular: Vec<f32>,
+    pub(super) policies: BTreeMap<String, Box<dyn TrainedPolicy>>,
+    /// The ranking score: Σ weight × policy score.
+    pub(super) terms: Vec<(String, f32)>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Snapshot({} v{})",
+            self.manifest.model, self.manifest.version
+        )
+    }
+}
+
+impl Snapshot {
+    /// Loads the ACTIVE version of `model`.
+    pub fn load_active(registry: &Registry, model: &str) -> Result<Self> {
+        if !registry.exists(model) {
+            return Err(registry.unknown_model(model));
+        }
+        let version = registry
+            .active_version(model)?
+            .ok_or_else(|| Error::NotFound {
+                what: "active version of model",
+                name: model.to_string(),
+                hint: Some("its first version is not ACTIVE yet; see view-model".into()),
+            })?;
+        Self::load(&registry.version_dir(model, version))
+    }
+
+    /// Loads a deployed version from its folder.
+    #[tracing::instrument]
+    pub fn load(dir: &Path) -> Result<Self> {
+        let manifest = artifacts::read_manifest(dir)?;
+        let yaml_path = dir.join("model.yaml");
+        let text = std::fs::read_to_string(&yaml_path)
+            .ctx(|| format!("reading {}", yaml_path.display()))?;
+        let config = config::parse(&text, &yaml_path.display().to_string(), dir)
+            .map_err(|e| Error::Internal(format!("stored model file no longer parses: {e}")))?;
+        let data = dir.join("dataset");
+        let items = store::read_table(&data.join("items.arrow"))?;
+        let item_ids = string_column(&items, "item_id")?;
+        let users_table = store::read_table(&data.join("users.arrow"))?;
+        let users = IdMap::from_ids(string_column(&users_table, "user_id")?);
+        let seen_offsets = store::read_u64s(&data.join("seen_offsets.u64"))?;
+        let seen_items = store::read_u32s(&data.join("seen_items.u32"))?;
+        let popular = store::read_f32s(&data.join("popular.f32"))?;
+        if item_ids.len() != manifest.items
+            || users.len() != manifest.users
+            || seen_offsets.len() != users.len() + 1
+            || popular.len() != item_ids.len()
+        {
+            return Err(Error::Internal(format!(
+                "artifacts in {} disagree with the manifest",
+                dir.display()
+            )));
+        }
+        let mut policies = BTreeMap::new();
+        for p in &config.policies {
+            let model = policy::load(p, &dir.join("policies").join(p.name()))?;
+            if model.n_items() != item_ids.len() {
+                return Err(Error::Internal(format!(
+                    "policy `{}` scores {} items, the catalog has {}",
+                    p.name(),
+                    model.n_items(),
+                    item_ids.len()
+                )));
+            }
+            policies.insert(p.name().to_string(), model);
+        }
+        let terms = match config.value_model.as_ref().and_then(|v| v.weights.as_ref()) {
+            Some(w) => w.iter().map(|(k, v)| (k.clone(), *v as f32)).collect(),
+            None => vec![(manifest.primary_policy.clone(), 1.0)],
+        };
+        let report = artifacts::read_report(dir)?;
+        Ok(Self {
+            manifest,
+            config,
+            report,
+            item_ids,
+            items,
+            users,
+            seen_offsets,
+            seen_items,
+            popular,
+            policies,
+            terms,
+        })
+    }
+
+    pub fn model(&self) -> &str {
+        &self.manifest.model
+    }
+
+    pub fn version(&self) -> u32 {
+        self.manifest.version
+    }
+
+    pub fn n_items(&self) -> usize {
+        self.item_ids.len()
+    }
+
+    /// The external ids of the users the version knows.
+    pub fn user_ids(&self) -> &[String] {
+        self.users.ids()
+    }
+
+    /// How `rank` scores: `(policy, weight)` terms of the weighted sum.
+    pub fn terms(&self) -> &[(String, f32)] {
+        &self.terms
+    }
+
+    /// The items user `u` interacted with, sorted.
+    pub(super) fn seen(&self, u: u32) -> &[u32] {
+        &self.seen_items
+            [self.seen_offsets[u as usize] as usize..self.seen_offsets[u as usize + 1] as usize]
+    }
+}
+
+fn string_column(batch: &RecordBatch, name: &str) -> Result<Vec<String>> {
+    let col = batch
+        .column_by_name(name)
+        .ok_or_else(|| Error::Internal(format!("table has no `{name}` column")))?;
+    let col = cast(col, &DataType::Utf8).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(col
+        .as_string::<i32>()
+        .iter()
+        .map(|s| s.unwrap_or_default().to_string())
+        .collect())
+}

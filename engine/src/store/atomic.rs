@@ -1,0 +1,29 @@
+//! Crash-safe replacement of small files (the ACTIVE pointer, manifests).
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{IoContext, Result};
+
+/// Replaces `path` with `bytes` so that a reader sees the old or the new content, never a mix,
+/// and the new content survives a crash once this returns.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let ctx = || format!("writing {}", path.display());
+    {
+        let mut f = std::fs::File::create(&tmp).ctx(ctx)?;
+        f.write_all(bytes).ctx(ctx)?;
+        f.sync_all().ctx(ctx)?;
+    }
+    std::fs::rename(&tmp, path).ctx(ctx)?;
+    fsync_dir(dir)
+}
+
+/// Makes the entries of `dir` (new files, renames) durable.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .ctx(|| format!("syncing {}", dir.display()))
+}

@@ -1,0 +1,136 @@
+//! The main user journey through the CLI: validate, create, list, view, rank, update, delete.
+
+use crate::support::*;
+
+#[test]
+fn create_view_rank_update_delete() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let file = ws.write("model.yaml", &model_yaml("synth", 10, 16));
+    let file = file.to_str().unwrap();
+
+    let out = ws.ok(&["validate", "--file", file]);
+    assert!(out.contains("ok"), "{out}");
+    assert!(
+        !ws.home().join("models/synth").exists(),
+        "validate stores nothing"
+    );
+
+    let out = ws.ok(&["create-model", "--file", file]);
+    assert!(out.contains("version 1 is ACTIVE"), "{out}");
+
+    let list = ws.ok(&["list-models"]);
+    let line = list.lines().find(|l| l.starts_with("synth")).expect(&list);
+    assert!(line.contains("ACTIVE") && line.contains(" 1 "), "{list}");
+
+    // Every policy has metrics, and the planted structure makes ALS beat popularity by far.
+    let view = ws.view_json("synth");
+    assert_eq!(view["active_version"], 1);
+    let metrics = &view["metrics"];
+    let pop = metrics["reference"]["test"]["ndcg@10"].as_f64().unwrap();
+    let als = metrics["policies"]["als"]["test"]["ndcg@10"]
+        .as_f64()
+        .unwrap();
+    assert!(metrics["policies"]["popular"]["test"]["hr@10"].is_number());
+    assert!(
+        als > 2.0 * pop && als > 0.1,
+        "als {als} vs popularity {pop}"
+    );
+    let text = ws.ok(&["view-model", "--model-name", "synth"]);
+    assert!(
+        text.contains("NDCG@10") && text.contains("als") && text.contains("status log"),
+        "{text}"
+    );
+
+    // Rank for a known user: `limit` items, none already seen.
+    let out = ws.ok(&[
+        "rank",
+        "--model-name",
+        "synth",
+        "--user-id",
+        "u3",
+        "--limit",
+        "7",
+        "--metadata",
+    ]);
+    let items: Vec<&str> = out
+        .lines()
+        .skip(2)
+        .take(7)
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert!(
+        out.lines().nth(1).unwrap().contains("TITLE"),
+        "metadata columns shown: {out}"
+    );
+    assert_eq!(items.len(), 7, "{out}");
+    let ratings = std::fs::read_to_string(ws.path("data/ratings.csv")).unwrap();
+    for item in &items {
+        assert!(
+            !ratings
+                .lines()
+                .any(|l| l.starts_with(&format!("u3,{item},"))),
+            "{item} was seen by u3"
+        );
+    }
+    // u3 is in taste group 3 (items i60..i79), most of which it has seen: the unseen ones lead.
+    let in_group = |i: &str| (60..80).contains(&i[1..].parse::<usize>().unwrap());
+    assert!(in_group(items[0]) && in_group(items[1]), "{out}");
+
+    // An unknown user gets the popular fallback, flagged.
+    let out = ws.ok(&[
+        "rank",
+        "--model-name",
+        "synth",
+        "--user-id",
+        "nobody",
+        "--limit",
+        "3",
+    ]);
+    assert!(out.contains("popular fallback"), "{out}");
+
+    // An update makes version 2 ACTIVE and version 1 INACTIVE.
+    ws.ok(&["update-model", "--file", file]);
+    let view = ws.view_json("synth");
+    assert_eq!(view["active_version"], 2);
+    assert_eq!(view["versions"][0]["status"], "INACTIVE");
+
+    // create-model on an existing name is refused with exit code 2.
+    let out = ws.feedctl(&["create-model", "--file", file]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("update-model"));
+
+    ws.ok(&["delete-model", "--model-name", "synth"]);
+    let out = ws.feedctl(&["view-model", "--model-name", "synth"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn schema_in_spec_is_up_to_date() {
+    let ws = Workspace::new();
+    let out = ws.ok(&["schema"]);
+    let generated: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/model.schema.json");
+    let committed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(
+        generated == committed,
+        "spec/model.schema.json is stale: run `feedctl schema > spec/model.schema.json`"
+    );
+}
+
+#[test]
+fn example_model_files_validate_against_their_schema_shape() {
+    // The example files parse (their data may not be fetched in this checkout, so only the
+    // file-level checks run: a missing data file is the one acceptable error).
+    for f in ["ml-100k.yaml", "ml-1m.yaml"] {
+        let path = format!("{}/../examples/movielens/{f}", env!("CARGO_MANIFEST_DIR"));
+        let ws = Workspace::new();
+        let out = ws.feedctl(&["validate", "--file", &path]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || err.contains("no such file"),
+            "{f}: {err}"
+        );
+    }
+}

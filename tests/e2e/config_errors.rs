@@ -1,0 +1,121 @@
+//! Broken model files fail with a located one-line message and a hint, exit code 2, and leave
+//! the ACTIVE version (and the version list) untouched.
+
+use crate::support::*;
+
+#[test]
+fn each_broken_file_is_refused_and_nothing_changes() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let good = model_yaml("m", 3, 8);
+    let file = ws.write("model.yaml", &good);
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+
+    let cases: &[(&str, String, &[&str])] = &[
+        (
+            "misspelled key",
+            good.replace("iterations: 3", "iteratons: 3"),
+            &[
+                "model.yaml:10:",
+                "unknown field `iteratons`",
+                "did you mean `iterations`?",
+            ],
+        ),
+        (
+            "wrong type",
+            good.replace("factors: 8", "factors: eight"),
+            &["model.yaml:10:", "invalid type", "hint"],
+        ),
+        (
+            "unknown connector",
+            good.replace("FROM ratings", "FROM ratngs"),
+            &[
+                "model.yaml:6:",
+                "fetch.events",
+                "`ratngs`",
+                "did you mean `ratings`?",
+            ],
+        ),
+        (
+            "DELETE in fetch",
+            good.replace(
+                "SELECT user_id, item_id, timestamp FROM ratings",
+                "DELETE FROM ratings",
+            ),
+            &["model.yaml:6:", "fetch.events", "DELETE", "hint"],
+        ),
+        (
+            "missing file",
+            good.replace("data/ratings.csv", "data/nope.csv"),
+            &[
+                "model.yaml:3:",
+                "connectors[0].path",
+                "nope.csv",
+                "no such file",
+                "hint",
+            ],
+        ),
+        (
+            "no user_id",
+            good.replace("SELECT user_id, item_id", "SELECT item_id"),
+            &["model.yaml:6:", "fetch.events", "`user_id`", "hint"],
+        ),
+        (
+            "two statements",
+            good.replace("FROM ratings", "FROM ratings; SELECT 1"),
+            &["fetch.events", "exactly one SELECT"],
+        ),
+        (
+            "bad name",
+            good.replace("name: m,", "name: My Model,"),
+            &["model.yaml:1:", "model.name", "try `my_model`"],
+        ),
+        (
+            "unknown policy type",
+            good.replace("type: als", "type: alz"),
+            &["unknown variant `alz`", "did you mean `als`?"],
+        ),
+        (
+            "yaml syntax",
+            good.replace("policies:", "policies: ["),
+            &["model.yaml:"],
+        ),
+    ];
+    for (what, text, expected) in cases {
+        std::fs::write(&file, text).unwrap();
+        for verb in ["validate", "update-model"] {
+            let out = ws.feedctl(&[verb, "--file", file.to_str().unwrap()]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{what} ({verb}): {stderr}");
+            let line = stderr.trim();
+            assert_eq!(line.lines().count(), 1, "{what}: one line: {line}");
+            for e in *expected {
+                assert!(
+                    line.contains(e),
+                    "{what} ({verb}): expected `{e}` in: {line}"
+                );
+            }
+        }
+        let view = ws.view_json("m");
+        assert_eq!(view["active_version"], 1, "{what}");
+        assert_eq!(
+            view["versions"].as_array().unwrap().len(),
+            1,
+            "{what}: no version was made"
+        );
+    }
+    // The model still serves.
+    ws.ok(&["rank", "--model-name", "m", "--user-id", "u1"]);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let ws = Workspace::new();
+    let out = ws.feedctl(&["create-model"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = ws.feedctl(&["rank", "--model-name", "nope", "--user-id", "u"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = ws.feedctl(&["validate", "--file", "/does/not/exist.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the model file"));
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the `feedctl` binary in a temporary home, and its HTTP server.
+//! One test binary for all of them (linking is slow).
+
+mod support;
+
+mod cli_flow;
+mod config_errors;
+mod interrupted;
+mod server;

@@ -1,0 +1,191 @@
+//! The HTTP server: routes, errors, and the switch to a new ACTIVE version without a failed
+//! request.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(ws: &Workspace) -> Server {
+    let mut child = Command::new(feedctl_bin())
+        .arg("--home")
+        .arg(ws.home())
+        .args(["serve", "--addr", "127.0.0.1:0", "--poll-ms", "50"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .expect(&line)
+        .to_string();
+    Server { child, addr }
+}
+
+#[test]
+fn routes_and_errors() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let file = ws.write("model.yaml", &model_yaml("s", 5, 8));
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    let srv = start(&ws);
+    let a = srv.addr.as_str();
+
+    assert_eq!(http(a, "GET", "/healthz", None).0, 200);
+    let (st, models) = http(a, "GET", "/models", None);
+    assert_eq!(st, 200);
+    assert_eq!(models[0]["name"], "s");
+    assert_eq!(models[0]["active_version"], 1);
+    let (st, view) = http(a, "GET", "/models/s", None);
+    assert_eq!(st, 200);
+    assert!(
+        view["metrics"]["policies"]["als"]["test"]["ndcg@10"].is_number(),
+        "{view}"
+    );
+
+    let (st, r) = http(
+        a,
+        "POST",
+        "/models/s/rank",
+        Some(r#"{"user_id": "u1", "limit": 5, "return_metadata": true}"#),
+    );
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["ids"].as_array().unwrap().len(), 5);
+    assert_eq!(r["scores"].as_array().unwrap().len(), 5);
+    assert_eq!(r["metadata"][0]["item_id"], r["ids"][0]);
+    assert!(r["metadata"][0]["title"].is_string(), "{r}");
+    assert!(r.get("fallback").is_none());
+
+    let (st, r) = http(
+        a,
+        "POST",
+        "/models/s/rank",
+        Some(r#"{"user_id": "stranger"}"#),
+    );
+    assert_eq!(st, 200);
+    assert_eq!(r["fallback"], "popular");
+    assert_eq!(r["ids"].as_array().unwrap().len(), 10);
+
+    let (st, r) = http(a, "POST", "/models/nope/rank", Some(r#"{"user_id": "u1"}"#));
+    assert_eq!(
+        (st, r["error_type"].as_str()),
+        (404, Some("not_found")),
+        "{r}"
+    );
+    let (st, r) = http(
+        a,
+        "POST",
+        "/models/s/rank",
+        Some(r#"{"user_id": "u1", "limit": 100000}"#),
+    );
+    assert_eq!(
+        (st, r["error_type"].as_str()),
+        (422, Some("invalid")),
+        "{r}"
+    );
+    let (st, r) = http(a, "POST", "/models/s/rank", Some(r#"{"user_id": "#));
+    assert_eq!(
+        (st, r["error_type"].as_str()),
+        (400, Some("bad_request")),
+        "{r}"
+    );
+    let (st, _) = http(a, "POST", "/models/s/rank", Some(r#"{"limit": 3}"#));
+    assert_eq!(st, 422);
+    let (st, _) = http(a, "GET", "/models/nope", None);
+    assert_eq!(st, 404);
+}
+
+#[test]
+fn switches_to_new_active_version_without_failing_a_request() {
+    let ws = Workspace::new();
+    Synth {
+        users: 1500,
+        items: 600,
+        clusters: 12,
+        events_per_user: 30,
+        seed: 5,
+    }
+    .write(&ws.path("data"));
+    let file = ws.write("model.yaml", &model_yaml("h", 5, 16));
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    let srv = start(&ws);
+    let addr = srv.addr.clone();
+
+    // Requests in a loop while version 2 trains and deploys.
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(300);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let (st, r) = http(
+                    &addr,
+                    "POST",
+                    "/models/h/rank",
+                    Some(r#"{"user_id": "u7", "limit": 10}"#),
+                );
+                assert_eq!(st, 200, "a request failed during the switch: {r}");
+                assert_eq!(r["ids"].as_array().unwrap().len(), 10);
+                seen.push(r["version"].as_u64().unwrap());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            seen
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    ws.write("model.yaml", &model_yaml("h", 8, 16));
+    ws.ok(&["update-model", "--file", file.to_str().unwrap()]);
+    // The server notices within its poll interval.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, r) = http(
+            &srv.addr,
+            "POST",
+            "/models/h/rank",
+            Some(r#"{"user_id": "u7"}"#),
+        );
+        if r["version"] == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server never switched to version 2"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let seen = client.join().expect("no request failed");
+    assert!(
+        seen.len() > 10,
+        "the loop spanned the switch: {} requests",
+        seen.len()
+    );
+    assert_eq!(seen.first(), Some(&1));
+    assert_eq!(seen.last(), Some(&2));
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "never back to the old version"
+    );
+}

@@ -1,0 +1,166 @@
+//! Shared helpers: running feedctl, synthetic data with planted structure, a tiny HTTP client.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+pub fn feedctl_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_feedctl")
+}
+
+/// A temp folder with a home, a data folder and a model file.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    pub fn feedctl(&self, args: &[&str]) -> Output {
+        let out = Command::new(feedctl_bin())
+            .arg("--home")
+            .arg(self.home())
+            .args(args)
+            .output()
+            .unwrap();
+        out
+    }
+
+    /// Runs feedctl and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.feedctl(args);
+        assert!(
+            out.status.success(),
+            "feedctl {args:?} failed ({:?}):\nstdout:\n{}\nstderr:\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn view_json(&self, model: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["view-model", "--model-name", model, "--json"])).unwrap()
+    }
+}
+
+/// Synthetic interactions with planted structure: users belong to one of `clusters` taste
+/// groups and mostly pick items of their group, so a personalised model beats popularity by
+/// far. Deterministic for a seed.
+pub struct Synth {
+    pub users: usize,
+    pub items: usize,
+    pub clusters: usize,
+    pub events_per_user: usize,
+    pub seed: u64,
+}
+
+impl Synth {
+    pub fn small() -> Self {
+        Self {
+            users: 300,
+            items: 200,
+            clusters: 10,
+            events_per_user: 25,
+            seed: 7,
+        }
+    }
+
+    /// Writes `ratings.csv` (user_id,item_id,rating,timestamp) and `items.csv`
+    /// (item_id,title,genre,year) into `dir`.
+    pub fn write(&self, dir: &Path) {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut s = self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let per = self.items / self.clusters;
+        let mut ratings = String::from("user_id,item_id,rating,timestamp\n");
+        for u in 0..self.users {
+            let c = u % self.clusters;
+            let mut t = 1_600_000_000u64 + (next() % 1000);
+            for _ in 0..self.events_per_user {
+                let item = if next() % 10 < 8 {
+                    // Own group, skewed towards its first items.
+                    let r = (next() % per as u64) as usize;
+                    let r2 = (next() % per as u64) as usize;
+                    c * per + r.min(r2)
+                } else {
+                    let r = (next() % self.items as u64) as usize;
+                    let r2 = (next() % self.items as u64) as usize;
+                    r.min(r2)
+                };
+                t += 60 + next() % 3600;
+                ratings.push_str(&format!("u{u},i{item},{},{t}\n", 1 + next() % 5));
+            }
+        }
+        std::fs::write(dir.join("ratings.csv"), ratings).unwrap();
+        let mut items = String::from("item_id,title,genre,year\n");
+        for i in 0..self.items {
+            items.push_str(&format!("i{i},Item {i},g{},{}\n", i / per, 1950 + i % 70));
+        }
+        std::fs::write(dir.join("items.csv"), items).unwrap();
+    }
+}
+
+/// A model file over `data/` with popularity and ALS.
+pub fn model_yaml(name: &str, als_iterations: usize, factors: usize) -> String {
+    format!(
+        r#"model: {{name: {name}, description: synthetic}}
+connectors:
+  - {{id: ratings, type: file, path: data/ratings.csv}}
+  - {{id: items, type: file, path: data/items.csv}}
+fetch:
+  events: SELECT user_id, item_id, timestamp FROM ratings
+  items: SELECT item_id, title, genre, year FROM items
+policies:
+  - {{name: popular, type: popular}}
+  - {{name: als, type: als, factors: {factors}, iterations: {als_iterations}, regularization: 0.05, alpha: 5}}
+"#
+    )
+}
+
+/// One HTTP/1.1 request; returns (status, body as JSON).
+pub fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut resp = Vec::new();
+    stream.read_to_end(&mut resp).unwrap();
+    let text = String::from_utf8_lossy(&resp);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let json = serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.to_string()));
+    (status, json)
+}
