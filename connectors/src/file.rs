@@ -212,16 +212,20 @@ impl Connector for FileConnector {
                 ctx.register_csv(self.id.as_str(), &location, options).await
             }
             FileFormat::Parquet => {
-                let mut options = ParquetReadOptions::default();
-                options.file_extension = ext;
-                options.schema = schema;
+                let options = ParquetReadOptions {
+                    file_extension: ext,
+                    schema,
+                    ..Default::default()
+                };
                 ctx.register_parquet(self.id.as_str(), &location, options)
                     .await
             }
             FileFormat::Ndjson => {
-                let mut options = JsonReadOptions::default();
-                options.file_extension = ext;
-                options.schema = schema;
+                let options = JsonReadOptions {
+                    file_extension: ext,
+                    schema,
+                    ..Default::default()
+                };
                 ctx.register_json(self.id.as_str(), &location, options)
                     .await
             }
@@ -379,6 +383,29 @@ mod tests {
             .unwrap()
             .value(0);
         assert_eq!(v, 20);
+    }
+
+    #[tokio::test]
+    async fn reads_parquet_written_by_datafusion() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("events.parquet");
+        let ctx = SessionContext::new();
+        let df = ctx
+            .sql("SELECT * FROM (VALUES (1, 'a'), (2, 'b'), (3, 'c')) AS t(u, i)")
+            .await
+            .unwrap();
+        df.write_parquet(
+            out.to_str().unwrap(),
+            datafusion::dataframe::DataFrameWriteOptions::new(),
+            None,
+        )
+        .await
+        .unwrap();
+        let ctx = SessionContext::new();
+        let c = FileConnector::new(&cfg("events.parquet"), dir.path()).unwrap();
+        assert_eq!(c.format(), FileFormat::Parquet);
+        c.register(&ctx).await.unwrap();
+        assert_eq!(count(&ctx).await, 3);
     }
 
     #[test]

@@ -134,3 +134,30 @@ fn example_model_files_validate_against_their_schema_shape() {
         );
     }
 }
+
+#[test]
+fn rows_with_null_ids_are_skipped_and_counted() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let mut ratings = std::fs::read_to_string(ws.path("data/ratings.csv")).unwrap();
+    ratings.push_str(",i1,3,1700000000\nu1,,3,1700000001\nu2,i2,3,\n");
+    std::fs::write(ws.path("data/ratings.csv"), ratings).unwrap();
+    let file = ws.write("model.yaml", &model_yaml("nulls", 2, 8));
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    let view = ws.view_json("nulls");
+    let log: Vec<String> = view["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        log.iter()
+            .any(|m| m == "2 events skipped: null user_id or item_id"),
+        "{log:?}"
+    );
+    assert!(
+        log.iter().any(|m| m == "1 events skipped: null timestamp"),
+        "{log:?}"
+    );
+}

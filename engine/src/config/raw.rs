@@ -123,7 +123,7 @@ pub(crate) mod defaults {
         0.05
     }
     pub fn alpha() -> f32 {
-        2.0
+        1.0
     }
     pub fn iterations() -> usize {
         15

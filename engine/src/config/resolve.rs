@@ -1,5 +1,8 @@
 //! Semantic checks: raw structs → a validated [`ModelConfig`].
 
+// Config errors are a cold path that ends the command; boxing them would only add noise.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 

@@ -111,3 +111,52 @@ impl TrainedPolicy for TrainedPopular {
         store::write_f32s(&dir.join("scores.f32"), &self.scores)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::{Cut, Dataset, FetchStats, IdMap};
+
+    /// One user, items 0, 1, 1 at days 0, 9 and 10.
+    fn dataset() -> Dataset {
+        let day = 86_400;
+        Dataset {
+            users: IdMap::from_ids(vec!["u".into()]),
+            items: IdMap::from_ids(vec!["a".into(), "b".into()]),
+            event_types: vec!["event".into()],
+            offsets: vec![0, 3],
+            seq_items: vec![0, 1, 1],
+            seq_times: vec![0, 9 * day, 10 * day],
+            seq_types: vec![0; 3],
+            seq_values: vec![1.0; 3],
+            item_attributes: None,
+            user_attributes: None,
+            stats: FetchStats::default(),
+        }
+    }
+
+    fn scores(window_days: Option<f64>, half_life_days: Option<f64>) -> Vec<f32> {
+        let config = PopularConfig {
+            name: "p".into(),
+            window_days,
+            half_life_days,
+        };
+        TrainedPopular::count(&config, dataset().view(Cut::All))
+    }
+
+    #[test]
+    fn counts_window_and_decay() {
+        assert_eq!(scores(None, None), vec![1.0, 2.0]);
+        assert_eq!(
+            scores(Some(5.0), None),
+            vec![0.0, 2.0],
+            "day 0 is outside a 5-day window"
+        );
+        let s = scores(None, Some(10.0));
+        assert!(
+            (s[0] - 0.5).abs() < 1e-6,
+            "10 days old at a 10-day half-life: {s:?}"
+        );
+        assert!((s[1] - (1.0 + 0.5f32.powf(0.1))).abs() < 1e-6, "{s:?}");
+    }
+}
