@@ -63,6 +63,15 @@ pub fn scores(a: &[f32], b: &[f32], k: usize, out: &mut [f32]) {
         out[..m * n].fill(0.0);
         return;
     }
+    // SGEMM packs all of `b` first: worth it for a batch (evaluation), not for one request.
+    if m <= 4 {
+        for (row, x) in out.chunks_exact_mut(n).zip(a.chunks_exact(k)) {
+            for (o, y) in row.iter_mut().zip(b.chunks_exact(k)) {
+                *o = dot(x, y);
+            }
+        }
+        return;
+    }
     // SAFETY: the strides describe `a` as m×k, `b` read as Bᵀ (k×n), `out` as m×n row-major.
     unsafe {
         matrixmultiply::sgemm(
@@ -117,6 +126,15 @@ mod tests {
         let b = [1.0, 0.0, -1.0, 0.5, 0.5, 0.5, 2.0, 1.0, 0.0];
         let mut out = vec![0.0; 6];
         scores(&a, &b, k, &mut out);
+        // And through SGEMM: a batch of 6 users (the first two repeated).
+        let a6: Vec<f32> = a.iter().chain(&a).chain(&a).copied().collect();
+        let mut out6 = vec![0.0; 18];
+        scores(&a6, &b, k, &mut out6);
+        for r in 0..3 {
+            for (x, y) in out6[r * 6..r * 6 + 6].iter().zip(&out) {
+                assert!((x - y).abs() < 1e-5);
+            }
+        }
         for u in 0..2 {
             for i in 0..3 {
                 assert!(
