@@ -490,8 +490,15 @@ fn serde_error_at(e: &serde_yaml::Error, file: &str, locations: &Locations) -> C
         if let Some(word) = ticked.first() {
             hint = Some(format!("add `{word}:`"));
         }
-    } else if message.starts_with("invalid type") {
-        hint = Some("check the value's type against spec/config.md".to_string());
+    } else if message.starts_with("invalid type") || message.starts_with("invalid value") {
+        let expected = message.rsplit(", expected ").next().unwrap_or_default();
+        let plain = match expected {
+            "usize" | "u64" | "u32" | "i64" | "i32" => "a whole number",
+            "f32" | "f64" => "a number",
+            "a boolean" => "true or false",
+            other => other,
+        };
+        hint = Some(format!("write {plain} here (see spec/config.md)"));
     }
     let message = match message.find(", expected one of") {
         Some(i)
