@@ -576,6 +576,7 @@ value_model:
         assert_eq!((e.line, e.column), (Some(11), Some(14)), "{e}");
         assert_eq!(e.path, "policies[1].factors");
         assert!(e.to_string().contains("invalid type"), "{e}");
+        assert!(e.to_string().contains("write a whole number here"), "{e}");
     }
 
     #[test]
