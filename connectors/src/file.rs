@@ -20,6 +20,9 @@ pub struct FileConnector {
     has_header: bool,
     delimiter: u8,
     schema: Option<Arc<Schema>>,
+    /// For a folder: the extension of its data files (`.csv`, `.jsonl`, ...), so that DataFusion
+    /// lists exactly the files validation looked at. Empty for a file or a glob.
+    folder_extension: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +164,14 @@ impl FileConnector {
             has_header: config.has_header.unwrap_or(true),
             delimiter,
             schema,
+            folder_extension: match kind {
+                LocationKind::Folder => sample
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .map(|e| format!(".{e}"))
+                    .unwrap_or_default(),
+                _ => String::new(),
+            },
         })
     }
 
@@ -176,16 +187,8 @@ impl FileConnector {
 
     /// DataFusion filters listed files by extension: a folder keeps only files of its format,
     /// a single file or a glob already names what to read.
-    fn listing_extension(&self) -> &'static str {
-        if self.kind != LocationKind::Folder {
-            return "";
-        }
-        match self.format {
-            FileFormat::Csv => ".csv",
-            FileFormat::Tsv => ".tsv",
-            FileFormat::Parquet => ".parquet",
-            FileFormat::Ndjson => "json",
-        }
+    fn listing_extension(&self) -> &str {
+        &self.folder_extension
     }
 }
 
@@ -336,12 +339,17 @@ mod tests {
         std::fs::create_dir(dir.path().join("parts")).unwrap();
         std::fs::write(dir.path().join("parts/1.csv"), "u\n1\n").unwrap();
         std::fs::write(dir.path().join("parts/2.csv"), "u\n2\n").unwrap();
+        std::fs::create_dir(dir.path().join("lines")).unwrap();
+        std::fs::write(dir.path().join("lines/a.jsonl"), "{\"u\":1}\n").unwrap();
+        std::fs::write(dir.path().join("lines/b.jsonl"), "{\"u\":2}\n").unwrap();
+        std::fs::write(dir.path().join("lines/notes.txt"), "not data").unwrap();
         for (path, n) in [
             ("a.csv", 2),
             ("b.tsv", 1),
             ("c.ndjson", 3),
             ("parts", 2),
             ("parts/*.csv", 2),
+            ("lines", 2),
         ] {
             let ctx = SessionContext::new();
             let c = FileConnector::new(&cfg(path), dir.path()).unwrap();

@@ -55,7 +55,8 @@ pub async fn run(
     options: RunOptions,
 ) -> Result<Outcome> {
     match mode {
-        Mode::Create if registry.exists(&config.name) => {
+        // A model whose versions all failed can be created again.
+        Mode::Create if registry.active_version(&config.name)?.is_some() => {
             return Err(Error::Invalid(format!(
                 "model `{}` already exists; use update-model to make a new version",
                 config.name
@@ -123,7 +124,8 @@ async fn execute(
             .map_err(|e| Error::Internal(format!("training task failed: {e}")))??
     };
     run.set_status(Status::Deploying, "writing artifacts")?;
-    {
+    // Writing artifacts and moving the pointer (a blocking file lock) run on the blocking pool.
+    let status = {
         let (run, config, ds) = (run.clone(), config.clone(), ds.clone());
         let report = report.clone();
         tokio::task::spawn_blocking(move || {
@@ -145,16 +147,16 @@ async fn execute(
                 &report,
                 run.version,
                 &primary,
-            )
+            )?;
+            run.promote()
         })
         .await
-        .map_err(|e| Error::Internal(format!("deploy task failed: {e}")))??;
-    }
-    run.promote()?;
+        .map_err(|e| Error::Internal(format!("deploy task failed: {e}")))??
+    };
     Ok(Outcome {
         model: run.model.clone(),
         version: run.version,
-        status: Status::Active,
+        status,
         report,
     })
 }

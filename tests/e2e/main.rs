@@ -6,4 +6,5 @@ mod support;
 mod cli_flow;
 mod config_errors;
 mod interrupted;
+mod movielens;
 mod server;

@@ -15,7 +15,7 @@ pub struct ViewArgs {
     /// The model's name.
     #[arg(long)]
     model_name: String,
-    /// The version to detail (default: the newest).
+    /// The version to detail (default: the ACTIVE one, or the newest if none is ACTIVE).
     #[arg(long)]
     version: Option<u32>,
     /// How many lines of the status log to show.
@@ -29,7 +29,12 @@ pub struct ViewArgs {
 pub fn run(home: &Path, args: ViewArgs) -> anyhow::Result<()> {
     let registry = Registry::open(home)?;
     let versions = registry.versions(&args.model_name)?;
-    let detail = registry.version(&args.model_name, args.version)?;
+    // By default the version that serves; the newest when none does yet.
+    let version = match args.version {
+        Some(v) => Some(v),
+        None => registry.active_version(&args.model_name)?,
+    };
+    let detail = registry.version(&args.model_name, version)?;
     let report = artifacts::read_report(&detail.dir)?;
     let manifest = artifacts::read_manifest(&detail.dir).ok();
     if args.json {

@@ -1,8 +1,8 @@
 //! The loaded ACTIVE versions. Requests read an `Arc<Snapshot>` from an atomically swapped map
 //! (no lock on the request path); one watcher task replaces entries when ACTIVE moves.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -11,6 +11,8 @@ use feed_engine::{Registry, Snapshot};
 pub struct AppState {
     pub registry: Registry,
     snapshots: ArcSwap<HashMap<String, Arc<Snapshot>>>,
+    /// Versions that failed to load: not retried (their files do not change), logged once.
+    failed: Mutex<HashSet<(String, u32)>>,
 }
 
 impl AppState {
@@ -18,6 +20,7 @@ impl AppState {
         Self {
             registry,
             snapshots: ArcSwap::from_pointee(HashMap::new()),
+            failed: Mutex::new(HashSet::new()),
         }
     }
 
@@ -38,7 +41,8 @@ impl AppState {
             }
         };
         let mut next: HashMap<String, Arc<Snapshot>> = HashMap::with_capacity(models.len());
-        let mut changed = models.len() != current.len();
+        let mut changed = false;
+        let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
         for model in models {
             let active = match self.registry.active_version(&model) {
                 Ok(v) => v,
@@ -52,6 +56,11 @@ impl AppState {
                 (Some(v), Some(s)) if s.version() == v => {
                     next.insert(model, s.clone());
                 }
+                (Some(v), old) if failed.contains(&(model.clone(), v)) => {
+                    if let Some(s) = old {
+                        next.insert(model, s.clone());
+                    }
+                }
                 (Some(v), old) => match Snapshot::load(&self.registry.version_dir(&model, v)) {
                     Ok(s) => {
                         tracing::info!(%model, version = v, "now serving");
@@ -60,6 +69,7 @@ impl AppState {
                     }
                     Err(e) => {
                         tracing::error!(%model, version = v, "cannot load: {e}; keeping the loaded version");
+                        failed.insert((model.clone(), v));
                         if let Some(s) = old {
                             next.insert(model, s.clone());
                         }
@@ -71,6 +81,8 @@ impl AppState {
                 (None, None) => {}
             }
         }
+        // Deleted models, or models whose snapshot went away, change the key set.
+        changed |= next.len() != current.len() || next.keys().any(|k| !current.contains_key(k));
         if changed {
             self.snapshots.store(Arc::new(next));
         }

@@ -79,25 +79,8 @@ impl ModelConfig {
         }
     }
 
-    /// The index of the connector with this id, for error paths.
-    pub fn connector_index(&self, id: &str) -> Option<usize> {
-        self.connectors.iter().position(|c| c.id() == id)
-    }
-
     pub fn policy(&self, name: &str) -> Option<&PolicyConfig> {
         self.policies.iter().find(|p| p.name() == name)
-    }
-
-    /// Whether `other` differs from this file only in what needs no retraining.
-    pub fn same_training_inputs(&self, other: &ModelConfig) -> bool {
-        let key = |c: &ModelConfig| {
-            serde_json::json!({
-                "fetch": [c.fetch.events, c.fetch.items, c.fetch.users],
-                "policies": c.policies,
-                "training": c.training,
-            })
-        };
-        key(self) == key(other)
     }
 }
 

@@ -1,6 +1,8 @@
-//! Streams the fetch results into a [`Dataset`]: ids normalised to text and made dense, events
-//! sorted per user by time, attribute tables aligned to dense ids. Rows with null ids or times are
-//! skipped and counted (the status log reports them), never dropped silently.
+//! Streams the fetch results into a [`Dataset`]: ids normalised to text and made dense (in
+//! sorted id order), events sorted per user by time, attribute tables aligned to dense ids.
+//! Events with equal times keep the order the fetch yields (fetch reads in one partition, so
+//! that is the source's order, or the SQL's ORDER BY). Rows with null ids or times are skipped
+//! and counted (the status log reports them), never dropped silently.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,7 +59,7 @@ impl FetchStats {
         );
         add(
             self.items_duplicate,
-            "item rows skipped: duplicate item_id (the first is kept)",
+            "item rows skipped: duplicate item_id (one of them is kept)",
         );
         add(
             self.users_skipped_null_id,
@@ -65,7 +67,7 @@ impl FetchStats {
         );
         add(
             self.users_duplicate,
-            "user rows skipped: duplicate user_id (the first is kept)",
+            "user rows skipped: duplicate user_id (one of them is kept)",
         );
         add(
             self.items_without_attributes,
@@ -82,7 +84,6 @@ pub async fn build(plan: FetchPlan, progress: &dyn Progress) -> Result<Dataset> 
     let mut items = IdMap::default();
     let mut users = IdMap::default();
 
-    // Items first, so that the catalog order is the items table's order.
     let item_attributes = match plan.items {
         Some(df) => Some(
             read_entities(
@@ -204,7 +205,16 @@ pub async fn build(plan: FetchPlan, progress: &dyn Progress) -> Result<Dataset> 
         stats.items_without_attributes = (items.len() - n_listed_items) as u64;
     }
 
-    // Counting sort by user, then a stable sort by time within each user.
+    // Dense ids in sorted order, so that nothing depends on which partition arrived first.
+    let (users, user_map) = users.sorted();
+    let (items, item_map) = items.sorted();
+    for r in &mut raw {
+        r.user = user_map[r.user as usize];
+        r.item = item_map[r.item as usize];
+    }
+
+    // Counting sort by user, then a stable sort by time within each user: equal times keep
+    // the order the fetch yielded them in.
     let n_users = users.len();
     let mut offsets = vec![0usize; n_users + 1];
     for r in &raw {
@@ -228,8 +238,12 @@ pub async fn build(plan: FetchPlan, progress: &dyn Progress) -> Result<Dataset> 
     let seq_values: Vec<f32> = order.iter().map(|&i| raw[i as usize].value).collect();
     drop(raw);
 
-    let item_attributes = item_attributes.map(|t| t.aligned(&items)).transpose()?;
-    let user_attributes = user_table.map(|t| t.aligned(&users)).transpose()?;
+    let item_attributes = item_attributes
+        .map(|t| t.aligned(&items, &item_map))
+        .transpose()?;
+    let user_attributes = user_table
+        .map(|t| t.aligned(&users, &user_map))
+        .transpose()?;
     Ok(Dataset {
         users,
         items,
@@ -253,9 +267,14 @@ struct EntityTable {
 }
 
 impl EntityTable {
-    /// One row per dense id of `ids`; ids the table does not list get nulls (and their id).
-    fn aligned(self, ids: &IdMap) -> Result<RecordBatch> {
-        let indices: UInt32Array = (0..ids.len()).map(|d| self.rows.get(d).copied()).collect();
+    /// One row per dense id of `ids` (renumbered by `old_to_new` since the table was read); ids
+    /// the table does not list get nulls (and their id).
+    fn aligned(self, ids: &IdMap, old_to_new: &[u32]) -> Result<RecordBatch> {
+        let mut by_new: Vec<Option<u32>> = vec![None; ids.len()];
+        for (old, &row) in self.rows.iter().enumerate() {
+            by_new[old_to_new[old] as usize] = Some(row);
+        }
+        let indices: UInt32Array = by_new.into_iter().collect();
         let mut batch = take_record_batch(&self.batch, &indices).map_err(internal)?;
         // Fill the id column for ids that only appear in events.
         let id_col: ArrayRef = Arc::new(datafusion::arrow::array::StringArray::from_iter_values(
@@ -328,7 +347,7 @@ async fn read_entities(
             stats.user_rows += batch.num_rows() as u64
         }
         // Id first and as text; other columns as fetched.
-        let mut fields = vec![Field::new(id_name, DataType::Utf8, false)];
+        let mut fields = vec![Field::new(id_name, DataType::Utf8, true)];
         let mut cols: Vec<ArrayRef> = vec![id_col.clone()];
         for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
             if f.name() != id_name {

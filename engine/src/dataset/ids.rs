@@ -49,4 +49,37 @@ impl IdMap {
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
+
+    /// The same ids renumbered in sorted order, and the old → new mapping. Fetch reads
+    /// partitions concurrently, so first-seen order is not stable between runs; sorted order is.
+    pub fn sorted(&self) -> (IdMap, Vec<u32>) {
+        let mut order: Vec<u32> = (0..self.ids.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| self.ids[a as usize].cmp(&self.ids[b as usize]));
+        let mut old_to_new = vec![0u32; order.len()];
+        for (new, &old) in order.iter().enumerate() {
+            old_to_new[old as usize] = new as u32;
+        }
+        let ids = order
+            .iter()
+            .map(|&old| self.ids[old as usize].clone())
+            .collect();
+        (IdMap::from_ids(ids), old_to_new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorted_renumbers_consistently() {
+        let mut m = IdMap::default();
+        for id in ["c", "a", "b"] {
+            m.intern(id);
+        }
+        let (s, map) = m.sorted();
+        assert_eq!(s.ids(), ["a", "b", "c"]);
+        assert_eq!(map, vec![2, 0, 1]);
+        assert_eq!(s.get("c"), Some(2));
+    }
 }

@@ -65,12 +65,16 @@ pub fn evaluate(model: &dyn TrainedPolicy, ds: &Dataset, target: Target) -> Metr
                 let mut scores = vec![0f32; chunk.len() * n];
                 model.score_users(&ids, &mut scores);
                 for (row, &(u, t)) in scores.chunks_exact_mut(n).zip(chunk) {
+                    // Exactly what serving excludes: every item of the history (a target the
+                    // user had already seen cannot be recommended, so it cannot be hit).
                     for &seen in history.items(u) {
-                        if seen != t {
-                            row[seen as usize] = f32::NEG_INFINITY;
-                        }
+                        row[seen as usize] = f32::NEG_INFINITY;
                     }
-                    let rank = rank_of(row, t as usize);
+                    let rank = if row[t as usize] == f32::NEG_INFINITY {
+                        usize::MAX
+                    } else {
+                        rank_of(row, t as usize)
+                    };
                     if rank < K {
                         acc.ndcg += 1.0 / ((rank + 2) as f64).log2();
                         acc.hits += 1.0;

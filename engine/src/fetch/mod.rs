@@ -8,7 +8,7 @@
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use feed_connectors::ConnectorError;
@@ -53,7 +53,10 @@ impl Fetch {
 /// samples, never the rows; every failure is a located [`ConfigError`].
 #[tracing::instrument(skip_all, fields(model = %cfg.name))]
 pub async fn plan(cfg: &ModelConfig) -> Result<FetchPlan> {
-    let ctx = SessionContext::new();
+    // One partition: rows arrive in source order (or the SQL's ORDER BY), which decides the
+    // order of events with equal timestamps, and so the split. Several partitions would
+    // interleave nondeterministically.
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
     for (i, block) in cfg.connectors.iter().enumerate() {
         let connector =
             feed_connectors::build(block, &cfg.base_dir).map_err(|e| connector_error(cfg, i, e))?;

@@ -18,6 +18,9 @@ use crate::dataset::Interactions;
 use crate::error::{Error, Result};
 use crate::store;
 
+/// Alternating passes of a refit (the model is already near its optimum).
+const REFIT_PASSES: usize = 2;
+
 pub struct Als {
     config: AlsConfig,
 }
@@ -257,12 +260,33 @@ impl TrainedPolicy for TrainedAls {
         self.items.len() / self.config.factors
     }
 
-    /// Folds the longer histories into the user factors with the item factors fixed: the exact
-    /// least-squares solution for each user (more CG steps than a training pass).
+    /// Continues training on the longer histories: a few warm-started alternating passes, then a
+    /// close solve of every user against the final item factors.
     fn refit(&mut self, data: Interactions<'_>) -> Result<()> {
         let c = &self.config;
         let ui = Csr::user_items(data, c.alpha);
+        let iu = ui.transpose(data.n_items());
         self.users.resize(data.n_users() * c.factors, 0.0);
+        // Warm-started passes over both sides, so that items learn from the newer events too.
+        for _ in 0..REFIT_PASSES {
+            solve_side(
+                &mut self.users,
+                &self.items,
+                &ui,
+                c.factors,
+                c.regularization,
+                c.cg_steps,
+            );
+            solve_side(
+                &mut self.items,
+                &self.users,
+                &iu,
+                c.factors,
+                c.regularization,
+                c.cg_steps,
+            );
+        }
+        // Then the users' least-squares solutions against the final items, solved closely.
         solve_side(
             &mut self.users,
             &self.items,

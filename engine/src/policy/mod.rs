@@ -54,9 +54,9 @@ pub trait Policy: Send + Sync {
 
 /// A trained policy: scores items for users, and is saved with the model version.
 ///
-/// Contract: `refit` updates only what depends on user histories (user vectors, counts),
-/// keeping what was learned about items, so that evaluation on the test target can see the
-/// validation event and a deployed model can see every event without a full retrain.
+/// Contract: `refit` continues from the trained state on a longer history (a cheap warm start,
+/// not a retrain), so that evaluation on the test target sees the validation event and a
+/// deployed model has learned from every event.
 /// `score_users` fills a row of `n_items` scores per user, higher is better; `load` of what
 /// `save` wrote gives the same scores.
 pub trait TrainedPolicy: Send + Sync {

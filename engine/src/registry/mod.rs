@@ -242,9 +242,16 @@ impl Registry {
                 Err(e) => return Err(Error::storage(format!("creating {}", dir.display()), e)),
             }
         };
-        let lock = try_lock(&dir.join("run.lock")).map_err(|_| {
-            Error::Internal(format!("{} is locked by another process", dir.display()))
-        })?;
+        // Blocking: the folder is new, so the only other holder can be a reader probing it.
+        let lock_path = dir.join("run.lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .and_then(|f| f.lock().map(|_| f))
+            .ctx(|| format!("locking {}", lock_path.display()))?;
+        store::fsync_dir(&versions)?;
         let run = VersionRun {
             model: model.to_string(),
             version: next,
@@ -252,8 +259,7 @@ impl Registry {
             _lock: lock,
             registry: self.clone(),
         };
-        std::fs::write(run.dir.join("model.yaml"), model_yaml)
-            .ctx(|| format!("writing {}", run.dir.display()))?;
+        store::write_atomic(&run.dir.join("model.yaml"), model_yaml.as_bytes())?;
         run.set_status(Status::Scheduling, message)?;
         Ok(run)
     }
@@ -321,8 +327,9 @@ impl VersionRun {
     }
 
     /// Makes this version ACTIVE: its artifacts must be complete and durable. Never moves the
-    /// pointer back to an older version than the one it names.
-    pub fn promote(&self) -> Result<()> {
+    /// pointer back to an older version than the one it names; then the version ends INACTIVE.
+    /// Returns the status the version ended in.
+    pub fn promote(&self) -> Result<Status> {
         store::fsync_dir(&self.dir)?;
         let _guard = self.registry.lock_model(&self.model)?;
         if let Some(current) = self.registry.active_version(&self.model)? {
@@ -331,7 +338,7 @@ impl VersionRun {
                     Status::Inactive,
                     &format!("version {current} became active first"),
                 )?;
-                return Ok(());
+                return Ok(Status::Inactive);
             }
         }
         let pointer = Pointer {
@@ -343,7 +350,8 @@ impl VersionRun {
             &path,
             &serde_json::to_vec(&pointer).expect("pointer serialises"),
         )?;
-        self.set_status(Status::Active, "serving")
+        self.set_status(Status::Active, "serving")?;
+        Ok(Status::Active)
     }
 }
 
@@ -402,9 +410,14 @@ mod tests {
         assert_eq!(reg.version("m", Some(1)).unwrap().status, Status::Active);
 
         let run3 = reg.begin("m", "x", "update").unwrap();
-        run3.promote().unwrap();
+        // A version that finishes after a newer one became ACTIVE does not move the pointer back.
+        let run4 = reg.begin("m", "x", "update").unwrap();
+        assert_eq!(run4.promote().unwrap(), Status::Active);
+        assert_eq!(run3.promote().unwrap(), Status::Inactive);
+        assert_eq!(reg.active_version("m").unwrap(), Some(4));
+        assert_eq!(reg.version("m", Some(3)).unwrap().status, Status::Inactive);
         assert_eq!(reg.version("m", Some(1)).unwrap().status, Status::Inactive);
-        drop(run3);
+        drop((run3, run4));
         reg.delete("m").unwrap();
         assert!(!reg.exists("m"));
     }

@@ -21,7 +21,7 @@ pub struct Ranking {
     pub version: u32,
     pub ids: Vec<String>,
     pub scores: Vec<f32>,
-    /// Set when the user is unknown and the answer is the popular fallback.
+    /// Set when the user is unknown (or has no events) and the answer is the popular fallback.
     pub fallback: Option<&'static str>,
     /// The items' attribute rows, in ranking order.
     pub metadata: Option<RecordBatch>,
@@ -38,7 +38,12 @@ impl Snapshot {
             )));
         }
         let n = self.n_items();
-        let (mut row, fallback) = match self.users.get(&req.user_id) {
+        // A user with no events (listed by fetch.users only) has nothing to personalise from.
+        let known = self
+            .users
+            .get(&req.user_id)
+            .filter(|&u| !self.seen(u).is_empty());
+        let (mut row, fallback) = match known {
             Some(u) => {
                 let mut row = vec![0f32; n];
                 let mut buf = vec![0f32; n];

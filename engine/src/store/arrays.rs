@@ -35,7 +35,7 @@ fn read_raw(path: &Path, kind: u8, width: usize) -> Result<(usize, Vec<u8>)> {
         )));
     }
     let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
-    if bytes.len() != 16 + len * width {
+    if len.checked_mul(width).and_then(|n| n.checked_add(16)) != Some(bytes.len()) {
         return Err(Error::Internal(format!(
             "{} is truncated: expected {len} elements",
             path.display()

@@ -1,0 +1,4 @@
+//! The lang crate's tests: golden files and a no-panic property test.
+
+mod golden;
+mod no_panic;
