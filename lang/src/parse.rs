@@ -141,29 +141,13 @@ fn friendly(rule: Rule) -> Option<&'static str> {
     })
 }
 
+/// The keyword a rule stands for (`ORDER` for ORDER BY), for did-you-mean on misspelt keywords.
 fn keyword_of(rule: Rule) -> Option<&'static str> {
-    Some(match rule {
-        Rule::kw_select => "SELECT",
-        Rule::kw_from => "FROM",
-        Rule::kw_where => "WHERE",
-        Rule::kw_order => "ORDER",
-        Rule::kw_reorder => "REORDER",
-        Rule::kw_by => "BY",
-        Rule::kw_limit => "LIMIT",
-        Rule::kw_offset => "OFFSET",
-        Rule::kw_and => "AND",
-        Rule::kw_or => "OR",
-        Rule::kw_not | Rule::negated | Rule::not_op => "NOT",
-        Rule::kw_in | Rule::in_pred => "IN",
-        Rule::kw_between | Rule::between_pred => "BETWEEN",
-        Rule::kw_like | Rule::like_pred => "LIKE",
-        Rule::kw_is | Rule::null_pred => "IS",
-        Rule::kw_null => "NULL",
-        Rule::kw_desc | Rule::direction => "DESC",
-        Rule::kw_asc => "ASC",
-        Rule::kw_score | Rule::score_call => "score",
-        _ => return None,
-    })
+    let name = friendly(rule)?;
+    let word = name.split(|c: char| !c.is_ascii_alphabetic()).next()?;
+    let keyword =
+        word.len() > 1 && (word.bytes().all(|b| b.is_ascii_uppercase()) || word == "score");
+    keyword.then_some(word)
 }
 
 fn syntax_error(text: &str, e: pest::error::Error<Rule>) -> QueryError {

@@ -130,6 +130,12 @@ impl Csr {
     }
 }
 
+/// One ALS pass: users against fixed items, then items against the new users.
+fn alternate(c: &AlsConfig, users: &mut [f32], items: &mut [f32], ui: &Csr, iu: &Csr) {
+    solve_side(users, items, ui, c.factors, c.regularization, c.cg_steps);
+    solve_side(items, users, iu, c.factors, c.regularization, c.cg_steps);
+}
+
 /// Solves every row of `target` against the fixed `other` factors.
 fn solve_side(target: &mut [f32], other: &[f32], csr: &Csr, k: usize, reg: f32, cg_steps: usize) {
     let mut yty = gram(other, k);
@@ -230,8 +236,7 @@ impl Policy for Als {
         for it in 0..c.iterations {
             ctx.check_cancelled()?;
             let start = Instant::now();
-            solve_side(&mut users, &items, &ui, k, c.regularization, c.cg_steps);
-            solve_side(&mut items, &users, &iu, k, c.regularization, c.cg_steps);
+            alternate(c, &mut users, &mut items, &ui, &iu);
             let msg = format!(
                 "iteration {}/{} in {:.2}s",
                 it + 1,
@@ -269,22 +274,7 @@ impl TrainedPolicy for TrainedAls {
         self.users.resize(data.n_users() * c.factors, 0.0);
         // Warm-started passes over both sides, so that items learn from the newer events too.
         for _ in 0..REFIT_PASSES {
-            solve_side(
-                &mut self.users,
-                &self.items,
-                &ui,
-                c.factors,
-                c.regularization,
-                c.cg_steps,
-            );
-            solve_side(
-                &mut self.items,
-                &self.users,
-                &iu,
-                c.factors,
-                c.regularization,
-                c.cg_steps,
-            );
+            alternate(c, &mut self.users, &mut self.items, &ui, &iu);
         }
         // Then the users' least-squares solutions against the final items, solved closely.
         solve_side(
