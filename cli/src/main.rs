@@ -4,6 +4,7 @@
 mod commands;
 mod exit;
 mod output;
+mod params;
 mod progress;
 mod server;
 
@@ -39,6 +40,7 @@ enum Command {
     DeleteModel(commands::delete::DeleteArgs),
     Validate(commands::validate::ValidateArgs),
     Rank(commands::rank::RankArgs),
+    Query(commands::query::QueryArgs),
     Serve(commands::serve::ServeArgs),
     Bench(commands::bench::BenchArgs),
     Schema(commands::schema::SchemaArgs),
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
             Command::DeleteModel(a) => commands::delete::run(&home, a),
             Command::Validate(a) => commands::validate::run(a).await,
             Command::Rank(a) => commands::rank::run(&home, a).await,
+            Command::Query(a) => commands::query::run(&home, a).await,
             Command::Serve(a) => commands::serve::run(&home, a).await,
             Command::Bench(a) => commands::bench::run(a).await,
             Command::Schema(a) => commands::schema::run(a),

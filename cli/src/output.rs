@@ -1,5 +1,7 @@
 //! Plain-text tables for the terminal.
 
+use feed_engine::arrow::record_batch::RecordBatch;
+use feed_engine::arrow::util::display::{ArrayFormatter, FormatOptions};
 use feed_engine::eval::{EvalReport, Metrics};
 
 /// Left-aligned columns separated by two spaces.
@@ -82,4 +84,31 @@ pub fn metrics_table(report: &EvalReport) -> String {
         report.users, report.items, report.events, report.protocol
     ));
     out
+}
+
+/// A ranked list: rank, item, score, then the items' attribute columns (if any).
+pub fn ranking_table(
+    ids: &[String],
+    scores: &[f64],
+    metadata: Option<&RecordBatch>,
+) -> anyhow::Result<String> {
+    let mut headers = vec!["RANK".to_string(), "ITEM".to_string(), "SCORE".to_string()];
+    let mut rows: Vec<Vec<String>> = ids
+        .iter()
+        .zip(scores)
+        .enumerate()
+        .map(|(i, (id, s))| vec![(i + 1).to_string(), id.clone(), format!("{s:.4}")])
+        .collect();
+    if let Some(meta) = metadata {
+        let options = FormatOptions::default().with_null("");
+        for (field, col) in meta.schema().fields().iter().zip(meta.columns()).skip(1) {
+            headers.push(field.name().to_uppercase());
+            let f = ArrayFormatter::try_new(col.as_ref(), &options)?;
+            for (i, row) in rows.iter_mut().enumerate() {
+                row.push(f.value(i).to_string());
+            }
+        }
+    }
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    Ok(table(&headers, &rows))
 }

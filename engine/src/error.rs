@@ -53,6 +53,12 @@ pub enum Error {
         name: String,
         hint: Option<String>,
     },
+    /// A FeedQL query is wrong: the error carries its span; `text` is the query, for rendering.
+    #[error("{}", error.one_line(text))]
+    Query {
+        error: Box<feed_lang::QueryError>,
+        text: String,
+    },
     /// A request is well-formed but asks for something invalid (bad limit, model exists).
     #[error("{0}")]
     Invalid(String),
@@ -83,6 +89,14 @@ impl From<ConfigError> for Error {
 }
 
 impl Error {
+    /// A query error about `text`.
+    pub fn query(error: feed_lang::QueryError, text: &str) -> Self {
+        Error::Query {
+            error: Box::new(error),
+            text: text.to_string(),
+        }
+    }
+
     /// Wraps an I/O error with what we were doing and where.
     pub fn storage(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Storage {
@@ -95,7 +109,7 @@ impl Error {
     pub fn is_user_error(&self) -> bool {
         matches!(
             self,
-            Error::Config(_) | Error::NotFound { .. } | Error::Invalid(_)
+            Error::Config(_) | Error::NotFound { .. } | Error::Invalid(_) | Error::Query { .. }
         )
     }
 }

@@ -11,6 +11,7 @@ pub mod fetch;
 pub mod lifecycle;
 pub mod policy;
 pub mod progress;
+pub mod query;
 pub mod registry;
 pub mod serving;
 pub mod store;
@@ -18,6 +19,7 @@ pub mod store;
 pub use error::{did_you_mean, ConfigError, Error, Result};
 pub use lifecycle::{Mode, Outcome, RunOptions};
 pub use progress::{NoProgress, Progress};
+pub use query::{ParamValue, Params, QueryRequest, QueryResult};
 pub use registry::{Registry, Status, VersionInfo};
 pub use serving::{RankRequest, Ranking, Snapshot};
 

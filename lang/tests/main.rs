@@ -2,3 +2,4 @@
 
 mod golden;
 mod no_panic;
+mod spec;

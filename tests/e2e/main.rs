@@ -7,4 +7,6 @@ mod cli_flow;
 mod config_errors;
 mod interrupted;
 mod movielens;
+mod query;
 mod server;
+mod server_support;

@@ -1,46 +1,12 @@
 //! The HTTP server: routes, errors, and the switch to a new ACTIVE version without a failed
 //! request.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::server_support::start;
 use crate::support::*;
-
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(ws: &Workspace) -> Server {
-    let mut child = Command::new(feedctl_bin())
-        .arg("--home")
-        .arg(ws.home())
-        .args(["serve", "--addr", "127.0.0.1:0", "--poll-ms", "50"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .expect(&line)
-        .to_string();
-    Server { child, addr }
-}
 
 #[test]
 fn routes_and_errors() {

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod create;
 pub mod delete;
 pub mod list;
+pub mod query;
 pub mod rank;
 pub mod schema;
 pub mod serve;

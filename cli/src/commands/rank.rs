@@ -4,10 +4,9 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::Args;
-use feed_engine::arrow::util::display::{ArrayFormatter, FormatOptions};
 use feed_engine::{RankRequest, Registry, Snapshot};
 
-use crate::output::table;
+use crate::output::ranking_table;
 
 /// Rank items for a user with the ACTIVE version of a model (local; no server needed).
 #[derive(Debug, Args)]
@@ -49,26 +48,10 @@ pub async fn run(home: &Path, args: RankArgs) -> anyhow::Result<()> {
             ""
         }
     );
-    let mut headers = vec!["RANK".to_string(), "ITEM".to_string(), "SCORE".to_string()];
-    let mut rows: Vec<Vec<String>> = ranking
-        .ids
-        .iter()
-        .zip(&ranking.scores)
-        .enumerate()
-        .map(|(i, (id, s))| vec![(i + 1).to_string(), id.clone(), format!("{s:.4}")])
-        .collect();
-    if let Some(meta) = &ranking.metadata {
-        // The attribute columns, after the ranking's own.
-        let options = FormatOptions::default().with_null("");
-        for (field, col) in meta.schema().fields().iter().zip(meta.columns()).skip(1) {
-            headers.push(field.name().to_uppercase());
-            let f = ArrayFormatter::try_new(col.as_ref(), &options)?;
-            for (i, row) in rows.iter_mut().enumerate() {
-                row.push(f.value(i).to_string());
-            }
-        }
-    }
-    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
-    print!("{}", table(&headers, &rows));
+    let scores: Vec<f64> = ranking.scores.iter().map(|&s| s as f64).collect();
+    print!(
+        "{}",
+        ranking_table(&ranking.ids, &scores, ranking.metadata.as_ref())?
+    );
     Ok(())
 }

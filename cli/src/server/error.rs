@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use feed_engine::Error;
 
-use super::wire::ErrorBody;
+use super::wire::{ErrorBody, QueryLocation};
 
 /// An error answered to a client.
 #[derive(Debug)]
@@ -40,6 +40,7 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let mut location = None;
         let (status, error_type, error) = match self {
             ApiError::Body { status, message } => (
                 status,
@@ -53,6 +54,7 @@ impl IntoResponse for ApiError {
             ApiError::Engine(e) => {
                 let (status, kind) = match &e {
                     Error::Config(_) => (StatusCode::UNPROCESSABLE_ENTITY, "config"),
+                    Error::Query { .. } => (StatusCode::BAD_REQUEST, "query"),
                     Error::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
                     Error::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
                     Error::Cancelled => (StatusCode::SERVICE_UNAVAILABLE, "cancelled"),
@@ -63,9 +65,28 @@ impl IntoResponse for ApiError {
                 if status.is_server_error() {
                     tracing::error!("{e}");
                 }
+                if let Error::Query { error, text } = &e {
+                    let (line, column) = error.span.line_col(text);
+                    location = Some(QueryLocation {
+                        line,
+                        column,
+                        start: error.span.start,
+                        end: error.span.end,
+                        hint: error.hint.clone(),
+                        rendered: error.render(text),
+                    });
+                }
                 (status, kind, e.to_string())
             }
         };
-        (status, Json(ErrorBody { error, error_type })).into_response()
+        (
+            status,
+            Json(ErrorBody {
+                error,
+                error_type,
+                location,
+            }),
+        )
+            .into_response()
     }
 }

@@ -8,10 +8,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use feed_engine::arrow::record_batch::RecordBatch;
 use feed_engine::serving::artifacts;
-use feed_engine::{Error, RankRequest};
+use feed_engine::{Error, QueryRequest, RankRequest};
 
 use super::error::ApiError;
-use super::wire::{ModelSummary, RankBody, RankResponse};
+use super::wire::{ModelSummary, QueryBody, QueryItem, QueryResponse, RankBody, RankResponse};
 use super::AppState;
 
 type Shared = State<Arc<AppState>>;
@@ -22,6 +22,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/models", get(list_models))
         .route("/models/{name}", get(view_model))
         .route("/models/{name}/rank", post(rank))
+        .route("/models/{name}/query", post(query_model))
+        .route("/query", post(query))
         .with_state(state)
 }
 
@@ -77,18 +79,7 @@ async fn rank(
     body: Result<Json<RankBody>, JsonRejection>,
 ) -> Result<Json<RankResponse>, ApiError> {
     let Json(body) = body?;
-    let snapshot = match state.snapshot(&name) {
-        Some(s) => s,
-        None if state.registry.exists(&name) => {
-            return Err(Error::NotFound {
-                what: "active version of model",
-                name,
-                hint: Some("its first version is not ACTIVE yet".into()),
-            }
-            .into())
-        }
-        None => return Err(state.registry.unknown_model(&name).into()),
-    };
+    let snapshot = active(&state, &name)?;
     let req = RankRequest {
         user_id: body.user_id,
         limit: body.limit,
@@ -104,6 +95,80 @@ async fn rank(
         fallback: ranking.fallback,
         metadata,
     }))
+}
+
+async fn query(
+    State(state): Shared,
+    body: Result<Json<QueryBody>, JsonRejection>,
+) -> Result<Json<QueryResponse>, ApiError> {
+    let Json(body) = body?;
+    let model = body.model.clone().ok_or_else(|| ApiError::Body {
+        status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        message: "`model` is required".into(),
+    })?;
+    run_query(state, model, body).await
+}
+
+async fn query_model(
+    State(state): Shared,
+    Path(name): Path<String>,
+    body: Result<Json<QueryBody>, JsonRejection>,
+) -> Result<Json<QueryResponse>, ApiError> {
+    let Json(body) = body?;
+    run_query(state, name, body).await
+}
+
+async fn run_query(
+    state: Arc<AppState>,
+    model: String,
+    body: QueryBody,
+) -> Result<Json<QueryResponse>, ApiError> {
+    let snapshot = active(&state, &model)?;
+    let params = crate::params::from_json_object(&body.params).map_err(Error::Invalid)?;
+    let req = QueryRequest {
+        text: body.query,
+        saved: body.saved,
+        params,
+        limit: body.limit,
+        offset: body.offset,
+        with_metadata: body.return_metadata,
+    };
+    let result = blocking(move || snapshot.query(&req)).await?;
+    let mut metadata = match &result.metadata {
+        Some(m) => to_json(m)?.into_iter().map(Some).collect(),
+        None => vec![None; result.ids.len()],
+    };
+    let results = result
+        .ids
+        .into_iter()
+        .zip(result.scores)
+        .zip(metadata.iter_mut())
+        .map(|((id, score), m)| QueryItem {
+            id,
+            score,
+            metadata: m.take(),
+        })
+        .collect();
+    Ok(Json(QueryResponse {
+        model: result.model,
+        version: result.version,
+        eligible: result.eligible,
+        results,
+    }))
+}
+
+/// The loaded ACTIVE version of a model, or why there is none.
+fn active(state: &AppState, name: &str) -> Result<Arc<feed_engine::Snapshot>, ApiError> {
+    match state.snapshot(name) {
+        Some(s) => Ok(s),
+        None if state.registry.exists(name) => Err(Error::NotFound {
+            what: "active version of model",
+            name: name.to_string(),
+            hint: Some("its first version is not ACTIVE yet".into()),
+        }
+        .into()),
+        None => Err(state.registry.unknown_model(name).into()),
+    }
 }
 
 async fn blocking<T: Send + 'static>(

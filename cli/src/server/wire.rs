@@ -29,6 +29,45 @@ pub struct RankResponse {
     pub metadata: Option<Vec<serde_json::Value>>,
 }
 
+/// `POST /query` and `POST /models/{name}/query`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryBody {
+    /// The model (for `POST /query`; the path names it otherwise).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// FeedQL text, or `saved`: the name of a query of the model file.
+    #[serde(default)]
+    pub query: Option<String>,
+    #[serde(default)]
+    pub saved: Option<String>,
+    #[serde(default)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+    #[serde(default)]
+    pub offset: Option<usize>,
+    #[serde(default)]
+    pub return_metadata: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct QueryResponse {
+    pub model: String,
+    pub version: u32,
+    /// Items in the whole catalog that satisfy the filter.
+    pub eligible: usize,
+    pub results: Vec<QueryItem>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct QueryItem {
+    pub id: String,
+    pub score: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct ModelSummary {
     pub name: String,
@@ -41,4 +80,21 @@ pub struct ModelSummary {
 pub struct ErrorBody {
     pub error: String,
     pub error_type: &'static str,
+    /// For query errors: where in the query text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<QueryLocation>,
+}
+
+/// The place in a FeedQL text an error is about.
+#[derive(Debug, Serialize)]
+pub struct QueryLocation {
+    pub line: usize,
+    pub column: usize,
+    /// Byte offsets of the span.
+    pub start: usize,
+    pub end: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// The error with the query line and a caret under the span.
+    pub rendered: String,
 }

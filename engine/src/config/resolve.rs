@@ -79,6 +79,36 @@ impl ModelConfig {
         }
     }
 
+    /// An error inside the text value at `path` (a saved query), located at the error's own
+    /// line and column within the YAML file: block scalars (`|`) start on the next line.
+    pub fn error_in_text(&self, path: &str, value: &str, e: &feed_lang::QueryError) -> ConfigError {
+        let mut err = self.error_at(path, e.message.clone(), e.hint.clone());
+        let (qline, qcol) = e.span.line_col(value);
+        if let (Some(line), Some(col)) = (err.line, err.column) {
+            // The value's position is where its text starts: for a block scalar (`key: |`) the
+            // first content line, whose indentation every content line shares.
+            let key_line = self.locations.key(path).map(|p| p.0).unwrap_or(line);
+            let key_text = self.text.lines().nth(key_line - 1).unwrap_or("");
+            let after_colon = key_text
+                .split_once(':')
+                .map(|(_, v)| v.trim())
+                .unwrap_or("");
+            let block = after_colon.starts_with('|') || after_colon.starts_with('>');
+            let first = self.text.lines().nth(line - 1).unwrap_or("");
+            let quoted = first
+                .chars()
+                .nth(col - 1)
+                .is_some_and(|c| c == '\'' || c == '"');
+            err.line = Some(line + qline - 1);
+            err.column = Some(match (block, qline) {
+                (true, _) => col - 1 + qcol,
+                (false, 1) => col + usize::from(quoted) + qcol - 1,
+                (false, _) => qcol,
+            });
+        }
+        err
+    }
+
     pub fn policy(&self, name: &str) -> Option<&PolicyConfig> {
         self.policies.iter().find(|p| p.name() == name)
     }
@@ -209,6 +239,13 @@ fn check(cfg: &ModelConfig) -> Result<(), ConfigError> {
         check_name(cfg, &path, name)?;
         if text.trim().is_empty() {
             return Err(cfg.error_at(&path, "is empty", Some("write a FeedQL query".into())));
+        }
+        let options = feed_lang::CheckOptions {
+            max_limit: cfg.serving.max_limit as u64,
+            ..Default::default()
+        };
+        if let Err(e) = feed_lang::parse_with(text, &options) {
+            return Err(cfg.error_in_text(&path, text, &e));
         }
     }
 
@@ -574,6 +611,22 @@ value_model:
         let e = err(&GOOD.replace("path: ratings.csv", "pth: ratings.csv"));
         assert_eq!((e.path.as_str(), e.line), ("connectors[0]", Some(4)), "{e}");
         assert!(e.to_string().contains("did you mean `path`?"), "{e}");
+    }
+
+    #[test]
+    fn saved_queries_are_checked_and_located() {
+        let block =
+            format!("{GOOD}queries:\n  for_you: |\n    SELECT *\n    FORM popular(limit = 10)\n");
+        let e = err(&block);
+        assert_eq!(e.path, "queries.for_you");
+        assert_eq!((e.line, e.column), (Some(17), Some(5)), "{e}");
+        assert!(e.to_string().contains("did you mean `FROM`?"), "{e}");
+        let inline = format!("{GOOD}queries:\n  top: SELECT * FROM popular(limt = 5)\n");
+        let e = err(&inline);
+        assert_eq!((e.line, e.column), (Some(15), Some(30)), "{e}");
+        assert!(e.to_string().contains("did you mean `limit`?"), "{e}");
+        let ok = format!("{GOOD}queries:\n  top: SELECT * FROM popular(limit = 5) LIMIT 3\n");
+        assert!(parse(&ok, "m.yaml", Path::new(".")).is_ok());
     }
 
     #[test]

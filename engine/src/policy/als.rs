@@ -297,6 +297,22 @@ impl TrainedPolicy for TrainedAls {
         scores(&a, &self.items, k, out);
     }
 
+    fn score_items(&self, user: u32, items: &[u32], out: &mut [f32]) {
+        let k = self.config.factors;
+        let u = &self.users[user as usize * k..user as usize * k + k];
+        for (o, &i) in out.iter_mut().zip(items) {
+            *o = dot(u, &self.items[i as usize * k..i as usize * k + k]);
+        }
+    }
+
+    fn vectors(&self) -> Option<super::Vectors<'_>> {
+        Some(super::Vectors {
+            dim: self.config.factors,
+            users: &self.users,
+            items: &self.items,
+        })
+    }
+
     fn save(&self, dir: &Path) -> Result<()> {
         store::write_f32s(&dir.join("user_vectors.f32"), &self.users)?;
         store::write_f32s(&dir.join("item_vectors.f32"), &self.items)

@@ -2,7 +2,7 @@
 //! policy type.
 
 mod als;
-mod linalg;
+pub(crate) mod linalg;
 mod popular;
 
 use std::path::Path;
@@ -66,6 +66,39 @@ pub trait TrainedPolicy: Send + Sync {
     /// `out.len() == users.len() * n_items`, row-major.
     fn score_users(&self, users: &[u32], out: &mut [f32]);
     fn save(&self, dir: &Path) -> Result<()>;
+
+    /// Scores only `items` for `user` (`out.len() == items.len()`): what a query's scoring stage
+    /// needs. The default scores the whole catalog; policies with vectors override it.
+    fn score_items(&self, user: u32, items: &[u32], out: &mut [f32]) {
+        let mut row = vec![0f32; self.n_items()];
+        self.score_users(&[user], &mut row);
+        for (o, &i) in out.iter_mut().zip(items) {
+            *o = row[i as usize];
+        }
+    }
+
+    /// User and item vectors, for policies that have them (similarity retrieval, diversity).
+    fn vectors(&self) -> Option<Vectors<'_>> {
+        None
+    }
+}
+
+/// Row-major vectors of a policy: `users.len() == n_users * dim`, `items.len() == n_items * dim`.
+#[derive(Clone, Copy)]
+pub struct Vectors<'a> {
+    pub dim: usize,
+    pub users: &'a [f32],
+    pub items: &'a [f32],
+}
+
+impl Vectors<'_> {
+    pub fn user(&self, u: u32) -> &[f32] {
+        &self.users[u as usize * self.dim..(u as usize + 1) * self.dim]
+    }
+
+    pub fn item(&self, i: u32) -> &[f32] {
+        &self.items[i as usize * self.dim..(i as usize + 1) * self.dim]
+    }
 }
 
 /// The policy a config block declares.

@@ -107,6 +107,12 @@ impl TrainedPolicy for TrainedPopular {
         }
     }
 
+    fn score_items(&self, _user: u32, items: &[u32], out: &mut [f32]) {
+        for (o, &i) in out.iter_mut().zip(items) {
+            *o = self.scores[i as usize];
+        }
+    }
+
     fn save(&self, dir: &Path) -> Result<()> {
         store::write_f32s(&dir.join("scores.f32"), &self.scores)
     }

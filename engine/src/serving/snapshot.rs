@@ -21,16 +21,20 @@ pub struct Snapshot {
     pub manifest: Manifest,
     pub config: ModelConfig,
     pub report: Option<EvalReport>,
-    pub(super) item_ids: Vec<String>,
+    pub(crate) item_ids: Vec<String>,
+    /// External item id → dense id.
+    pub(crate) item_index: IdMap,
     /// `item_id` and the attributes, one row per dense item.
-    pub(super) items: RecordBatch,
-    pub(super) users: IdMap,
-    pub(super) seen_offsets: Vec<u64>,
-    pub(super) seen_items: Vec<u32>,
-    pub(super) popular: Vec<f32>,
-    pub(super) policies: BTreeMap<String, Box<dyn TrainedPolicy>>,
+    pub(crate) items: RecordBatch,
+    pub(crate) users: IdMap,
+    /// `user_id` and the attributes, one row per dense user.
+    pub(crate) users_table: RecordBatch,
+    pub(crate) seen_offsets: Vec<u64>,
+    pub(crate) seen_items: Vec<u32>,
+    pub(crate) popular: Vec<f32>,
+    pub(crate) policies: BTreeMap<String, Box<dyn TrainedPolicy>>,
     /// The ranking score: Σ weight × policy score.
-    pub(super) terms: Vec<(String, f32)>,
+    pub(crate) terms: Vec<(String, f32)>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -71,6 +75,7 @@ impl Snapshot {
         let data = dir.join("dataset");
         let items = store::read_table(&data.join("items.arrow"))?;
         let item_ids = string_column(&items, "item_id")?;
+        let item_index = IdMap::from_ids(item_ids.clone());
         let users_table = store::read_table(&data.join("users.arrow"))?;
         let users = IdMap::from_ids(string_column(&users_table, "user_id")?);
         let seen_offsets = store::read_u64s(&data.join("seen_offsets.u64"))?;
@@ -109,8 +114,10 @@ impl Snapshot {
             config,
             report,
             item_ids,
+            item_index,
             items,
             users,
+            users_table,
             seen_offsets,
             seen_items,
             popular,
@@ -131,6 +138,11 @@ impl Snapshot {
         self.item_ids.len()
     }
 
+    /// The dense id of an external item id.
+    pub(crate) fn item_index(&self, id: &str) -> Option<u32> {
+        self.item_index.get(id)
+    }
+
     /// The external ids of the users the version knows.
     pub fn user_ids(&self) -> &[String] {
         self.users.ids()
@@ -142,7 +154,7 @@ impl Snapshot {
     }
 
     /// The items user `u` interacted with, sorted.
-    pub(super) fn seen(&self, u: u32) -> &[u32] {
+    pub(crate) fn seen(&self, u: u32) -> &[u32] {
         &self.seen_items
             [self.seen_offsets[u as usize] as usize..self.seen_offsets[u as usize + 1] as usize]
     }

@@ -1,0 +1,78 @@
+//! Query parameters from JSON (HTTP) and from `--param k=v` (CLI).
+
+use feed_engine::{ParamValue, Params};
+
+/// A JSON value as a parameter; objects and nulls are refused.
+pub fn from_json(name: &str, v: &serde_json::Value) -> Result<ParamValue, String> {
+    Ok(match v {
+        serde_json::Value::String(s) => ParamValue::Str(s.clone()),
+        serde_json::Value::Number(n) => ParamValue::Num(
+            n.as_f64()
+                .ok_or_else(|| format!("${name} is not a finite number"))?,
+        ),
+        serde_json::Value::Bool(b) => ParamValue::Bool(*b),
+        serde_json::Value::Array(items) => ParamValue::List(
+            items
+                .iter()
+                .map(|i| from_json(name, i))
+                .collect::<Result<_, _>>()?,
+        ),
+        serde_json::Value::Null => {
+            return Err(format!("${name} is null; leave it out or give a value"))
+        }
+        serde_json::Value::Object(_) => {
+            return Err(format!(
+                "${name} is an object; parameters are strings, numbers, booleans or lists"
+            ))
+        }
+    })
+}
+
+pub fn from_json_object(
+    map: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Params, String> {
+    map.iter()
+        .map(|(k, v)| Ok((k.trim_start_matches('$').to_string(), from_json(k, v)?)))
+        .collect()
+}
+
+/// `name=value`: a JSON value when it parses as one (numbers, true/false, ["a","b"]), text
+/// otherwise.
+pub fn from_cli(arg: &str) -> Result<(String, ParamValue), String> {
+    let (name, value) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("`{arg}` is not name=value"))?;
+    let name = name.trim().trim_start_matches('$').to_string();
+    let parsed = match serde_json::from_str::<serde_json::Value>(value) {
+        Ok(
+            v @ (serde_json::Value::Number(_)
+            | serde_json::Value::Bool(_)
+            | serde_json::Value::Array(_)),
+        ) => from_json(&name, &v)?,
+        _ => ParamValue::Str(value.to_string()),
+    };
+    Ok((name, parsed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_values() {
+        assert_eq!(from_cli("user_id=196").unwrap().1, ParamValue::Num(196.0));
+        assert_eq!(
+            from_cli("$name=Drama").unwrap(),
+            ("name".into(), ParamValue::Str("Drama".into()))
+        );
+        assert_eq!(from_cli("ok=true").unwrap().1, ParamValue::Bool(true));
+        assert_eq!(
+            from_cli("ids=[\"a\",\"b\"]").unwrap().1,
+            ParamValue::List(vec![
+                ParamValue::Str("a".into()),
+                ParamValue::Str("b".into())
+            ])
+        );
+        assert!(from_cli("novalue").is_err());
+    }
+}

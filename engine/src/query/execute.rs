@@ -1,0 +1,637 @@
+//! The pipeline: filter mask → retrieve (prefiltered, exact) → score → cut.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch, UInt32Array,
+};
+use datafusion::arrow::compute::{cast, take};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::scalar::ScalarValue;
+use feed_lang::ast::{Call, Count, Order, Query, Score, Select, Value};
+use feed_lang::{alias_of, ErrorKind, QueryError};
+
+use super::params::{self, ParamValue, Params};
+use super::translate::{self, Scope, Stage};
+use crate::error::{did_you_mean, Error, Result};
+use crate::eval::top_k;
+use crate::policy::linalg::dot;
+use crate::serving::Snapshot;
+
+/// A query against one model version.
+#[derive(Debug, Clone, Default)]
+pub struct QueryRequest {
+    /// FeedQL text; or `saved`, the name of a query in the model file.
+    pub text: Option<String>,
+    pub saved: Option<String>,
+    pub params: Params,
+    /// Override the query's LIMIT and OFFSET.
+    pub limit: Option<usize>,
+    pub offset: Option<usize>,
+    pub with_metadata: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    pub model: String,
+    pub version: u32,
+    pub ids: Vec<String>,
+    pub scores: Vec<f64>,
+    /// Items that satisfy the filter, in the whole catalog.
+    pub eligible: usize,
+    pub metadata: Option<RecordBatch>,
+}
+
+/// The default page size and retriever size.
+const DEFAULT_LIMIT: usize = 10;
+const DEFAULT_RETRIEVER_LIMIT: usize = 100;
+
+/// What one retriever found: item → (score, 1-based rank).
+type Found = HashMap<u32, (f64, usize)>;
+
+/// Candidates gathered by the retrievers, in first-found order.
+struct Candidates {
+    items: Vec<u32>,
+    /// Per retriever alias, what it found.
+    found: Vec<(String, Found)>,
+}
+
+impl Snapshot {
+    /// Runs a FeedQL query.
+    #[tracing::instrument(skip_all, fields(model = %self.manifest.model, version = self.manifest.version))]
+    pub fn query(&self, req: &QueryRequest) -> Result<QueryResult> {
+        params::check(&req.params)?;
+        let text = match (&req.text, &req.saved) {
+            (Some(t), None) => t.clone(),
+            (None, Some(name)) => {
+                self.config
+                    .queries
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| Error::NotFound {
+                        what: "saved query",
+                        name: name.clone(),
+                        hint: did_you_mean(name, self.config.queries.keys().map(String::as_str))
+                            .map(|s| format!("did you mean `{s}`?"))
+                            .or_else(|| Some("see `queries:` in the model file".into())),
+                    })?
+            }
+            _ => {
+                return Err(Error::Invalid(
+                    "give either a query text or the name of a saved query".into(),
+                ))
+            }
+        };
+        let options = feed_lang::CheckOptions {
+            max_limit: self.config.serving.max_limit as u64,
+            ..Default::default()
+        };
+        let q = feed_lang::parse_with(&text, &options).map_err(|e| Error::query(e, &text))?;
+        self.run(&q, &text, req)
+    }
+
+    fn user_dense(&self, params: &Params) -> Option<u32> {
+        params
+            .get("user_id")
+            .and_then(ParamValue::as_id)
+            .and_then(|id| self.users.get(&id))
+    }
+
+    fn run(&self, q: &Query, text: &str, req: &QueryRequest) -> Result<QueryResult> {
+        let n = self.n_items();
+        let limit = match req.limit {
+            Some(l) => l,
+            None => count(q.limit.as_ref(), &req.params)?.unwrap_or(DEFAULT_LIMIT),
+        };
+        let offset = match req.offset {
+            Some(o) => o,
+            None => count(q.offset.as_ref(), &req.params)?.unwrap_or(0),
+        };
+        let max = self.config.serving.max_limit;
+        if limit == 0 || limit > max {
+            return Err(Error::Invalid(format!(
+                "limit must be between 1 and {max} (serving.max_limit), got {limit}"
+            )));
+        }
+        let need = limit + offset;
+        let user = self.user_dense(&req.params);
+        let policies: Vec<String> = self.policies.keys().cloned().collect();
+        let user_columns: Vec<String> = self
+            .users_table
+            .schema()
+            .fields()
+            .iter()
+            .skip(1)
+            .map(|f| f.name().clone())
+            .collect();
+        let user_value = |col: &str| -> Option<ScalarValue> {
+            let u = user?;
+            let array = self.users_table.column_by_name(col)?;
+            ScalarValue::try_from_array(array, u as usize).ok()
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let items_schema = self.items.schema();
+        let mut scope = Scope {
+            text,
+            stage: Stage::Filter,
+            params: &req.params,
+            items: items_schema.as_ref(),
+            policies: &policies,
+            value_model: &self.terms,
+            user_value: &user_value,
+            user_columns: &user_columns,
+            now_seconds: now,
+            item_columns: Default::default(),
+            policies_used: Default::default(),
+            retrieval_used: Default::default(),
+            seen_users: Vec::new(),
+            truncate: None,
+        };
+
+        // Filter: a mask over the whole catalog.
+        let mask: Vec<bool> = match &q.filter {
+            None => vec![true; n],
+            Some(f) => {
+                let expr = scope.translate(f)?;
+                let mut columns = self.item_columns(&scope.item_columns, None);
+                for (i, u) in scope.seen_users.iter().enumerate() {
+                    let mut seen = vec![false; n];
+                    if let Some(d) = self.users.get(u) {
+                        for &it in self.seen(d) {
+                            seen[it as usize] = true;
+                        }
+                    }
+                    columns.push((
+                        format!("seen.{i}"),
+                        std::sync::Arc::new(BooleanArray::from(seen)) as ArrayRef,
+                    ));
+                }
+                let values = translate::evaluate(expr, &translate::batch(columns, n)?)?;
+                let values = values.as_boolean_opt().ok_or_else(|| {
+                    Error::query(
+                        QueryError::new(
+                            ErrorKind::Check,
+                            "WHERE needs a condition (true or false)",
+                            f.span,
+                        ),
+                        text,
+                    )
+                })?;
+                (0..n)
+                    .map(|i| values.is_valid(i) && values.value(i))
+                    .collect()
+            }
+        };
+        let eligible = mask.iter().filter(|m| **m).count();
+
+        // Retrieve: every retriever searches eligible items only; widen if the page needs more.
+        let default = [default_retriever()];
+        let calls: &[Call] = if q.from.is_empty() { &default } else { &q.from };
+        let mut candidates = self.retrieve(calls, text, &req.params, user, &mask, None)?;
+        if candidates.items.len() < need.min(eligible) {
+            candidates = self.retrieve(calls, text, &req.params, user, &mask, Some(need))?;
+        }
+        if let Some(t) = scope.truncate {
+            candidates.items.truncate(t.max(need.min(eligible)));
+        }
+
+        // Score.
+        scope.stage = Stage::Score;
+        let mut order: Vec<usize> = (0..candidates.items.len()).collect();
+        let mut scores = vec![0f64; candidates.items.len()];
+        if let Some(Order {
+            score, descending, ..
+        }) = &q.order
+        {
+            let expr = match score {
+                Score::ValueModel(_) => scope.translate(&value_model_path())?,
+                Score::Expr(e) => scope.translate(e)?,
+            };
+            let batch = self.candidate_batch(&scope, &candidates, user)?;
+            let values = translate::evaluate(expr, &batch)?;
+            let values = cast(&values, &DataType::Float64)
+                .map_err(|_| Error::Invalid("ORDER BY score(...) must be a number".into()))?;
+            let values = values
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .expect("cast to f64");
+            for (i, s) in scores.iter_mut().enumerate() {
+                *s = if values.is_valid(i) && !values.value(i).is_nan() {
+                    values.value(i)
+                } else {
+                    f64::NEG_INFINITY
+                };
+            }
+            let sign = if *descending { -1.0 } else { 1.0 };
+            order.sort_by(|&a, &b| {
+                (sign * scores[a])
+                    .total_cmp(&(sign * scores[b]))
+                    .then(a.cmp(&b))
+            });
+        } else {
+            // Without a score, the first retriever's score stands.
+            for (i, it) in candidates.items.iter().enumerate() {
+                scores[i] = candidates
+                    .found
+                    .iter()
+                    .find_map(|(_, m)| m.get(it).map(|s| s.0))
+                    .unwrap_or(0.0);
+            }
+        }
+
+        if !q.reorder.is_empty() {
+            let call = &q.reorder[0];
+            return Err(Error::query(
+                QueryError::new(
+                    ErrorKind::Check,
+                    format!(
+                        "the `{}` reranker is not available in this version yet",
+                        call.name.name
+                    ),
+                    call.name.span,
+                ),
+                text,
+            ));
+        }
+
+        let page: Vec<usize> = order.into_iter().skip(offset).take(limit).collect();
+        let ids = page
+            .iter()
+            .map(|&i| self.item_ids[candidates.items[i] as usize].clone())
+            .collect();
+        let page_scores = page.iter().map(|&i| scores[i]).collect();
+        let metadata = if req.with_metadata {
+            let idx = UInt32Array::from_iter_values(page.iter().map(|&i| candidates.items[i]));
+            let batch = datafusion::arrow::compute::take_record_batch(&self.items, &idx)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            Some(match &q.select {
+                Select::All(_) => batch,
+                Select::Columns(cols) => {
+                    let mut keep = vec![0usize];
+                    for c in cols {
+                        let name = &c.parts[1].name;
+                        let i = batch.schema().index_of(name).map_err(|_| {
+                            Error::query(
+                                QueryError::new(
+                                    ErrorKind::Check,
+                                    format!("the items have no column `{name}`"),
+                                    c.parts[1].span,
+                                ),
+                                text,
+                            )
+                        })?;
+                        keep.push(i);
+                    }
+                    batch
+                        .project(&keep)
+                        .map_err(|e| Error::Internal(e.to_string()))?
+                }
+            })
+        } else {
+            None
+        };
+        Ok(QueryResult {
+            model: self.manifest.model.clone(),
+            version: self.manifest.version,
+            ids,
+            scores: page_scores,
+            eligible,
+            metadata,
+        })
+    }
+
+    /// `item.<col>` columns for the evaluation batch: the whole catalog, or the given rows.
+    fn item_columns(
+        &self,
+        names: &std::collections::BTreeSet<String>,
+        rows: Option<&UInt32Array>,
+    ) -> Vec<(String, ArrayRef)> {
+        names
+            .iter()
+            .filter_map(|name| {
+                let col = self.items.column_by_name(name)?.clone();
+                let col = match rows {
+                    Some(r) => take(col.as_ref(), r, None).ok()?,
+                    None => col,
+                };
+                Some((format!("item.{name}"), col))
+            })
+            .collect()
+    }
+
+    fn candidate_batch(
+        &self,
+        scope: &Scope<'_>,
+        c: &Candidates,
+        user: Option<u32>,
+    ) -> Result<RecordBatch> {
+        let rows = UInt32Array::from(c.items.clone());
+        let mut columns = self.item_columns(&scope.item_columns, Some(&rows));
+        for name in &scope.policies_used {
+            let policy = self
+                .policies
+                .get(name)
+                .ok_or_else(|| Error::Internal(format!("policy `{name}` is not loaded")))?;
+            let mut out = vec![0f32; c.items.len()];
+            // An unknown user has no personal scores: 0 for every candidate.
+            if let Some(u) = user {
+                policy.score_items(u, &c.items, &mut out);
+            }
+            columns.push((
+                format!("policy.{name}"),
+                std::sync::Arc::new(Float64Array::from_iter_values(
+                    out.iter().map(|&v| v as f64),
+                )) as ArrayRef,
+            ));
+        }
+        for alias in &scope.retrieval_used {
+            let found = c.found.iter().find(|(a, _)| a == alias).map(|(_, m)| m);
+            let score: Float64Array = c
+                .items
+                .iter()
+                .map(|i| found.and_then(|m| m.get(i)).map(|s| s.0))
+                .collect();
+            let rank: Float64Array = c
+                .items
+                .iter()
+                .map(|i| found.and_then(|m| m.get(i)).map(|s| s.1 as f64))
+                .collect();
+            columns.push((
+                format!("retrieval.{alias}"),
+                std::sync::Arc::new(score) as ArrayRef,
+            ));
+            columns.push((
+                format!("rank.{alias}"),
+                std::sync::Arc::new(rank) as ArrayRef,
+            ));
+        }
+        translate::batch(columns, c.items.len())
+    }
+
+    /// Runs the retrievers over eligible items; `at_least` widens every limit to it.
+    fn retrieve(
+        &self,
+        calls: &[Call],
+        text: &str,
+        params: &Params,
+        user: Option<u32>,
+        mask: &[bool],
+        at_least: Option<usize>,
+    ) -> Result<Candidates> {
+        let mut items = Vec::new();
+        let mut seen = vec![false; self.n_items()];
+        let mut found = Vec::new();
+        for call in calls {
+            let limit = match call.arg("limit") {
+                Some(v) => arg_count(v, params)?,
+                None => DEFAULT_RETRIEVER_LIMIT,
+            };
+            let limit = at_least.map_or(limit, |a| limit.max(a));
+            let list = self.retrieve_one(call, text, params, user, mask, limit)?;
+            let mut map = HashMap::with_capacity(list.len());
+            for (rank, &(item, score)) in list.iter().enumerate() {
+                map.insert(item, (score, rank + 1));
+                if !seen[item as usize] {
+                    seen[item as usize] = true;
+                    items.push(item);
+                }
+            }
+            found.push((alias_of(call), map));
+        }
+        Ok(Candidates { items, found })
+    }
+
+    fn retrieve_one(
+        &self,
+        call: &Call,
+        text: &str,
+        params: &Params,
+        user: Option<u32>,
+        mask: &[bool],
+        limit: usize,
+    ) -> Result<Vec<(u32, f64)>> {
+        let name = call.name.name.to_ascii_lowercase();
+        let best = |scores: &[f32]| -> Vec<(u32, f64)> {
+            let row: Vec<f32> = scores
+                .iter()
+                .zip(mask)
+                .map(|(&s, &m)| if m { s } else { f32::NEG_INFINITY })
+                .collect();
+            top_k(&row, limit)
+                .into_iter()
+                .map(|i| (i as u32, row[i] as f64))
+                .collect()
+        };
+        let unavailable = |what: &str| {
+            Error::query(
+                QueryError::new(
+                    ErrorKind::Check,
+                    format!("{what} is not available in this version yet"),
+                    call.span,
+                ),
+                text,
+            )
+        };
+        match name.as_str() {
+            "popular" => {
+                if call.arg("window").is_some() {
+                    return Err(unavailable("popular(window = ...)"));
+                }
+                Ok(best(&self.popular))
+            }
+            "filter" => Ok((0..self.n_items() as u32)
+                .filter(|&i| mask[i as usize])
+                .take(limit)
+                .map(|i| (i, 0.0))
+                .collect()),
+            "ids" => {
+                let value = call
+                    .arg("ids")
+                    .or_else(|| call.args.first().map(|a| &a.value))
+                    .expect("checked: ids has its argument");
+                let wanted = id_list(value, params)?;
+                let mut out = Vec::new();
+                let mut taken = std::collections::HashSet::new();
+                for id in wanted {
+                    if let Some(i) = self.item_index(&id) {
+                        if mask[i as usize] && taken.insert(i) {
+                            out.push((i, 0.0));
+                        }
+                    }
+                }
+                out.truncate(limit.max(out.len()));
+                Ok(out)
+            }
+            "similarity" => {
+                let Some(Value::Str(policy, span)) = call.arg("embedding") else {
+                    return Err(Error::Invalid(
+                        "similarity(embedding = ...) must name a policy".into(),
+                    ));
+                };
+                let model = self.policies.get(policy).ok_or_else(|| {
+                    let mut e = QueryError::new(
+                        ErrorKind::Check,
+                        format!("no policy is named `{policy}`"),
+                        *span,
+                    );
+                    e.hint = did_you_mean(policy, self.policies.keys().map(String::as_str))
+                        .map(|s| format!("did you mean '{s}'?"));
+                    Error::query(e, text)
+                })?;
+                let vectors = model.vectors().ok_or_else(|| {
+                    Error::query(
+                        QueryError::new(
+                            ErrorKind::Check,
+                            format!("policy `{policy}` has no vectors to search"),
+                            *span,
+                        ),
+                        text,
+                    )
+                })?;
+                let encoder = match call.arg("encoder") {
+                    Some(Value::Str(s, _)) => s.to_ascii_lowercase(),
+                    _ if call.arg("item").is_some() => "item".into(),
+                    _ if call.arg("items").is_some() => "items".into(),
+                    _ => "user".into(),
+                };
+                let mean = |items: &[u32]| -> Option<Vec<f32>> {
+                    if items.is_empty() {
+                        return None;
+                    }
+                    let mut q = vec![0f32; vectors.dim];
+                    for &i in items {
+                        for (a, b) in q.iter_mut().zip(vectors.item(i)) {
+                            *a += b / items.len() as f32;
+                        }
+                    }
+                    Some(q)
+                };
+                let query: Option<Vec<f32>> = match encoder.as_str() {
+                    "user" => user.map(|u| vectors.user(u).to_vec()),
+                    "history" => user.and_then(|u| mean(self.seen(u))),
+                    "item" => {
+                        let id = id_list(call.arg("item").expect("checked"), params)?;
+                        let items: Vec<u32> =
+                            id.iter().filter_map(|i| self.item_index(i)).collect();
+                        mean(&items)
+                    }
+                    _ => {
+                        let ids = id_list(call.arg("items").expect("checked"), params)?;
+                        let items: Vec<u32> =
+                            ids.iter().filter_map(|i| self.item_index(i)).collect();
+                        mean(&items)
+                    }
+                };
+                // Nothing to search from (an unknown user or item): no candidates from here.
+                let Some(query) = query else {
+                    return Ok(Vec::new());
+                };
+                let scores: Vec<f32> = (0..self.n_items() as u32)
+                    .map(|i| {
+                        if mask[i as usize] {
+                            dot(&query, vectors.item(i))
+                        } else {
+                            f32::NEG_INFINITY
+                        }
+                    })
+                    .collect();
+                Ok(best(&scores))
+            }
+            other => Err(unavailable(&format!("the `{other}` retriever"))),
+        }
+    }
+}
+
+fn default_retriever() -> Call {
+    feed_lang::parse("SELECT * FROM popular(limit = 100)")
+        .expect("the default retriever parses")
+        .from
+        .remove(0)
+}
+
+fn value_model_path() -> feed_lang::ast::Expr {
+    feed_lang::parse_expression("value_model").expect("parses")
+}
+
+fn count(c: Option<&Count>, params: &Params) -> Result<Option<usize>> {
+    Ok(match c {
+        None => None,
+        Some(Count::Literal(n, _)) => Some(*n as usize),
+        Some(Count::Param(p)) => match params.get(&p.name) {
+            Some(ParamValue::Num(n)) if *n >= 0.0 && n.fract() == 0.0 => Some(*n as usize),
+            Some(other) => {
+                return Err(Error::Invalid(format!(
+                    "${} must be a whole number, got {}",
+                    p.name,
+                    other.kind()
+                )))
+            }
+            None => {
+                return Err(Error::Invalid(format!(
+                    "the query uses ${}, but the request gives no value for it",
+                    p.name
+                )))
+            }
+        },
+    })
+}
+
+fn arg_count(v: &Value, params: &Params) -> Result<usize> {
+    match v {
+        Value::Num(n, _) => Ok(*n as usize),
+        Value::Param(p) => match params.get(&p.name) {
+            Some(ParamValue::Num(n)) if *n >= 0.0 && n.fract() == 0.0 => Ok(*n as usize),
+            Some(other) => Err(Error::Invalid(format!(
+                "${} must be a whole number, got {}",
+                p.name,
+                other.kind()
+            ))),
+            None => Err(Error::Invalid(format!(
+                "the query uses ${}, but the request gives no value for it",
+                p.name
+            ))),
+        },
+        _ => Err(Error::Invalid("limit must be a whole number".into())),
+    }
+}
+
+/// Ids from a literal, a literal list, or a parameter holding either.
+fn id_list(v: &Value, params: &Params) -> Result<Vec<String>> {
+    let from_param = |p: &ParamValue, name: &str| -> Result<Vec<String>> {
+        match p {
+            ParamValue::List(items) => items
+                .iter()
+                .map(|i| {
+                    i.as_id()
+                        .ok_or_else(|| Error::Invalid(format!("${name} must hold ids (strings)")))
+                })
+                .collect(),
+            other => other
+                .as_id()
+                .map(|s| vec![s])
+                .ok_or_else(|| Error::Invalid(format!("${name} must be an id or a list of ids"))),
+        }
+    };
+    match v {
+        Value::Str(s, _) => Ok(vec![s.clone()]),
+        Value::Num(n, _) => Ok(vec![format!("{}", *n as i64)]),
+        Value::List(items, _) => items
+            .iter()
+            .map(|i| id_list(i, params).map(|v| v.into_iter().next().unwrap_or_default()))
+            .collect(),
+        Value::Param(p) => {
+            let value = params.get(&p.name).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "the query uses ${}, but the request gives no value for it",
+                    p.name
+                ))
+            })?;
+            from_param(value, &p.name)
+        }
+        _ => Err(Error::Invalid("expected ids".into())),
+    }
+}

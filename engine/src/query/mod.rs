@@ -1,0 +1,14 @@
+//! FeedQL over a model version: parse (cached per text) → bind names against the version →
+//! filter → retrieve → score → cut, over an immutable [`Snapshot`](crate::Snapshot).
+//!
+//! Exactness: the filter is evaluated over the whole catalog first (a mask), and every
+//! retriever searches only eligible items exactly, so a page holds `min(limit, eligible)` items
+//! and each satisfies the filter. When the retrievers' limits yield fewer candidates than the
+//! page needs, they are widened to the page size.
+
+mod execute;
+mod params;
+mod translate;
+
+pub use execute::{QueryRequest, QueryResult};
+pub use params::{check as check_params, ParamValue, Params};

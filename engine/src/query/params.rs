@@ -1,0 +1,86 @@
+//! Query parameters (`$name`): typed values bound into a plan, never spliced into text.
+
+use std::collections::BTreeMap;
+
+use datafusion::scalar::ScalarValue;
+
+use crate::error::{Error, Result};
+
+/// A parameter value as the request gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamValue {
+    Str(String),
+    Num(f64),
+    Bool(bool),
+    List(Vec<ParamValue>),
+}
+
+/// Parameters by name (without the `$`).
+pub type Params = BTreeMap<String, ParamValue>;
+
+/// The most elements a list parameter may have, and the longest string.
+pub const MAX_LIST: usize = 10_000;
+pub const MAX_STRING: usize = 4_096;
+
+impl ParamValue {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ParamValue::Str(_) => "a string",
+            ParamValue::Num(_) => "a number",
+            ParamValue::Bool(_) => "a boolean",
+            ParamValue::List(_) => "a list",
+        }
+    }
+
+    /// As a literal; lists have no scalar form.
+    pub fn scalar(&self, name: &str) -> Result<ScalarValue> {
+        Ok(match self {
+            ParamValue::Str(s) => ScalarValue::Utf8(Some(s.clone())),
+            ParamValue::Num(n) => ScalarValue::Float64(Some(*n)),
+            ParamValue::Bool(b) => ScalarValue::Boolean(Some(*b)),
+            ParamValue::List(_) => {
+                return Err(Error::Invalid(format!(
+                    "${name} is a list; a list fits only `IN ($list)` or list arguments"
+                )))
+            }
+        })
+    }
+
+    /// The value as an id (strings as they are, whole numbers without a fraction).
+    pub fn as_id(&self) -> Option<String> {
+        match self {
+            ParamValue::Str(s) => Some(s.clone()),
+            ParamValue::Num(n) if n.fract() == 0.0 => Some(format!("{}", *n as i64)),
+            _ => None,
+        }
+    }
+}
+
+/// Checks sizes, so that a request cannot make a plan arbitrarily large.
+pub fn check(params: &Params) -> Result<()> {
+    fn walk(name: &str, v: &ParamValue, depth: usize) -> Result<()> {
+        match v {
+            ParamValue::Str(s) if s.len() > MAX_STRING => Err(Error::Invalid(format!(
+                "${name} is longer than {MAX_STRING} bytes"
+            ))),
+            ParamValue::Num(n) if !n.is_finite() => {
+                Err(Error::Invalid(format!("${name} is not a finite number")))
+            }
+            ParamValue::List(items) => {
+                if depth > 0 {
+                    return Err(Error::Invalid(format!(
+                        "${name} nests lists; give a flat list"
+                    )));
+                }
+                if items.len() > MAX_LIST {
+                    return Err(Error::Invalid(format!(
+                        "${name} has more than {MAX_LIST} elements"
+                    )));
+                }
+                items.iter().try_for_each(|i| walk(name, i, depth + 1))
+            }
+            _ => Ok(()),
+        }
+    }
+    params.iter().try_for_each(|(k, v)| walk(k, v, 0))
+}

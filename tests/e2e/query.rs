@@ -1,0 +1,274 @@
+//! FeedQL over HTTP on MovieLens-1M: hard filters are exact. Eligibility is counted here,
+//! independently, from the CSV files the model was built from.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::server_support::start;
+use crate::support::*;
+
+/// Splits one CSV line (quotes doubled inside quoted fields).
+fn fields(line: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                out.last_mut().unwrap().push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(String::new()),
+            _ => out.last_mut().unwrap().push(c),
+        }
+    }
+    out
+}
+
+struct Movie {
+    id: String,
+    year: i64,
+    genres: Vec<String>,
+}
+
+fn load() -> (Vec<Movie>, HashMap<String, HashSet<String>>) {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/movielens/data/ml-1m"
+    );
+    let movies = std::fs::read_to_string(format!("{dir}/movies.csv"))
+        .expect("run python3 examples/movielens/fetch_data.py (scripts/test does)");
+    let movies = movies
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f = fields(l);
+            Movie {
+                id: f[0].clone(),
+                year: f[2].parse().unwrap(),
+                genres: f[3].split('|').map(str::to_string).collect(),
+            }
+        })
+        .collect();
+    let mut seen: HashMap<String, HashSet<String>> = HashMap::new();
+    for l in std::fs::read_to_string(format!("{dir}/ratings.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+    {
+        let f = fields(l);
+        seen.entry(f[0].clone()).or_default().insert(f[1].clone());
+    }
+    (movies, seen)
+}
+
+fn query(addr: &str, text: &str, user: &str) -> (Vec<String>, u64) {
+    let body =
+        serde_json::json!({"model": "movielens_1m", "query": text, "params": {"user_id": user}});
+    let (st, r) = http(addr, "POST", "/query", Some(&body.to_string()));
+    assert_eq!(st, 200, "{text}: {r}");
+    let ids = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap().to_string())
+        .collect();
+    (ids, r["eligible"].as_u64().unwrap())
+}
+
+#[test]
+fn filters_are_exact_on_movielens_1m() {
+    let (movies, seen) = load();
+    let ws = Workspace::new();
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/movielens/ml-1m.yaml"
+    );
+    ws.ok(&["create-model", "--file", file]);
+    let srv = start(&ws);
+    let addr = srv.addr.as_str();
+    let by_id: HashMap<&str, &Movie> = movies.iter().map(|m| (m.id.as_str(), m)).collect();
+
+    // The acceptance query, for 200 users drawn with a fixed seed.
+    let mut users: Vec<&String> = seen.keys().collect();
+    users.sort();
+    let mut state = 12345u64;
+    let noir = "SELECT * FROM similarity(embedding = 'als', user = $user_id, limit = 100), popular(limit = 100) \
+                WHERE NOT seen($user_id) AND contains(item.genres, 'Film-Noir') AND item.year < 1960 LIMIT 20";
+    for _ in 0..200 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let user = users[(state >> 33) as usize % users.len()];
+        let eligible = movies
+            .iter()
+            .filter(|m| {
+                !seen[user].contains(&m.id)
+                    && m.genres.iter().any(|g| g == "Film-Noir")
+                    && m.year < 1960
+            })
+            .count();
+        let (ids, reported) = query(addr, noir, user);
+        assert_eq!(ids.len(), eligible.min(20), "user {user}: {ids:?}");
+        assert_eq!(reported as usize, eligible, "user {user}");
+        for id in &ids {
+            let m = by_id[id.as_str()];
+            assert!(
+                !seen[user].contains(id)
+                    && m.genres.iter().any(|g| g == "Film-Noir")
+                    && m.year < 1960,
+                "{id} for {user}"
+            );
+        }
+        assert_eq!(
+            ids.iter().collect::<HashSet<_>>().len(),
+            ids.len(),
+            "no duplicates"
+        );
+    }
+
+    // Selectivities of about 50%, 1% and 0.01% of the catalog, through a retriever far smaller
+    // than the page: the engine must widen.
+    let user = "1m_1";
+    let mut years: Vec<i64> = movies.iter().map(|m| m.year).collect();
+    years.sort();
+    let median = years[years.len() / 2];
+    let one_percent = years[years.len() / 100];
+    let cases = [
+        (
+            format!("item.year >= {median}"),
+            Box::new(move |m: &Movie| m.year >= median) as Box<dyn Fn(&Movie) -> bool>,
+        ),
+        (
+            format!("item.year < {one_percent}"),
+            Box::new(move |m: &Movie| m.year < one_percent),
+        ),
+        (
+            "item.item_id = 'Toy Story (1995)'".to_string(),
+            Box::new(|m: &Movie| m.id == "Toy Story (1995)"),
+        ),
+    ];
+    for (filter, keep) in &cases {
+        let eligible: Vec<&Movie> = movies.iter().filter(|m| keep(m)).collect();
+        let text = format!("SELECT * FROM similarity(embedding = 'als', user = $user_id, limit = 5) WHERE {filter} ORDER BY score(als) LIMIT 50");
+        let (ids, reported) = query(addr, &text, user);
+        assert_eq!(reported as usize, eligible.len(), "{filter}");
+        assert_eq!(ids.len(), eligible.len().min(50), "{filter}");
+        assert!(ids.iter().all(|id| keep(by_id[id.as_str()])), "{filter}");
+    }
+}
+
+#[test]
+fn query_errors_over_http() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let yaml = format!(
+        "{}queries:\n  home: SELECT * FROM popular(limit = 50) WHERE item.year >= $since LIMIT 5\n",
+        model_yaml("q", 3, 8)
+    );
+    let file = ws.write("model.yaml", &yaml);
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    let srv = start(&ws);
+    let a = srv.addr.as_str();
+
+    // A saved query with a parameter, through both routes.
+    let (st, r) = http(
+        a,
+        "POST",
+        "/models/q/query",
+        Some(r#"{"saved": "home", "params": {"since": 2000}, "return_metadata": true}"#),
+    );
+    assert_eq!(st, 200, "{r}");
+    let results = r["results"].as_array().unwrap();
+    assert_eq!(results.len(), 5);
+    assert!(
+        results
+            .iter()
+            .all(|x| x["metadata"]["year"].as_i64().unwrap() >= 2000),
+        "{r}"
+    );
+    let (st, _) = http(
+        a,
+        "POST",
+        "/query",
+        Some(r#"{"model": "q", "saved": "home", "params": {"since": 1990}}"#),
+    );
+    assert_eq!(st, 200);
+
+    // A parse error: 400 with the place and a hint.
+    let (st, r) = http(
+        a,
+        "POST",
+        "/query",
+        Some(r#"{"model": "q", "query": "SELECT * FORM popular(limit = 5)"}"#),
+    );
+    assert_eq!(st, 400, "{r}");
+    assert_eq!(r["error_type"], "query");
+    assert_eq!(
+        (
+            r["location"]["line"].as_u64(),
+            r["location"]["column"].as_u64()
+        ),
+        (Some(1), Some(10))
+    );
+    assert_eq!(r["location"]["hint"], "did you mean `FROM`?");
+    // An unknown column: 400 with its span.
+    let (st, r) = http(
+        a,
+        "POST",
+        "/query",
+        Some(r#"{"model": "q", "query": "SELECT * WHERE item.yeer > 1"}"#),
+    );
+    assert_eq!(st, 400, "{r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `item.year`?"),
+        "{r}"
+    );
+    // Unknown saved query and unknown model: 404.
+    let (st, _) = http(
+        a,
+        "POST",
+        "/query",
+        Some(r#"{"model": "q", "saved": "nope"}"#),
+    );
+    assert_eq!(st, 404);
+    let (st, _) = http(
+        a,
+        "POST",
+        "/query",
+        Some(r#"{"model": "zz", "query": "SELECT *"}"#),
+    );
+    assert_eq!(st, 404);
+    // A missing or mistyped parameter: 422.
+    let (st, r) = http(
+        a,
+        "POST",
+        "/query",
+        Some(r#"{"model": "q", "saved": "home"}"#),
+    );
+    assert_eq!(st, 422, "{r}");
+    assert!(r["error"].as_str().unwrap().contains("$since"), "{r}");
+    let (st, _) = http(
+        a,
+        "POST",
+        "/query",
+        Some(r#"{"model": "q", "query": "SELECT * LIMIT $n", "params": {"n": "ten"}}"#),
+    );
+    assert_eq!(st, 422);
+
+    // The CLI runs the same saved query locally.
+    let out = ws.ok(&[
+        "query",
+        "--model-name",
+        "q",
+        "--saved",
+        "home",
+        "--param",
+        "since=2000",
+        "--metadata",
+    ]);
+    assert_eq!(out.lines().count(), 7, "{out}");
+}
