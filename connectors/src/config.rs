@@ -1,10 +1,10 @@
 //! The connector blocks of the model file, as written by the user.
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// One entry of `connectors:`. `type` picks the kind of source.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ConnectorConfig {
     /// Files on disk: CSV, TSV, Parquet or newline-delimited JSON; one file, a folder or a glob.
@@ -21,7 +21,7 @@ impl ConnectorConfig {
 }
 
 /// `type: file`.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileConnectorConfig {
     /// Table name for fetch SQL: `[a-z0-9_]+`, unique in the file.
@@ -46,7 +46,7 @@ pub struct FileConnectorConfig {
 }
 
 /// File formats the `file` connector reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FileFormat {
     Csv,
@@ -57,7 +57,7 @@ pub enum FileFormat {
 }
 
 /// One column of a declared schema.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SchemaField {
     pub name: String,
@@ -67,7 +67,7 @@ pub struct SchemaField {
 
 /// Column types a schema may declare. Times given as integer seconds are `int`; fetch SQL can
 /// convert text times with `to_timestamp`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ColumnType {
     String,

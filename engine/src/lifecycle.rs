@@ -30,6 +30,8 @@ pub enum Mode {
 pub struct RunOptions {
     pub progress: Arc<dyn Progress>,
     pub cancel: Arc<AtomicBool>,
+    /// Retrain even when only the value model, queries or serving changed.
+    pub retrain: bool,
 }
 
 /// A finished run.
@@ -72,18 +74,85 @@ pub async fn run(
         Mode::Create => "create-model",
         Mode::Update => "update-model",
     };
+    let reusable = match mode {
+        Mode::Update if !options.retrain => reusable_version(registry, &config)?,
+        _ => None,
+    };
     let run = Arc::new(registry.begin(
         &config.name,
         &config.text,
         &format!("{what} from {}", config.file),
     )?);
-    match execute(run.clone(), Arc::new(config), plan, options).await {
+    let result = match reusable {
+        Some(from) => redeploy(run.clone(), Arc::new(config), from).await,
+        None => execute(run.clone(), Arc::new(config), plan, options).await,
+    };
+    match result {
         Ok(outcome) => Ok(outcome),
         Err(e) => {
             run.fail(&e);
             Err(e)
         }
     }
+}
+
+/// The ACTIVE version whose trained artifacts an update can reuse: its file differs from the
+/// new one, but only in what needs no training (value model, queries, serving).
+fn reusable_version(registry: &Registry, config: &ModelConfig) -> Result<Option<u32>> {
+    let Some(active) = registry.active_version(&config.name)? else {
+        return Ok(None);
+    };
+    let dir = registry.version_dir(&config.name, active);
+    let Ok(manifest) = artifacts::read_manifest(&dir) else {
+        return Ok(None);
+    };
+    let previous_text = std::fs::read_to_string(dir.join("model.yaml")).unwrap_or_default();
+    let same_training =
+        !manifest.training_key.is_null() && manifest.training_key == config.training_key();
+    // An identical file asks for fresh training (the data may have changed).
+    Ok((same_training && previous_text != config.text).then_some(active))
+}
+
+/// A new version from the artifacts of version `from`: only the serving side changed.
+async fn redeploy(run: Arc<VersionRun>, config: Arc<ModelConfig>, from: u32) -> Result<Outcome> {
+    run.set_status(
+        Status::Deploying,
+        &format!(
+            "only value_model, queries or serving changed: reusing the trained artifacts of version {from}; nothing is retrained"
+        ),
+    )?;
+    let (status, report) = {
+        let run = run.clone();
+        tokio::task::spawn_blocking(move || -> Result<(Status, EvalReport)> {
+            let from_dir = run
+                .dir
+                .parent()
+                .expect("versions folder")
+                .join(format!("{from:06}"));
+            let report = artifacts::read_report(&from_dir)?
+                .ok_or_else(|| Error::Internal(format!("version {from} has no metrics")))?;
+            let primary = config
+                .serving
+                .policy
+                .clone()
+                .or_else(|| {
+                    report
+                        .best_policy(config.policies.iter().map(|p| p.name()))
+                        .map(str::to_string)
+                })
+                .unwrap_or_else(|| config.policies[0].name().to_string());
+            artifacts::reuse(&run.dir, &from_dir, &config, run.version, from, &primary)?;
+            Ok((run.promote()?, report))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("deploy task failed: {e}")))??
+    };
+    Ok(Outcome {
+        model: run.model.clone(),
+        version: run.version,
+        status,
+        report,
+    })
 }
 
 async fn execute(

@@ -272,3 +272,192 @@ fn query_errors_over_http() {
     ]);
     assert_eq!(out.lines().count(), 7, "{out}");
 }
+
+fn post_query(addr: &str, body: serde_json::Value) -> serde_json::Value {
+    let (st, r) = http(addr, "POST", "/query", Some(&body.to_string()));
+    assert_eq!(st, 200, "{body}: {r}");
+    r
+}
+
+#[test]
+fn value_model_updates_apply_without_retraining() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let base = model_yaml("vm", 4, 8);
+    let file = ws.write(
+        "model.yaml",
+        &format!("{base}value_model:\n  weights: {{als: 1}}\n"),
+    );
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    let srv = start(&ws);
+    let query = serde_json::json!({
+        "model": "vm", "explain": true, "params": {"user_id": "u4"},
+        "query": "SELECT * FROM popular(limit = 80) WHERE NOT seen($user_id) ORDER BY score(value_model) LIMIT 10",
+    });
+    let before = post_query(&srv.addr, query.clone());
+    assert_eq!(before["version"], 1);
+
+    // Only a weight changes: a new version reuses the trained artifacts.
+    ws.write(
+        "model.yaml",
+        &format!("{base}value_model:\n  weights: {{als: 1, popular: 0.05}}\n"),
+    );
+    ws.ok(&["update-model", "--file", file.to_str().unwrap()]);
+    let view = ws.view_json("vm");
+    assert_eq!(view["active_version"], 2);
+    let log: Vec<&str> = view["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert!(
+        !log.contains(&"TRAINING") && !log.contains(&"FETCHING"),
+        "{log:?}"
+    );
+    assert!(
+        view["log"].to_string().contains("nothing is retrained"),
+        "{view}"
+    );
+
+    // The running server picks it up; the order follows the new weights, term by term.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let after = loop {
+        let r = post_query(&srv.addr, query.clone());
+        if r["version"] == 2 {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never switched"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let items = after["explanation"]["items"].as_array().unwrap();
+    let weights = [("als", 1.0), ("popular", 0.05)];
+    let mut previous = f64::INFINITY;
+    for (item, result) in items.iter().zip(after["results"].as_array().unwrap()) {
+        let by_hand: f64 = weights
+            .iter()
+            .map(|(p, w)| w * item["policy_scores"][p].as_f64().unwrap())
+            .sum();
+        let served = result["score"].as_f64().unwrap();
+        assert!((by_hand - served).abs() < 1e-4, "{item} vs {result}");
+        assert!(
+            (item["value_model"]["popular"].as_f64().unwrap()
+                - 0.05 * item["policy_scores"]["popular"].as_f64().unwrap())
+            .abs()
+                < 1e-4
+        );
+        assert!(served <= previous + 1e-12, "not in score order");
+        previous = served;
+    }
+    let ids = |r: &serde_json::Value| {
+        r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["id"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_ne!(
+        ids(&before),
+        ids(&after),
+        "the new weight changed the order"
+    );
+    let stages: Vec<&str> = after["explanation"]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["filter", "retrieve", "score", "reorder", "limit"]);
+
+    // The same file again retrains (fresh data), and --retrain forces it.
+    ws.ok(&["update-model", "--file", file.to_str().unwrap()]);
+    assert!(ws.view_json("vm")["log"].to_string().contains("TRAINING"));
+}
+
+#[test]
+fn rerankers_reorder_as_specified() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let file = ws.write("model.yaml", &model_yaml("rr", 4, 8));
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    let srv = start(&ws);
+    let run = |reorder: &str, explain: bool| {
+        post_query(
+            &srv.addr,
+            serde_json::json!({
+                "model": "rr", "params": {"user_id": "u1"}, "return_metadata": true, "explain": explain,
+                "query": format!("SELECT * FROM popular(limit = 200) ORDER BY score(als) {reorder} LIMIT 12"),
+            }),
+        )
+    };
+    let column = |r: &serde_json::Value, c: &str| -> Vec<String> {
+        r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["metadata"][c].to_string())
+            .collect()
+    };
+
+    // With full strength, diversity puts items of different genres next to each other.
+    let plain = run("", false);
+    let diverse = run(
+        "REORDER BY diversity(attribute = 'genre', strength = 1.0, window = 10)",
+        false,
+    );
+    let genres = column(&diverse, "genre");
+    assert_eq!(
+        genres[..10].iter().collect::<HashSet<_>>().len(),
+        10,
+        "{genres:?}"
+    );
+    assert!(
+        column(&plain, "genre")[..10]
+            .iter()
+            .collect::<HashSet<_>>()
+            .len()
+            < 10
+    );
+
+    // Spacing: never two items of the same genre in a row.
+    let spaced = column(
+        &run(
+            "REORDER BY spacing(attribute = 'genre', max_run = 1)",
+            false,
+        ),
+        "genre",
+    );
+    assert!(spaced.windows(2).all(|w| w[0] != w[1]), "{spaced:?}");
+
+    // Pin: a fixed item at a fixed position.
+    let pinned = run("REORDER BY pin(ids = ['i150'], positions = [3])", false);
+    assert_eq!(pinned["results"][2]["id"], "i150");
+
+    // Boost at full strength orders by the column.
+    let years: Vec<i64> = column(
+        &run("REORDER BY boost(column = 'year', strength = 1.0)", false),
+        "year",
+    )
+    .iter()
+    .map(|y| y.parse().unwrap())
+    .collect();
+    assert!(years.windows(2).all(|w| w[0] >= w[1]), "{years:?}");
+
+    // Exploration takes every second slot from its retriever, flagged in the explanation.
+    let explored = run(
+        "REORDER BY exploration(strength = 0.5, retriever = filter(limit = 100))",
+        true,
+    );
+    let flags: Vec<bool> = explored["explanation"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["explored"].as_bool().unwrap())
+        .collect();
+    assert_eq!(flags.iter().filter(|f| **f).count(), 6, "{flags:?}");
+    assert!(flags.iter().skip(1).step_by(2).all(|f| *f), "{flags:?}");
+}

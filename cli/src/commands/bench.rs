@@ -56,6 +56,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         RunOptions {
             progress: Arc::new(NoProgress),
             cancel: Arc::new(AtomicBool::new(false)),
+            retrain: true,
         },
     )
     .await?;

@@ -27,17 +27,22 @@ pub struct UpdateArgs {
     /// The model file (YAML).
     #[arg(long, short)]
     file: PathBuf,
+    /// Retrain even if the file changes only the value model, queries or serving (which
+    /// otherwise reuse the ACTIVE version's trained artifacts and deploy in about a second). An
+    /// unchanged file always retrains, on fresh data.
+    #[arg(long)]
+    retrain: bool,
 }
 
 pub async fn create(home: &Path, args: CreateArgs) -> anyhow::Result<()> {
-    run(home, &args.file, Mode::Create).await
+    run(home, &args.file, Mode::Create, true).await
 }
 
 pub async fn update(home: &Path, args: UpdateArgs) -> anyhow::Result<()> {
-    run(home, &args.file, Mode::Update).await
+    run(home, &args.file, Mode::Update, args.retrain).await
 }
 
-async fn run(home: &Path, file: &Path, mode: Mode) -> anyhow::Result<()> {
+async fn run(home: &Path, file: &Path, mode: Mode, retrain: bool) -> anyhow::Result<()> {
     let config = ModelConfig::load(file).map_err(Error::from)?;
     let registry =
         Registry::open(home).with_context(|| format!("opening home {}", home.display()))?;
@@ -64,6 +69,7 @@ async fn run(home: &Path, file: &Path, mode: Mode) -> anyhow::Result<()> {
         RunOptions {
             progress: Arc::new(Bars::default()),
             cancel,
+            retrain,
         },
     )
     .await

@@ -33,6 +33,10 @@ pub struct QueryArgs {
     /// Show the items' attributes.
     #[arg(long)]
     metadata: bool,
+    /// Print the explanation as JSON: per stage, items in and out and time; per item, the
+    /// retrievers that found it, policy scores, value-model terms and demotions.
+    #[arg(long)]
+    explain: bool,
 }
 
 pub async fn run(home: &Path, args: QueryArgs) -> anyhow::Result<()> {
@@ -50,6 +54,7 @@ pub async fn run(home: &Path, args: QueryArgs) -> anyhow::Result<()> {
         limit: args.limit,
         offset: args.offset,
         with_metadata: args.metadata,
+        explain: args.explain,
     };
     let result = tokio::task::spawn_blocking(move || {
         let snapshot = Snapshot::load_active(&registry, &args.model_name)?;
@@ -65,5 +70,11 @@ pub async fn run(home: &Path, args: QueryArgs) -> anyhow::Result<()> {
         "{}",
         ranking_table(&result.ids, &result.scores, result.metadata.as_ref())?
     );
+    if let Some(e) = &result.explanation {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&crate::server::explanation_json(e))?
+        );
+    }
     Ok(())
 }

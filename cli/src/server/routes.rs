@@ -132,8 +132,10 @@ async fn run_query(
         limit: body.limit,
         offset: body.offset,
         with_metadata: body.return_metadata,
+        explain: body.explain,
     };
     let result = blocking(move || snapshot.query(&req)).await?;
+    let explanation = result.explanation.as_ref().map(super::wire::explanation);
     let mut metadata = match &result.metadata {
         Some(m) => to_json(m)?.into_iter().map(Some).collect(),
         None => vec![None; result.ids.len()],
@@ -154,6 +156,7 @@ async fn run_query(
         version: result.version,
         eligible: result.eligible,
         results,
+        explanation,
     }))
 }
 

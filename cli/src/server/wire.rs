@@ -49,6 +49,9 @@ pub struct QueryBody {
     pub offset: Option<usize>,
     #[serde(default)]
     pub return_metadata: bool,
+    /// Report per stage and per item how the page came about.
+    #[serde(default)]
+    pub explain: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -58,6 +61,40 @@ pub struct QueryResponse {
     /// Items in the whole catalog that satisfy the filter.
     pub eligible: usize,
     pub results: Vec<QueryItem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<serde_json::Value>,
+}
+
+/// The engine's explanation as JSON (the wire shape is defined here, not by the engine).
+pub fn explanation(e: &feed_engine::query::Explanation) -> serde_json::Value {
+    let stages: Vec<_> = e
+        .stages
+        .iter()
+        .map(|s| serde_json::json!({"stage": s.stage, "input": s.input, "output": s.output, "micros": s.micros}))
+        .collect();
+    let items: Vec<_> = e
+        .items
+        .iter()
+        .map(|i| {
+            let found_by: Vec<_> = i
+                .found_by
+                .iter()
+                .map(|f| serde_json::json!({"retriever": f.retriever, "score": f.score, "rank": f.rank}))
+                .collect();
+            serde_json::json!({
+                "id": i.id,
+                "found_by": found_by,
+                "explored": i.explored,
+                "policy_scores": i.policy_scores,
+                "value_model": i.value_model,
+                "demotions": i.demotions,
+                "position_before_reorder": i.position_before_reorder,
+                "score_before_reorder": i.score_before_reorder,
+                "score": i.score,
+            })
+        })
+        .collect();
+    serde_json::json!({"stages": stages, "items": items})
 }
 
 #[derive(Debug, Serialize)]

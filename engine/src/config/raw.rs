@@ -42,7 +42,7 @@ pub struct RawModelMeta {
     pub description: String,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFetch {
     /// Must yield `user_id`, `item_id`, `timestamp` (integer seconds or a timestamp type); may

@@ -109,6 +109,21 @@ impl ModelConfig {
         err
     }
 
+    /// Everything that decides what training produces: the data (connectors, fetch SQL and the
+    /// folder relative paths resolve against), the policies and the training settings. Two files
+    /// with the same key train the same models; they may differ in value model, queries and
+    /// serving, which need no retraining.
+    pub fn training_key(&self) -> serde_json::Value {
+        let dir = std::fs::canonicalize(&self.base_dir).unwrap_or_else(|_| self.base_dir.clone());
+        serde_json::json!({
+            "data_dir": dir,
+            "connectors": self.connectors,
+            "fetch": self.fetch,
+            "policies": self.policies,
+            "training": self.training,
+        })
+    }
+
     pub fn policy(&self, name: &str) -> Option<&PolicyConfig> {
         self.policies.iter().find(|p| p.name() == name)
     }

@@ -1,6 +1,6 @@
 //! The pipeline: filter mask → retrieve (prefiltered, exact) → score → cut.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use datafusion::arrow::array::{
@@ -13,6 +13,7 @@ use feed_lang::ast::{Call, Count, Order, Query, Score, Select, Value};
 use feed_lang::{alias_of, ErrorKind, QueryError};
 
 use super::params::{self, ParamValue, Params};
+use super::rerank::{self, Ranked};
 use super::translate::{self, Scope, Stage};
 use crate::error::{did_you_mean, Error, Result};
 use crate::eval::top_k;
@@ -30,6 +31,65 @@ pub struct QueryRequest {
     pub limit: Option<usize>,
     pub offset: Option<usize>,
     pub with_metadata: bool,
+    /// Report per stage and per item how the page came about.
+    pub explain: bool,
+}
+
+/// Per stage: how many items went in and out, and the time spent.
+#[derive(Debug, Clone)]
+pub struct StageReport {
+    pub stage: &'static str,
+    pub input: usize,
+    pub output: usize,
+    pub micros: u64,
+}
+
+/// A retriever that found an item, with the item's score and 1-based rank there.
+#[derive(Debug, Clone)]
+pub struct FoundBy {
+    pub retriever: String,
+    pub score: f64,
+    pub rank: usize,
+}
+
+/// Why an item is where it is.
+#[derive(Debug, Clone)]
+pub struct ItemExplanation {
+    pub id: String,
+    pub found_by: Vec<FoundBy>,
+    /// Brought in by an exploration reranker.
+    pub explored: bool,
+    /// Each policy's score used by the score expression.
+    pub policy_scores: BTreeMap<String, f64>,
+    /// For `score(value_model)`: each term's contribution, weight × policy score.
+    pub value_model: BTreeMap<String, f64>,
+    /// For `score(value_model)`: each demotion's factor, 1 − strength × item.column.
+    pub demotions: BTreeMap<String, f64>,
+    pub position_before_reorder: Option<usize>,
+    pub score_before_reorder: Option<f64>,
+    pub score: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    pub stages: Vec<StageReport>,
+    pub items: Vec<ItemExplanation>,
+}
+
+/// Lap times of the stages.
+struct Clock(std::time::Instant);
+
+impl Clock {
+    fn start() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    fn lap(&mut self) -> u64 {
+        let now = std::time::Instant::now();
+        let micros = (now - self.0).as_micros() as u64;
+        self.0 = now;
+        micros
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +101,7 @@ pub struct QueryResult {
     /// Items that satisfy the filter, in the whole catalog.
     pub eligible: usize,
     pub metadata: Option<RecordBatch>,
+    pub explanation: Option<Explanation>,
 }
 
 /// The default page size and retriever size.
@@ -135,6 +196,12 @@ impl Snapshot {
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
         let items_schema = self.items.schema();
+        let demotions: Vec<(String, f64)> = self
+            .config
+            .value_model
+            .as_ref()
+            .map(|v| v.demotions.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default();
         let mut scope = Scope {
             text,
             stage: Stage::Filter,
@@ -142,6 +209,7 @@ impl Snapshot {
             items: items_schema.as_ref(),
             policies: &policies,
             value_model: &self.terms,
+            demotions: &demotions,
             user_value: &user_value,
             user_columns: &user_columns,
             now_seconds: now,
@@ -150,7 +218,11 @@ impl Snapshot {
             retrieval_used: Default::default(),
             seen_users: Vec::new(),
             truncate: None,
+            value_model_used: false,
         };
+
+        let mut clock = Clock::start();
+        let mut stages: Vec<StageReport> = Vec::new();
 
         // Filter: a mask over the whole catalog.
         let mask: Vec<bool> = match &q.filter {
@@ -187,6 +259,12 @@ impl Snapshot {
             }
         };
         let eligible = mask.iter().filter(|m| **m).count();
+        stages.push(StageReport {
+            stage: "filter",
+            input: n,
+            output: eligible,
+            micros: clock.lap(),
+        });
 
         // Retrieve: every retriever searches eligible items only; widen if the page needs more.
         let default = [default_retriever()];
@@ -199,10 +277,18 @@ impl Snapshot {
             candidates.items.truncate(t.max(need.min(eligible)));
         }
 
+        stages.push(StageReport {
+            stage: "retrieve",
+            input: eligible,
+            output: candidates.items.len(),
+            micros: clock.lap(),
+        });
+
         // Score.
         scope.stage = Stage::Score;
         let mut order: Vec<usize> = (0..candidates.items.len()).collect();
         let mut scores = vec![0f64; candidates.items.len()];
+        let mut scored_batch = None;
         if let Some(Order {
             score, descending, ..
         }) = &q.order
@@ -232,6 +318,7 @@ impl Snapshot {
                     .total_cmp(&(sign * scores[b]))
                     .then(a.cmp(&b))
             });
+            scored_batch = Some(batch);
         } else {
             // Without a score, the first retriever's score stands.
             for (i, it) in candidates.items.iter().enumerate() {
@@ -242,58 +329,137 @@ impl Snapshot {
                     .unwrap_or(0.0);
             }
         }
+        stages.push(StageReport {
+            stage: "score",
+            input: candidates.items.len(),
+            output: order.len(),
+            micros: clock.lap(),
+        });
+        let before: Vec<Ranked> = order
+            .iter()
+            .map(|&i| (candidates.items[i], scores[i]))
+            .collect();
 
-        if !q.reorder.is_empty() {
-            let call = &q.reorder[0];
-            return Err(Error::query(
-                QueryError::new(
-                    ErrorKind::Check,
-                    format!(
-                        "the `{}` reranker is not available in this version yet",
-                        call.name.name
-                    ),
-                    call.name.span,
-                ),
-                text,
-            ));
-        }
+        // Reorder.
+        let retrieve = |call: &Call, limit: usize| -> Result<Vec<Ranked>> {
+            self.retrieve_one(call, text, &req.params, user, &mask, limit)
+        };
+        let mut ctx = rerank::Context {
+            snapshot: self,
+            text,
+            params: &req.params,
+            mask: &mask,
+            need,
+            explored: Default::default(),
+            retrieve: &retrieve,
+        };
+        let ranked = if q.reorder.is_empty() {
+            before.clone()
+        } else {
+            rerank::apply(&q.reorder, before.clone(), &mut ctx)?
+        };
+        stages.push(StageReport {
+            stage: "reorder",
+            input: before.len(),
+            output: ranked.len(),
+            micros: clock.lap(),
+        });
 
-        let page: Vec<usize> = order.into_iter().skip(offset).take(limit).collect();
+        // Cut.
+        let page: Vec<Ranked> = ranked.into_iter().skip(offset).take(limit).collect();
+        stages.push(StageReport {
+            stage: "limit",
+            input: before.len(),
+            output: page.len(),
+            micros: clock.lap(),
+        });
         let ids = page
             .iter()
-            .map(|&i| self.item_ids[candidates.items[i] as usize].clone())
+            .map(|&(i, _)| self.item_ids[i as usize].clone())
             .collect();
-        let page_scores = page.iter().map(|&i| scores[i]).collect();
+        let page_scores = page.iter().map(|&(_, s)| s).collect();
         let metadata = if req.with_metadata {
-            let idx = UInt32Array::from_iter_values(page.iter().map(|&i| candidates.items[i]));
-            let batch = datafusion::arrow::compute::take_record_batch(&self.items, &idx)
-                .map_err(|e| Error::Internal(e.to_string()))?;
-            Some(match &q.select {
-                Select::All(_) => batch,
-                Select::Columns(cols) => {
-                    let mut keep = vec![0usize];
-                    for c in cols {
-                        let name = &c.parts[1].name;
-                        let i = batch.schema().index_of(name).map_err(|_| {
-                            Error::query(
-                                QueryError::new(
-                                    ErrorKind::Check,
-                                    format!("the items have no column `{name}`"),
-                                    c.parts[1].span,
-                                ),
-                                text,
-                            )
-                        })?;
-                        keep.push(i);
-                    }
-                    batch
-                        .project(&keep)
-                        .map_err(|e| Error::Internal(e.to_string()))?
-                }
-            })
+            Some(self.page_metadata(q, text, &page)?)
         } else {
             None
         };
+        let explanation = req.explain.then(|| {
+            let position_before: HashMap<u32, (usize, f64)> = before
+                .iter()
+                .enumerate()
+                .map(|(p, &(i, s))| (i, (p + 1, s)))
+                .collect();
+            let candidate_row: HashMap<u32, usize> = candidates
+                .items
+                .iter()
+                .enumerate()
+                .map(|(k, &i)| (i, k))
+                .collect();
+            let items = page
+                .iter()
+                .map(|&(item, score)| {
+                    let row = candidate_row.get(&item).copied();
+                    let found_by = candidates
+                        .found
+                        .iter()
+                        .filter_map(|(alias, m)| {
+                            m.get(&item).map(|&(s, r)| FoundBy {
+                                retriever: alias.clone(),
+                                score: s,
+                                rank: r,
+                            })
+                        })
+                        .collect();
+                    let mut policy_scores = BTreeMap::new();
+                    if let (Some(batch), Some(row)) = (&scored_batch, row) {
+                        for p in &scope.policies_used {
+                            if let Some(col) = batch.column_by_name(&format!("policy.{p}")) {
+                                if let Some(v) = col.as_any().downcast_ref::<Float64Array>() {
+                                    policy_scores.insert(p.clone(), v.value(row));
+                                }
+                            }
+                        }
+                    }
+                    let value_model = if scope.value_model_used {
+                        self.terms
+                            .iter()
+                            .map(|(p, w)| {
+                                (
+                                    p.clone(),
+                                    *w as f64 * policy_scores.get(p).copied().unwrap_or(0.0),
+                                )
+                            })
+                            .collect()
+                    } else {
+                        BTreeMap::new()
+                    };
+                    let demotions = if scope.value_model_used {
+                        self.demotion_factors(item)
+                    } else {
+                        BTreeMap::new()
+                    };
+                    let (position_before_reorder, score_before_reorder) = position_before
+                        .get(&item)
+                        .copied()
+                        .map_or((None, None), |(p, s)| (Some(p), Some(s)));
+                    ItemExplanation {
+                        id: self.item_ids[item as usize].clone(),
+                        found_by,
+                        explored: ctx.explored.contains(&item),
+                        policy_scores,
+                        value_model,
+                        demotions,
+                        position_before_reorder,
+                        score_before_reorder,
+                        score,
+                    }
+                })
+                .collect();
+            Explanation {
+                stages: stages.clone(),
+                items,
+            }
+        });
         Ok(QueryResult {
             model: self.manifest.model.clone(),
             version: self.manifest.version,
@@ -301,7 +467,59 @@ impl Snapshot {
             scores: page_scores,
             eligible,
             metadata,
+            explanation,
         })
+    }
+
+    /// The factor each demotion of the value model applies to `item`: 1 − strength × value.
+    fn demotion_factors(&self, item: u32) -> BTreeMap<String, f64> {
+        let demotions = self.config.value_model.as_ref().map(|v| &v.demotions);
+        demotions
+            .into_iter()
+            .flatten()
+            .map(|(col, strength)| {
+                let value = self
+                    .items
+                    .column_by_name(col)
+                    .and_then(|c| cast(c, &DataType::Float64).ok())
+                    .and_then(|c| {
+                        let c = c.as_any().downcast_ref::<Float64Array>()?;
+                        c.is_valid(item as usize).then(|| c.value(item as usize))
+                    })
+                    .unwrap_or(0.0);
+                (col.clone(), 1.0 - strength * value)
+            })
+            .collect()
+    }
+
+    /// The attribute rows of a page: every column for `SELECT *`, else the selected ones.
+    fn page_metadata(&self, q: &Query, text: &str, page: &[Ranked]) -> Result<RecordBatch> {
+        let idx = UInt32Array::from_iter_values(page.iter().map(|&(i, _)| i));
+        let batch = datafusion::arrow::compute::take_record_batch(&self.items, &idx)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        match &q.select {
+            Select::All(_) => Ok(batch),
+            Select::Columns(cols) => {
+                let mut keep = vec![0usize];
+                for c in cols {
+                    let name = &c.parts[1].name;
+                    let i = batch.schema().index_of(name).map_err(|_| {
+                        Error::query(
+                            QueryError::new(
+                                ErrorKind::Check,
+                                format!("the items have no column `{name}`"),
+                                c.parts[1].span,
+                            ),
+                            text,
+                        )
+                    })?;
+                    keep.push(i);
+                }
+                batch
+                    .project(&keep)
+                    .map_err(|e| Error::Internal(e.to_string()))
+            }
+        }
     }
 
     /// `item.<col>` columns for the evaluation batch: the whole catalog, or the given rows.

@@ -8,7 +8,8 @@
 
 mod execute;
 mod params;
+mod rerank;
 mod translate;
 
-pub use execute::{QueryRequest, QueryResult};
+pub use execute::{Explanation, FoundBy, ItemExplanation, QueryRequest, QueryResult, StageReport};
 pub use params::{check as check_params, ParamValue, Params};

@@ -38,6 +38,8 @@ pub struct Scope<'a> {
     pub policies: &'a [String],
     /// The value model's terms, for `value_model` inside an expression.
     pub value_model: &'a [(String, f32)],
+    /// The value model's demotions: item column → strength.
+    pub demotions: &'a [(String, f64)],
     /// `user.<col>` values of the requesting user (`$user_id`), if known.
     pub user_value: &'a dyn Fn(&str) -> Option<ScalarValue>,
     pub user_columns: &'a [String],
@@ -49,6 +51,7 @@ pub struct Scope<'a> {
     /// User ids of `seen(...)`, in column order (`seen.0`, `seen.1`, ...).
     pub seen_users: Vec<String>,
     pub truncate: Option<usize>,
+    pub value_model_used: bool,
 }
 
 fn check_err(
@@ -160,6 +163,14 @@ impl Scope<'_> {
                             self.policies_used.insert(policy.clone());
                             sum = sum + lit(*w as f64) * column(format!("policy.{policy}"));
                         }
+                        // Demotions: score × (1 − strength × item.column), a missing value
+                        // demoting nothing.
+                        for (col, strength) in self.demotions {
+                            let (name, _) = self.item_column(col, span)?;
+                            let value = coalesce(vec![column(format!("item.{name}")), lit(0.0)]);
+                            sum = sum * (lit(1.0) - lit(*strength) * value);
+                        }
+                        self.value_model_used = true;
                         sum
                     }
                     _ => {

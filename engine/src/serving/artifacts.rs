@@ -32,6 +32,13 @@ pub struct Manifest {
     pub users: usize,
     pub events: usize,
     pub deployed_at: DateTime<Utc>,
+    /// [`ModelConfig::training_key`] of the file this version was trained from, so that an
+    /// update that changes only the value model, queries or serving can reuse the artifacts.
+    #[serde(default)]
+    pub training_key: serde_json::Value,
+    /// The version whose trained artifacts this one reuses, if it was not trained itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reuses: Option<u32>,
 }
 
 /// Writes every artifact of a version and syncs them.
@@ -115,11 +122,69 @@ pub fn write(
         users: ds.n_users(),
         events: ds.n_events(),
         deployed_at: Utc::now(),
+        training_key: config.training_key(),
+        reuses: None,
     };
+    write_manifest(dir, &manifest)
+}
+
+fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
     store::write_atomic(
         &dir.join(MANIFEST),
-        &serde_json::to_vec_pretty(&manifest).expect("manifest serialises"),
+        &serde_json::to_vec_pretty(manifest).expect("manifest serialises"),
     )
+}
+
+/// Deploys a version that reuses the trained artifacts of `from` (same data, policies and
+/// training; a new value model, queries or serving settings): the files are hard-linked (copied
+/// where links are impossible), and only the manifest is new.
+pub fn reuse(
+    dir: &Path,
+    from: &Path,
+    config: &ModelConfig,
+    version: u32,
+    from_version: u32,
+    primary_policy: &str,
+) -> Result<()> {
+    let previous = read_manifest(from)?;
+    link_tree(&from.join("dataset"), &dir.join("dataset"))?;
+    link_tree(&from.join("policies"), &dir.join("policies"))?;
+    link_file(&from.join(METRICS), &dir.join(METRICS))?;
+    let manifest = Manifest {
+        version,
+        primary_policy: primary_policy.to_string(),
+        deployed_at: Utc::now(),
+        training_key: config.training_key(),
+        reuses: Some(previous.reuses.unwrap_or(from_version)),
+        model: config.name.clone(),
+        ..previous
+    };
+    write_manifest(dir, &manifest)
+}
+
+fn link_file(from: &Path, to: &Path) -> Result<()> {
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to)
+            .ctx(|| format!("copying {} to {}", from.display(), to.display()))?;
+        std::fs::File::open(to)
+            .and_then(|f| f.sync_all())
+            .ctx(|| format!("syncing {}", to.display()))?;
+    }
+    Ok(())
+}
+
+fn link_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).ctx(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).ctx(|| format!("listing {}", from.display()))? {
+        let entry = entry.ctx(|| format!("listing {}", from.display()))?;
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            link_tree(&entry.path(), &target)?;
+        } else {
+            link_file(&entry.path(), &target)?;
+        }
+    }
+    store::fsync_dir(to)
 }
 
 /// The attribute table, or just the ids when the model file fetches none.
