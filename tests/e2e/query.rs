@@ -461,3 +461,108 @@ fn rerankers_reorder_as_specified() {
     assert_eq!(flags.iter().filter(|f| **f).count(), 6, "{flags:?}");
     assert!(flags.iter().skip(1).step_by(2).all(|f| *f), "{flags:?}");
 }
+
+#[test]
+fn later_pages_continue_the_first_across_a_new_version() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let base = model_yaml("pg", 3, 8);
+    let file = ws.write(
+        "model.yaml",
+        &format!("{base}value_model:\n  weights: {{als: 1}}\n"),
+    );
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    let srv = start(&ws);
+    let page = |offset: usize| {
+        post_query(
+            &srv.addr,
+            serde_json::json!({
+                "model": "pg", "params": {"user_id": "u2"}, "limit": 5, "offset": offset,
+                "query": "SELECT * FROM popular(limit = 100) WHERE NOT seen($user_id) ORDER BY score(value_model)",
+            }),
+        )
+    };
+    let ids = |r: &serde_json::Value| -> Vec<String> {
+        r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = ids(&page(0));
+    // Every score moves: the value model now ranks by popularity alone.
+    ws.write(
+        "model.yaml",
+        &format!("{base}value_model:\n  weights: {{popular: 1}}\n"),
+    );
+    ws.ok(&["update-model", "--file", file.to_str().unwrap()]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while post_query(
+        &srv.addr,
+        serde_json::json!({"model": "pg", "query": "SELECT *"}),
+    )["version"]
+        != 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never switched"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let second = page(5);
+    assert_eq!(second["version"], 2);
+    let second = ids(&second);
+    assert_eq!(second.len(), 5);
+    assert!(
+        second.iter().all(|id| !first.contains(id)),
+        "page 2 {second:?} repeats page 1 {first:?}"
+    );
+    // A new first page starts from the new ranking.
+    let fresh = ids(&page(0));
+    assert_ne!(fresh, first);
+}
+
+#[test]
+fn time_and_column_retrievers() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let file = ws.write("model.yaml", &model_yaml("tc", 2, 8));
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    let srv = start(&ws);
+    let run = |q: &str| {
+        post_query(
+            &srv.addr,
+            serde_json::json!({"model": "tc", "query": q, "return_metadata": true}),
+        )
+    };
+    for q in [
+        "SELECT * FROM trending(limit = 20, window = '1d') LIMIT 10",
+        "SELECT * FROM popular(limit = 20, window = '2d') LIMIT 10",
+    ] {
+        assert_eq!(run(q)["results"].as_array().unwrap().len(), 10, "{q}");
+    }
+    let r = run("SELECT * FROM column_order(columns = 'year DESC, title', limit = 50) WHERE item.year < 2000 LIMIT 20");
+    let years: Vec<i64> = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["metadata"]["year"].as_i64().unwrap())
+        .collect();
+    assert_eq!(years.len(), 20);
+    assert!(
+        years.windows(2).all(|w| w[0] >= w[1]) && years[0] == 1999,
+        "{years:?}"
+    );
+    let (st, e) = http(
+        &srv.addr,
+        "POST",
+        "/query",
+        Some(r#"{"model": "tc", "query": "SELECT * FROM popular(window = 'soon')"}"#),
+    );
+    assert_eq!(st, 400, "{e}");
+    assert!(
+        e["location"]["hint"].as_str().unwrap().contains("'7d'"),
+        "{e}"
+    );
+}

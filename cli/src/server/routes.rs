@@ -134,7 +134,8 @@ async fn run_query(
         with_metadata: body.return_metadata,
         explain: body.explain,
     };
-    let result = blocking(move || snapshot.query(&req)).await?;
+    let shared = state.clone();
+    let result = blocking(move || snapshot.query_paged(&req, &shared.pages)).await?;
     let explanation = result.explanation.as_ref().map(super::wire::explanation);
     let mut metadata = match &result.metadata {
         Some(m) => to_json(m)?.into_iter().map(Some).collect(),

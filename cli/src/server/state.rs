@@ -6,10 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use feed_engine::query::Pages;
 use feed_engine::{Registry, Snapshot};
 
 pub struct AppState {
     pub registry: Registry,
+    /// Rankings being paged through, so that later pages continue the first.
+    pub pages: Pages,
     snapshots: ArcSwap<HashMap<String, Arc<Snapshot>>>,
     /// Versions that failed to load: not retried (their files do not change), logged once.
     failed: Mutex<HashSet<(String, u32)>>,
@@ -19,6 +22,7 @@ impl AppState {
     pub fn new(registry: Registry) -> Self {
         Self {
             registry,
+            pages: Pages::new(),
             snapshots: ArcSwap::from_pointee(HashMap::new()),
             failed: Mutex::new(HashSet::new()),
         }

@@ -137,6 +137,9 @@ pub(crate) mod defaults {
     pub fn max_limit() -> usize {
         1000
     }
+    pub fn page_ttl_seconds() -> u64 {
+        600
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -193,6 +196,10 @@ pub struct ServingConfig {
     /// The largest `limit` a request may ask for.
     #[serde(default = "defaults::max_limit")]
     pub max_limit: usize,
+    /// How long, in seconds, later pages (OFFSET) of a query continue the ranking its first
+    /// page showed, so that no item repeats across pages.
+    #[serde(default = "defaults::page_ttl_seconds")]
+    pub page_ttl_seconds: u64,
 }
 
 impl Default for ServingConfig {
@@ -200,6 +207,7 @@ impl Default for ServingConfig {
         Self {
             policy: None,
             max_limit: defaults::max_limit(),
+            page_ttl_seconds: defaults::page_ttl_seconds(),
         }
     }
 }

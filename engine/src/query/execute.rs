@@ -12,6 +12,7 @@ use datafusion::scalar::ScalarValue;
 use feed_lang::ast::{Call, Count, Order, Query, Score, Select, Value};
 use feed_lang::{alias_of, ErrorKind, QueryError};
 
+use super::pages::Pages;
 use super::params::{self, ParamValue, Params};
 use super::rerank::{self, Ranked};
 use super::translate::{self, Scope, Stage};
@@ -122,6 +123,16 @@ impl Snapshot {
     /// Runs a FeedQL query.
     #[tracing::instrument(skip_all, fields(model = %self.manifest.model, version = self.manifest.version))]
     pub fn query(&self, req: &QueryRequest) -> Result<QueryResult> {
+        self.query_with(req, None)
+    }
+
+    /// Runs a FeedQL query whose later pages continue the ranking of its first page (within
+    /// `serving.page_ttl_seconds`), as remembered in `pages`.
+    pub fn query_paged(&self, req: &QueryRequest, pages: &Pages) -> Result<QueryResult> {
+        self.query_with(req, Some(pages))
+    }
+
+    fn query_with(&self, req: &QueryRequest, pages: Option<&Pages>) -> Result<QueryResult> {
         params::check(&req.params)?;
         let text = match (&req.text, &req.saved) {
             (Some(t), None) => t.clone(),
@@ -149,7 +160,7 @@ impl Snapshot {
             ..Default::default()
         };
         let q = feed_lang::parse_with(&text, &options).map_err(|e| Error::query(e, &text))?;
-        self.run(&q, &text, req)
+        self.run(&q, &text, req, pages)
     }
 
     fn user_dense(&self, params: &Params) -> Option<u32> {
@@ -159,7 +170,13 @@ impl Snapshot {
             .and_then(|id| self.users.get(&id))
     }
 
-    fn run(&self, q: &Query, text: &str, req: &QueryRequest) -> Result<QueryResult> {
+    fn run(
+        &self,
+        q: &Query,
+        text: &str,
+        req: &QueryRequest,
+        pages: Option<&Pages>,
+    ) -> Result<QueryResult> {
         let n = self.n_items();
         let limit = match req.limit {
             Some(l) => l,
@@ -366,7 +383,27 @@ impl Snapshot {
         });
 
         // Cut.
-        let page: Vec<Ranked> = ranked.into_iter().skip(offset).take(limit).collect();
+        let page: Vec<Ranked> = match pages {
+            Some(pages) if !req.explain => {
+                let fresh: Vec<(String, f64)> = ranked
+                    .iter()
+                    .map(|&(i, s)| (self.item_ids[i as usize].clone(), s))
+                    .collect();
+                let key = format!("{}\u{0}{text}\u{0}{:?}", self.manifest.model, req.params);
+                let ttl = std::time::Duration::from_secs(self.config.serving.page_ttl_seconds);
+                // Remembered items that stopped passing the filter (e.g. seen since) are dropped.
+                pages
+                    .page(&key, ttl, &fresh, offset, limit)
+                    .into_iter()
+                    .filter_map(|(id, s)| {
+                        self.item_index(&id)
+                            .filter(|&i| mask[i as usize])
+                            .map(|i| (i, s))
+                    })
+                    .collect()
+            }
+            _ => ranked.into_iter().skip(offset).take(limit).collect(),
+        };
         stages.push(StageReport {
             stage: "limit",
             input: before.len(),
@@ -490,6 +527,82 @@ impl Snapshot {
                 (col.clone(), 1.0 - strength * value)
             })
             .collect()
+    }
+
+    /// Items ordered by `column_order(columns = 'year DESC, title')`, nulls last; computed once per
+    /// spec and version.
+    fn column_order(
+        &self,
+        call: &Call,
+        text: &str,
+        params: &Params,
+    ) -> Result<std::sync::Arc<Vec<u32>>> {
+        use datafusion::arrow::compute::{lexsort_to_indices, SortColumn, SortOptions};
+        let (spec, span) = match call.arg("columns") {
+            Some(Value::Str(s, span)) => (s.clone(), *span),
+            Some(Value::Param(p)) => match params.get(&p.name) {
+                Some(ParamValue::Str(s)) => (s.clone(), p.span),
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "${} must be a string like 'year DESC, title'",
+                        p.name
+                    )))
+                }
+            },
+            _ => return Err(Error::Invalid("column_order needs columns = '...'".into())),
+        };
+        if let Some(order) = self
+            .orders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&spec)
+        {
+            return Ok(order.clone());
+        }
+        let schema = self.items.schema();
+        let mut columns = Vec::new();
+        for part in spec.split(',') {
+            let words: Vec<&str> = part.split_whitespace().collect();
+            let (name, descending) = match words.as_slice() {
+                [name] => (*name, false),
+                [name, dir] if dir.eq_ignore_ascii_case("desc") => (*name, true),
+                [name, dir] if dir.eq_ignore_ascii_case("asc") => (*name, false),
+                _ => {
+                    let mut e = QueryError::new(
+                        ErrorKind::Check,
+                        format!("`{}` is not `column [ASC|DESC]`", part.trim()),
+                        span,
+                    );
+                    e.hint = Some("e.g. columns = 'year DESC, title'".into());
+                    return Err(Error::query(e, text));
+                }
+            };
+            let Ok(index) = schema.index_of(name) else {
+                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                let mut e = QueryError::new(
+                    ErrorKind::Check,
+                    format!("the items have no column `{name}`"),
+                    span,
+                );
+                e.hint = did_you_mean(name, names).map(|s| format!("did you mean '{s}'?"));
+                return Err(Error::query(e, text));
+            };
+            columns.push(SortColumn {
+                values: self.items.column(index).clone(),
+                options: Some(SortOptions {
+                    descending,
+                    nulls_first: false,
+                }),
+            });
+        }
+        let indices = lexsort_to_indices(&columns, None)
+            .map_err(|e| Error::Invalid(format!("cannot order by {spec}: {e}")))?;
+        let order = std::sync::Arc::new(indices.values().to_vec());
+        self.orders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(spec, order.clone());
+        Ok(order)
     }
 
     /// The attribute rows of a page: every column for `SELECT *`, else the selected ones.
@@ -655,11 +768,39 @@ impl Snapshot {
             )
         };
         match name.as_str() {
-            "popular" => {
-                if call.arg("window").is_some() {
-                    return Err(unavailable("popular(window = ...)"));
+            "popular" => match window(call, text, params)? {
+                None => Ok(best(&self.popular)),
+                Some(w) => {
+                    let now = self.newest_event;
+                    let counts: Vec<f32> = (0..self.n_items() as u32)
+                        .map(|i| count_between(self.item_times(i), now - w, now) as f32)
+                        .collect();
+                    Ok(best(&counts))
                 }
-                Ok(best(&self.popular))
+            },
+            "trending" => {
+                // Growth of the last window over the one before, as a Poisson z-score.
+                let w = window(call, text, params)?.unwrap_or(7 * 86_400);
+                let now = self.newest_event;
+                let scores: Vec<f32> = (0..self.n_items() as u32)
+                    .map(|i| {
+                        let t = self.item_times(i);
+                        let recent = count_between(t, now - w, now) as f64;
+                        let before = count_between(t, now - 2 * w, now - w) as f64;
+                        ((recent - before) / (before + 1.0).sqrt()) as f32
+                    })
+                    .collect();
+                Ok(best(&scores))
+            }
+            "column_order" => {
+                let order = self.column_order(call, text, params)?;
+                Ok(order
+                    .iter()
+                    .filter(|&&i| mask[i as usize])
+                    .take(limit)
+                    .enumerate()
+                    .map(|(pos, &i)| (i, 0.0 - pos as f64))
+                    .collect())
             }
             "filter" => Ok((0..self.n_items() as u32)
                 .filter(|&i| mask[i as usize])
@@ -762,6 +903,50 @@ impl Snapshot {
             other => Err(unavailable(&format!("the `{other}` retriever"))),
         }
     }
+}
+
+/// `window = '7d'` in seconds (units s, m, h, d, w), if given.
+fn window(call: &Call, text: &str, params: &Params) -> Result<Option<i64>> {
+    let (value, span) = match call.arg("window") {
+        None => return Ok(None),
+        Some(Value::Str(s, span)) => (s.clone(), *span),
+        Some(Value::Param(p)) => match params.get(&p.name) {
+            Some(ParamValue::Str(s)) => (s.clone(), p.span),
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "${} must be a window like '7d'",
+                    p.name
+                )))
+            }
+        },
+        Some(other) => (String::new(), other.span()),
+    };
+    let unit = value.chars().last().unwrap_or(' ');
+    let seconds = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3_600,
+        'd' => 86_400,
+        'w' => 7 * 86_400,
+        _ => 0,
+    };
+    match value[..value.len().saturating_sub(1)].trim().parse::<f64>() {
+        Ok(n) if seconds > 0 && n > 0.0 && n.is_finite() => Ok(Some((n * seconds as f64) as i64)),
+        _ => {
+            let mut e = QueryError::new(
+                ErrorKind::Check,
+                format!("`{value}` is not a time window"),
+                span,
+            );
+            e.hint = Some("write a number and a unit: '30m', '24h', '7d', '2w'".into());
+            Err(Error::query(e, text))
+        }
+    }
+}
+
+/// How many of the sorted `times` fall in `(from, to]`.
+fn count_between(times: &[i64], from: i64, to: i64) -> usize {
+    times.partition_point(|&t| t <= to) - times.partition_point(|&t| t <= from)
 }
 
 fn default_retriever() -> Call {

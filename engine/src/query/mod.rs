@@ -7,9 +7,11 @@
 //! page needs, they are widened to the page size.
 
 mod execute;
+mod pages;
 mod params;
 mod rerank;
 mod translate;
 
 pub use execute::{Explanation, FoundBy, ItemExplanation, QueryRequest, QueryResult, StageReport};
+pub use pages::Pages;
 pub use params::{check as check_params, ParamValue, Params};

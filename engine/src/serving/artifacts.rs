@@ -96,6 +96,22 @@ pub fn write(
     let mut scores = vec![0f32; ds.n_items()];
     popular.score_users(&[0], &mut scores);
     store::write_f32s(&data.join("popular.f32"), &scores)?;
+
+    // Each item's event times, sorted: windowed popularity and trending count from them.
+    let mut per_item: Vec<Vec<i64>> = vec![Vec::new(); ds.n_items()];
+    for (&item, &t) in ds.seq_items.iter().zip(&ds.seq_times) {
+        per_item[item as usize].push(t);
+    }
+    let mut time_offsets = Vec::with_capacity(ds.n_items() + 1);
+    let mut times: Vec<i64> = Vec::with_capacity(ds.n_events());
+    time_offsets.push(0u64);
+    for mut t in per_item {
+        t.sort_unstable();
+        times.extend(t);
+        time_offsets.push(times.len() as u64);
+    }
+    store::write_u64s(&data.join("item_time_offsets.u64"), &time_offsets)?;
+    store::write_i64s(&data.join("item_times.i64"), &times)?;
     store::fsync_dir(&data)?;
 
     let policies = dir.join("policies");

@@ -32,6 +32,14 @@ pub struct Snapshot {
     pub(crate) seen_offsets: Vec<u64>,
     pub(crate) seen_items: Vec<u32>,
     pub(crate) popular: Vec<f32>,
+    /// Each item's event times (seconds), sorted; CSR by item.
+    pub(crate) item_time_offsets: Vec<u64>,
+    pub(crate) item_times: Vec<i64>,
+    /// The newest event time: "now" for time windows over historical data.
+    pub(crate) newest_event: i64,
+    /// Column orders computed for `column_order`, by their spec: items in order.
+    pub(crate) orders:
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Vec<u32>>>>,
     pub(crate) policies: BTreeMap<String, Box<dyn TrainedPolicy>>,
     /// The ranking score: Σ weight × policy score.
     pub(crate) terms: Vec<(String, f32)>,
@@ -81,6 +89,9 @@ impl Snapshot {
         let seen_offsets = store::read_u64s(&data.join("seen_offsets.u64"))?;
         let seen_items = store::read_u32s(&data.join("seen_items.u32"))?;
         let popular = store::read_f32s(&data.join("popular.f32"))?;
+        let item_time_offsets = store::read_u64s(&data.join("item_time_offsets.u64"))?;
+        let item_times = store::read_i64s(&data.join("item_times.i64"))?;
+        let newest_event = item_times.iter().copied().max().unwrap_or(0);
         if item_ids.len() != manifest.items
             || users.len() != manifest.users
             || seen_offsets.len() != users.len() + 1
@@ -121,6 +132,10 @@ impl Snapshot {
             seen_offsets,
             seen_items,
             popular,
+            item_time_offsets,
+            item_times,
+            newest_event,
+            orders: Default::default(),
             policies,
             terms,
         })
@@ -136,6 +151,12 @@ impl Snapshot {
 
     pub fn n_items(&self) -> usize {
         self.item_ids.len()
+    }
+
+    /// Item `i`'s event times, sorted.
+    pub(crate) fn item_times(&self, i: u32) -> &[i64] {
+        &self.item_times[self.item_time_offsets[i as usize] as usize
+            ..self.item_time_offsets[i as usize + 1] as usize]
     }
 
     /// The dense id of an external item id.

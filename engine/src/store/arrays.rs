@@ -69,6 +69,7 @@ macro_rules! array_io {
 array_io!(write_f32s, read_f32s, f32, 1);
 array_io!(write_u32s, read_u32s, u32, 2);
 array_io!(write_u64s, read_u64s, u64, 3);
+array_io!(write_i64s, read_i64s, i64, 4);
 
 #[cfg(test)]
 mod tests {
