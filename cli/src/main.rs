@@ -44,6 +44,7 @@ enum Command {
     Serve(commands::serve::ServeArgs),
     Bench(commands::bench::BenchArgs),
     Schema(commands::schema::SchemaArgs),
+    Synth(commands::synth::SynthArgs),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +79,7 @@ fn main() -> ExitCode {
             Command::Serve(a) => commands::serve::run(&home, a).await,
             Command::Bench(a) => commands::bench::run(a).await,
             Command::Schema(a) => commands::schema::run(a),
+            Command::Synth(a) => commands::synth::run(a),
         }
     });
     match result {

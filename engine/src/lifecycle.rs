@@ -247,7 +247,14 @@ fn train_all(
         cancel: &options.cancel,
         log: &log,
     };
-    let reference = fit_and_evaluate(&Popular::reference(), "popular", ds, &ctx)?.1;
+    let reference = fit_and_evaluate(
+        &Popular::reference(),
+        "popular",
+        ds,
+        &ctx,
+        config.training.eval_users,
+    )?
+    .1;
     log(format!(
         "reference popularity: test NDCG@10 {:.4}, HR@10 {:.4}",
         reference.test.ndcg, reference.test.hit_rate
@@ -255,7 +262,13 @@ fn train_all(
     let mut trained = Trained::new();
     let mut policies = BTreeMap::new();
     for p in &config.policies {
-        let (model, r) = fit_and_evaluate(policy::build(p).as_ref(), p.kind(), ds, &ctx)?;
+        let (model, r) = fit_and_evaluate(
+            policy::build(p).as_ref(),
+            p.kind(),
+            ds,
+            &ctx,
+            config.training.eval_users,
+        )?;
         log(format!(
             "{}: test NDCG@10 {:.4}, HR@10 {:.4}, MRR@10 {:.4}, coverage@10 {:.3} (validation NDCG@10 {:.4}); trained in {:.1}s",
             p.name(),
@@ -269,9 +282,7 @@ fn train_all(
         trained.insert(p.name().to_string(), model);
         policies.insert(p.name().to_string(), r);
     }
-    let users = (0..ds.n_users() as u32)
-        .filter(|&u| ds.target(u, Target::Test).is_some())
-        .count();
+    let users = eval::evaluated_users(ds, Target::Test, config.training.eval_users).len();
     let report = EvalReport {
         protocol: eval::PROTOCOL.to_string(),
         users,
@@ -288,14 +299,15 @@ fn fit_and_evaluate(
     kind: &str,
     ds: &Dataset,
     ctx: &TrainContext<'_>,
+    eval_users: Option<usize>,
 ) -> Result<(Box<dyn TrainedPolicy>, PolicyReport)> {
     let start = Instant::now();
     let mut model = p.train(ds.view(Cut::Train), ctx)?;
     let train_seconds = start.elapsed().as_secs_f64();
     ctx.check_cancelled()?;
-    let valid = eval::evaluate(model.as_ref(), ds, Target::Valid);
+    let valid = eval::evaluate(model.as_ref(), ds, Target::Valid, eval_users);
     model.refit(ds.view(Cut::TrainValid))?;
-    let test = eval::evaluate(model.as_ref(), ds, Target::Test);
+    let test = eval::evaluate(model.as_ref(), ds, Target::Test, eval_users);
     model.refit(ds.view(Cut::All))?;
     Ok((
         model,

@@ -1,5 +1,8 @@
 //! No input makes the parser panic (or overflow its stack): random text, and random sequences of
 //! FeedQL tokens, which reach much deeper into the grammar than random bytes do.
+//!
+//! CI runs 3000 cases per property. A long fuzz run:
+//! `FEEDQL_FUZZ_CASES=3000000 cargo test --release -p feed-lang --test lang no_panic`.
 
 use proptest::prelude::*;
 
@@ -62,6 +65,13 @@ const TOKENS: &[&str] = &[
     "\n",
 ];
 
+fn cases() -> u32 {
+    std::env::var("FEEDQL_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000)
+}
+
 fn tokens() -> impl Strategy<Value = String> {
     proptest::collection::vec(proptest::sample::select(TOKENS), 0..40).prop_map(|t| t.join(" "))
 }
@@ -76,7 +86,7 @@ fn check(text: &str) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn random_text_never_panics(text in "\\PC{0,200}") {

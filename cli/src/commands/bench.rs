@@ -26,6 +26,10 @@ pub struct BenchArgs {
     /// Items per ranking.
     #[arg(long, default_value_t = 10)]
     limit: usize,
+    /// A FeedQL query to time as well (`$user_id` is bound to random known users), with the
+    /// share of time per stage.
+    #[arg(long)]
+    query: Option<String>,
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -62,10 +66,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     .await?;
     let create_s = t.elapsed().as_secs_f64();
 
-    let (load_s, latencies, fallback_latencies) = {
+    let (load_s, latencies, fallback_latencies, query_runs) = {
         let registry = registry.clone();
         let name = config.name.clone();
         let (requests, limit) = (args.requests, args.limit);
+        let query = args.query.clone();
         tokio::task::spawn_blocking(move || -> feed_engine::Result<_> {
             let t = Instant::now();
             let snapshot = Snapshot::load_active(&registry, &name)?;
@@ -98,7 +103,29 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 fb.push(t.elapsed().as_secs_f64() * 1e3);
                 std::hint::black_box(r);
             }
-            Ok((load_s, lat, fb))
+            // The FeedQL scenario: same users, `$user_id` bound to each.
+            let mut runs: Vec<(f64, Vec<(&'static str, u64)>)> = Vec::new();
+            if let Some(text) = &query {
+                for _ in 0..requests {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    let user_id = ids[(state % ids.len() as u64) as usize].clone();
+                    let mut params = feed_engine::Params::new();
+                    params.insert("user_id".into(), feed_engine::ParamValue::Str(user_id));
+                    let req = feed_engine::QueryRequest {
+                        text: Some(text.clone()),
+                        params,
+                        ..Default::default()
+                    };
+                    let t = Instant::now();
+                    let r = snapshot.query(&req)?;
+                    let ms = t.elapsed().as_secs_f64() * 1e3;
+                    runs.push((ms, r.stages.iter().map(|s| (s.stage, s.micros)).collect()));
+                    std::hint::black_box(r);
+                }
+            }
+            Ok((load_s, lat, fb, runs))
         })
         .await??
     };
@@ -143,6 +170,39 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     ]);
     print!("{}", table(&["WHAT", "FIGURE"], &rows));
 
+    let mut query_json = serde_json::Value::Null;
+    if !query_runs.is_empty() {
+        let total: f64 = query_runs.iter().map(|r| r.0).sum();
+        let mut per_stage: Vec<(&str, f64)> = Vec::new();
+        for (_, stages) in &query_runs {
+            for &(stage, micros) in stages {
+                match per_stage.iter_mut().find(|(s, _)| *s == stage) {
+                    Some(e) => e.1 += micros as f64 / 1e3,
+                    None => per_stage.push((stage, micros as f64 / 1e3)),
+                }
+            }
+        }
+        let (q50, q99, qmean) = percentiles(query_runs.iter().map(|r| r.0).collect());
+        let mut rows = vec![vec![
+            format!("query p50 / p99 / mean ({} requests)", query_runs.len()),
+            format!(
+                "{q50:.3} / {q99:.3} / {qmean:.3} ms ({:.1}x rank's p50)",
+                q50 / p50.max(1e-9)
+            ),
+        ]];
+        for (stage, ms) in &per_stage {
+            rows.push(vec![
+                format!("  share of time in {stage}"),
+                format!("{:.1}%", 100.0 * ms / total.max(1e-9)),
+            ]);
+        }
+        print!("{}", table(&["QUERY", "FIGURE"], &rows));
+        query_json = serde_json::json!({
+            "text": args.query, "p50_ms": q50, "p99_ms": q99, "mean_ms": qmean,
+            "stage_share": per_stage.iter().map(|(s, ms)| (s.to_string(), ms / total.max(1e-9))).collect::<std::collections::BTreeMap<_, _>>(),
+        });
+    }
+
     if let Some(out) = &args.out {
         let json = serde_json::json!({
             "file": args.file, "profile": profile, "users": users, "items": items, "events": events,
@@ -152,6 +212,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "rank_ms": {"p50": p50, "p99": p99, "mean": mean, "requests": args.requests, "limit": args.limit},
             "rank_fallback_ms": {"p50": fb50, "p99": fb99},
             "metrics": outcome.report,
+            "query": query_json,
         });
         std::fs::write(out, serde_json::to_string_pretty(&json)?)?;
     }

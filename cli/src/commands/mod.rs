@@ -8,5 +8,6 @@ pub mod query;
 pub mod rank;
 pub mod schema;
 pub mod serve;
+pub mod synth;
 pub mod validate;
 pub mod view;

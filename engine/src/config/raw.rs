@@ -151,6 +151,10 @@ pub struct TrainingConfig {
     /// Seed for every random choice, so that runs on the CPU are reproducible.
     #[serde(default = "defaults::seed")]
     pub seed: u64,
+    /// Evaluate at most this many users (an evenly spaced, deterministic sample); by default
+    /// all. Full ranking costs users × items × dimension: cap it for large catalogs.
+    #[serde(default)]
+    pub eval_users: Option<usize>,
 }
 
 impl Default for TrainingConfig {
@@ -158,6 +162,7 @@ impl Default for TrainingConfig {
         Self {
             device: Device::default(),
             seed: defaults::seed(),
+            eval_users: None,
         }
     }
 }

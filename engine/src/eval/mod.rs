@@ -43,12 +43,15 @@ struct Acc {
 
 /// Evaluates `model` on `target` for every user that has one. The model must have been trained
 /// (or refit) on the history of that target, [`Target::history`].
-pub fn evaluate(model: &dyn TrainedPolicy, ds: &Dataset, target: Target) -> Metrics {
+pub fn evaluate(
+    model: &dyn TrainedPolicy,
+    ds: &Dataset,
+    target: Target,
+    max_users: Option<usize>,
+) -> Metrics {
     let n = ds.n_items();
     let history = ds.view(target.history());
-    let users: Vec<(u32, u32)> = (0..ds.n_users() as u32)
-        .filter_map(|u| ds.target(u, target).map(|t| (u, t)))
-        .collect();
+    let users = evaluated_users(ds, target, max_users);
     if users.is_empty() || n == 0 {
         return Metrics::default();
     }
@@ -114,6 +117,21 @@ pub fn evaluate(model: &dyn TrainedPolicy, ds: &Dataset, target: Target) -> Metr
     }
 }
 
+/// The users evaluated on `target` with their held-out item: all, or an evenly spaced sample of
+/// `max_users` of them (deterministic, so that runs compare).
+pub fn evaluated_users(ds: &Dataset, target: Target, max_users: Option<usize>) -> Vec<(u32, u32)> {
+    let all: Vec<(u32, u32)> = (0..ds.n_users() as u32)
+        .filter_map(|u| ds.target(u, target).map(|t| (u, t)))
+        .collect();
+    match max_users {
+        Some(max) if max < all.len() => {
+            let step = all.len() as f64 / max as f64;
+            (0..max).map(|i| all[(i as f64 * step) as usize]).collect()
+        }
+        _ => all,
+    }
+}
+
 /// Whether item `a` (score `sa`) ranks before item `b`: higher score first, then lower id.
 /// NaN scores rank last.
 #[inline]
@@ -157,6 +175,34 @@ pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evaluation_sample_is_even_and_deterministic() {
+        use crate::dataset::{FetchStats, IdMap};
+        let n_users = 10u32;
+        let ds = Dataset {
+            users: IdMap::from_ids((0..n_users).map(|u| format!("u{u}")).collect()),
+            items: IdMap::from_ids((0..3).map(|i| format!("i{i}")).collect()),
+            event_types: vec!["event".into()],
+            offsets: (0..=n_users as usize).map(|u| u * 3).collect(),
+            seq_items: (0..n_users).flat_map(|_| [0, 1, 2]).collect(),
+            seq_times: (0..n_users as i64 * 3).collect(),
+            seq_types: vec![0; n_users as usize * 3],
+            seq_values: vec![1.0; n_users as usize * 3],
+            item_attributes: None,
+            user_attributes: None,
+            stats: FetchStats::default(),
+        };
+        assert_eq!(evaluated_users(&ds, Target::Test, None).len(), 10);
+        let sample: Vec<u32> = evaluated_users(&ds, Target::Test, Some(4))
+            .iter()
+            .map(|u| u.0)
+            .collect();
+        assert_eq!(sample, vec![0, 2, 5, 7]);
+        assert!(evaluated_users(&ds, Target::Valid, Some(4))
+            .iter()
+            .all(|&(_, t)| t == 1));
+    }
 
     #[test]
     fn ranking_is_by_score_then_id() {

@@ -102,6 +102,8 @@ pub struct QueryResult {
     /// Items that satisfy the filter, in the whole catalog.
     pub eligible: usize,
     pub metadata: Option<RecordBatch>,
+    /// Per stage: items in and out, time spent (always reported; cheap).
+    pub stages: Vec<StageReport>,
     pub explanation: Option<Explanation>,
 }
 
@@ -236,45 +238,85 @@ impl Snapshot {
             seen_users: Vec::new(),
             truncate: None,
             value_model_used: false,
+            user_used: false,
+            params_used: Default::default(),
         };
 
         let mut clock = Clock::start();
         let mut stages: Vec<StageReport> = Vec::new();
 
-        // Filter: a mask over the whole catalog.
-        let mask: Vec<bool> = match &q.filter {
-            None => vec![true; n],
-            Some(f) => {
-                let expr = scope.translate(f)?;
-                let mut columns = self.item_columns(&scope.item_columns, None);
-                for (i, u) in scope.seen_users.iter().enumerate() {
-                    let mut seen = vec![false; n];
-                    if let Some(d) = self.users.get(u) {
-                        for &it in self.seen(d) {
-                            seen[it as usize] = true;
-                        }
-                    }
-                    columns.push((
-                        format!("seen.{i}"),
-                        std::sync::Arc::new(BooleanArray::from(seen)) as ArrayRef,
-                    ));
-                }
-                let values = translate::evaluate(expr, &translate::batch(columns, n)?)?;
-                let values = values.as_boolean_opt().ok_or_else(|| {
-                    Error::query(
-                        QueryError::new(
-                            ErrorKind::Check,
-                            "WHERE needs a condition (true or false)",
-                            f.span,
-                        ),
+        // Filter: a mask over the whole catalog. Top-level `NOT seen(...)` conjuncts exclude the
+        // user's items directly; the rest, when it depends on nothing per request but its
+        // parameters, is evaluated once per version and remembered.
+        let mut conjuncts = Vec::new();
+        if let Some(f) = &q.filter {
+            split_and(f, &mut conjuncts);
+        }
+        let mut excluded_users = Vec::new();
+        let mut rest = Vec::new();
+        for c in conjuncts {
+            match not_seen(c, &req.params)? {
+                Some(user) => excluded_users.push(user),
+                None => rest.push(c),
+            }
+        }
+        let mut mask: Vec<bool> = if rest.is_empty() {
+            vec![true; n]
+        } else {
+            let mut expr = scope.translate(rest[0])?;
+            for c in &rest[1..] {
+                expr = expr.and(scope.translate(c)?);
+            }
+            // Keyed by the filter's text and the values of the parameters it reads (not the user).
+            let used: Vec<(&String, Option<&ParamValue>)> = scope
+                .params_used
+                .iter()
+                .map(|p| (p, req.params.get(p)))
+                .collect();
+            let key = format!(
+                "{}\u{0}{used:?}",
+                rest.iter()
+                    .map(|c| &text[c.span.start..c.span.end])
+                    .collect::<Vec<_>>()
+                    .join("\u{0}")
+            );
+            let cacheable = scope.seen_users.is_empty() && !scope.user_used;
+            let cached = if cacheable {
+                self.masks
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&key)
+                    .cloned()
+            } else {
+                None
+            };
+            match cached {
+                Some(m) => (*m).clone(),
+                None => {
+                    let m = self.evaluate_mask(
+                        expr,
+                        &scope,
                         text,
-                    )
-                })?;
-                (0..n)
-                    .map(|i| values.is_valid(i) && values.value(i))
-                    .collect()
+                        rest[0].span.to(rest[rest.len() - 1].span),
+                    )?;
+                    if cacheable {
+                        let mut masks = self.masks.lock().unwrap_or_else(|e| e.into_inner());
+                        if masks.len() >= MAX_CACHED_MASKS {
+                            masks.clear();
+                        }
+                        masks.insert(key, std::sync::Arc::new(m.clone()));
+                    }
+                    m
+                }
             }
         };
+        for user in &excluded_users {
+            if let Some(d) = self.users.get(user) {
+                for &it in self.seen(d) {
+                    mask[it as usize] = false;
+                }
+            }
+        }
         let eligible = mask.iter().filter(|m| **m).count();
         stages.push(StageReport {
             stage: "filter",
@@ -504,6 +546,7 @@ impl Snapshot {
             scores: page_scores,
             eligible,
             metadata,
+            stages,
             explanation,
         })
     }
@@ -633,6 +676,44 @@ impl Snapshot {
                     .map_err(|e| Error::Internal(e.to_string()))
             }
         }
+    }
+
+    /// Evaluates a filter over the whole catalog (with `seen.<k>` columns for its `seen()` calls).
+    fn evaluate_mask(
+        &self,
+        expr: datafusion::logical_expr::Expr,
+        scope: &Scope<'_>,
+        text: &str,
+        span: feed_lang::Span,
+    ) -> Result<Vec<bool>> {
+        let n = self.n_items();
+        let mut columns = self.item_columns(&scope.item_columns, None);
+        for (i, u) in scope.seen_users.iter().enumerate() {
+            let mut seen = vec![false; n];
+            if let Some(d) = self.users.get(u) {
+                for &it in self.seen(d) {
+                    seen[it as usize] = true;
+                }
+            }
+            columns.push((
+                format!("seen.{i}"),
+                std::sync::Arc::new(BooleanArray::from(seen)) as ArrayRef,
+            ));
+        }
+        let values = translate::evaluate(expr, &translate::batch(columns, n)?)?;
+        let values = values.as_boolean_opt().ok_or_else(|| {
+            Error::query(
+                QueryError::new(
+                    ErrorKind::Check,
+                    "WHERE needs a condition (true or false)",
+                    span,
+                ),
+                text,
+            )
+        })?;
+        Ok((0..n)
+            .map(|i| values.is_valid(i) && values.value(i))
+            .collect())
     }
 
     /// `item.<col>` columns for the evaluation batch: the whole catalog, or the given rows.
@@ -769,7 +850,14 @@ impl Snapshot {
         };
         match name.as_str() {
             "popular" => match window(call, text, params)? {
-                None => Ok(best(&self.popular)),
+                // Walk the precomputed order: no scan of the catalog.
+                None => Ok(self
+                    .popular_order
+                    .iter()
+                    .filter(|&&i| mask[i as usize])
+                    .take(limit)
+                    .map(|&i| (i, self.popular[i as usize] as f64))
+                    .collect()),
                 Some(w) => {
                     let now = self.newest_event;
                     let counts: Vec<f32> = (0..self.n_items() as u32)
@@ -903,6 +991,60 @@ impl Snapshot {
             other => Err(unavailable(&format!("the `{other}` retriever"))),
         }
     }
+}
+
+/// Cached filter masks per version, at most (a query mix with more distinct filters recomputes).
+const MAX_CACHED_MASKS: usize = 256;
+
+/// The conjuncts of a top-level AND chain.
+fn split_and<'a>(e: &'a feed_lang::ast::Expr, out: &mut Vec<&'a feed_lang::ast::Expr>) {
+    use feed_lang::ast::{BinaryOp, ExprKind};
+    match &e.kind {
+        ExprKind::Binary {
+            op: BinaryOp::And,
+            lhs,
+            rhs,
+        } => {
+            split_and(lhs, out);
+            split_and(rhs, out);
+        }
+        _ => out.push(e),
+    }
+}
+
+/// The user id of a `NOT seen(x)` conjunct.
+fn not_seen(e: &feed_lang::ast::Expr, params: &Params) -> Result<Option<String>> {
+    use feed_lang::ast::{ExprKind, UnaryOp};
+    let ExprKind::Unary {
+        op: UnaryOp::Not,
+        expr,
+    } = &e.kind
+    else {
+        return Ok(None);
+    };
+    let ExprKind::Call { name, args } = &expr.kind else {
+        return Ok(None);
+    };
+    if !name.name.eq_ignore_ascii_case("seen") || args.len() != 1 {
+        return Ok(None);
+    }
+    Ok(match &args[0].kind {
+        ExprKind::Str(s) => Some(s.clone()),
+        ExprKind::Param(p) => Some(
+            params
+                .get(p)
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "the query uses ${p}, but the request gives no value for it"
+                    ))
+                })?
+                .as_id()
+                .ok_or_else(|| {
+                    Error::Invalid(format!("${p} must be a user id (a string) for seen()"))
+                })?,
+        ),
+        _ => None,
+    })
 }
 
 /// `window = '7d'` in seconds (units s, m, h, d, w), if given.

@@ -96,14 +96,14 @@ impl Context<'_> {
                 .map(|s| format!("did you mean '{s}'?"));
             return Err(Error::query(e, self.text));
         };
-        let text = cast(col, &DataType::Utf8).map_err(|e| Error::Internal(e.to_string()))?;
+        // Only the rows asked for are converted to text.
+        let rows = datafusion::arrow::array::UInt32Array::from(items.to_vec());
+        let taken = datafusion::arrow::compute::take(col.as_ref(), &rows, None)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let text = cast(&taken, &DataType::Utf8).map_err(|e| Error::Internal(e.to_string()))?;
         let text = text.as_string::<i32>();
-        Ok(items
-            .iter()
-            .map(|&i| {
-                text.is_valid(i as usize)
-                    .then(|| text.value(i as usize).to_string())
-            })
+        Ok((0..items.len())
+            .map(|k| text.is_valid(k).then(|| text.value(k).to_string()))
             .collect())
     }
 
@@ -183,23 +183,28 @@ fn diversity(call: &Call, ranked: Vec<Ranked>, ctx: &Context<'_>) -> Result<Vec<
     let relevance = normalise(&head.iter().map(|r| r.1).collect::<Vec<_>>());
     let similarity: Box<dyn Fn(usize, usize) -> f64> =
         if let Some(attr) = string(call, "attribute", ctx.params)? {
-            let sets: Vec<HashSet<String>> = ctx
+            // Values interned to numbers, each item's set sorted: Jaccard by merging.
+            let mut ids: std::collections::HashMap<String, u32> = Default::default();
+            let sets: Vec<Vec<u32>> = ctx
                 .column_values(call, &attr, &items)?
                 .into_iter()
                 .map(|v| {
-                    v.map(|s| s.split('|').map(str::to_string).collect())
-                        .unwrap_or_default()
+                    let mut set: Vec<u32> = v
+                        .map(|s| {
+                            s.split('|')
+                                .map(|part| {
+                                    let next = ids.len() as u32;
+                                    *ids.entry(part.to_string()).or_insert(next)
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    set.sort_unstable();
+                    set.dedup();
+                    set
                 })
                 .collect();
-            Box::new(move |a, b| {
-                let (x, y) = (&sets[a], &sets[b]);
-                let union = x.union(y).count();
-                if union == 0 {
-                    0.0
-                } else {
-                    x.intersection(y).count() as f64 / union as f64
-                }
-            })
+            Box::new(move |a, b| jaccard(&sets[a], &sets[b]))
         } else {
             let policy = string(call, "embedding", ctx.params)?.unwrap_or_default();
             let vectors = ctx
@@ -253,6 +258,28 @@ fn diversity(call: &Call, ranked: Vec<Ranked>, ctx: &Context<'_>) -> Result<Vec<
         .map(|c| head[c])
         .chain(tail.iter().copied())
         .collect())
+}
+
+/// |x ∩ y| / |x ∪ y| of two sorted sets (0 for two empty sets).
+fn jaccard(x: &[u32], y: &[u32]) -> f64 {
+    let (mut i, mut j, mut both) = (0, 0, 0);
+    while i < x.len() && j < y.len() {
+        match x[i].cmp(&y[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                both += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    let union = x.len() + y.len() - both;
+    if union == 0 {
+        0.0
+    } else {
+        both as f64 / union as f64
+    }
 }
 
 /// No more than `max_run` consecutive items with the same value of `attribute`: an item that
@@ -411,4 +438,25 @@ fn pin(call: &Call, ranked: Vec<Ranked>, ctx: &Context<'_>) -> Result<Vec<Ranked
         out.insert(at, (item, scores.get(&item).copied().unwrap_or(f64::NAN)));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jaccard_of_sorted_sets() {
+        assert_eq!(jaccard(&[1, 2, 3], &[2, 3, 4]), 0.5);
+        assert_eq!(jaccard(&[], &[]), 0.0);
+        assert_eq!(jaccard(&[7], &[7]), 1.0);
+    }
+
+    #[test]
+    fn normalise_maps_to_unit_range() {
+        assert_eq!(
+            normalise(&[2.0, 4.0, f64::NEG_INFINITY]),
+            vec![0.0, 1.0, 0.0]
+        );
+        assert_eq!(normalise(&[3.0, 3.0]), vec![1.0, 1.0]);
+    }
 }

@@ -52,6 +52,10 @@ pub struct Scope<'a> {
     pub seen_users: Vec<String>,
     pub truncate: Option<usize>,
     pub value_model_used: bool,
+    /// Whether a `user.<col>` was read (the filter then depends on the user).
+    pub user_used: bool,
+    /// The parameters read (the filter cache is keyed by their values).
+    pub params_used: BTreeSet<String>,
 }
 
 fn check_err(
@@ -70,7 +74,8 @@ fn column(name: String) -> DfExpr {
 }
 
 impl Scope<'_> {
-    fn param(&self, name: &str) -> Result<&ParamValue> {
+    fn param(&mut self, name: &str) -> Result<&ParamValue> {
+        self.params_used.insert(name.to_string());
         self.params.get(name).ok_or_else(|| {
             Error::Invalid(format!(
                 "the query uses ${name}, but the request gives no value for it"
@@ -148,6 +153,7 @@ impl Scope<'_> {
                                 hint,
                             ));
                         }
+                        self.user_used = true;
                         lit((self.user_value)(col).unwrap_or(ScalarValue::Null))
                     }
                     ("retrieval" | "rank", Some(alias)) => {

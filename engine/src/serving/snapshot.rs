@@ -32,6 +32,11 @@ pub struct Snapshot {
     pub(crate) seen_offsets: Vec<u64>,
     pub(crate) seen_items: Vec<u32>,
     pub(crate) popular: Vec<f32>,
+    /// Items by descending popularity (ties by item order).
+    pub(crate) popular_order: Vec<u32>,
+    /// Filter masks computed for this version, by filter text and parameters.
+    pub(crate) masks:
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Vec<bool>>>>,
     /// Each item's event times (seconds), sorted; CSR by item.
     pub(crate) item_time_offsets: Vec<u64>,
     pub(crate) item_times: Vec<i64>,
@@ -92,6 +97,12 @@ impl Snapshot {
         let item_time_offsets = store::read_u64s(&data.join("item_time_offsets.u64"))?;
         let item_times = store::read_i64s(&data.join("item_times.i64"))?;
         let newest_event = item_times.iter().copied().max().unwrap_or(0);
+        let mut popular_order: Vec<u32> = (0..popular.len() as u32).collect();
+        popular_order.sort_by(|&a, &b| {
+            popular[b as usize]
+                .total_cmp(&popular[a as usize])
+                .then(a.cmp(&b))
+        });
         if item_ids.len() != manifest.items
             || users.len() != manifest.users
             || seen_offsets.len() != users.len() + 1
@@ -136,6 +147,8 @@ impl Snapshot {
             item_times,
             newest_event,
             orders: Default::default(),
+            popular_order,
+            masks: Default::default(),
             policies,
             terms,
         })
