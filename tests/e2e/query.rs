@@ -566,3 +566,62 @@ fn time_and_column_retrievers() {
         "{e}"
     );
 }
+
+#[test]
+fn an_expression_value_model_ranks_queries_and_rank() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let yaml = format!(
+        "{}value_model:\n  expression: \"als + 0.01 * log(1 + popular)\"\n",
+        model_yaml("ex", 3, 8)
+    );
+    let file = ws.write("model.yaml", &yaml);
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    let srv = start(&ws);
+    let r = post_query(
+        &srv.addr,
+        serde_json::json!({
+            "model": "ex", "explain": true, "params": {"user_id": "u3"},
+            "query": "SELECT * FROM popular(limit = 100) WHERE NOT seen($user_id) ORDER BY score(value_model) LIMIT 8",
+        }),
+    );
+    for (item, result) in r["explanation"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(r["results"].as_array().unwrap())
+    {
+        let s = &item["policy_scores"];
+        let by_hand =
+            s["als"].as_f64().unwrap() + 0.01 * (1.0 + s["popular"].as_f64().unwrap()).ln();
+        assert!(
+            (by_hand - result["score"].as_f64().unwrap()).abs() < 1e-4,
+            "{item}"
+        );
+    }
+    // /rank uses the same value model.
+    let (st, rank) = http(
+        &srv.addr,
+        "POST",
+        "/models/ex/rank",
+        Some(r#"{"user_id": "u3", "limit": 8}"#),
+    );
+    assert_eq!(st, 200, "{rank}");
+    let top_rank: Vec<&str> = rank["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(top_rank.len(), 8);
+    // A typo in the expression fails the update with its place, and version 1 keeps serving.
+    ws.write("model.yaml", &yaml.replace("popular)", "populr)"));
+    let out = ws.feedctl(&["update-model", "--file", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("value_model.expression") && err.contains("did you mean `popular`?"),
+        "{err}"
+    );
+    assert_eq!(ws.view_json("ex")["active_version"], 1);
+}

@@ -350,21 +350,53 @@ fn check_policy(cfg: &ModelConfig, path: &str, p: &PolicyConfig) -> Result<(), C
 fn check_value_model(cfg: &ModelConfig, vm: &ValueModelConfig) -> Result<(), ConfigError> {
     match (&vm.weights, &vm.expression) {
         (Some(_), Some(_)) => {
-            return Err(cfg.error_at("value_model", "has both `weights` and `expression`", Some("keep one of them".into())))
+            return Err(cfg.error_at(
+                "value_model",
+                "has both `weights` and `expression`",
+                Some("keep one of them".into()),
+            ))
         }
         (None, None) => {
-            return Err(cfg.error_at("value_model", "needs `weights` or `expression`", Some("e.g. `weights: {als: 1}`".into())))
-        }
-        (None, Some(_)) => {
             return Err(cfg.error_at(
-                "value_model.expression",
-                "expression value models need the FeedQL score language, which this version does not have yet",
-                Some("use `weights: {<policy>: <weight>}`".into()),
+                "value_model",
+                "needs `weights` or `expression`",
+                Some("e.g. `weights: {als: 1}`".into()),
             ))
+        }
+        (None, Some(text)) => {
+            let path = "value_model.expression";
+            let e = feed_lang::parse_score(text).map_err(|e| cfg.error_in_text(path, text, &e))?;
+            // Bare names are policy outputs: check them now, not at the first query.
+            let mut names = Vec::new();
+            bare_names(&e, &mut names);
+            for (name, span) in names {
+                if name.eq_ignore_ascii_case("value_model") {
+                    let err = feed_lang::QueryError::new(
+                        feed_lang::ErrorKind::Check,
+                        "the value model cannot refer to itself",
+                        span,
+                    );
+                    return Err(cfg.error_in_text(path, text, &err));
+                }
+                if cfg.policy(&name).is_none() {
+                    let mut err = feed_lang::QueryError::new(
+                        feed_lang::ErrorKind::Check,
+                        format!("no policy is named `{name}`"),
+                        span,
+                    );
+                    err.hint = did_you_mean(&name, cfg.policies.iter().map(|p| p.name()))
+                        .map(|s| format!("did you mean `{s}`?"));
+                    return Err(cfg.error_in_text(path, text, &err));
+                }
+            }
         }
         (Some(weights), None) => {
             if weights.is_empty() {
-                return Err(cfg.error_at("value_model.weights", "is empty", Some("e.g. `{als: 1}`".into())));
+                return Err(cfg.error_at(
+                    "value_model.weights",
+                    "is empty",
+                    Some("e.g. `{als: 1}`".into()),
+                ));
             }
             for (key, w) in weights {
                 let path = format!("value_model.weights.{key}");
@@ -444,6 +476,36 @@ fn key_with_value(item: &serde_yaml::Value, message: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// Single-part names in an expression (policy outputs), with their spans.
+fn bare_names(e: &feed_lang::ast::Expr, out: &mut Vec<(String, feed_lang::Span)>) {
+    use feed_lang::ast::ExprKind;
+    match &e.kind {
+        ExprKind::Path(p) if p.parts.len() == 1 => out.push((p.parts[0].name.clone(), p.span)),
+        ExprKind::Call { args, .. } => args.iter().for_each(|a| bare_names(a, out)),
+        ExprKind::Unary { expr, .. } | ExprKind::IsNull { expr, .. } => bare_names(expr, out),
+        ExprKind::Binary { lhs, rhs, .. } => {
+            bare_names(lhs, out);
+            bare_names(rhs, out);
+        }
+        ExprKind::In { expr, list, .. } => {
+            bare_names(expr, out);
+            list.iter().for_each(|a| bare_names(a, out));
+        }
+        ExprKind::Between {
+            expr, low, high, ..
+        } => {
+            for x in [expr, low, high] {
+                bare_names(x, out);
+            }
+        }
+        ExprKind::Like { expr, pattern, .. } => {
+            bare_names(expr, out);
+            bare_names(pattern, out);
+        }
+        _ => {}
+    }
 }
 
 /// Turns a serde_yaml error into a located one-line error with a hint.
@@ -642,6 +704,22 @@ value_model:
         assert!(e.to_string().contains("did you mean `limit`?"), "{e}");
         let ok = format!("{GOOD}queries:\n  top: SELECT * FROM popular(limit = 5) LIMIT 3\n");
         assert!(parse(&ok, "m.yaml", Path::new(".")).is_ok());
+    }
+
+    #[test]
+    fn value_model_expressions_are_checked() {
+        let with = |e: &str| GOOD.replace("  weights: {als: 1}", &format!("  expression: \"{e}\""));
+        assert!(parse(
+            &with("als + 0.1 * log(1 + popular)"),
+            "m.yaml",
+            Path::new(".")
+        )
+        .is_ok());
+        let e = err(&with("als + 0.1 * populr"));
+        assert!(e.to_string().contains("did you mean `popular`?"), "{e}");
+        assert_eq!((e.line, e.column), (Some(13), Some(28)), "{e}");
+        let e = err(&with("als +"));
+        assert_eq!(e.path, "value_model.expression", "{e}");
     }
 
     #[test]

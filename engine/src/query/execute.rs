@@ -228,6 +228,7 @@ impl Snapshot {
             items: items_schema.as_ref(),
             policies: &policies,
             value_model: &self.terms,
+            value_expression: self.value_expression.as_ref(),
             demotions: &demotions,
             user_value: &user_value,
             user_columns: &user_columns,
@@ -499,7 +500,7 @@ impl Snapshot {
                             }
                         }
                     }
-                    let value_model = if scope.value_model_used {
+                    let value_model = if scope.value_model_used && self.value_expression.is_none() {
                         self.terms
                             .iter()
                             .map(|(p, w)| {

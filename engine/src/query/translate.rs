@@ -38,6 +38,8 @@ pub struct Scope<'a> {
     pub policies: &'a [String],
     /// The value model's terms, for `value_model` inside an expression.
     pub value_model: &'a [(String, f32)],
+    /// The value model's expression, if it is one (instead of `value_model` weights).
+    pub value_expression: Option<&'a Expr>,
     /// The value model's demotions: item column → strength.
     pub demotions: &'a [(String, f64)],
     /// `user.<col>` values of the requesting user (`$user_id`), if known.
@@ -165,9 +167,13 @@ impl Scope<'_> {
                     }
                     ("value_model", None) => {
                         let mut sum = lit(0.0);
-                        for (policy, w) in self.value_model {
-                            self.policies_used.insert(policy.clone());
-                            sum = sum + lit(*w as f64) * column(format!("policy.{policy}"));
+                        if let Some(expression) = self.value_expression {
+                            sum = self.translate(expression)?;
+                        } else {
+                            for (policy, w) in self.value_model {
+                                self.policies_used.insert(policy.clone());
+                                sum = sum + lit(*w as f64) * column(format!("policy.{policy}"));
+                            }
                         }
                         // Demotions: score × (1 − strength × item.column), a missing value
                         // demoting nothing.

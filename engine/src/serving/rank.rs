@@ -43,6 +43,33 @@ impl Snapshot {
             .users
             .get(&req.user_id)
             .filter(|&u| !self.seen(u).is_empty());
+        // An expression value model is evaluated by the query engine, over every unseen item.
+        if let (Some(_), Some(_)) = (&self.value_expression, known) {
+            let mut params = crate::query::Params::new();
+            params.insert(
+                "user_id".into(),
+                crate::query::ParamValue::Str(req.user_id.clone()),
+            );
+            let text = format!(
+                "SELECT * FROM filter(limit = {}) WHERE NOT seen($user_id) ORDER BY score(value_model)",
+                self.n_items()
+            );
+            let r = self.query(&crate::query::QueryRequest {
+                text: Some(text),
+                params,
+                limit: Some(req.limit),
+                with_metadata: req.with_metadata,
+                ..Default::default()
+            })?;
+            return Ok(Ranking {
+                model: r.model,
+                version: r.version,
+                ids: r.ids,
+                scores: r.scores.iter().map(|&s| s as f32).collect(),
+                fallback: None,
+                metadata: r.metadata,
+            });
+        }
         let (mut row, fallback) = match known {
             Some(u) => {
                 let mut row = vec![0f32; n];

@@ -48,6 +48,8 @@ pub struct Snapshot {
     pub(crate) policies: BTreeMap<String, Box<dyn TrainedPolicy>>,
     /// The ranking score: Σ weight × policy score.
     pub(crate) terms: Vec<(String, f32)>,
+    /// The value model's expression, when it has one instead of weights.
+    pub(crate) value_expression: Option<feed_lang::ast::Expr>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -130,8 +132,19 @@ impl Snapshot {
             Some(w) => w.iter().map(|(k, v)| (k.clone(), *v as f32)).collect(),
             None => vec![(manifest.primary_policy.clone(), 1.0)],
         };
+        let value_expression = match config
+            .value_model
+            .as_ref()
+            .and_then(|v| v.expression.as_ref())
+        {
+            Some(text) => Some(feed_lang::parse_score(text).map_err(|e| {
+                Error::Internal(format!("stored value model no longer parses: {e}"))
+            })?),
+            None => None,
+        };
         let report = artifacts::read_report(dir)?;
         Ok(Self {
+            value_expression,
             manifest,
             config,
             report,
