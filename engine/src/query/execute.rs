@@ -12,6 +12,8 @@ use datafusion::scalar::ScalarValue;
 use feed_lang::ast::{Call, Count, Order, Query, Score, Select, Value};
 use feed_lang::{alias_of, ErrorKind, QueryError};
 
+use rayon::prelude::*;
+
 use super::pages::Pages;
 use super::params::{self, ParamValue, Params};
 use super::rerank::{self, Ranked};
@@ -161,8 +163,33 @@ impl Snapshot {
             max_limit: self.config.serving.max_limit as u64,
             ..Default::default()
         };
-        let q = feed_lang::parse_with(&text, &options).map_err(|e| Error::query(e, &text))?;
+        let q = self.parsed(&text, &options)?;
         self.run(&q, &text, req, pages)
+    }
+
+    /// The checked AST of `text`, parsed once per version and text.
+    fn parsed(
+        &self,
+        text: &str,
+        options: &feed_lang::CheckOptions,
+    ) -> Result<std::sync::Arc<Query>> {
+        if let Some(q) = self
+            .plans
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(text)
+        {
+            return Ok(q.clone());
+        }
+        let q = std::sync::Arc::new(
+            feed_lang::parse_with(text, options).map_err(|e| Error::query(e, text))?,
+        );
+        let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+        if plans.len() >= MAX_CACHED_PLANS {
+            plans.clear();
+        }
+        plans.insert(text.to_string(), q.clone());
+        Ok(q)
     }
 
     fn user_dense(&self, params: &Params) -> Option<u32> {
@@ -798,13 +825,21 @@ impl Snapshot {
         let mut items = Vec::new();
         let mut seen = vec![false; self.n_items()];
         let mut found = Vec::new();
-        for call in calls {
-            let limit = match call.arg("limit") {
-                Some(v) => arg_count(v, params)?,
-                None => DEFAULT_RETRIEVER_LIMIT,
-            };
-            let limit = at_least.map_or(limit, |a| limit.max(a));
-            let list = self.retrieve_one(call, text, params, user, mask, limit)?;
+        // Retrievers run concurrently (a vector scan and a popularity walk overlap); their
+        // results are merged in the order the query lists them.
+        let lists: Vec<Result<Vec<Ranked>>> = calls
+            .par_iter()
+            .map(|call| {
+                let limit = match call.arg("limit") {
+                    Some(v) => arg_count(v, params)?,
+                    None => DEFAULT_RETRIEVER_LIMIT,
+                };
+                let limit = at_least.map_or(limit, |a| limit.max(a));
+                self.retrieve_one(call, text, params, user, mask, limit)
+            })
+            .collect();
+        for (call, list) in calls.iter().zip(lists) {
+            let list = list?;
             let mut map = HashMap::with_capacity(list.len());
             for (rank, &(item, score)) in list.iter().enumerate() {
                 map.insert(item, (score, rank + 1));
@@ -993,6 +1028,9 @@ impl Snapshot {
         }
     }
 }
+
+/// Parsed queries cached per version, at most.
+const MAX_CACHED_PLANS: usize = 1024;
 
 /// Cached filter masks per version, at most (a query mix with more distinct filters recomputes).
 const MAX_CACHED_MASKS: usize = 256;

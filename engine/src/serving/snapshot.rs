@@ -34,6 +34,9 @@ pub struct Snapshot {
     pub(crate) popular: Vec<f32>,
     /// Items by descending popularity (ties by item order).
     pub(crate) popular_order: Vec<u32>,
+    /// Parsed queries, by text.
+    pub(crate) plans:
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<feed_lang::ast::Query>>>,
     /// Filter masks computed for this version, by filter text and parameters.
     pub(crate) masks:
         std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Vec<bool>>>>,
@@ -162,6 +165,7 @@ impl Snapshot {
             orders: Default::default(),
             popular_order,
             masks: Default::default(),
+            plans: Default::default(),
             policies,
             terms,
         })
