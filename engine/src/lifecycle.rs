@@ -131,16 +131,7 @@ async fn redeploy(run: Arc<VersionRun>, config: Arc<ModelConfig>, from: u32) -> 
                 .join(format!("{from:06}"));
             let report = artifacts::read_report(&from_dir)?
                 .ok_or_else(|| Error::Internal(format!("version {from} has no metrics")))?;
-            let primary = config
-                .serving
-                .policy
-                .clone()
-                .or_else(|| {
-                    report
-                        .best_policy(config.policies.iter().map(|p| p.name()))
-                        .map(str::to_string)
-                })
-                .unwrap_or_else(|| config.policies[0].name().to_string());
+            let primary = primary_policy(&config, &report);
             artifacts::reuse(&run.dir, &from_dir, &config, run.version, from, &primary)?;
             Ok((run.promote()?, report))
         })
@@ -198,16 +189,7 @@ async fn execute(
         let (run, config, ds) = (run.clone(), config.clone(), ds.clone());
         let report = report.clone();
         tokio::task::spawn_blocking(move || {
-            let primary = config
-                .serving
-                .policy
-                .clone()
-                .or_else(|| {
-                    report
-                        .best_policy(config.policies.iter().map(|p| p.name()))
-                        .map(str::to_string)
-                })
-                .unwrap_or_else(|| config.policies[0].name().to_string());
+            let primary = primary_policy(&config, &report);
             artifacts::write(
                 &run.dir,
                 &config,
@@ -231,6 +213,20 @@ async fn execute(
 }
 
 type Trained = BTreeMap<String, Box<dyn TrainedPolicy>>;
+
+/// The policy `rank` uses without a value model: `serving.policy`, or the best on validation.
+fn primary_policy(config: &ModelConfig, report: &EvalReport) -> String {
+    config
+        .serving
+        .policy
+        .clone()
+        .or_else(|| {
+            report
+                .best_policy(config.policies.iter().map(|p| p.name()))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| config.policies[0].name().to_string())
+}
 
 /// Trains every policy on the training cut, evaluates on validation and test, and refits on all
 /// events for serving. Runs on the blocking pool.

@@ -609,19 +609,8 @@ impl Snapshot {
         params: &Params,
     ) -> Result<std::sync::Arc<Vec<u32>>> {
         use datafusion::arrow::compute::{lexsort_to_indices, SortColumn, SortOptions};
-        let (spec, span) = match call.arg("columns") {
-            Some(Value::Str(s, span)) => (s.clone(), *span),
-            Some(Value::Param(p)) => match params.get(&p.name) {
-                Some(ParamValue::Str(s)) => (s.clone(), p.span),
-                _ => {
-                    return Err(Error::Invalid(format!(
-                        "${} must be a string like 'year DESC, title'",
-                        p.name
-                    )))
-                }
-            },
-            _ => return Err(Error::Invalid("column_order needs columns = '...'".into())),
-        };
+        let (spec, span) = params::string_arg(call, "columns", params)?
+            .ok_or_else(|| Error::Invalid("column_order needs columns = '...'".into()))?;
         if let Some(order) = self
             .orders
             .lock()
@@ -825,19 +814,23 @@ impl Snapshot {
         let mut items = Vec::new();
         let mut seen = vec![false; self.n_items()];
         let mut found = Vec::new();
-        // Retrievers run concurrently (a vector scan and a popularity walk overlap); their
-        // results are merged in the order the query lists them.
-        let lists: Vec<Result<Vec<Ranked>>> = calls
-            .par_iter()
-            .map(|call| {
-                let limit = match call.arg("limit") {
-                    Some(v) => arg_count(v, params)?,
-                    None => DEFAULT_RETRIEVER_LIMIT,
-                };
-                let limit = at_least.map_or(limit, |a| limit.max(a));
-                self.retrieve_one(call, text, params, user, mask, limit)
-            })
-            .collect();
+        // Over a large catalog retrievers run concurrently (a vector scan and a popularity walk
+        // overlap); below it the threads cost more than they save. Results merge in the order the
+        // query lists them.
+        let one = |call: &Call| -> Result<Vec<Ranked>> {
+            let limit = match call.arg("limit") {
+                Some(v) => arg_count(v, params)?,
+                None => DEFAULT_RETRIEVER_LIMIT,
+            };
+            let limit = at_least.map_or(limit, |a| limit.max(a));
+            self.retrieve_one(call, text, params, user, mask, limit)
+        };
+        let lists: Vec<Result<Vec<Ranked>>> =
+            if calls.len() > 1 && self.n_items() >= PARALLEL_RETRIEVAL_ITEMS {
+                calls.par_iter().map(one).collect()
+            } else {
+                calls.iter().map(one).collect()
+            };
         for (call, list) in calls.iter().zip(lists) {
             let list = list?;
             let mut map = HashMap::with_capacity(list.len());
@@ -1029,6 +1022,9 @@ impl Snapshot {
     }
 }
 
+/// Catalogs from this size on run several retrievers on several threads.
+const PARALLEL_RETRIEVAL_ITEMS: usize = 100_000;
+
 /// Parsed queries cached per version, at most.
 const MAX_CACHED_PLANS: usize = 1024;
 
@@ -1088,19 +1084,8 @@ fn not_seen(e: &feed_lang::ast::Expr, params: &Params) -> Result<Option<String>>
 
 /// `window = '7d'` in seconds (units s, m, h, d, w), if given.
 fn window(call: &Call, text: &str, params: &Params) -> Result<Option<i64>> {
-    let (value, span) = match call.arg("window") {
-        None => return Ok(None),
-        Some(Value::Str(s, span)) => (s.clone(), *span),
-        Some(Value::Param(p)) => match params.get(&p.name) {
-            Some(ParamValue::Str(s)) => (s.clone(), p.span),
-            _ => {
-                return Err(Error::Invalid(format!(
-                    "${} must be a window like '7d'",
-                    p.name
-                )))
-            }
-        },
-        Some(other) => (String::new(), other.span()),
+    let Some((value, span)) = params::string_arg(call, "window", params)? else {
+        return Ok(None);
     };
     let unit = value.chars().last().unwrap_or(' ');
     let seconds = match unit {

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use datafusion::scalar::ScalarValue;
 
+use feed_lang::ast::{Call, Value};
+
 use crate::error::{Error, Result};
 
 /// A parameter value as the request gives it.
@@ -83,4 +85,34 @@ pub fn check(params: &Params) -> Result<()> {
         }
     }
     params.iter().try_for_each(|(k, v)| walk(k, v, 0))
+}
+
+/// A string argument of a call (a literal or a string parameter) with the span to blame.
+pub fn string_arg(
+    call: &Call,
+    name: &str,
+    params: &Params,
+) -> Result<Option<(String, feed_lang::Span)>> {
+    match call.arg(name) {
+        None => Ok(None),
+        Some(Value::Str(s, span)) => Ok(Some((s.clone(), *span))),
+        Some(Value::Param(p)) => match params.get(&p.name) {
+            Some(ParamValue::Str(s)) => Ok(Some((s.clone(), p.span))),
+            Some(other) => Err(Error::Invalid(format!(
+                "${} must be a string for {}({name} = ...), got {}",
+                p.name,
+                call.name.name,
+                other.kind()
+            ))),
+            None => Err(Error::Invalid(format!(
+                "the query uses ${}, but the request gives no value for it",
+                p.name
+            ))),
+        },
+        Some(other) => Err(Error::Invalid(format!(
+            "{}({name} = ...) must be a string, not {}",
+            call.name.name,
+            other.kind()
+        ))),
+    }
 }

@@ -53,18 +53,7 @@ fn num(call: &Call, name: &str, default: f64, params: &Params) -> Result<f64> {
 }
 
 fn string(call: &Call, name: &str, params: &Params) -> Result<Option<String>> {
-    match call.arg(name) {
-        None => Ok(None),
-        Some(Value::Str(s, _)) => Ok(Some(s.clone())),
-        Some(Value::Param(p)) => match params.get(&p.name) {
-            Some(ParamValue::Str(s)) => Ok(Some(s.clone())),
-            _ => Err(Error::Invalid(format!("${} must be a string", p.name))),
-        },
-        Some(_) => Err(Error::Invalid(format!(
-            "{}({name} = ...) must be a string",
-            call.name.name
-        ))),
-    }
+    Ok(super::params::string_arg(call, name, params)?.map(|(s, _)| s))
 }
 
 impl Context<'_> {
