@@ -36,19 +36,26 @@ pub fn from_json_object(
         .collect()
 }
 
-/// `name=value`: a JSON value when it parses as one (numbers, true/false, ["a","b"]), text
-/// otherwise.
+/// `name=value`: true/false and JSON lists are typed; a number only when it reads back the
+/// same (`196`, `0.5`), so that ids like `007`, `1e3` or 20-digit numbers stay text; anything
+/// else is text.
 pub fn from_cli(arg: &str) -> Result<(String, ParamValue), String> {
     let (name, value) = arg
         .split_once('=')
         .ok_or_else(|| format!("`{arg}` is not name=value"))?;
     let name = name.trim().trim_start_matches('$').to_string();
-    let parsed = match serde_json::from_str::<serde_json::Value>(value) {
-        Ok(
-            v @ (serde_json::Value::Number(_)
-            | serde_json::Value::Bool(_)
-            | serde_json::Value::Array(_)),
-        ) => from_json(&name, &v)?,
+    let plain_number = value
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && n.to_string() == value && value.len() <= 15);
+    let parsed = match (
+        plain_number,
+        serde_json::from_str::<serde_json::Value>(value),
+    ) {
+        (Some(n), _) => ParamValue::Num(n),
+        (None, Ok(v @ (serde_json::Value::Bool(_) | serde_json::Value::Array(_)))) => {
+            from_json(&name, &v)?
+        }
         _ => ParamValue::Str(value.to_string()),
     };
     Ok((name, parsed))
@@ -74,5 +81,13 @@ mod tests {
             ])
         );
         assert!(from_cli("novalue").is_err());
+        assert_eq!(from_cli("id=007").unwrap().1, ParamValue::Str("007".into()));
+        assert_eq!(from_cli("id=1e3").unwrap().1, ParamValue::Str("1e3".into()));
+        let long = "12345678901234567890";
+        assert_eq!(
+            from_cli(&format!("id={long}")).unwrap().1,
+            ParamValue::Str(long.into())
+        );
+        assert_eq!(from_cli("w=0.5").unwrap().1, ParamValue::Num(0.5));
     }
 }

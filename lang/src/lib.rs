@@ -20,7 +20,7 @@ mod span;
 pub use check::{alias_of, check, check_score_expression, CheckOptions};
 pub use display::{expr as expr_sexpr, sexpr};
 pub use error::{did_you_mean, ErrorKind, QueryError};
-pub use parse::{parse_expression, parse_query, MAX_NESTING, MAX_QUERY_BYTES};
+pub use parse::{parse_expression, parse_query, MAX_NESTING, MAX_OPERATORS, MAX_QUERY_BYTES};
 pub use span::{line_col, Span};
 
 /// Parses and checks a query with the default limits.

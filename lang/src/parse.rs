@@ -17,9 +17,15 @@ struct FeedQl;
 
 /// Queries longer than this are refused before parsing.
 pub const MAX_QUERY_BYTES: usize = 16 * 1024;
-/// Nesting deeper than this (parentheses, lists, NOT, ^) is refused before parsing, so that no
-/// input can exhaust the stack.
+/// Nesting deeper than this (parentheses, lists) is refused before parsing, so that no input
+/// can exhaust the stack.
 pub const MAX_NESTING: usize = 64;
+/// More operators than this (arithmetic, AND, OR, NOT) are refused: each can deepen the tree.
+pub const MAX_OPERATORS: usize = 512;
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
 
 /// Parses a whole query.
 pub fn parse_query(text: &str) -> Result<Query, QueryError> {
@@ -58,28 +64,56 @@ fn guard(text: &str) -> Result<(), QueryError> {
         )
         .with_hint("pass long lists as $parameters instead of literals"));
     }
-    // A cheap upper bound of the recursion the grammar needs: open brackets, NOTs and carets.
-    let mut depth = 0usize;
-    let mut extra = 0usize;
+    // Bounds on what recursive consumers of the tree will face: bracket depth, and the number
+    // of operators (each can add a level to the tree, e.g. `1+1+…` or `- - …`). Strings and
+    // comments are skipped; words count only when whole.
     let bytes = text.as_bytes();
-    for (i, &b) in bytes.iter().enumerate() {
+    let (mut depth, mut operators, mut i) = (0usize, 0usize, 0usize);
+    let word_at = |i: usize, w: &[u8]| {
+        let end = i + w.len();
+        end <= bytes.len()
+            && bytes[i..end].eq_ignore_ascii_case(w)
+            && (i == 0 || !is_word(bytes[i - 1]))
+            && (end == bytes.len() || !is_word(bytes[end]))
+    };
+    while i < bytes.len() {
+        let b = bytes[i];
         match b {
+            b'\'' => {
+                // Skip the string; a doubled quote stays inside it.
+                i += 1;
+                while i < bytes.len() {
+                    if bytes[i] == b'\'' {
+                        if i + 1 < bytes.len() && bytes[i + 1] == b'\'' {
+                            i += 1;
+                        } else {
+                            break;
+                        }
+                    }
+                    i += 1;
+                }
+            }
+            b'-' if i + 1 < bytes.len() && bytes[i + 1] == b'-' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
             b'(' | b'[' => depth += 1,
             b')' | b']' => depth = depth.saturating_sub(1),
-            b'^' => extra += 1,
-            b'n' | b'N' if i + 3 <= bytes.len() && bytes[i..i + 3].eq_ignore_ascii_case(b"not") => {
-                extra += 1
-            }
+            b'+' | b'-' | b'*' | b'/' | b'%' | b'^' => operators += 1,
+            _ if word_at(i, b"not") || word_at(i, b"and") || word_at(i, b"or") => operators += 1,
             _ => {}
         }
-        if depth + extra > MAX_NESTING {
-            return Err(QueryError::new(
-                ErrorKind::Limit,
-                format!("the query nests more than {MAX_NESTING} levels deep"),
-                Span::new(i, i + 1),
-            )
-            .with_hint("simplify the expression"));
+        if depth > MAX_NESTING || operators > MAX_OPERATORS {
+            let what = if depth > MAX_NESTING {
+                format!("the query nests more than {MAX_NESTING} levels deep")
+            } else {
+                format!("the query has more than {MAX_OPERATORS} operators")
+            };
+            return Err(QueryError::new(ErrorKind::Limit, what, Span::new(i, i + 1))
+                .with_hint("simplify the expression"));
         }
+        i += 1;
     }
     Ok(())
 }

@@ -625,3 +625,100 @@ fn an_expression_value_model_ranks_queries_and_rank() {
     );
     assert_eq!(ws.view_json("ex")["active_version"], 1);
 }
+
+#[test]
+fn edge_cases_neither_crash_nor_shorten_pages() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let file = ws.write("model.yaml", &model_yaml("edge", 2, 8));
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    let srv = start(&ws);
+    let q = |body: serde_json::Value| http(&srv.addr, "POST", "/query", Some(&body.to_string()));
+    // A similarity retriever with nothing to search from (an unknown user) still fills the page
+    // from the eligible items, exactly.
+    let (st, r) = q(
+        serde_json::json!({"model": "edge", "params": {"user_id": "stranger"},
+        "query": "SELECT * FROM similarity(embedding = 'als', user = $user_id, limit = 5) WHERE item.year >= 2000 LIMIT 12",
+        "return_metadata": true}),
+    );
+    assert_eq!(st, 200, "{r}");
+    let results = r["results"].as_array().unwrap();
+    assert_eq!(results.len(), 12, "{r}");
+    assert!(results
+        .iter()
+        .all(|x| x["metadata"]["year"].as_i64().unwrap() >= 2000));
+    // similarity names its user: another user's vector is used, not $user_id's.
+    let (st, a) = q(
+        serde_json::json!({"model": "edge", "params": {"user_id": "u1"}, "query": "SELECT * FROM similarity(embedding = 'als', user = 'u7', limit = 5) LIMIT 5"}),
+    );
+    let (_, b) = q(
+        serde_json::json!({"model": "edge", "params": {"user_id": "u7"}, "query": "SELECT * FROM similarity(embedding = 'als', user = $user_id, limit = 5) LIMIT 5"}),
+    );
+    assert_eq!(st, 200);
+    assert_eq!(a["results"], b["results"]);
+    // Zero and huge limits, huge offsets, a non-ASCII window: errors or empty lists, no crash.
+    for (query, offset, expected) in [
+        ("SELECT * FROM popular(limit = 0) LIMIT 5", None, 200),
+        (
+            "SELECT * FROM popular(limit = 99999999999) LIMIT 5",
+            None,
+            200,
+        ),
+        ("SELECT * FROM popular(window = '7д') LIMIT 5", None, 400),
+        ("SELECT * LIMIT 5", Some(1_000_000_000_000u64), 422),
+        ("SELECT * LIMIT 5 OFFSET $o", None, 422),
+    ] {
+        let mut body =
+            serde_json::json!({"model": "edge", "query": query, "params": {"o": 99999999}});
+        if let Some(o) = offset {
+            body["offset"] = o.into();
+        }
+        let (st, r) = q(body);
+        assert_eq!(st, expected, "{query}: {r}");
+    }
+    // Pinning an item twice keeps one copy; mismatched lists are refused.
+    let (st, r) = q(
+        serde_json::json!({"model": "edge", "query": "SELECT * FROM popular(limit = 50) REORDER BY pin(ids = ['i9', 'i9'], positions = [1, 3]) LIMIT 6"}),
+    );
+    assert_eq!(st, 200, "{r}");
+    let ids: Vec<&str> = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.iter().filter(|i| **i == "i9").count(), 1, "{ids:?}");
+    assert_eq!(ids[0], "i9");
+    let (st, _) = q(
+        serde_json::json!({"model": "edge", "query": "SELECT * REORDER BY pin(ids = ['i9'], positions = [1, 3])"}),
+    );
+    assert_eq!(st, 422);
+    // Missing scores go last, ascending or descending.
+    for dir in ["ASC", "DESC"] {
+        let (st, r) = q(
+            serde_json::json!({"model": "edge", "query": format!("SELECT * FROM popular(limit = 30) ORDER BY score(if(item.year > 2010, item.year, NULL)) {dir} LIMIT 30")}),
+        );
+        assert_eq!(st, 200, "{r}");
+        let scores: Vec<Option<f64>> = r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["score"].as_f64())
+            .collect();
+        let first_missing = scores
+            .iter()
+            .position(|s| s.is_none_or(|v| !v.is_finite()))
+            .unwrap_or(scores.len());
+        assert!(
+            scores[first_missing..]
+                .iter()
+                .all(|s| s.is_none_or(|v| !v.is_finite())),
+            "{dir}: {scores:?}"
+        );
+        assert!(first_missing > 0, "{dir}: {scores:?}");
+    }
+    // The value model is a score, not a filter.
+    let (st, r) =
+        q(serde_json::json!({"model": "edge", "query": "SELECT * WHERE value_model > 1"}));
+    assert_eq!(st, 400, "{r}");
+}

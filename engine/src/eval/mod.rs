@@ -154,7 +154,10 @@ pub fn rank_of(row: &[f32], t: usize) -> usize {
 
 /// The indexes of the `k` best scores, best first, skipping `-inf` (excluded items).
 pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {
-    let mut best: Vec<usize> = Vec::with_capacity(k + 1);
+    if k == 0 {
+        return Vec::new();
+    }
+    let mut best: Vec<usize> = Vec::with_capacity(k.min(row.len()) + 1);
     for (i, &s) in row.iter().enumerate() {
         if s == f32::NEG_INFINITY || s.is_nan() {
             continue;
@@ -209,6 +212,8 @@ mod tests {
         let row = [0.5, 0.9, 0.5, f32::NEG_INFINITY, 0.1];
         assert_eq!(top_k(&row, 3), vec![1, 0, 2]);
         assert_eq!(top_k(&row, 10), vec![1, 0, 2, 4]);
+        assert!(top_k(&row, 0).is_empty());
+        assert_eq!(top_k(&row, usize::MAX).len(), 4);
         assert_eq!(rank_of(&row, 1), 0);
         assert_eq!(rank_of(&row, 2), 2);
         assert_eq!(rank_of(&row, 4), 3);

@@ -221,6 +221,12 @@ impl Snapshot {
                 "limit must be between 1 and {max} (serving.max_limit), got {limit}"
             )));
         }
+        let max_offset = feed_lang::CheckOptions::default().max_offset as usize;
+        if offset > max_offset {
+            return Err(Error::Invalid(format!(
+                "offset must be at most {max_offset}, got {offset}"
+            )));
+        }
         let need = limit + offset;
         let user = self.user_dense(&req.params);
         let policies: Vec<String> = self.policies.keys().cloned().collect();
@@ -363,6 +369,27 @@ impl Snapshot {
         if let Some(t) = scope.truncate {
             candidates.items.truncate(t.max(need.min(eligible)));
         }
+        // Retrievers that cannot widen (an unknown user's similarity, a short id list): fill
+        // from the eligible items by popularity, exactly, so the page is as long as it can be.
+        if candidates.items.len() < need.min(eligible)
+            && !calls
+                .iter()
+                .all(|c| c.name.name.eq_ignore_ascii_case("ids"))
+        {
+            let mut present: std::collections::HashSet<u32> =
+                candidates.items.iter().copied().collect();
+            let mut found = HashMap::new();
+            for &i in &self.popular_order {
+                if candidates.items.len() >= need.min(eligible) {
+                    break;
+                }
+                if mask[i as usize] && present.insert(i) {
+                    candidates.items.push(i);
+                    found.insert(i, (self.popular[i as usize] as f64, found.len() + 1));
+                }
+            }
+            candidates.found.push(("fallback".to_string(), found));
+        }
 
         stages.push(StageReport {
             stage: "retrieve",
@@ -399,11 +426,14 @@ impl Snapshot {
                     f64::NEG_INFINITY
                 };
             }
-            let sign = if *descending { -1.0 } else { 1.0 };
+            // Missing scores (NULL, NaN) rank last in both directions.
+            let key = |i: usize| -> (bool, f64) {
+                let v = scores[i];
+                (!v.is_finite(), if *descending { -v } else { v })
+            };
             order.sort_by(|&a, &b| {
-                (sign * scores[a])
-                    .total_cmp(&(sign * scores[b]))
-                    .then(a.cmp(&b))
+                let (ka, kb) = (key(a), key(b));
+                ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1)).then(a.cmp(&b))
             });
             scored_batch = Some(batch);
         } else {
@@ -461,15 +491,12 @@ impl Snapshot {
                     .collect();
                 let key = format!("{}\u{0}{text}\u{0}{:?}", self.manifest.model, req.params);
                 let ttl = std::time::Duration::from_secs(self.config.serving.page_ttl_seconds);
-                // Remembered items that stopped passing the filter (e.g. seen since) are dropped.
+                // Remembered items that stopped passing the filter (e.g. seen since) are skipped.
+                let keep = |id: &str| self.item_index(id).is_some_and(|i| mask[i as usize]);
                 pages
-                    .page(&key, ttl, &fresh, offset, limit)
+                    .page(&key, ttl, &fresh, offset, limit, keep)
                     .into_iter()
-                    .filter_map(|(id, s)| {
-                        self.item_index(&id)
-                            .filter(|&i| mask[i as usize])
-                            .map(|i| (i, s))
-                    })
+                    .filter_map(|(id, s)| self.item_index(&id).map(|i| (i, s)))
                     .collect()
             }
             _ => ranked.into_iter().skip(offset).take(limit).collect(),
@@ -658,10 +685,11 @@ impl Snapshot {
         let indices = lexsort_to_indices(&columns, None)
             .map_err(|e| Error::Invalid(format!("cannot order by {spec}: {e}")))?;
         let order = std::sync::Arc::new(indices.values().to_vec());
-        self.orders
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(spec, order.clone());
+        let mut orders = self.orders.lock().unwrap_or_else(|e| e.into_inner());
+        if orders.len() >= MAX_CACHED_ORDERS {
+            orders.clear();
+        }
+        orders.insert(spec, order.clone());
         Ok(order)
     }
 
@@ -841,7 +869,7 @@ impl Snapshot {
                     items.push(item);
                 }
             }
-            found.push((alias_of(call), map));
+            found.push((alias_of(call).to_ascii_lowercase(), map));
         }
         Ok(Candidates { items, found })
     }
@@ -890,7 +918,9 @@ impl Snapshot {
                 Some(w) => {
                     let now = self.newest_event;
                     let counts: Vec<f32> = (0..self.n_items() as u32)
-                        .map(|i| count_between(self.item_times(i), now - w, now) as f32)
+                        .map(|i| {
+                            count_between(self.item_times(i), now.saturating_sub(w), now) as f32
+                        })
                         .collect();
                     Ok(best(&counts))
                 }
@@ -902,8 +932,12 @@ impl Snapshot {
                 let scores: Vec<f32> = (0..self.n_items() as u32)
                     .map(|i| {
                         let t = self.item_times(i);
-                        let recent = count_between(t, now - w, now) as f64;
-                        let before = count_between(t, now - 2 * w, now - w) as f64;
+                        let recent = count_between(t, now.saturating_sub(w), now) as f64;
+                        let before = count_between(
+                            t,
+                            now.saturating_sub(w.saturating_mul(2)),
+                            now.saturating_sub(w),
+                        ) as f64;
                         ((recent - before) / (before + 1.0).sqrt()) as f32
                     })
                     .collect();
@@ -986,9 +1020,16 @@ impl Snapshot {
                     }
                     Some(q)
                 };
+                // The user named by the call (`user = $user_id` or a literal), not any user.
+                let named_user = match call.arg("user") {
+                    Some(v) => id_list(v, params)?
+                        .first()
+                        .and_then(|id| self.users.get(id)),
+                    None => user,
+                };
                 let query: Option<Vec<f32>> = match encoder.as_str() {
-                    "user" => user.map(|u| vectors.user(u).to_vec()),
-                    "history" => user.and_then(|u| mean(self.seen(u))),
+                    "user" => named_user.map(|u| vectors.user(u).to_vec()),
+                    "history" => named_user.and_then(|u| mean(self.seen(u))),
                     "item" => {
                         let id = id_list(call.arg("item").expect("checked"), params)?;
                         let items: Vec<u32> =
@@ -1024,6 +1065,9 @@ impl Snapshot {
 
 /// Catalogs from this size on run several retrievers on several threads.
 const PARALLEL_RETRIEVAL_ITEMS: usize = 100_000;
+
+/// Column orders cached per version, at most (each holds one u32 per item).
+const MAX_CACHED_ORDERS: usize = 16;
 
 /// Parsed queries cached per version, at most.
 const MAX_CACHED_PLANS: usize = 1024;
@@ -1087,17 +1131,21 @@ fn window(call: &Call, text: &str, params: &Params) -> Result<Option<i64>> {
     let Some((value, span)) = params::string_arg(call, "window", params)? else {
         return Ok(None);
     };
-    let unit = value.chars().last().unwrap_or(' ');
-    let seconds = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3_600,
-        'd' => 86_400,
-        'w' => 7 * 86_400,
-        _ => 0,
-    };
-    match value[..value.len().saturating_sub(1)].trim().parse::<f64>() {
-        Ok(n) if seconds > 0 && n > 0.0 && n.is_finite() => Ok(Some((n * seconds as f64) as i64)),
+    let units = [
+        ('s', 1i64),
+        ('m', 60),
+        ('h', 3_600),
+        ('d', 86_400),
+        ('w', 7 * 86_400),
+    ];
+    let parsed = units.iter().find_map(|&(u, secs)| {
+        let n: f64 = value.strip_suffix(u)?.trim().parse().ok()?;
+        // At most ten years: windows are about recency.
+        (n > 0.0 && n.is_finite() && n * (secs as f64) <= 10.0 * 365.0 * 86_400.0)
+            .then_some((n * secs as f64) as i64)
+    });
+    match parsed {
+        Some(w) => Ok(Some(w)),
         _ => {
             let mut e = QueryError::new(
                 ErrorKind::Check,

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The most lists remembered; beyond it, expired lists and then the oldest are dropped.
-const MAX_ENTRIES: usize = 100_000;
+const MAX_ENTRIES: usize = 20_000;
 /// The longest list remembered for one query.
-const MAX_DEPTH: usize = 2_000;
+const MAX_DEPTH: usize = 1_000;
 
 struct Entry {
     at: Instant,
@@ -28,7 +28,9 @@ impl Pages {
     }
 
     /// The page `[offset, offset + limit)` of the ranking a user is paging through. `fresh` is
-    /// the ranking computed now; page 1 (offset 0) starts a new list.
+    /// the ranking computed now; page 1 (offset 0) starts a new list. Items for which `keep` is
+    /// false (no longer eligible, or gone from the catalog) are skipped, and the page is topped
+    /// up with fresh items the list does not hold yet, so it stays full and never repeats.
     pub fn page(
         &self,
         key: &str,
@@ -36,28 +38,15 @@ impl Pages {
         fresh: &[(String, f64)],
         offset: usize,
         limit: usize,
+        keep: impl Fn(&str) -> bool,
     ) -> Vec<(String, f64)> {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        // A list is continued only by a later page, within its TTL (which runs from page 1).
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let live = map
             .get(key)
             .filter(|e| offset > 0 && now.duration_since(e.at) <= ttl);
-        let (list, at): (Arc<Vec<(String, f64)>>, Instant) = match live {
-            Some(e) if e.items.len() >= offset + limit => (e.items.clone(), e.at),
-            Some(e) => {
-                // Continue the old list with fresh items it does not hold yet.
-                let shown: HashSet<&str> = e.items.iter().map(|(id, _)| id.as_str()).collect();
-                let mut extended = (*e.items).clone();
-                extended.extend(
-                    fresh
-                        .iter()
-                        .filter(|(id, _)| !shown.contains(id.as_str()))
-                        .cloned(),
-                );
-                extended.truncate(MAX_DEPTH.max(offset + limit));
-                (Arc::new(extended), e.at)
-            }
+        let (stored, at) = match live {
+            Some(e) => (e.items.clone(), e.at),
             None => (
                 Arc::new(
                     fresh
@@ -69,10 +58,10 @@ impl Pages {
                 now,
             ),
         };
-        let page = list.iter().skip(offset).take(limit).cloned().collect();
-        if map.len() >= MAX_ENTRIES {
+        if map.len() >= MAX_ENTRIES && !map.contains_key(key) {
             map.retain(|_, e| now.duration_since(e.at) <= ttl);
             if map.len() >= MAX_ENTRIES {
+                // Still full of live lists: forget the oldest half.
                 let mut ages: Vec<(Instant, String)> =
                     map.iter().map(|(k, e)| (e.at, k.clone())).collect();
                 ages.sort();
@@ -81,8 +70,24 @@ impl Pages {
                 }
             }
         }
-        map.insert(key.to_string(), Entry { at, items: list });
-        page
+        map.insert(
+            key.to_string(),
+            Entry {
+                at,
+                items: stored.clone(),
+            },
+        );
+        drop(map);
+        // The view: the remembered list, then fresh items it does not hold; eligible ones only.
+        let held: HashSet<&str> = stored.iter().map(|(id, _)| id.as_str()).collect();
+        stored
+            .iter()
+            .chain(fresh.iter().filter(|(id, _)| !held.contains(id.as_str())))
+            .filter(|(id, _)| keep(id))
+            .skip(offset)
+            .take(limit)
+            .cloned()
+            .collect()
     }
 }
 
@@ -101,22 +106,45 @@ mod tests {
     fn later_pages_continue_the_first() {
         let pages = Pages::new();
         let ttl = Duration::from_secs(60);
-        let p1 = pages.page("k", ttl, &list(&["a", "b", "c", "d"]), 0, 2);
+        let p1 = pages.page("k", ttl, &list(&["a", "b", "c", "d"]), 0, 2, |_| true);
         assert_eq!(p1, list(&["a", "b"]));
         // Scores moved: `b` would now come third; page 2 still continues page 1.
-        let p2 = pages.page("k", ttl, &list(&["a", "c", "b", "e", "d", "f"]), 2, 2);
+        let p2 = pages.page(
+            "k",
+            ttl,
+            &list(&["a", "c", "b", "e", "d", "f"]),
+            2,
+            2,
+            |_| true,
+        );
         assert_eq!(
             p2.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(),
             ["c", "d"]
         );
         // Beyond what was remembered: fresh items not shown before.
-        let p3 = pages.page("k", ttl, &list(&["a", "c", "b", "e", "d", "f"]), 4, 2);
+        let p3 = pages.page(
+            "k",
+            ttl,
+            &list(&["a", "c", "b", "e", "d", "f"]),
+            4,
+            2,
+            |_| true,
+        );
         assert_eq!(
             p3.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(),
             ["e", "f"]
         );
         // A new page 1 starts over; an expired list is not continued.
-        let p = pages.page("k", Duration::ZERO, &list(&["x", "y", "z"]), 1, 1);
+        let p = pages.page("k", Duration::ZERO, &list(&["x", "y", "z"]), 1, 1, |_| true);
         assert_eq!(p[0].0, "y");
+        // An item that stopped being eligible is skipped and the page topped up.
+        pages.page("q", ttl, &list(&["a", "b", "c", "d", "e"]), 0, 2, |_| true);
+        let p = pages.page("q", ttl, &list(&["a", "b", "c", "d", "e"]), 2, 2, |id| {
+            id != "c"
+        });
+        assert_eq!(
+            p.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(),
+            ["d", "e"]
+        );
     }
 }

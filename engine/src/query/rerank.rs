@@ -403,8 +403,30 @@ fn pin(call: &Call, ranked: Vec<Ranked>, ctx: &Context<'_>) -> Result<Vec<Ranked
                 _ => None,
             })
             .collect(),
+        Some(Value::Param(p)) => match ctx.params.get(&p.name) {
+            Some(ParamValue::List(items)) => items
+                .iter()
+                .filter_map(|v| match v {
+                    ParamValue::Num(n) if *n >= 1.0 => Some(*n as usize),
+                    _ => None,
+                })
+                .collect(),
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "${} must be a list of positions from 1",
+                    p.name
+                )))
+            }
+        },
         _ => Vec::new(),
     };
+    if ids.len() != positions.len() {
+        return Err(Error::Invalid(format!(
+            "pin needs as many positions as ids: {} ids, {} positions",
+            ids.len(),
+            positions.len()
+        )));
+    }
     let mut pinned: Vec<(usize, u32)> = ids
         .iter()
         .zip(&positions)
@@ -416,7 +438,9 @@ fn pin(call: &Call, ranked: Vec<Ranked>, ctx: &Context<'_>) -> Result<Vec<Ranked
         })
         .collect();
     pinned.sort();
-    let pinned_set: HashSet<u32> = pinned.iter().map(|p| p.1).collect();
+    // An item pinned twice keeps its first position.
+    let mut pinned_set: HashSet<u32> = HashSet::new();
+    pinned.retain(|p| pinned_set.insert(p.1));
     let scores: std::collections::HashMap<u32, f64> = ranked.iter().copied().collect();
     let mut out: Vec<Ranked> = ranked
         .into_iter()

@@ -54,7 +54,8 @@ pub struct Scope<'a> {
     pub seen_users: Vec<String>,
     pub truncate: Option<usize>,
     pub value_model_used: bool,
-    /// Whether a `user.<col>` was read (the filter then depends on the user).
+    /// Whether the filter depends on the request beyond its parameters (`user.<col>`,
+    /// `now_seconds()`): then it is not cached.
     pub user_used: bool,
     /// The parameters read (the filter cache is keyed by their values).
     pub params_used: BTreeSet<String>,
@@ -164,6 +165,14 @@ impl Scope<'_> {
                         }
                         self.retrieval_used.insert(alias.to_ascii_lowercase());
                         column(format!("{head}.{}", alias.to_ascii_lowercase()))
+                    }
+                    ("value_model", None) if self.stage == Stage::Filter => {
+                        return Err(check_err(
+                            self.text,
+                            "the value model scores; use it in ORDER BY score(value_model)",
+                            span,
+                            None,
+                        ));
                     }
                     ("value_model", None) => {
                         let mut sum = lit(0.0);
@@ -421,7 +430,11 @@ impl Scope<'_> {
                 let (x, lo, hi) = (tr(self, 0)?, tr(self, 1)?, tr(self, 2)?);
                 greatest(vec![lo, least(vec![x, hi])])
             }
-            "now_seconds" => lit(self.now_seconds),
+            "now_seconds" => {
+                // Changes every second: a filter that reads it is never cached.
+                self.user_used = true;
+                lit(self.now_seconds)
+            }
             other => {
                 return Err(check_err(
                     self.text,

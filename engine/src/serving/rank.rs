@@ -83,6 +83,12 @@ impl Snapshot {
                         *r += w * b;
                     }
                 }
+                // Demotions multiply the weighted sum, as in score(value_model).
+                if let Some(factors) = &self.demotion {
+                    for (r, f) in row.iter_mut().zip(factors) {
+                        *r *= f;
+                    }
+                }
                 for &i in self.seen(u) {
                     row[i as usize] = f32::NEG_INFINITY;
                 }

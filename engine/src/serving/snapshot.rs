@@ -51,6 +51,8 @@ pub struct Snapshot {
     pub(crate) policies: BTreeMap<String, Box<dyn TrainedPolicy>>,
     /// The ranking score: Σ weight × policy score.
     pub(crate) terms: Vec<(String, f32)>,
+    /// Π (1 − strength × item.column) over the value model's demotions, per item; None without.
+    pub(crate) demotion: Option<Vec<f32>>,
     /// The value model's expression, when it has one instead of weights.
     pub(crate) value_expression: Option<feed_lang::ast::Expr>,
 }
@@ -145,8 +147,10 @@ impl Snapshot {
             })?),
             None => None,
         };
+        let demotion = demotion_factors(&config, &items)?;
         let report = artifacts::read_report(dir)?;
         Ok(Self {
+            demotion,
             value_expression,
             manifest,
             config,
@@ -221,4 +225,31 @@ fn string_column(batch: &RecordBatch, name: &str) -> Result<Vec<String>> {
         .iter()
         .map(|s| s.unwrap_or_default().to_string())
         .collect())
+}
+
+/// Π (1 − strength × item.column) per item over the value model's demotions (a missing value
+/// demotes nothing).
+fn demotion_factors(config: &ModelConfig, items: &RecordBatch) -> Result<Option<Vec<f32>>> {
+    let Some(demotions) = config
+        .value_model
+        .as_ref()
+        .map(|v| &v.demotions)
+        .filter(|d| !d.is_empty())
+    else {
+        return Ok(None);
+    };
+    let mut factors = vec![1f32; items.num_rows()];
+    for (column, strength) in demotions {
+        let col = items.column_by_name(column).ok_or_else(|| {
+            Error::Internal(format!(
+                "demotion column `{column}` is missing from the items"
+            ))
+        })?;
+        let values = cast(col, &DataType::Float64).map_err(|e| Error::Internal(e.to_string()))?;
+        let values = values.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+        for (f, v) in factors.iter_mut().zip(values.iter()) {
+            *f *= (1.0 - strength * v.unwrap_or(0.0)) as f32;
+        }
+    }
+    Ok(Some(factors))
 }
