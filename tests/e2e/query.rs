@@ -722,3 +722,43 @@ fn edge_cases_neither_crash_nor_shorten_pages() {
         q(serde_json::json!({"model": "edge", "query": "SELECT * WHERE value_model > 1"}));
     assert_eq!(st, 400, "{r}");
 }
+
+#[test]
+fn saved_query_parameter_defaults() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let yaml = format!(
+        "{}queries:\n  recent:\n    query: SELECT * FROM popular(limit = 100) WHERE item.year >= $since LIMIT $n\n    params: {{since: 2010, n: 4}}\n",
+        model_yaml("dflt", 2, 8)
+    );
+    let file = ws.write("model.yaml", &yaml);
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    let srv = start(&ws);
+    let years = |params: serde_json::Value| -> Vec<i64> {
+        let r = post_query(
+            &srv.addr,
+            serde_json::json!({"model": "dflt", "saved": "recent", "params": params, "return_metadata": true}),
+        );
+        r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["metadata"]["year"].as_i64().unwrap())
+            .collect()
+    };
+    let defaults = years(serde_json::json!({}));
+    assert_eq!(defaults.len(), 4);
+    assert!(defaults.iter().all(|y| *y >= 2010), "{defaults:?}");
+    let overridden = years(serde_json::json!({"since": 1950, "n": 7}));
+    assert_eq!(overridden.len(), 7);
+    assert!(overridden.iter().any(|y| *y < 2010), "{overridden:?}");
+    // A default for a parameter the query does not use is refused, with its place.
+    ws.write("model.yaml", &yaml.replace("n: 4}", "n: 4, sinse: 1}"));
+    let out = ws.feedctl(&["validate", "--file", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("queries.recent.params.sinse") && err.contains("no parameter `$sinse`"),
+        "{err}"
+    );
+}

@@ -25,9 +25,9 @@ pub struct RawModelFile {
     /// How policy outputs combine into one ranking score.
     #[serde(default)]
     pub value_model: Option<ValueModelConfig>,
-    /// Saved FeedQL queries, by name.
+    /// Saved FeedQL queries, by name: the text, or `{query, params}` with parameter defaults.
     #[serde(default)]
-    pub queries: BTreeMap<String, String>,
+    pub queries: BTreeMap<String, SavedQuery>,
     /// Serving options.
     #[serde(default)]
     pub serving: ServingConfig,
@@ -213,6 +213,50 @@ impl Default for ServingConfig {
             policy: None,
             max_limit: defaults::max_limit(),
             page_ttl_seconds: defaults::page_ttl_seconds(),
+        }
+    }
+}
+
+/// A saved query: its FeedQL text alone, or with default values for its parameters (a request's
+/// parameters override them).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SavedQuery {
+    Text(String),
+    WithDefaults(SavedQueryWithDefaults),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SavedQueryWithDefaults {
+    pub query: String,
+    /// Parameter name (without `$`) → default value.
+    #[serde(default)]
+    pub params: BTreeMap<String, DefaultParam>,
+}
+
+/// A parameter default: a string, a number, a boolean or a list of them.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum DefaultParam {
+    Bool(bool),
+    Num(f64),
+    Str(String),
+    List(Vec<DefaultParam>),
+}
+
+impl SavedQuery {
+    pub fn text(&self) -> &str {
+        match self {
+            SavedQuery::Text(t) => t,
+            SavedQuery::WithDefaults(q) => &q.query,
+        }
+    }
+
+    pub fn defaults(&self) -> Option<&BTreeMap<String, DefaultParam>> {
+        match self {
+            SavedQuery::Text(_) => None,
+            SavedQuery::WithDefaults(q) => Some(&q.params),
         }
     }
 }

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use feed_connectors::ConnectorConfig;
 
 use super::raw::{
-    PolicyConfig, RawFetch, RawModelFile, ServingConfig, TrainingConfig, ValueModelConfig,
+    PolicyConfig, RawFetch, RawModelFile, SavedQuery, ServingConfig, TrainingConfig,
+    ValueModelConfig,
 };
 use super::{Device, Locations};
 use crate::error::{did_you_mean, ConfigError};
@@ -30,7 +31,7 @@ pub struct ModelConfig {
     pub policies: Vec<PolicyConfig>,
     pub training: TrainingConfig,
     pub value_model: Option<ValueModelConfig>,
-    pub queries: BTreeMap<String, String>,
+    pub queries: BTreeMap<String, SavedQuery>,
     pub serving: ServingConfig,
     locations: Locations,
 }
@@ -249,8 +250,12 @@ fn check(cfg: &ModelConfig) -> Result<(), ConfigError> {
         check_value_model(cfg, vm)?;
     }
 
-    for (name, text) in &cfg.queries {
-        let path = format!("queries.{name}");
+    for (name, saved) in &cfg.queries {
+        let text = saved.text();
+        let path = match saved {
+            SavedQuery::Text(_) => format!("queries.{name}"),
+            SavedQuery::WithDefaults(_) => format!("queries.{name}.query"),
+        };
         check_name(cfg, &path, name)?;
         if text.trim().is_empty() {
             return Err(cfg.error_at(&path, "is empty", Some("write a FeedQL query".into())));
@@ -261,6 +266,18 @@ fn check(cfg: &ModelConfig) -> Result<(), ConfigError> {
         };
         if let Err(e) = feed_lang::parse_with(text, &options) {
             return Err(cfg.error_in_text(&path, text, &e));
+        }
+        // Defaults must belong to a parameter the query uses.
+        if let Some(defaults) = saved.defaults() {
+            for key in defaults.keys() {
+                if !text.contains(&format!("${key}")) {
+                    return Err(cfg.error_at(
+                        &format!("queries.{name}.params.{key}"),
+                        format!("the query has no parameter `${key}`"),
+                        Some("remove it, or use it in the query".into()),
+                    ));
+                }
+            }
         }
     }
 

@@ -138,20 +138,23 @@ impl Snapshot {
 
     fn query_with(&self, req: &QueryRequest, pages: Option<&Pages>) -> Result<QueryResult> {
         params::check(&req.params)?;
+        let mut defaults = None;
         let text = match (&req.text, &req.saved) {
             (Some(t), None) => t.clone(),
             (None, Some(name)) => {
-                self.config
+                let saved = self
+                    .config
                     .queries
                     .get(name)
-                    .cloned()
                     .ok_or_else(|| Error::NotFound {
                         what: "saved query",
                         name: name.clone(),
                         hint: did_you_mean(name, self.config.queries.keys().map(String::as_str))
                             .map(|s| format!("did you mean `{s}`?"))
                             .or_else(|| Some("see `queries:` in the model file".into())),
-                    })?
+                    })?;
+                defaults = saved.defaults();
+                saved.text().to_string()
             }
             _ => {
                 return Err(Error::Invalid(
@@ -164,7 +167,20 @@ impl Snapshot {
             ..Default::default()
         };
         let q = self.parsed(&text, &options)?;
-        self.run(&q, &text, req, pages)
+        match defaults {
+            // A saved query's parameter defaults, overridden by the request's own values.
+            Some(defaults) if !defaults.is_empty() => {
+                let mut effective = req.clone();
+                for (k, v) in defaults {
+                    effective
+                        .params
+                        .entry(k.clone())
+                        .or_insert_with(|| params::from_default(v));
+                }
+                self.run(&q, &text, &effective, pages)
+            }
+            _ => self.run(&q, &text, req, pages),
+        }
     }
 
     /// The checked AST of `text`, parsed once per version and text.

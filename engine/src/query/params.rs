@@ -116,3 +116,14 @@ pub fn string_arg(
         ))),
     }
 }
+
+/// A model file's parameter default as a value.
+pub fn from_default(d: &crate::config::DefaultParam) -> ParamValue {
+    use crate::config::DefaultParam as D;
+    match d {
+        D::Bool(b) => ParamValue::Bool(*b),
+        D::Num(n) => ParamValue::Num(*n),
+        D::Str(s) => ParamValue::Str(s.clone()),
+        D::List(items) => ParamValue::List(items.iter().map(from_default).collect()),
+    }
+}
