@@ -45,7 +45,58 @@ pub struct Outcome {
 
 /// Checks a model file against its data sources without training: the whole of `validate`.
 pub async fn validate(config: &ModelConfig) -> Result<()> {
-    fetch::plan(config).await.map(|_| ())
+    let plan = fetch::plan(config).await?;
+    check_saved_queries(config, &plan)
+}
+
+/// Binds the names of every saved query against what the fetch yields and the policies, so a
+/// broken saved query fails here, located in the model file.
+fn check_saved_queries(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<()> {
+    let columns = |df: &Option<datafusion::dataframe::DataFrame>| -> Vec<String> {
+        df.as_ref()
+            .map(|d| {
+                d.schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut item_columns = columns(&plan.items);
+    if item_columns.is_empty() {
+        item_columns.push("item_id".into());
+    }
+    let user_columns = columns(&plan.users);
+    let policies: Vec<(String, bool)> = config
+        .policies
+        .iter()
+        .map(|p| {
+            (
+                p.name().to_string(),
+                matches!(p, crate::config::PolicyConfig::Als(_)),
+            )
+        })
+        .collect();
+    let names = crate::query::Names {
+        item_columns: &item_columns,
+        user_columns: &user_columns,
+        policies: &policies,
+    };
+    for (name, saved) in &config.queries {
+        let text = saved.text();
+        let path = match saved {
+            crate::config::SavedQuery::Text(_) => format!("queries.{name}"),
+            crate::config::SavedQuery::WithDefaults(_) => format!("queries.{name}.query"),
+        };
+        // Parsing and static checks passed when the file was read.
+        if let Ok(q) = feed_lang::parse_query(text) {
+            names
+                .check(&q)
+                .map_err(|e| config.error_in_text(&path, text, &e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Creates or updates a model: a new version, trained, evaluated and made ACTIVE.
@@ -70,6 +121,7 @@ pub async fn run(
         _ => {}
     }
     let plan = fetch::plan(&config).await?;
+    check_saved_queries(&config, &plan)?;
     let what = match mode {
         Mode::Create => "create-model",
         Mode::Update => "update-model",

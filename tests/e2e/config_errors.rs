@@ -119,3 +119,42 @@ fn usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the model file"));
 }
+
+#[test]
+fn saved_queries_are_bound_to_columns_and_policies_at_validation() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let good = format!(
+        "{}queries:\n  home: SELECT * FROM similarity(embedding = 'als', user = $user_id) WHERE item.year > 1990 ORDER BY score(als)\n",
+        model_yaml("b", 2, 8)
+    );
+    let file = ws.write("model.yaml", &good);
+    ws.ok(&["validate", "--file", file.to_str().unwrap()]);
+    let cases = [
+        (
+            "item.year > 1990",
+            "item.yeer > 1990",
+            "queries.home: the items have no column `yeer` (hint: did you mean `year`?)",
+        ),
+        (
+            "score(als)",
+            "score(alss)",
+            "no policy is named `alss` (hint: did you mean `als`?)",
+        ),
+        (
+            "embedding = 'als'",
+            "embedding = 'popular'",
+            "policy `popular` has no vectors",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        std::fs::write(&file, good.replace(from, to)).unwrap();
+        let out = ws.feedctl(&["validate", "--file", file.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(expected) && err.contains("model.yaml:12:"),
+            "expected `{expected}` in {err}"
+        );
+    }
+}

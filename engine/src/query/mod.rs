@@ -6,12 +6,14 @@
 //! and each satisfies the filter. When the retrievers' limits yield fewer candidates than the
 //! page needs, they are widened to the page size.
 
+mod bind;
 mod execute;
 mod pages;
 mod params;
 mod rerank;
 mod translate;
 
+pub use bind::Names;
 pub use execute::{Explanation, FoundBy, ItemExplanation, QueryRequest, QueryResult, StageReport};
 pub use pages::Pages;
 pub use params::{check as check_params, ParamValue, Params};
