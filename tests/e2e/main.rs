@@ -10,3 +10,4 @@ mod movielens;
 mod query;
 mod server;
 mod server_support;
+mod spec_examples;

@@ -420,13 +420,8 @@ fn pin(call: &Call, ranked: Vec<Ranked>, ctx: &Context<'_>) -> Result<Vec<Ranked
         },
         _ => Vec::new(),
     };
-    if ids.len() != positions.len() {
-        return Err(Error::Invalid(format!(
-            "pin needs as many positions as ids: {} ids, {} positions",
-            ids.len(),
-            positions.len()
-        )));
-    }
+    // Ids fill the positions in order; extra ids or positions stay unused (a sponsored list
+    // may be shorter than the slots it could fill).
     let mut pinned: Vec<(usize, u32)> = ids
         .iter()
         .zip(&positions)
