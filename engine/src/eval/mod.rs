@@ -157,6 +157,27 @@ pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {
     if k == 0 {
         return Vec::new();
     }
+    // A sorted insertion buffer is fastest for a page; a selection for large k (widening).
+    if k > 64 {
+        let mut all: Vec<usize> = (0..row.len())
+            .filter(|&i| row[i] != f32::NEG_INFINITY && !row[i].is_nan())
+            .collect();
+        let order = |a: &usize, b: &usize| {
+            if before(row[*a], *a, row[*b], *b) {
+                std::cmp::Ordering::Less
+            } else if before(row[*b], *b, row[*a], *a) {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        };
+        if all.len() > k {
+            all.select_nth_unstable_by(k - 1, order);
+            all.truncate(k);
+        }
+        all.sort_unstable_by(order);
+        return all;
+    }
     let mut best: Vec<usize> = Vec::with_capacity(k.min(row.len()) + 1);
     for (i, &s) in row.iter().enumerate() {
         if s == f32::NEG_INFINITY || s.is_nan() {
@@ -213,6 +234,21 @@ mod tests {
         assert_eq!(top_k(&row, 3), vec![1, 0, 2]);
         assert_eq!(top_k(&row, 10), vec![1, 0, 2, 4]);
         assert!(top_k(&row, 0).is_empty());
+        // The selection path agrees with the insertion path.
+        let big: Vec<f32> = (0..5000)
+            .map(|i| ((i * 7919) % 1000) as f32 / 10.0)
+            .collect();
+        let a = top_k(&big, 300);
+        let mut b: Vec<usize> = (0..big.len()).collect();
+        b.sort_by(|&x, &y| {
+            if before(big[x], x, big[y], y) {
+                std::cmp::Ordering::Less
+            } else {
+                std::cmp::Ordering::Greater
+            }
+        });
+        assert_eq!(a, b[..300].to_vec());
+        assert_eq!(top_k(&big, 64), b[..64].to_vec());
         assert_eq!(top_k(&row, usize::MAX).len(), 4);
         assert_eq!(rank_of(&row, 1), 0);
         assert_eq!(rank_of(&row, 2), 2);

@@ -643,6 +643,38 @@ impl Snapshot {
             .collect()
     }
 
+    /// Items ranked by a per-item score of their event times (windowed popularity, trending),
+    /// computed once per version and `key`.
+    fn ranked_by(
+        &self,
+        key: String,
+        score: impl Fn(i64, &[i64]) -> f32,
+    ) -> std::sync::Arc<Vec<(u32, f32)>> {
+        if let Some(r) = self
+            .windows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return r.clone();
+        }
+        let now = self.newest_event;
+        let scores: Vec<f32> = (0..self.n_items() as u32)
+            .map(|i| score(now, self.item_times(i)))
+            .collect();
+        let ranked: Vec<(u32, f32)> = top_k(&scores, scores.len())
+            .into_iter()
+            .map(|i| (i as u32, scores[i]))
+            .collect();
+        let ranked = std::sync::Arc::new(ranked);
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if windows.len() >= MAX_CACHED_ORDERS {
+            windows.clear();
+        }
+        windows.insert(key, ranked.clone());
+        ranked
+    }
+
     /// Items ordered by `column_order(columns = 'year DESC, title')`, nulls last; computed once per
     /// spec and version.
     fn column_order(
@@ -932,32 +964,25 @@ impl Snapshot {
                     .map(|&i| (i, self.popular[i as usize] as f64))
                     .collect()),
                 Some(w) => {
-                    let now = self.newest_event;
-                    let counts: Vec<f32> = (0..self.n_items() as u32)
-                        .map(|i| {
-                            count_between(self.item_times(i), now.saturating_sub(w), now) as f32
-                        })
-                        .collect();
-                    Ok(best(&counts))
+                    let ranked = self.ranked_by(format!("popular/{w}"), |now, times| {
+                        count_between(times, now.saturating_sub(w), now) as f32
+                    });
+                    Ok(walk(&ranked, mask, limit))
                 }
             },
             "trending" => {
                 // Growth of the last window over the one before, as a Poisson z-score.
                 let w = window(call, text, params)?.unwrap_or(7 * 86_400);
-                let now = self.newest_event;
-                let scores: Vec<f32> = (0..self.n_items() as u32)
-                    .map(|i| {
-                        let t = self.item_times(i);
-                        let recent = count_between(t, now.saturating_sub(w), now) as f64;
-                        let before = count_between(
-                            t,
-                            now.saturating_sub(w.saturating_mul(2)),
-                            now.saturating_sub(w),
-                        ) as f64;
-                        ((recent - before) / (before + 1.0).sqrt()) as f32
-                    })
-                    .collect();
-                Ok(best(&scores))
+                let ranked = self.ranked_by(format!("trending/{w}"), |now, t| {
+                    let recent = count_between(t, now.saturating_sub(w), now) as f64;
+                    let before = count_between(
+                        t,
+                        now.saturating_sub(w.saturating_mul(2)),
+                        now.saturating_sub(w),
+                    ) as f64;
+                    ((recent - before) / (before + 1.0).sqrt()) as f32
+                });
+                Ok(walk(&ranked, mask, limit))
             }
             "column_order" => {
                 let order = self.column_order(call, text, params)?;
@@ -1140,6 +1165,16 @@ fn not_seen(e: &feed_lang::ast::Expr, params: &Params) -> Result<Option<String>>
         ),
         _ => None,
     })
+}
+
+/// The first `limit` eligible items of a precomputed ranking.
+fn walk(ranked: &[(u32, f32)], mask: &[bool], limit: usize) -> Vec<Ranked> {
+    ranked
+        .iter()
+        .filter(|(i, _)| mask[*i as usize])
+        .take(limit)
+        .map(|&(i, s)| (i, s as f64))
+        .collect()
 }
 
 /// `window = '7d'` in seconds (units s, m, h, d, w), if given.

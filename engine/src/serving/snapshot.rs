@@ -17,6 +17,10 @@ use crate::policy::{self, TrainedPolicy};
 use crate::registry::Registry;
 use crate::store;
 
+/// A per-version cache: key → shared value. Caches live in the snapshot so that a new version
+/// starts clean.
+pub(crate) type Cache<V> = std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<V>>>;
+
 pub struct Snapshot {
     pub manifest: Manifest,
     pub config: ModelConfig,
@@ -34,20 +38,19 @@ pub struct Snapshot {
     pub(crate) popular: Vec<f32>,
     /// Items by descending popularity (ties by item order).
     pub(crate) popular_order: Vec<u32>,
+    /// Rankings by windowed popularity and trending, by window.
+    pub(crate) windows: Cache<Vec<(u32, f32)>>,
     /// Parsed queries, by text.
-    pub(crate) plans:
-        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<feed_lang::ast::Query>>>,
+    pub(crate) plans: Cache<feed_lang::ast::Query>,
     /// Filter masks computed for this version, by filter text and parameters.
-    pub(crate) masks:
-        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Vec<bool>>>>,
+    pub(crate) masks: Cache<Vec<bool>>,
     /// Each item's event times (seconds), sorted; CSR by item.
     pub(crate) item_time_offsets: Vec<u64>,
     pub(crate) item_times: Vec<i64>,
     /// The newest event time: "now" for time windows over historical data.
     pub(crate) newest_event: i64,
     /// Column orders computed for `column_order`, by their spec: items in order.
-    pub(crate) orders:
-        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Vec<u32>>>>,
+    pub(crate) orders: Cache<Vec<u32>>,
     pub(crate) policies: BTreeMap<String, Box<dyn TrainedPolicy>>,
     /// The ranking score: Σ weight × policy score.
     pub(crate) terms: Vec<(String, f32)>,
@@ -170,6 +173,7 @@ impl Snapshot {
             popular_order,
             masks: Default::default(),
             plans: Default::default(),
+            windows: Default::default(),
             policies,
             terms,
         })
