@@ -143,6 +143,73 @@ pub fn before(sa: f32, a: usize, sb: f32, b: usize) -> bool {
     sa > sb || (sa == sb && a < b)
 }
 
+/// The `k` best items of a stream of (item, score), in [`top_k`]'s order, in O(k) memory: for
+/// scans too large to materialise a row of scores.
+pub struct TopK {
+    k: usize,
+    heap: std::collections::BinaryHeap<Kept>,
+}
+
+/// Ordered so that the heap's top is the worst item kept.
+struct Kept(f32, u32);
+
+impl PartialEq for Kept {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+impl Eq for Kept {}
+impl PartialOrd for Kept {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Kept {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if before(self.0, self.1 as usize, other.0, other.1 as usize) {
+            std::cmp::Ordering::Less
+        } else if before(other.0, other.1 as usize, self.0, self.1 as usize) {
+            std::cmp::Ordering::Greater
+        } else {
+            std::cmp::Ordering::Equal
+        }
+    }
+}
+
+impl TopK {
+    pub fn new(k: usize) -> Self {
+        Self {
+            k,
+            heap: std::collections::BinaryHeap::with_capacity(k.min(1 << 16) + 1),
+        }
+    }
+
+    /// Offers an item; NaN and -inf are never kept.
+    #[inline]
+    pub fn push(&mut self, item: u32, score: f32) {
+        if self.k == 0 || score.is_nan() || score == f32::NEG_INFINITY {
+            return;
+        }
+        if self.heap.len() < self.k {
+            self.heap.push(Kept(score, item));
+        } else if let Some(worst) = self.heap.peek() {
+            if before(score, item as usize, worst.0, worst.1 as usize) {
+                self.heap.pop();
+                self.heap.push(Kept(score, item));
+            }
+        }
+    }
+
+    /// Best first.
+    pub fn into_sorted(self) -> Vec<(u32, f32)> {
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|k| (k.1, k.0))
+            .collect()
+    }
+}
+
 /// The 0-based position of item `t` in the full ordering of `row`.
 pub fn rank_of(row: &[f32], t: usize) -> usize {
     let st = row[t];
@@ -249,6 +316,17 @@ mod tests {
         });
         assert_eq!(a, b[..300].to_vec());
         assert_eq!(top_k(&big, 64), b[..64].to_vec());
+        // The streaming form agrees too.
+        let mut stream = TopK::new(300);
+        for (i, &s) in big.iter().enumerate() {
+            stream.push(i as u32, s);
+        }
+        let streamed: Vec<usize> = stream
+            .into_sorted()
+            .into_iter()
+            .map(|(i, _)| i as usize)
+            .collect();
+        assert_eq!(streamed, b[..300].to_vec());
         assert_eq!(top_k(&row, usize::MAX).len(), 4);
         assert_eq!(rank_of(&row, 1), 0);
         assert_eq!(rank_of(&row, 2), 2);

@@ -19,7 +19,7 @@ use super::params::{self, ParamValue, Params};
 use super::rerank::{self, Ranked};
 use super::translate::{self, Scope, Stage};
 use crate::error::{did_you_mean, Error, Result};
-use crate::eval::top_k;
+use crate::eval::{top_k, TopK};
 use crate::policy::linalg::dot;
 use crate::serving::Snapshot;
 
@@ -932,17 +932,6 @@ impl Snapshot {
         limit: usize,
     ) -> Result<Vec<(u32, f64)>> {
         let name = call.name.name.to_ascii_lowercase();
-        let best = |scores: &[f32]| -> Vec<(u32, f64)> {
-            let row: Vec<f32> = scores
-                .iter()
-                .zip(mask)
-                .map(|(&s, &m)| if m { s } else { f32::NEG_INFINITY })
-                .collect();
-            top_k(&row, limit)
-                .into_iter()
-                .map(|i| (i as u32, row[i] as f64))
-                .collect()
-        };
         let unavailable = |what: &str| {
             Error::query(
                 QueryError::new(
@@ -1088,16 +1077,18 @@ impl Snapshot {
                 let Some(query) = query else {
                     return Ok(Vec::new());
                 };
-                let scores: Vec<f32> = (0..self.n_items() as u32)
-                    .map(|i| {
-                        if mask[i as usize] {
-                            dot(&query, vectors.item(i))
-                        } else {
-                            f32::NEG_INFINITY
-                        }
-                    })
-                    .collect();
-                Ok(best(&scores))
+                // Exact scan of the eligible items, keeping the best in a bounded heap.
+                let mut top = TopK::new(limit);
+                for i in 0..self.n_items() as u32 {
+                    if mask[i as usize] {
+                        top.push(i, dot(&query, vectors.item(i)));
+                    }
+                }
+                Ok(top
+                    .into_sorted()
+                    .into_iter()
+                    .map(|(i, s)| (i, s as f64))
+                    .collect())
             }
             other => Err(unavailable(&format!("the `{other}` retriever"))),
         }
