@@ -173,29 +173,34 @@ async fn redeploy(run: Arc<VersionRun>, config: Arc<ModelConfig>, from: u32) -> 
             "only value_model, queries or serving changed: reusing the trained artifacts of version {from}; nothing is retrained"
         ),
     )?;
-    let (status, report) = {
-        let run = run.clone();
-        tokio::task::spawn_blocking(move || -> Result<(Status, EvalReport)> {
-            let from_dir = run
-                .dir
-                .parent()
-                .expect("versions folder")
-                .join(format!("{from:06}"));
-            let report = artifacts::read_report(&from_dir)?
-                .ok_or_else(|| Error::Internal(format!("version {from} has no metrics")))?;
-            let primary = primary_policy(&config, &report);
-            artifacts::reuse(&run.dir, &from_dir, &config, run.version, from, &primary)?;
-            Ok((run.promote()?, report))
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("deploy task failed: {e}")))??
-    };
-    Ok(Outcome {
-        model: run.model.clone(),
-        version: run.version,
-        status,
-        report,
+    let deploying = run.clone();
+    let (status, report) = on_blocking_pool("deploy", move || {
+        let from_dir = deploying.sibling_dir(from);
+        let report = artifacts::read_report(&from_dir)?
+            .ok_or_else(|| Error::Internal(format!("version {from} has no metrics")))?;
+        let primary = primary_policy(&config, &report);
+        artifacts::reuse(
+            &deploying.dir,
+            &from_dir,
+            &config,
+            deploying.version,
+            from,
+            &primary,
+        )?;
+        Ok((deploying.promote()?, report))
     })
+    .await?;
+    Ok(run.outcome(status, report))
+}
+
+/// Runs model or file work on the blocking pool, never on the async workers.
+async fn on_blocking_pool<T: Send + 'static>(
+    what: &str,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Internal(format!("{what} task failed: {e}")))?
 }
 
 async fn execute(
@@ -231,16 +236,14 @@ async fn execute(
     let ds = Arc::new(ds);
     let (trained, report) = {
         let (run, config, ds, options) = (run.clone(), config.clone(), ds.clone(), options.clone());
-        tokio::task::spawn_blocking(move || train_all(&run, &config, &ds, &options))
-            .await
-            .map_err(|e| Error::Internal(format!("training task failed: {e}")))??
+        on_blocking_pool("training", move || train_all(&run, &config, &ds, &options)).await?
     };
     run.set_status(Status::Deploying, "writing artifacts")?;
     // Writing artifacts and moving the pointer (a blocking file lock) run on the blocking pool.
     let status = {
         let (run, config, ds) = (run.clone(), config.clone(), ds.clone());
         let report = report.clone();
-        tokio::task::spawn_blocking(move || {
+        on_blocking_pool("deploy", move || {
             let primary = primary_policy(&config, &report);
             artifacts::write(
                 &run.dir,
@@ -253,15 +256,9 @@ async fn execute(
             )?;
             run.promote()
         })
-        .await
-        .map_err(|e| Error::Internal(format!("deploy task failed: {e}")))??
+        .await?
     };
-    Ok(Outcome {
-        model: run.model.clone(),
-        version: run.version,
-        status,
-        report,
-    })
+    Ok(run.outcome(status, report))
 }
 
 type Trained = BTreeMap<String, Box<dyn TrainedPolicy>>;
@@ -366,4 +363,15 @@ fn fit_and_evaluate(
             train_seconds,
         },
     ))
+}
+
+impl VersionRun {
+    fn outcome(&self, status: Status, report: EvalReport) -> Outcome {
+        Outcome {
+            model: self.model.clone(),
+            version: self.version,
+            status,
+            report,
+        }
+    }
 }

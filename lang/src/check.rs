@@ -194,14 +194,11 @@ fn check_reranker(call: &Call) -> Result<(), QueryError> {
 }
 
 fn unknown(what: &str, name: &str, span: crate::Span, specs: &[CallSpec]) -> QueryError {
-    let e = err(format!("unknown {what} `{name}`"), span);
-    match did_you_mean(name, specs.iter().map(|s| s.name)) {
-        Some(s) => e.with_hint(format!("did you mean `{s}`?")),
-        None => e.with_hint(format!(
-            "{what}s: {}",
-            specs.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
-        )),
-    }
+    err(format!("unknown {what} `{name}`"), span).suggesting(
+        name,
+        specs.iter().map(|s| s.name),
+        &format!("{what}s"),
+    )
 }
 
 fn check_args(call: &Call, spec: &CallSpec) -> Result<(), QueryError> {
@@ -213,21 +210,15 @@ fn check_args(call: &Call, spec: &CallSpec) -> Result<(), QueryError> {
                 .iter()
                 .find(|s| s.name.eq_ignore_ascii_case(&n.name))
                 .ok_or_else(|| {
-                    let e = err(
+                    err(
                         format!("{} has no argument `{}`", spec.name, n.name),
                         n.span,
-                    );
-                    match did_you_mean(&n.name, spec.args.iter().map(|s| s.name)) {
-                        Some(s) => e.with_hint(format!("did you mean `{s}`?")),
-                        None => e.with_hint(format!(
-                            "its arguments: {}",
-                            spec.args
-                                .iter()
-                                .map(|s| s.name)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )),
-                    }
+                    )
+                    .suggesting(
+                        &n.name,
+                        spec.args.iter().map(|s| s.name),
+                        "its arguments",
+                    )
                 })?,
             None => {
                 let Some(p) = spec.positional else {
@@ -376,16 +367,15 @@ fn check_expr(
                     ));
                 };
                 if !aliases.iter().any(|a| a.eq_ignore_ascii_case(&alias.name)) {
-                    let e = err(
+                    return Err(err(
                         format!("no retriever is called `{}`", alias.name),
                         alias.span,
-                    );
-                    return Err(
-                        match did_you_mean(&alias.name, aliases.iter().map(String::as_str)) {
-                            Some(s) => e.with_hint(format!("did you mean `{s}`?")),
-                            None => e.with_hint(format!("retrievers: {}", aliases.join(", "))),
-                        },
-                    );
+                    )
+                    .suggesting(
+                        &alias.name,
+                        aliases.iter().map(String::as_str),
+                        "retrievers",
+                    ));
                 }
             }
             if (head == "item" || head == "user") && p.parts.len() != 2 {

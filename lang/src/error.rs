@@ -39,6 +39,21 @@ impl QueryError {
         self
     }
 
+    /// Hints at the candidate closest to `word` ("did you mean `x`?"), or, when none is close,
+    /// lists them all after `label` ("retrievers: a, b").
+    pub fn suggesting<'a>(
+        self,
+        word: &str,
+        candidates: impl IntoIterator<Item = &'a str>,
+        label: &str,
+    ) -> Self {
+        let candidates: Vec<&str> = candidates.into_iter().collect();
+        match did_you_mean(word, candidates.iter().copied()) {
+            Some(s) => self.with_hint(format!("did you mean `{s}`?")),
+            None => self.with_hint(format!("{label}: {}", candidates.join(", "))),
+        }
+    }
+
     /// `line:col: message (hint: ...)` on one line.
     pub fn one_line(&self, text: &str) -> String {
         let (l, c) = line_col(text, self.span.start);

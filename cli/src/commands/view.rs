@@ -38,10 +38,7 @@ pub fn run(home: &Path, args: ViewArgs) -> anyhow::Result<()> {
     let report = artifacts::read_report(&detail.dir)?;
     let manifest = artifacts::read_manifest(&detail.dir).ok();
     if args.json {
-        let vs: Vec<_> = versions
-            .iter()
-            .map(|v| serde_json::json!({"version": v.version, "status": v.status, "message": v.message, "created_at": v.created_at, "updated_at": v.updated_at}))
-            .collect();
+        let vs: Vec<_> = versions.iter().map(crate::server::version_json).collect();
         let out = serde_json::json!({
             "name": args.model_name,
             "active_version": registry.active_version(&args.model_name)?,

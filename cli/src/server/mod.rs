@@ -14,7 +14,7 @@ use anyhow::Context;
 use feed_engine::Registry;
 
 pub use state::AppState;
-pub use wire::explanation as explanation_json;
+pub use wire::{explanation as explanation_json, version_json};
 
 /// Serves until Ctrl-C (or SIGTERM). Loads every model's ACTIVE version before listening.
 pub async fn serve(registry: Registry, addr: SocketAddr, poll: Duration) -> anyhow::Result<()> {

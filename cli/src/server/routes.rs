@@ -65,7 +65,7 @@ async fn view_model(
         };
         let vs: Vec<_> = versions
             .iter()
-            .map(|v| serde_json::json!({"version": v.version, "status": v.status, "message": v.message, "created_at": v.created_at, "updated_at": v.updated_at}))
+            .map(super::wire::version_json)
             .collect();
         Ok(serde_json::json!({"name": name, "active_version": active, "primary_policy": primary, "versions": vs, "metrics": metrics}))
     })
@@ -165,12 +165,7 @@ async fn run_query(
 fn active(state: &AppState, name: &str) -> Result<Arc<feed_engine::Snapshot>, ApiError> {
     match state.snapshot(name) {
         Some(s) => Ok(s),
-        None if state.registry.exists(name) => Err(Error::NotFound {
-            what: "active version of model",
-            name: name.to_string(),
-            hint: Some("its first version is not ACTIVE yet".into()),
-        }
-        .into()),
+        None if state.registry.exists(name) => Err(state.registry.no_active_version(name).into()),
         None => Err(state.registry.unknown_model(name).into()),
     }
 }

@@ -135,3 +135,14 @@ pub struct QueryLocation {
     /// The error with the query line and a caret under the span.
     pub rendered: String,
 }
+
+/// A version as JSON: `view-model --json` and `GET /models/{name}` show the same shape.
+pub fn version_json(v: &feed_engine::VersionInfo) -> serde_json::Value {
+    serde_json::json!({
+        "version": v.version,
+        "status": v.status,
+        "message": v.message,
+        "created_at": v.created_at,
+        "updated_at": v.updated_at,
+    })
+}

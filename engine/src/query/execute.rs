@@ -1144,11 +1144,7 @@ fn not_seen(e: &feed_lang::ast::Expr, params: &Params) -> Result<Option<String>>
         ExprKind::Param(p) => Some(
             params
                 .get(p)
-                .ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "the query uses ${p}, but the request gives no value for it"
-                    ))
-                })?
+                .ok_or_else(|| params::missing(p))?
                 .as_id()
                 .ok_or_else(|| {
                     Error::Invalid(format!("${p} must be a user id (a string) for seen()"))
@@ -1229,12 +1225,7 @@ fn count(c: Option<&Count>, params: &Params) -> Result<Option<usize>> {
                     other.kind()
                 )))
             }
-            None => {
-                return Err(Error::Invalid(format!(
-                    "the query uses ${}, but the request gives no value for it",
-                    p.name
-                )))
-            }
+            None => return Err(params::missing(&p.name)),
         },
     })
 }
@@ -1249,10 +1240,7 @@ fn arg_count(v: &Value, params: &Params) -> Result<usize> {
                 p.name,
                 other.kind()
             ))),
-            None => Err(Error::Invalid(format!(
-                "the query uses ${}, but the request gives no value for it",
-                p.name
-            ))),
+            None => Err(params::missing(&p.name)),
         },
         _ => Err(Error::Invalid("limit must be a whole number".into())),
     }
@@ -1283,12 +1271,9 @@ fn id_list(v: &Value, params: &Params) -> Result<Vec<String>> {
             .map(|i| id_list(i, params).map(|v| v.into_iter().next().unwrap_or_default()))
             .collect(),
         Value::Param(p) => {
-            let value = params.get(&p.name).ok_or_else(|| {
-                Error::Invalid(format!(
-                    "the query uses ${}, but the request gives no value for it",
-                    p.name
-                ))
-            })?;
+            let value = params
+                .get(&p.name)
+                .ok_or_else(|| params::missing(&p.name))?;
             from_param(value, &p.name)
         }
         _ => Err(Error::Invalid("expected ids".into())),

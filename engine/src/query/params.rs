@@ -87,6 +87,13 @@ pub fn check(params: &Params) -> Result<()> {
     params.iter().try_for_each(|(k, v)| walk(k, v, 0))
 }
 
+/// The error for a parameter the query uses but the request does not give.
+pub fn missing(name: &str) -> Error {
+    Error::Invalid(format!(
+        "the query uses ${name}, but the request gives no value for it"
+    ))
+}
+
 /// A string argument of a call (a literal or a string parameter) with the span to blame.
 pub fn string_arg(
     call: &Call,
@@ -104,10 +111,7 @@ pub fn string_arg(
                 call.name.name,
                 other.kind()
             ))),
-            None => Err(Error::Invalid(format!(
-                "the query uses ${}, but the request gives no value for it",
-                p.name
-            ))),
+            None => Err(missing(&p.name)),
         },
         Some(other) => Err(Error::Invalid(format!(
             "{}({name} = ...) must be a string, not {}",

@@ -40,10 +40,7 @@ fn num(call: &Call, name: &str, default: f64, params: &Params) -> Result<f64> {
                 p.name,
                 other.kind()
             ))),
-            None => Err(Error::Invalid(format!(
-                "the query uses ${}, but the request gives no value for it",
-                p.name
-            ))),
+            None => Err(super::params::missing(&p.name)),
         },
         Some(_) => Err(Error::Invalid(format!(
             "{}({name} = ...) must be a number",
@@ -382,12 +379,7 @@ fn pin(call: &Call, ranked: Vec<Ranked>, ctx: &Context<'_>) -> Result<Vec<Ranked
         Some(Value::Param(p)) => match ctx.params.get(&p.name) {
             Some(ParamValue::List(items)) => items.iter().filter_map(ParamValue::as_id).collect(),
             Some(v) => v.as_id().into_iter().collect(),
-            None => {
-                return Err(Error::Invalid(format!(
-                    "the query uses ${}, but the request gives no value for it",
-                    p.name
-                )))
-            }
+            None => return Err(super::params::missing(&p.name)),
         },
         _ => Vec::new(),
     };

@@ -79,11 +79,9 @@ fn column(name: String) -> DfExpr {
 impl Scope<'_> {
     fn param(&mut self, name: &str) -> Result<&ParamValue> {
         self.params_used.insert(name.to_string());
-        self.params.get(name).ok_or_else(|| {
-            Error::Invalid(format!(
-                "the query uses ${name}, but the request gives no value for it"
-            ))
-        })
+        self.params
+            .get(name)
+            .ok_or_else(|| super::params::missing(name))
     }
 
     /// The item column `name` as written, or an error at `span` with a did-you-mean.

@@ -120,6 +120,15 @@ impl Registry {
         }
     }
 
+    /// The error for a model that exists but has no ACTIVE version yet.
+    pub fn no_active_version(&self, model: &str) -> Error {
+        Error::NotFound {
+            what: "active version of model",
+            name: model.to_string(),
+            hint: Some("its first version is not ACTIVE yet; see view-model".into()),
+        }
+    }
+
     /// The version the ACTIVE pointer names.
     pub fn active_version(&self, model: &str) -> Result<Option<u32>> {
         let path = self.model_dir(model).join("ACTIVE");
@@ -312,6 +321,11 @@ impl VersionRun {
     pub fn set_status(&self, status: Status, message: &str) -> Result<()> {
         tracing::info!(model = %self.model, version = self.version, %status, "{message}");
         status::append(&self.dir.join("status.jsonl"), status, message)
+    }
+
+    /// The folder of another version of the same model.
+    pub fn sibling_dir(&self, version: u32) -> PathBuf {
+        self.registry.version_dir(&self.model, version)
     }
 
     /// A line in the log without a change of status.

@@ -78,11 +78,7 @@ impl Snapshot {
         }
         let version = registry
             .active_version(model)?
-            .ok_or_else(|| Error::NotFound {
-                what: "active version of model",
-                name: model.to_string(),
-                hint: Some("its first version is not ACTIVE yet; see view-model".into()),
-            })?;
+            .ok_or_else(|| registry.no_active_version(model))?;
         Self::load(&registry.version_dir(model, version))
     }
 
