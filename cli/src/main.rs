@@ -43,6 +43,7 @@ enum Command {
     Query(commands::query::QueryArgs),
     Serve(commands::serve::ServeArgs),
     Bench(commands::bench::BenchArgs),
+    BenchVectors(commands::bench_vectors::BenchVectorsArgs),
     Schema(commands::schema::SchemaArgs),
     Synth(commands::synth::SynthArgs),
 }
@@ -78,6 +79,7 @@ fn main() -> ExitCode {
             Command::Query(a) => commands::query::run(&home, a).await,
             Command::Serve(a) => commands::serve::run(&home, a).await,
             Command::Bench(a) => commands::bench::run(a).await,
+            Command::BenchVectors(a) => commands::bench_vectors::run(a).await,
             Command::Schema(a) => commands::schema::run(a),
             Command::Synth(a) => commands::synth::run(a),
         }

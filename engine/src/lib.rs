@@ -15,6 +15,7 @@ pub mod query;
 pub mod registry;
 pub mod serving;
 pub mod store;
+pub mod vectors;
 
 pub use error::{did_you_mean, ConfigError, Error, Result};
 pub use lifecycle::{Mode, Outcome, RunOptions};

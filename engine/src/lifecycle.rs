@@ -159,8 +159,10 @@ fn reusable_version(registry: &Registry, config: &ModelConfig) -> Result<Option<
         return Ok(None);
     };
     let previous_text = std::fs::read_to_string(dir.join("model.yaml")).unwrap_or_default();
-    let same_training =
-        !manifest.training_key.is_null() && manifest.training_key == config.training_key();
+    // Versions from before the vector store (format 1) have no Lance datasets to link.
+    let same_training = manifest.format >= artifacts::FORMAT
+        && !manifest.training_key.is_null()
+        && manifest.training_key == config.training_key();
     // An identical file asks for fresh training (the data may have changed).
     Ok((same_training && previous_text != config.text).then_some(active))
 }

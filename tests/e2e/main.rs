@@ -11,3 +11,4 @@ mod query;
 mod server;
 mod server_support;
 mod spec_examples;
+mod vectors;

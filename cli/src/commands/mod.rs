@@ -1,6 +1,7 @@
 //! One file per verb.
 
 pub mod bench;
+pub mod bench_vectors;
 pub mod create;
 pub mod delete;
 pub mod list;

@@ -8,8 +8,8 @@ pub(crate) mod resolve;
 
 pub use locate::Locations;
 pub use raw::{
-    AlsConfig, DefaultParam, Device, PolicyConfig, PopularConfig, RawModelFile, SavedQuery,
-    ServingConfig, TrainingConfig, ValueModelConfig,
+    AlsConfig, DefaultParam, Device, IndexConfig, IndexType, PolicyConfig, PopularConfig,
+    RawModelFile, SavedQuery, ServingConfig, TrainingConfig, ValueModelConfig,
 };
 pub use resolve::{parse, ModelConfig};
 

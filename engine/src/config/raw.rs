@@ -140,6 +140,15 @@ pub(crate) mod defaults {
     pub fn page_ttl_seconds() -> u64 {
         600
     }
+    pub fn index_threshold() -> usize {
+        100_000
+    }
+    pub fn refine_factor() -> usize {
+        4
+    }
+    pub fn target_recall() -> f64 {
+        0.97
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -205,6 +214,57 @@ pub struct ServingConfig {
     /// page showed, so that no item repeats across pages.
     #[serde(default = "defaults::page_ttl_seconds")]
     pub page_ttl_seconds: u64,
+    /// The vector index behind `similarity` retrieval, built at DEPLOYING.
+    #[serde(default)]
+    pub index: IndexConfig,
+}
+
+/// How the item vectors of each vector-producing policy are searched.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IndexConfig {
+    /// `auto` (exact scan below `threshold` items, IVF_SQ8 from it), `exact` or `ivf_sq8`.
+    #[serde(default, rename = "type")]
+    pub kind: IndexType,
+    /// The catalog size from which `auto` builds an ANN index (measured: below it the exact
+    /// SIMD scan answers in well under a millisecond).
+    #[serde(default = "defaults::index_threshold")]
+    pub threshold: usize,
+    /// IVF partitions; by default 2√items.
+    #[serde(default)]
+    pub partitions: Option<usize>,
+    /// Partitions probed for k = 10 (larger k and filters probe proportionally further); by
+    /// default measured at build time to reach `target_recall`.
+    #[serde(default)]
+    pub nprobes: Option<usize>,
+    /// Candidates re-scored exactly, as a multiple of k.
+    #[serde(default = "defaults::refine_factor")]
+    pub refine_factor: usize,
+    /// The recall@k against exact search that the build tunes the probes for.
+    #[serde(default = "defaults::target_recall")]
+    pub target_recall: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexType {
+    #[default]
+    Auto,
+    Exact,
+    IvfSq8,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        Self {
+            kind: IndexType::Auto,
+            threshold: defaults::index_threshold(),
+            partitions: None,
+            nprobes: None,
+            refine_factor: defaults::refine_factor(),
+            target_recall: defaults::target_recall(),
+        }
+    }
 }
 
 impl Default for ServingConfig {
@@ -213,6 +273,7 @@ impl Default for ServingConfig {
             policy: None,
             max_limit: defaults::max_limit(),
             page_ttl_seconds: defaults::page_ttl_seconds(),
+            index: IndexConfig::default(),
         }
     }
 }

@@ -145,12 +145,14 @@ pub fn before(sa: f32, a: usize, sb: f32, b: usize) -> bool {
 
 /// The `k` best items of a stream of (item, score), in [`top_k`]'s order, in O(k) memory: for
 /// scans too large to materialise a row of scores.
+#[derive(Clone)]
 pub struct TopK {
     k: usize,
     heap: std::collections::BinaryHeap<Kept>,
 }
 
 /// Ordered so that the heap's top is the worst item kept.
+#[derive(Clone)]
 struct Kept(f32, u32);
 
 impl PartialEq for Kept {

@@ -19,9 +19,9 @@ use super::params::{self, ParamValue, Params};
 use super::rerank::{self, Ranked};
 use super::translate::{self, Scope, Stage};
 use crate::error::{did_you_mean, Error, Result};
-use crate::eval::{top_k, TopK};
-use crate::policy::linalg::dot;
+use crate::eval::top_k;
 use crate::serving::Snapshot;
+use crate::vectors::Search;
 
 /// A query against one model version.
 #[derive(Debug, Clone, Default)]
@@ -378,9 +378,11 @@ impl Snapshot {
         // Retrieve: every retriever searches eligible items only; widen if the page needs more.
         let default = [default_retriever()];
         let calls: &[Call] = if q.from.is_empty() { &default } else { &q.from };
-        let mut candidates = self.retrieve(calls, text, &req.params, user, &mask, None)?;
+        let mut candidates =
+            self.retrieve(calls, text, &req.params, user, &mask, eligible, None)?;
         if candidates.items.len() < need.min(eligible) {
-            candidates = self.retrieve(calls, text, &req.params, user, &mask, Some(need))?;
+            candidates =
+                self.retrieve(calls, text, &req.params, user, &mask, eligible, Some(need))?;
         }
         if let Some(t) = scope.truncate {
             candidates.items.truncate(t.max(need.min(eligible)));
@@ -475,7 +477,7 @@ impl Snapshot {
 
         // Reorder.
         let retrieve = |call: &Call, limit: usize| -> Result<Vec<Ranked>> {
-            self.retrieve_one(call, text, &req.params, user, &mask, limit)
+            self.retrieve_one(call, text, &req.params, user, &mask, eligible, limit)
         };
         let mut ctx = rerank::Context {
             snapshot: self,
@@ -885,6 +887,7 @@ impl Snapshot {
         params: &Params,
         user: Option<u32>,
         mask: &[bool],
+        eligible: usize,
         at_least: Option<usize>,
     ) -> Result<Candidates> {
         let mut items = Vec::new();
@@ -899,7 +902,7 @@ impl Snapshot {
                 None => DEFAULT_RETRIEVER_LIMIT,
             };
             let limit = at_least.map_or(limit, |a| limit.max(a));
-            self.retrieve_one(call, text, params, user, mask, limit)
+            self.retrieve_one(call, text, params, user, mask, eligible, limit)
         };
         let lists: Vec<Result<Vec<Ranked>>> =
             if calls.len() > 1 && self.n_items() >= PARALLEL_RETRIEVAL_ITEMS {
@@ -929,6 +932,7 @@ impl Snapshot {
         params: &Params,
         user: Option<u32>,
         mask: &[bool],
+        eligible: usize,
         limit: usize,
     ) -> Result<Vec<(u32, f64)>> {
         let name = call.name.name.to_ascii_lowercase();
@@ -1077,18 +1081,20 @@ impl Snapshot {
                 let Some(query) = query else {
                     return Ok(Vec::new());
                 };
-                // Exact scan of the eligible items, keeping the best in a bounded heap.
-                let mut top = TopK::new(limit);
-                for i in 0..self.n_items() as u32 {
-                    if mask[i as usize] {
-                        top.push(i, dot(&query, vectors.item(i)));
-                    }
-                }
-                Ok(top
-                    .into_sorted()
-                    .into_iter()
-                    .map(|(i, s)| (i, s as f64))
-                    .collect())
+                // The policy's index: IVF over a large catalog, an exact scan of the eligible
+                // items when that is cheaper (small catalogs, selective filters). Either way
+                // `min(limit, eligible)` eligible items.
+                let search = Search {
+                    query: &query,
+                    k: limit,
+                    mask: (eligible < self.n_items()).then_some(mask),
+                    eligible,
+                };
+                let (found, method) =
+                    self.vector_index(policy)
+                        .search(vectors.items, vectors.dim, search);
+                tracing::debug!(?method, found = found.len(), "similarity");
+                Ok(found.into_iter().map(|(i, s)| (i, s as f64)).collect())
             }
             other => Err(unavailable(&format!("the `{other}` retriever"))),
         }

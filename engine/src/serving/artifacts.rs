@@ -9,16 +9,20 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use serde::{Deserialize, Serialize};
 
-use crate::config::ModelConfig;
+use crate::config::{IndexConfig, ModelConfig};
 use crate::dataset::{Cut, Dataset};
 use crate::error::{Error, IoContext, Result};
 use crate::eval::EvalReport;
 use crate::policy::{Policy, Popular, TrainContext, TrainedPolicy};
 use crate::progress::NoProgress;
 use crate::store;
+use crate::store::lance::NamedVectors;
+use crate::vectors::VectorIndex;
 
 pub const MANIFEST: &str = "manifest.json";
 pub const METRICS: &str = "metrics.json";
+/// The layout version of what [`write`] writes: 2 added the Lance vector store.
+pub const FORMAT: u32 = 2;
 
 /// What serving needs to know about a version before loading its arrays.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,6 +43,34 @@ pub struct Manifest {
     /// The version whose trained artifacts this one reuses, if it was not trained itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reuses: Option<u32>,
+    /// `serving.index` as the vector indexes were built with.
+    #[serde(default)]
+    pub index_config: IndexConfig,
+    /// The vector index of each policy with vectors.
+    #[serde(default)]
+    pub indexes: BTreeMap<String, IndexInfo>,
+}
+
+/// How one policy's item vectors are indexed (what the build measured, for `view-model` and
+/// benchmarks).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IndexInfo {
+    /// `exact` or `ivf_sq8`.
+    pub kind: String,
+    pub dim: usize,
+    #[serde(default)]
+    pub partitions: usize,
+    /// Partitions probed for k = 10, 100, 1000.
+    #[serde(default)]
+    pub probes: Vec<usize>,
+    /// Mean recall against exact search the tuning measured at those probes.
+    #[serde(default)]
+    pub tuned_recall: Vec<f32>,
+    pub build_seconds: f64,
+    /// Bytes the index holds in memory besides the vectors.
+    pub index_bytes: usize,
+    /// Bytes of the `f32` item vectors.
+    pub vector_bytes: usize,
 }
 
 /// Writes every artifact of a version and syncs them.
@@ -125,12 +157,41 @@ pub fn write(
         store::fsync_dir(&policies)?;
     }
 
+    let root = store::lance::root(&dir.to_string_lossy());
+    let with_vectors: Vec<(&str, crate::policy::Vectors<'_>)> = trained
+        .iter()
+        .filter_map(|(name, model)| model.vectors().map(|v| (name.as_str(), v)))
+        .collect();
+    let named = |users: bool| -> Vec<NamedVectors<'_>> {
+        with_vectors
+            .iter()
+            .map(|(policy, v)| NamedVectors {
+                policy,
+                dim: v.dim,
+                values: if users { v.users } else { v.items },
+            })
+            .collect()
+    };
+    store::lance::write_table_with_vectors(
+        &root,
+        "items",
+        &id_table(ds.item_attributes.as_ref(), "item_id", ds.items.ids())?,
+        &named(false),
+    )?;
+    store::lance::write_table_with_vectors(
+        &root,
+        "users",
+        &id_table(ds.user_attributes.as_ref(), "user_id", ds.users.ids())?,
+        &named(true),
+    )?;
+    let indexes = build_indexes(&root, &config.serving.index, &with_vectors)?;
+
     store::write_atomic(
         &dir.join(METRICS),
         &serde_json::to_vec_pretty(report).expect("report serialises"),
     )?;
     let manifest = Manifest {
-        format: 1,
+        format: FORMAT,
         model: config.name.clone(),
         version,
         primary_policy: primary_policy.to_string(),
@@ -140,8 +201,55 @@ pub fn write(
         deployed_at: Utc::now(),
         training_key: config.training_key(),
         reuses: None,
+        index_config: config.serving.index.clone(),
+        indexes,
     };
     write_manifest(dir, &manifest)
+}
+
+/// Builds and writes the vector index of each policy with vectors (the part of DEPLOYING that
+/// takes time on a large catalog).
+fn build_indexes(
+    root: &str,
+    config: &IndexConfig,
+    with_vectors: &[(&str, crate::policy::Vectors<'_>)],
+) -> Result<BTreeMap<String, IndexInfo>> {
+    pause_for_tests("index");
+    let mut out = BTreeMap::new();
+    for (policy, v) in with_vectors {
+        let start = std::time::Instant::now();
+        let index = VectorIndex::build(v.items, v.dim, v.users, config);
+        let mut info = IndexInfo {
+            kind: "exact".into(),
+            dim: v.dim,
+            partitions: 0,
+            probes: Vec::new(),
+            tuned_recall: Vec::new(),
+            build_seconds: 0.0,
+            index_bytes: index.bytes(),
+            vector_bytes: v.items.len() * 4,
+        };
+        if let VectorIndex::Ivf(ivf) = &index {
+            store::lance::write_ivf(root, policy, ivf)?;
+            info.kind = "ivf_sq8".into();
+            info.partitions = ivf.partitions();
+            info.probes = ivf.probes.clone();
+            info.tuned_recall = ivf.tuned_recall.clone();
+        }
+        info.build_seconds = start.elapsed().as_secs_f64();
+        tracing::info!(policy, kind = %info.kind, seconds = info.build_seconds, "vector index");
+        out.insert(policy.to_string(), info);
+    }
+    Ok(out)
+}
+
+/// Fault injection for the tests of interrupted runs: with `FEED_PAUSE_AT=<point>` the run
+/// sleeps at that point (here, `index`: DEPLOYING, vectors written, index not yet) so that a
+/// test can kill it there.
+fn pause_for_tests(point: &str) {
+    if std::env::var("FEED_PAUSE_AT").is_ok_and(|p| p == point) {
+        std::thread::sleep(std::time::Duration::from_secs(120));
+    }
 }
 
 fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
@@ -166,7 +274,46 @@ pub fn reuse(
     link_tree(&from.join("dataset"), &dir.join("dataset"))?;
     link_tree(&from.join("policies"), &dir.join("policies"))?;
     link_file(&from.join(METRICS), &dir.join(METRICS))?;
+    // Lance files are immutable once committed: linking them is safe. The index is rebuilt
+    // only when `serving.index` changed.
+    let (from_root, root) = (
+        store::lance::root(&from.to_string_lossy()),
+        store::lance::root(&dir.to_string_lossy()),
+    );
+    let indexes = if previous.index_config == config.serving.index {
+        link_tree(&from.join("lance"), &dir.join("lance"))?;
+        previous.indexes.clone()
+    } else {
+        for table in ["items.lance", "users.lance"] {
+            link_tree(
+                &from.join("lance").join(table),
+                &dir.join("lance").join(table),
+            )?;
+        }
+        let mut loaded = Vec::new();
+        for policy in previous.indexes.keys() {
+            let (dim, items) = store::lance::read_vectors(&from_root, "items", policy)?;
+            let (_, users) = store::lance::read_vectors(&from_root, "users", policy)?;
+            loaded.push((policy.clone(), dim, items, users));
+        }
+        let with_vectors: Vec<(&str, crate::policy::Vectors<'_>)> = loaded
+            .iter()
+            .map(|(p, dim, items, users)| {
+                (
+                    p.as_str(),
+                    crate::policy::Vectors {
+                        dim: *dim,
+                        users,
+                        items,
+                    },
+                )
+            })
+            .collect();
+        build_indexes(&root, &config.serving.index, &with_vectors)?
+    };
     let manifest = Manifest {
+        index_config: config.serving.index.clone(),
+        indexes,
         version,
         primary_policy: primary_policy.to_string(),
         deployed_at: Utc::now(),

@@ -16,6 +16,7 @@ use crate::eval::EvalReport;
 use crate::policy::{self, TrainedPolicy};
 use crate::registry::Registry;
 use crate::store;
+use crate::vectors::VectorIndex;
 
 /// A per-version cache: key → shared value. Caches live in the snapshot so that a new version
 /// starts clean.
@@ -52,6 +53,8 @@ pub struct Snapshot {
     /// Column orders computed for `column_order`, by their spec: items in order.
     pub(crate) orders: Cache<Vec<u32>>,
     pub(crate) policies: BTreeMap<String, Box<dyn TrainedPolicy>>,
+    /// How each policy's item vectors are searched (exact when absent).
+    pub(crate) indexes: BTreeMap<String, VectorIndex>,
     /// The ranking score: Σ weight × policy score.
     pub(crate) terms: Vec<(String, f32)>,
     /// Π (1 − strength × item.column) over the value model's demotions, per item; None without.
@@ -132,6 +135,20 @@ impl Snapshot {
             }
             policies.insert(p.name().to_string(), model);
         }
+        let root = store::lance::root(&dir.to_string_lossy());
+        let mut indexes = BTreeMap::new();
+        for (policy, info) in &manifest.indexes {
+            if info.kind == "ivf_sq8" {
+                let ivf = store::lance::read_ivf(&root, policy)?;
+                let vectors = policies.get(policy).and_then(|p| p.vectors());
+                if vectors.is_none_or(|v| v.dim != ivf.dim || ivf.ids.len() != item_ids.len()) {
+                    return Err(Error::Internal(format!(
+                        "the vector index of `{policy}` does not match its vectors"
+                    )));
+                }
+                indexes.insert(policy.clone(), VectorIndex::Ivf(ivf));
+            }
+        }
         let terms = match config.value_model.as_ref().and_then(|v| v.weights.as_ref()) {
             Some(w) => w.iter().map(|(k, v)| (k.clone(), *v as f32)).collect(),
             None => vec![(manifest.primary_policy.clone(), 1.0)],
@@ -171,6 +188,7 @@ impl Snapshot {
             plans: Default::default(),
             windows: Default::default(),
             policies,
+            indexes,
             terms,
         })
     }
@@ -206,6 +224,11 @@ impl Snapshot {
     /// How `rank` scores: `(policy, weight)` terms of the weighted sum.
     pub fn terms(&self) -> &[(String, f32)] {
         &self.terms
+    }
+
+    /// How `policy`'s item vectors are searched.
+    pub(crate) fn vector_index(&self, policy: &str) -> &VectorIndex {
+        self.indexes.get(policy).unwrap_or(&VectorIndex::Exact)
     }
 
     /// The items user `u` interacted with, sorted.

@@ -5,6 +5,7 @@
 
 mod arrays;
 mod atomic;
+pub mod lance;
 mod tables;
 
 pub use arrays::{
