@@ -66,7 +66,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     .await?;
     let create_s = t.elapsed().as_secs_f64();
 
-    let (load_s, latencies, fallback_latencies, query_runs) = {
+    let (load_s, latencies, fallback_latencies, query_runs, indexes) = {
         let registry = registry.clone();
         let name = config.name.clone();
         let (requests, limit) = (args.requests, args.limit);
@@ -125,7 +125,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     std::hint::black_box(r);
                 }
             }
-            Ok((load_s, lat, fb, runs))
+            Ok((load_s, lat, fb, runs, snapshot.manifest.indexes.clone()))
         })
         .await??
     };
@@ -154,6 +154,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         rows.push(vec![
             format!("train: {name} ({})", r.kind),
             format!("{:.2} s (test NDCG@10 {:.4})", r.train_seconds, r.test.ndcg),
+        ]);
+    }
+    for (policy, ix) in &indexes {
+        let detail = if ix.kind == "ivf_sq8" {
+            format!(
+                "ivf_sq8, {} partitions, probes {:?} for k = 10/100/1000 (recall {:?}), ",
+                ix.partitions, ix.probes, ix.tuned_recall
+            )
+        } else {
+            "exact scan, ".to_string()
+        };
+        rows.push(vec![
+            format!("vectors: {policy} (d = {})", ix.dim),
+            format!(
+                "{detail}built in {:.2} s; {:.0} bytes per item, {} per user",
+                ix.build_seconds,
+                (ix.vector_bytes + ix.index_bytes) as f64 / items.max(1) as f64,
+                ix.dim * 4
+            ),
         ]);
     }
     rows.push(vec!["snapshot load".into(), format!("{load_s:.3} s")]);
@@ -212,6 +231,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "rank_ms": {"p50": p50, "p99": p99, "mean": mean, "requests": args.requests, "limit": args.limit},
             "rank_fallback_ms": {"p50": fb50, "p99": fb99},
             "metrics": outcome.report,
+            "vector_indexes": indexes,
             "query": query_json,
         });
         std::fs::write(out, serde_json::to_string_pretty(&json)?)?;

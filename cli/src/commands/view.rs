@@ -48,6 +48,7 @@ pub fn run(home: &Path, args: ViewArgs) -> anyhow::Result<()> {
             "message": detail.message,
             "log": detail.log,
             "primary_policy": manifest.as_ref().map(|m| m.primary_policy.clone()),
+            "vector_indexes": manifest.as_ref().map(|m| &m.indexes),
             "metrics": report,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -80,6 +81,20 @@ pub fn run(home: &Path, args: ViewArgs) -> anyhow::Result<()> {
             "ranks with: {} (items {}, users {}, events {})",
             m.primary_policy, m.items, m.users, m.events
         );
+        for (policy, ix) in &m.indexes {
+            let how = if ix.kind == "ivf_sq8" {
+                format!(
+                    "IVF_SQ8, {} partitions, probes {:?} for k = 10/100/1000 (measured recall {:?})",
+                    ix.partitions, ix.probes, ix.tuned_recall
+                )
+            } else {
+                "exact scan".to_string()
+            };
+            println!(
+                "vectors of {policy}: d = {}, {how}; lance/items.lance, lance/users.lance",
+                ix.dim
+            );
+        }
     }
     if let Some(r) = &report {
         println!("\nmetrics (test split):");

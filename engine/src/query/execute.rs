@@ -1063,7 +1063,7 @@ impl Snapshot {
                 };
                 let query: Option<Vec<f32>> = match encoder.as_str() {
                     "user" => named_user.map(|u| vectors.user(u).to_vec()),
-                    "history" => named_user.and_then(|u| mean(self.seen(u))),
+                    "history" => named_user.and_then(|u| mean(self.recent(u))),
                     "item" => {
                         let id = id_list(call.arg("item").expect("checked"), params)?;
                         let items: Vec<u32> =

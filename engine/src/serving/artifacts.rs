@@ -21,6 +21,8 @@ use crate::vectors::VectorIndex;
 
 pub const MANIFEST: &str = "manifest.json";
 pub const METRICS: &str = "metrics.json";
+/// Items per user the `history` encoder averages (the latest ones).
+pub const HISTORY_LEN: usize = 50;
 /// The layout version of what [`write`] writes: 2 added the Lance vector store.
 pub const FORMAT: u32 = 2;
 
@@ -115,6 +117,18 @@ pub fn write(
     }
     store::write_u64s(&data.join("seen_offsets.u64"), &offsets)?;
     store::write_u32s(&data.join("seen_items.u32"), &seen)?;
+
+    // Each user's latest items in time order (oldest first): the `history` encoder's input.
+    let mut recent_offsets = Vec::with_capacity(ds.n_users() + 1);
+    let mut recent = Vec::new();
+    recent_offsets.push(0u64);
+    for u in 0..ds.n_users() as u32 {
+        let items = all.items(u);
+        recent.extend_from_slice(&items[items.len().saturating_sub(HISTORY_LEN)..]);
+        recent_offsets.push(recent.len() as u64);
+    }
+    store::write_u64s(&data.join("recent_offsets.u64"), &recent_offsets)?;
+    store::write_u32s(&data.join("recent_items.u32"), &recent)?;
 
     // All-time popularity over every event: the answer for users the model has never seen.
     let never = std::sync::atomic::AtomicBool::new(false);

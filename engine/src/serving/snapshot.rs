@@ -36,6 +36,9 @@ pub struct Snapshot {
     pub(crate) users_table: RecordBatch,
     pub(crate) seen_offsets: Vec<u64>,
     pub(crate) seen_items: Vec<u32>,
+    /// Each user's latest items in time order (CSR), for the `history` encoder.
+    pub(crate) recent_offsets: Vec<u64>,
+    pub(crate) recent_items: Vec<u32>,
     pub(crate) popular: Vec<f32>,
     /// Items by descending popularity (ties by item order).
     pub(crate) popular_order: Vec<u32>,
@@ -103,6 +106,15 @@ impl Snapshot {
         let seen_offsets = store::read_u64s(&data.join("seen_offsets.u64"))?;
         let seen_items = store::read_u32s(&data.join("seen_items.u32"))?;
         let popular = store::read_f32s(&data.join("popular.f32"))?;
+        // Versions of format 1 kept no time order: their history is the seen set.
+        let (recent_offsets, recent_items) = if manifest.format >= 2 {
+            (
+                store::read_u64s(&data.join("recent_offsets.u64"))?,
+                store::read_u32s(&data.join("recent_items.u32"))?,
+            )
+        } else {
+            (seen_offsets.clone(), seen_items.clone())
+        };
         let item_time_offsets = store::read_u64s(&data.join("item_time_offsets.u64"))?;
         let item_times = store::read_i64s(&data.join("item_times.i64"))?;
         let newest_event = item_times.iter().copied().max().unwrap_or(0);
@@ -115,6 +127,7 @@ impl Snapshot {
         if item_ids.len() != manifest.items
             || users.len() != manifest.users
             || seen_offsets.len() != users.len() + 1
+            || recent_offsets.len() != users.len() + 1
             || popular.len() != item_ids.len()
         {
             return Err(Error::Internal(format!(
@@ -178,6 +191,8 @@ impl Snapshot {
             users_table,
             seen_offsets,
             seen_items,
+            recent_offsets,
+            recent_items,
             popular,
             item_time_offsets,
             item_times,
@@ -229,6 +244,12 @@ impl Snapshot {
     /// How `policy`'s item vectors are searched.
     pub(crate) fn vector_index(&self, policy: &str) -> &VectorIndex {
         self.indexes.get(policy).unwrap_or(&VectorIndex::Exact)
+    }
+
+    /// User `u`'s latest items (at most `HISTORY_LEN`), oldest first.
+    pub(crate) fn recent(&self, u: u32) -> &[u32] {
+        &self.recent_items
+            [self.recent_offsets[u as usize] as usize..self.recent_offsets[u as usize + 1] as usize]
     }
 
     /// The items user `u` interacted with, sorted.

@@ -263,12 +263,12 @@ fn fixed_size_list_f32(values: &[f32], dim: usize) -> Result<FixedSizeListArray>
     .map_err(|e| Error::Internal(e.to_string()))
 }
 
-/// Writes one batch as a new dataset, replacing a leftover of an interrupted attempt.
+/// Writes one batch as a new dataset (a version folder is new, so nothing is replaced).
 fn write(uri: &str, batch: RecordBatch) -> Result<()> {
     let schema = batch.schema();
     let reader = RecordBatchIterator::new(vec![Ok(batch)], schema);
     let params = WriteParams {
-        mode: WriteMode::Overwrite,
+        mode: WriteMode::Create,
         ..Default::default()
     };
     block_on(async {

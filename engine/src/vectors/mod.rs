@@ -46,7 +46,7 @@ pub enum Method {
 const COST_F32: f64 = 1.0;
 const COST_CODE: f64 = 0.6;
 const COST_MASK: f64 = 0.05;
-const COST_MASK_RANDOM: f64 = 0.15;
+const COST_MASK_RANDOM: f64 = 0.2;
 
 impl VectorIndex {
     /// Builds what `config` asks for over `items` (`n × dim`); `queries` tune the IVF probes.
