@@ -38,7 +38,8 @@ struct Acc {
     hits: f64,
     mrr: f64,
     users: usize,
-    covered: Vec<bool>,
+    /// The items this batch's top-K lists showed.
+    covered: Vec<u32>,
 }
 
 /// Evaluates `model` on `target` for every user that has one. The model must have been trained
@@ -56,63 +57,55 @@ pub fn evaluate(
         return Metrics::default();
     }
     const BATCH: usize = 128;
-    let acc = users
+    // Per-batch sums, collected in batch order and added up sequentially: a parallel reduce
+    // would group the float sums differently from run to run, and two runs must agree exactly.
+    let batches: Vec<Acc> = users
         .par_chunks(BATCH)
-        .fold(
-            || Acc {
-                covered: vec![false; n],
-                ..Acc::default()
-            },
-            |mut acc, chunk| {
-                let ids: Vec<u32> = chunk.iter().map(|c| c.0).collect();
-                let mut scores = vec![0f32; chunk.len() * n];
-                model.score_users(&ids, &mut scores);
-                for (row, &(u, t)) in scores.chunks_exact_mut(n).zip(chunk) {
-                    // Exactly what serving excludes: every item of the history (a target the
-                    // user had already seen cannot be recommended, so it cannot be hit).
-                    for &seen in history.items(u) {
-                        row[seen as usize] = f32::NEG_INFINITY;
-                    }
-                    let rank = if row[t as usize] == f32::NEG_INFINITY {
-                        usize::MAX
-                    } else {
-                        rank_of(row, t as usize)
-                    };
-                    if rank < K {
-                        acc.ndcg += 1.0 / ((rank + 2) as f64).log2();
-                        acc.hits += 1.0;
-                        acc.mrr += 1.0 / (rank + 1) as f64;
-                    }
-                    for i in top_k(row, K) {
-                        acc.covered[i] = true;
-                    }
-                    acc.users += 1;
+        .map(|chunk| {
+            let mut acc = Acc::default();
+            let ids: Vec<u32> = chunk.iter().map(|c| c.0).collect();
+            let mut scores = vec![0f32; chunk.len() * n];
+            model.score_users(&ids, &mut scores);
+            for (row, &(u, t)) in scores.chunks_exact_mut(n).zip(chunk) {
+                // Exactly what serving excludes: every item of the history (a target the user
+                // had already seen cannot be recommended, so it cannot be hit).
+                for &seen in history.items(u) {
+                    row[seen as usize] = f32::NEG_INFINITY;
                 }
-                acc
-            },
-        )
-        .reduce(
-            || Acc {
-                covered: vec![false; n],
-                ..Acc::default()
-            },
-            |mut a, b| {
-                a.ndcg += b.ndcg;
-                a.hits += b.hits;
-                a.mrr += b.mrr;
-                a.users += b.users;
-                for (x, y) in a.covered.iter_mut().zip(b.covered) {
-                    *x |= y;
+                let rank = if row[t as usize] == f32::NEG_INFINITY {
+                    usize::MAX
+                } else {
+                    rank_of(row, t as usize)
+                };
+                if rank < K {
+                    acc.ndcg += 1.0 / ((rank + 2) as f64).log2();
+                    acc.hits += 1.0;
+                    acc.mrr += 1.0 / (rank + 1) as f64;
                 }
-                a
-            },
-        );
+                acc.covered
+                    .extend(top_k(row, K).into_iter().map(|i| i as u32));
+                acc.users += 1;
+            }
+            acc
+        })
+        .collect();
+    let mut acc = Acc::default();
+    let mut covered = vec![false; n];
+    for b in batches {
+        acc.ndcg += b.ndcg;
+        acc.hits += b.hits;
+        acc.mrr += b.mrr;
+        acc.users += b.users;
+        for i in b.covered {
+            covered[i as usize] = true;
+        }
+    }
     let m = acc.users.max(1) as f64;
     Metrics {
         ndcg: acc.ndcg / m,
         hit_rate: acc.hits / m,
         mrr: acc.mrr / m,
-        coverage: acc.covered.iter().filter(|c| **c).count() as f64 / n as f64,
+        coverage: covered.iter().filter(|c| **c).count() as f64 / n as f64,
         users: acc.users,
     }
 }

@@ -47,6 +47,14 @@ pub struct StageReport {
     pub micros: u64,
 }
 
+/// The items a query may return: the filter's mask over the catalog and how many it lets
+/// through.
+#[derive(Clone, Copy)]
+struct Eligible<'a> {
+    mask: &'a [bool],
+    count: usize,
+}
+
 /// A retriever that found an item, with the item's score and 1-based rank there.
 #[derive(Debug, Clone)]
 pub struct FoundBy {
@@ -378,11 +386,29 @@ impl Snapshot {
         // Retrieve: every retriever searches eligible items only; widen if the page needs more.
         let default = [default_retriever()];
         let calls: &[Call] = if q.from.is_empty() { &default } else { &q.from };
-        let mut candidates =
-            self.retrieve(calls, text, &req.params, user, &mask, eligible, None)?;
+        let mut candidates = self.retrieve(
+            calls,
+            text,
+            &req.params,
+            user,
+            Eligible {
+                mask: &mask,
+                count: eligible,
+            },
+            None,
+        )?;
         if candidates.items.len() < need.min(eligible) {
-            candidates =
-                self.retrieve(calls, text, &req.params, user, &mask, eligible, Some(need))?;
+            candidates = self.retrieve(
+                calls,
+                text,
+                &req.params,
+                user,
+                Eligible {
+                    mask: &mask,
+                    count: eligible,
+                },
+                Some(need),
+            )?;
         }
         if let Some(t) = scope.truncate {
             candidates.items.truncate(t.max(need.min(eligible)));
@@ -477,7 +503,17 @@ impl Snapshot {
 
         // Reorder.
         let retrieve = |call: &Call, limit: usize| -> Result<Vec<Ranked>> {
-            self.retrieve_one(call, text, &req.params, user, &mask, eligible, limit)
+            self.retrieve_one(
+                call,
+                text,
+                &req.params,
+                user,
+                Eligible {
+                    mask: &mask,
+                    count: eligible,
+                },
+                limit,
+            )
         };
         let mut ctx = rerank::Context {
             snapshot: self,
@@ -886,8 +922,7 @@ impl Snapshot {
         text: &str,
         params: &Params,
         user: Option<u32>,
-        mask: &[bool],
-        eligible: usize,
+        eligible: Eligible<'_>,
         at_least: Option<usize>,
     ) -> Result<Candidates> {
         let mut items = Vec::new();
@@ -902,7 +937,7 @@ impl Snapshot {
                 None => DEFAULT_RETRIEVER_LIMIT,
             };
             let limit = at_least.map_or(limit, |a| limit.max(a));
-            self.retrieve_one(call, text, params, user, mask, eligible, limit)
+            self.retrieve_one(call, text, params, user, eligible, limit)
         };
         let lists: Vec<Result<Vec<Ranked>>> =
             if calls.len() > 1 && self.n_items() >= PARALLEL_RETRIEVAL_ITEMS {
@@ -931,10 +966,10 @@ impl Snapshot {
         text: &str,
         params: &Params,
         user: Option<u32>,
-        mask: &[bool],
-        eligible: usize,
+        eligible: Eligible<'_>,
         limit: usize,
     ) -> Result<Vec<(u32, f64)>> {
+        let mask = eligible.mask;
         let name = call.name.name.to_ascii_lowercase();
         let unavailable = |what: &str| {
             Error::query(
@@ -1087,8 +1122,8 @@ impl Snapshot {
                 let search = Search {
                     query: &query,
                     k: limit,
-                    mask: (eligible < self.n_items()).then_some(mask),
-                    eligible,
+                    mask: (eligible.count < self.n_items()).then_some(mask),
+                    eligible: eligible.count,
                 };
                 let (found, method) =
                     self.vector_index(policy)

@@ -7,6 +7,7 @@ use datafusion::arrow::compute::take_record_batch;
 use super::Snapshot;
 use crate::error::{Error, Result};
 use crate::eval::top_k;
+use crate::vectors::{Search, VectorIndex};
 
 #[derive(Debug, Clone)]
 pub struct RankRequest {
@@ -37,7 +38,6 @@ impl Snapshot {
                 req.limit
             )));
         }
-        let n = self.n_items();
         // A user with no events (listed by fetch.users only) has nothing to personalise from.
         let known = self
             .users
@@ -70,35 +70,19 @@ impl Snapshot {
                 metadata: r.metadata,
             });
         }
-        let (mut row, fallback) = match known {
-            Some(u) => {
-                let mut row = vec![0f32; n];
-                let mut buf = vec![0f32; n];
-                for (name, w) in &self.terms {
-                    let p = self.policies.get(name).ok_or_else(|| {
-                        Error::Internal(format!("ranking term `{name}` has no loaded policy"))
-                    })?;
-                    p.score_users(&[u], &mut buf);
-                    for (r, b) in row.iter_mut().zip(&buf) {
-                        *r += w * b;
-                    }
-                }
-                // Demotions multiply the weighted sum, as in score(value_model).
-                if let Some(factors) = &self.demotion {
-                    for (r, f) in row.iter_mut().zip(factors) {
-                        *r *= f;
-                    }
-                }
-                for &i in self.seen(u) {
-                    row[i as usize] = f32::NEG_INFINITY;
-                }
-                (row, None)
+        let (top, scores, fallback) = match known.and_then(|u| self.rank_by_index(u, req.limit)) {
+            Some((top, scores)) => (top, scores, None),
+            None => {
+                let (mut row, fallback) = match known {
+                    Some(u) => (self.score_row(u)?, None),
+                    None => (self.popular.clone(), Some("popular")),
+                };
+                let top = top_k(&row, req.limit);
+                let scores = top.iter().map(|&i| std::mem::take(&mut row[i])).collect();
+                (top, scores, fallback)
             }
-            None => (self.popular.clone(), Some("popular")),
         };
-        let top = top_k(&row, req.limit);
         let ids = top.iter().map(|&i| self.item_ids[i].clone()).collect();
-        let scores = top.iter().map(|&i| std::mem::take(&mut row[i])).collect();
         let metadata = if req.with_metadata {
             let idx = UInt32Array::from_iter_values(top.iter().map(|&i| i as u32));
             Some(take_record_batch(&self.items, &idx).map_err(|e| Error::Internal(e.to_string()))?)
@@ -113,5 +97,62 @@ impl Snapshot {
             fallback,
             metadata,
         })
+    }
+
+    /// Every item's ranking score for user `u` (seen items at -inf): Σ weight × policy score,
+    /// times the demotion factors.
+    fn score_row(&self, u: u32) -> Result<Vec<f32>> {
+        let n = self.n_items();
+        let mut row = vec![0f32; n];
+        let mut buf = vec![0f32; n];
+        for (name, w) in &self.terms {
+            let p = self.policies.get(name).ok_or_else(|| {
+                Error::Internal(format!("ranking term `{name}` has no loaded policy"))
+            })?;
+            p.score_users(&[u], &mut buf);
+            for (r, b) in row.iter_mut().zip(&buf) {
+                *r += w * b;
+            }
+        }
+        // Demotions multiply the weighted sum, as in score(value_model).
+        if let Some(factors) = &self.demotion {
+            for (r, f) in row.iter_mut().zip(factors) {
+                *r *= f;
+            }
+        }
+        for &i in self.seen(u) {
+            row[i as usize] = f32::NEG_INFINITY;
+        }
+        Ok(row)
+    }
+
+    /// A ranking that is one policy's dot product (one positive weight, no demotions) over a
+    /// catalog with an ANN index is a nearest-neighbour search of the user's vector, seen items
+    /// excluded: the index answers instead of a scan of every item. `None` when it does not
+    /// apply.
+    fn rank_by_index(&self, u: u32, limit: usize) -> Option<(Vec<usize>, Vec<f32>)> {
+        let [(name, w)] = self.terms.as_slice() else {
+            return None;
+        };
+        if *w <= 0.0 || self.demotion.is_some() {
+            return None;
+        }
+        let index @ VectorIndex::Ivf(_) = self.vector_index(name) else {
+            return None;
+        };
+        let vectors = self.policies.get(name)?.vectors()?;
+        let n = self.n_items();
+        let mut mask = vec![true; n];
+        for &i in self.seen(u) {
+            mask[i as usize] = false;
+        }
+        let search = Search {
+            query: vectors.user(u),
+            k: limit,
+            mask: Some(&mask),
+            eligible: n - self.seen(u).len(),
+        };
+        let (found, _) = index.search(vectors.items, vectors.dim, search);
+        Some(found.into_iter().map(|(i, s)| (i as usize, w * s)).unzip())
     }
 }

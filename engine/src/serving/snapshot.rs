@@ -159,7 +159,7 @@ impl Snapshot {
                         "the vector index of `{policy}` does not match its vectors"
                     )));
                 }
-                indexes.insert(policy.clone(), VectorIndex::Ivf(ivf));
+                indexes.insert(policy.clone(), VectorIndex::Ivf(Box::new(ivf)));
             }
         }
         let terms = match config.value_model.as_ref().and_then(|v| v.weights.as_ref()) {

@@ -16,7 +16,7 @@ use crate::eval::TopK;
 #[derive(Debug, Clone)]
 pub enum VectorIndex {
     Exact,
-    Ivf(Ivf),
+    Ivf(Box<Ivf>),
 }
 
 /// One similarity search.
@@ -74,7 +74,7 @@ impl VectorIndex {
                 *v = ((*v as f64) * p as f64 / base).ceil().max(1.0) as usize;
             }
         }
-        Self::Ivf(index)
+        Self::Ivf(Box::new(index))
     }
 
     /// The best `k` eligible items, best first, with exact dot-product scores. The exact scan
