@@ -70,17 +70,27 @@ impl Snapshot {
                 metadata: r.metadata,
             });
         }
-        let (top, scores, fallback) = match known.and_then(|u| self.rank_by_index(u, req.limit)) {
-            Some((top, scores)) => (top, scores, None),
+        let (top, scores, fallback) = match known {
+            // The precomputed popularity order (ties by item order, as `top_k`): no scan.
             None => {
-                let (mut row, fallback) = match known {
-                    Some(u) => (self.score_row(u)?, None),
-                    None => (self.popular.clone(), Some("popular")),
-                };
-                let top = top_k(&row, req.limit);
-                let scores = top.iter().map(|&i| std::mem::take(&mut row[i])).collect();
-                (top, scores, fallback)
+                let top: Vec<usize> = self
+                    .popular_order
+                    .iter()
+                    .take(req.limit)
+                    .map(|&i| i as usize)
+                    .collect();
+                let scores = top.iter().map(|&i| self.popular[i]).collect();
+                (top, scores, Some("popular"))
             }
+            Some(u) => match self.rank_by_index(u, req.limit) {
+                Some((top, scores)) => (top, scores, None),
+                None => {
+                    let mut row = self.score_row(u)?;
+                    let top = top_k(&row, req.limit);
+                    let scores = top.iter().map(|&i| std::mem::take(&mut row[i])).collect();
+                    (top, scores, None)
+                }
+            },
         };
         let ids = top.iter().map(|&i| self.item_ids[i].clone()).collect();
         let metadata = if req.with_metadata {
