@@ -1,10 +1,84 @@
-//! A create killed with SIGKILL during TRAINING leaves the previous version ACTIVE and
-//! servable; the killed version shows as ERROR (interrupted), never ACTIVE.
+//! A run killed with SIGKILL, during TRAINING or while DEPLOYING writes the vector index,
+//! leaves the previous version ACTIVE and servable; the killed version shows as ERROR
+//! (interrupted), never ACTIVE.
 
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::*;
+
+/// Starts `update-model` on `file` in the background, with extra environment.
+fn spawn_update(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Child {
+    Command::new(feedctl_bin())
+        .arg("--home")
+        .arg(ws.home())
+        .arg("update-model")
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Polls until version 2 of model `k` shows `status` and `ready` holds.
+fn wait_for(ws: &Workspace, child: &mut Child, status: &str, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let view = ws.view_json("k");
+        let versions = view["versions"].as_array().unwrap();
+        if versions.len() == 2 && versions[1]["status"] == status && ready() {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "update-model ended before it was killed: {view}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "version 2 never reached {status}: {view}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+/// Version 1 still ACTIVE and serving, version 2 ERROR (interrupted during `stage`).
+fn assert_previous_active(ws: &Workspace, stage: &str) {
+    let view = ws.view_json("k");
+    assert_eq!(view["active_version"], 1, "{view}");
+    assert_eq!(view["versions"][0]["status"], "ACTIVE");
+    assert_eq!(view["versions"][1]["status"], "ERROR");
+    assert!(
+        view["versions"][1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted"),
+        "{view}"
+    );
+    // The reader recorded it, so the status log says so too.
+    let v2 = ws.ok(&["view-model", "--model-name", "k", "--version", "2"]);
+    assert!(
+        v2.contains(&format!(
+            "interrupted: the process working on it stopped during {stage}"
+        )),
+        "{v2}"
+    );
+    let out = ws.ok(&[
+        "rank",
+        "--model-name",
+        "k",
+        "--user-id",
+        "u1",
+        "--limit",
+        "5",
+    ]);
+    assert!(out.contains("version 1"), "{out}");
+    let list = ws.ok(&["list-models"]);
+    assert!(list.contains("ACTIVE (v2 ERROR)"), "{list}");
+}
 
 #[test]
 fn sigkill_during_training_keeps_previous_active() {
@@ -22,64 +96,26 @@ fn sigkill_during_training_keeps_previous_active() {
 
     // Enough iterations that training outlives the test's patience many times over.
     let slow = ws.write("slow.yaml", &model_yaml("k", 1000, 64));
-    let mut child = Command::new(feedctl_bin())
-        .arg("--home")
-        .arg(ws.home())
-        .args(["update-model", "--file", slow.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_update(&ws, &["--file", slow.to_str().unwrap()], &[]);
+    wait_for(&ws, &mut child, "TRAINING", || true);
+    assert_previous_active(&ws, "TRAINING");
+}
 
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let view = ws.view_json("k");
-        let versions = view["versions"].as_array().unwrap();
-        if versions.len() == 2 && versions[1]["status"] == "TRAINING" {
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "update-model ended before it was killed"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "version 2 never reached TRAINING: {view}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+#[test]
+fn sigkill_while_deploying_the_index_keeps_previous_active() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let quick = ws.write("quick.yaml", &model_yaml("k", 2, 8));
+    ws.ok(&["create-model", "--file", quick.to_str().unwrap()]);
 
-    let view = ws.view_json("k");
-    assert_eq!(view["active_version"], 1, "{view}");
-    assert_eq!(view["versions"][0]["status"], "ACTIVE");
-    assert_eq!(view["versions"][1]["status"], "ERROR");
-    assert!(
-        view["versions"][1]["message"]
-            .as_str()
-            .unwrap()
-            .contains("interrupted"),
-        "{view}"
+    // The run pauses after the vectors are written and before the index is (fault injection),
+    // and is killed there.
+    let mut child = spawn_update(
+        &ws,
+        &["--retrain", "--file", quick.to_str().unwrap()],
+        &[("FEED_PAUSE_AT", "index")],
     );
-    // The reader recorded it, so the status log says so too.
-    let v2 = ws.ok(&["view-model", "--model-name", "k", "--version", "2"]);
-    assert!(
-        v2.contains("interrupted: the process working on it stopped during TRAINING"),
-        "{v2}"
-    );
-
-    let out = ws.ok(&[
-        "rank",
-        "--model-name",
-        "k",
-        "--user-id",
-        "u1",
-        "--limit",
-        "5",
-    ]);
-    assert!(out.contains("version 1"), "{out}");
-    let list = ws.ok(&["list-models"]);
-    assert!(list.contains("ACTIVE (v2 ERROR)"), "{list}");
+    let items = ws.home().join("models/k/versions/000002/lance/items.lance");
+    wait_for(&ws, &mut child, "DEPLOYING", || items.exists());
+    assert_previous_active(&ws, "DEPLOYING");
 }

@@ -157,18 +157,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         ]);
     }
     for (policy, ix) in &indexes {
-        let detail = if ix.kind == "ivf_sq8" {
-            format!(
-                "ivf_sq8, {} partitions, probes {:?} for k = 10/100/1000 (recall {:?}), ",
-                ix.partitions, ix.probes, ix.tuned_recall
-            )
-        } else {
-            "exact scan, ".to_string()
-        };
         rows.push(vec![
             format!("vectors: {policy} (d = {})", ix.dim),
             format!(
-                "{detail}built in {:.2} s; {:.0} bytes per item, {} per user",
+                "{}, built in {:.2} s; {:.0} bytes per item, {} per user",
+                ix.describe(),
                 ix.build_seconds,
                 (ix.vector_bytes + ix.index_bytes) as f64 / items.max(1) as f64,
                 ix.dim * 4

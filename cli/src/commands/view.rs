@@ -82,17 +82,10 @@ pub fn run(home: &Path, args: ViewArgs) -> anyhow::Result<()> {
             m.primary_policy, m.items, m.users, m.events
         );
         for (policy, ix) in &m.indexes {
-            let how = if ix.kind == "ivf_sq8" {
-                format!(
-                    "IVF_SQ8, {} partitions, probes {:?} for k = 10/100/1000 (measured recall {:?})",
-                    ix.partitions, ix.probes, ix.tuned_recall
-                )
-            } else {
-                "exact scan".to_string()
-            };
             println!(
-                "vectors of {policy}: d = {}, {how}; lance/items.lance, lance/users.lance",
-                ix.dim
+                "vectors of {policy}: d = {}, {}; lance/items.lance, lance/users.lance",
+                ix.dim,
+                ix.describe()
             );
         }
     }

@@ -386,29 +386,13 @@ impl Snapshot {
         // Retrieve: every retriever searches eligible items only; widen if the page needs more.
         let default = [default_retriever()];
         let calls: &[Call] = if q.from.is_empty() { &default } else { &q.from };
-        let mut candidates = self.retrieve(
-            calls,
-            text,
-            &req.params,
-            user,
-            Eligible {
-                mask: &mask,
-                count: eligible,
-            },
-            None,
-        )?;
+        let allowed = Eligible {
+            mask: &mask,
+            count: eligible,
+        };
+        let mut candidates = self.retrieve(calls, text, &req.params, user, allowed, None)?;
         if candidates.items.len() < need.min(eligible) {
-            candidates = self.retrieve(
-                calls,
-                text,
-                &req.params,
-                user,
-                Eligible {
-                    mask: &mask,
-                    count: eligible,
-                },
-                Some(need),
-            )?;
+            candidates = self.retrieve(calls, text, &req.params, user, allowed, Some(need))?;
         }
         if let Some(t) = scope.truncate {
             candidates.items.truncate(t.max(need.min(eligible)));
@@ -503,17 +487,7 @@ impl Snapshot {
 
         // Reorder.
         let retrieve = |call: &Call, limit: usize| -> Result<Vec<Ranked>> {
-            self.retrieve_one(
-                call,
-                text,
-                &req.params,
-                user,
-                Eligible {
-                    mask: &mask,
-                    count: eligible,
-                },
-                limit,
-            )
+            self.retrieve_one(call, text, &req.params, user, allowed, limit)
         };
         let mut ctx = rerank::Context {
             snapshot: self,

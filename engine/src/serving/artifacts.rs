@@ -221,6 +221,20 @@ pub fn write(
     write_manifest(dir, &manifest)
 }
 
+impl IndexInfo {
+    /// One line for people: how the vectors are searched and what the build measured.
+    pub fn describe(&self) -> String {
+        if self.kind == "ivf_sq8" {
+            format!(
+                "IVF_SQ8, {} partitions, probes {:?} for k = 10/100/1000 (measured recall {:?})",
+                self.partitions, self.probes, self.tuned_recall
+            )
+        } else {
+            "exact scan".to_string()
+        }
+    }
+}
+
 /// Builds and writes the vector index of each policy with vectors (the part of DEPLOYING that
 /// takes time on a large catalog).
 fn build_indexes(
