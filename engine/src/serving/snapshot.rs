@@ -154,7 +154,11 @@ impl Snapshot {
             if info.kind == "ivf_sq8" {
                 let ivf = store::lance::read_ivf(&root, policy)?;
                 let vectors = policies.get(policy).and_then(|p| p.vectors());
-                if vectors.is_none_or(|v| v.dim != ivf.dim || ivf.ids.len() != item_ids.len()) {
+                let n = item_ids.len();
+                if vectors.is_none_or(|v| v.dim != ivf.dim)
+                    || ivf.ids.len() != n
+                    || ivf.ids.iter().any(|&i| i as usize >= n)
+                {
                     return Err(Error::Internal(format!(
                         "the vector index of `{policy}` does not match its vectors"
                     )));

@@ -55,7 +55,7 @@ impl VectorIndex {
         let ivf = match config.kind {
             IndexType::Exact => false,
             IndexType::IvfSq8 => n > 0,
-            IndexType::Auto => n >= config.threshold,
+            IndexType::Auto => n > 0 && n >= config.threshold,
         };
         if !ivf {
             return Self::Exact;
