@@ -110,12 +110,19 @@ fn sigkill_while_deploying_the_index_keeps_previous_active() {
 
     // The run pauses after the vectors are written and before the index is (fault injection),
     // and is killed there.
+    let marker = ws.path("paused");
     let mut child = spawn_update(
         &ws,
         &["--retrain", "--file", quick.to_str().unwrap()],
-        &[("FEED_PAUSE_AT", "index")],
+        &[
+            ("FEED_PAUSE_AT", "index"),
+            ("FEED_PAUSE_MARKER", marker.to_str().unwrap()),
+        ],
     );
-    let items = ws.home().join("models/k/versions/000002/lance/items.lance");
-    wait_for(&ws, &mut child, "DEPLOYING", || items.exists());
+    wait_for(&ws, &mut child, "DEPLOYING", || marker.exists());
+    assert!(ws
+        .home()
+        .join("models/k/versions/000002/lance/users.lance")
+        .exists());
     assert_previous_active(&ws, "DEPLOYING");
 }

@@ -48,10 +48,10 @@ def main():
                     fail(f"Lance nearest search returned {hits.num_rows} rows")
     for policy, info in manifest["indexes"].items():
         if info["kind"] == "ivf_sq8":
-            ivf = lance.dataset(str(version / "lance" / f"ivf_{policy}.lance"))
+            ivf = lance.dataset(str(version / "lance" / "ivf" / policy / "codes.lance"))
             if ivf.count_rows() != manifest["items"]:
-                fail(f"ivf_{policy}: {ivf.count_rows()} rows for {manifest['items']} items")
-            summary.append(f"ivf_{policy}: {ivf.count_rows()} codes")
+                fail(f"ivf/{policy}/codes: {ivf.count_rows()} rows for {manifest['items']} items")
+            summary.append(f"ivf/{policy}: {ivf.count_rows()} codes")
     if not summary:
         fail("no vector columns")
     print("; ".join(summary))

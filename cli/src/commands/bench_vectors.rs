@@ -39,7 +39,7 @@ pub struct BenchVectorsArgs {
     /// Filter selectivities to measure besides the unfiltered search (comma-separated).
     #[arg(long, default_value = "0.1,0.01,0.001,0.0001", value_delimiter = ',')]
     selectivities: Vec<f64>,
-    /// `serving.index.partitions` (default: about √items).
+    /// `serving.index.partitions` (default: 2√items).
     #[arg(long)]
     partitions: Option<usize>,
     /// `serving.index.nprobes` (default: tuned to the target recall at build).
@@ -102,6 +102,7 @@ fn measure(args: BenchVectorsArgs) -> anyhow::Result<()> {
         args.queries > 0 && args.k > 0,
         "--queries and --k must be positive"
     );
+    anyhow::ensure!(args.clusters != Some(0), "--clusters must be positive");
     let (n, dim) = (args.items, args.dim);
     let clusters = args.clusters.unwrap_or((n / 500).max(10));
     let mixture = Mixture::new(dim, clusters, args.spread, args.seed);

@@ -305,6 +305,10 @@ impl TrainedPolicy for TrainedAls {
         }
     }
 
+    fn score_is_dot(&self) -> bool {
+        true
+    }
+
     fn vectors(&self) -> Option<super::Vectors<'_>> {
         Some(super::Vectors {
             dim: self.config.factors,

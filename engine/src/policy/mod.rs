@@ -77,6 +77,13 @@ pub trait TrainedPolicy: Send + Sync {
         }
     }
 
+    /// Whether `score_users` is exactly the dot product of [`Self::vectors`] (no biases, no
+    /// nonlinearity), so that a nearest-neighbour search of the user's vector ranks as the
+    /// policy does.
+    fn score_is_dot(&self) -> bool {
+        false
+    }
+
     /// User and item vectors, for policies that have them (similarity retrieval, diversity).
     fn vectors(&self) -> Option<Vectors<'_>> {
         None

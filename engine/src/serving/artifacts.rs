@@ -199,6 +199,9 @@ pub fn write(
         &named(true),
     )?;
     let indexes = build_indexes(&root, &config.serving.index, &with_vectors)?;
+    // Lance does not sync what it writes to a local disk; the version must survive a crash
+    // once ACTIVE points at it.
+    store::fsync_tree(&dir.join("lance"))?;
 
     store::write_atomic(
         &dir.join(METRICS),
@@ -224,7 +227,12 @@ pub fn write(
 impl IndexInfo {
     /// One line for people: how the vectors are searched and what the build measured.
     pub fn describe(&self) -> String {
-        if self.kind == "ivf_sq8" {
+        if self.kind == "ivf_sq8" && self.tuned_recall.is_empty() {
+            format!(
+                "IVF_SQ8, {} partitions, probes {:?} for k = 10/100/1000 (from serving.index.nprobes)",
+                self.partitions, self.probes
+            )
+        } else if self.kind == "ivf_sq8" {
             format!(
                 "IVF_SQ8, {} partitions, probes {:?} for k = 10/100/1000 (measured recall {:?})",
                 self.partitions, self.probes, self.tuned_recall
@@ -272,10 +280,13 @@ fn build_indexes(
 }
 
 /// Fault injection for the tests of interrupted runs: with `FEED_PAUSE_AT=<point>` the run
-/// sleeps at that point (here, `index`: DEPLOYING, vectors written, index not yet) so that a
-/// test can kill it there.
+/// sleeps at that point (here, `index`: DEPLOYING, vectors written, index not yet), after
+/// creating the file `FEED_PAUSE_MARKER` names, so that a test can kill it exactly there.
 fn pause_for_tests(point: &str) {
     if std::env::var("FEED_PAUSE_AT").is_ok_and(|p| p == point) {
+        if let Ok(marker) = std::env::var("FEED_PAUSE_MARKER") {
+            let _ = std::fs::write(marker, point);
+        }
         std::thread::sleep(std::time::Duration::from_secs(120));
     }
 }
@@ -337,7 +348,9 @@ pub fn reuse(
                 )
             })
             .collect();
-        build_indexes(&root, &config.serving.index, &with_vectors)?
+        let built = build_indexes(&root, &config.serving.index, &with_vectors)?;
+        store::fsync_tree(&dir.join("lance"))?;
+        built
     };
     let manifest = Manifest {
         index_config: config.serving.index.clone(),

@@ -150,7 +150,8 @@ impl Snapshot {
         let index @ VectorIndex::Ivf(_) = self.vector_index(name) else {
             return None;
         };
-        let vectors = self.policies.get(name)?.vectors()?;
+        let policy = self.policies.get(name).filter(|p| p.score_is_dot())?;
+        let vectors = policy.vectors()?;
         let n = self.n_items();
         let mut mask = vec![true; n];
         for &i in self.seen(u) {

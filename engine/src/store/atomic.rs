@@ -21,6 +21,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     fsync_dir(dir)
 }
 
+/// Makes every file under `dir` and every folder's entries durable: for what a library (Lance)
+/// wrote without syncing.
+pub fn fsync_tree(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir).ctx(|| format!("listing {}", dir.display()))? {
+        let path = entry.ctx(|| format!("listing {}", dir.display()))?.path();
+        if path.is_dir() {
+            fsync_tree(&path)?;
+        } else {
+            std::fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .ctx(|| format!("syncing {}", path.display()))?;
+        }
+    }
+    fsync_dir(dir)
+}
+
 /// Makes the entries of `dir` (new files, renames) durable.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir)

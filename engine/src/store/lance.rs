@@ -4,9 +4,9 @@
 //! ```text
 //! <version>/lance/items.lance            item_id, attributes…, vector_<policy>: FixedSizeList<Float32, d>
 //! <version>/lance/users.lance            user_id, attributes…, vector_<policy>
-//! <version>/lance/ivf_<policy>.lance     the IVF_SQ8 index, one row per item in partition order:
-//!                                        partition, item (row of items.lance), code: FixedSizeList<UInt8, d>
-//! <version>/lance/ivf_<policy>_centroids.lance   partition, centroid, size; the quantiser and
+//! <version>/lance/ivf/<policy>/codes.lance      the IVF_SQ8 index, one row per item in partition
+//!                                        order: partition, item (row of items.lance), code: FixedSizeList<UInt8, d>
+//! <version>/lance/ivf/<policy>/centroids.lance  partition, centroid, size; the quantiser and
 //!                                        tuned probes in the schema metadata (`feed.ivf`)
 //! ```
 //!
@@ -142,7 +142,7 @@ pub fn write_ivf(root: &str, policy: &str, ivf: &Ivf) -> Result<()> {
         ("code", Arc::new(codes)),
     ])
     .map_err(|e| Error::Internal(e.to_string()))?;
-    write(&format!("{root}/ivf_{policy}.lance"), rows)?;
+    write(&format!("{root}/ivf/{policy}/codes.lance"), rows)?;
 
     let meta = IvfMeta {
         dim: ivf.dim,
@@ -172,12 +172,12 @@ pub fn write_ivf(root: &str, policy: &str, ivf: &Ivf) -> Result<()> {
         ],
     )
     .map_err(|e| Error::Internal(e.to_string()))?;
-    write(&format!("{root}/ivf_{policy}_centroids.lance"), batch)
+    write(&format!("{root}/ivf/{policy}/centroids.lance"), batch)
 }
 
 /// Reads what [`write_ivf`] wrote.
 pub fn read_ivf(root: &str, policy: &str) -> Result<Ivf> {
-    let uri = format!("{root}/ivf_{policy}_centroids.lance");
+    let uri = format!("{root}/ivf/{policy}/centroids.lance");
     let (meta, batch) = block_on(async {
         let ds = Dataset::open(&uri)
             .await
@@ -210,7 +210,7 @@ pub fn read_ivf(root: &str, policy: &str) -> Result<Ivf> {
         offsets.push(offsets[offsets.len() - 1] + s);
     }
 
-    let uri = format!("{root}/ivf_{policy}.lance");
+    let uri = format!("{root}/ivf/{policy}/codes.lance");
     let rows = block_on(async {
         let ds = Dataset::open(&uri)
             .await
@@ -238,6 +238,16 @@ pub fn read_ivf(root: &str, policy: &str) -> Result<Ivf> {
         .to_vec();
     if ids.len() != *offsets.last().unwrap_or(&0) as usize || codes.len() != ids.len() * meta.dim {
         return Err(corrupt("partition sizes disagree with the rows"));
+    }
+    let parts = offsets.len() - 1;
+    if parts == 0
+        || centroids.len() != parts * meta.dim
+        || meta.mins.len() != meta.dim
+        || meta.scales.len() != meta.dim
+        || meta.probes.len() != crate::vectors::ivf::TUNED_K.len()
+        || meta.refine_factor == 0
+    {
+        return Err(corrupt("the index metadata disagrees with its rows"));
     }
     Ok(Ivf {
         dim: meta.dim,

@@ -92,7 +92,8 @@ impl Ivf {
     /// sample the probe counts are tuned on (user vectors; items when there are none).
     pub fn build(items: &[f32], dim: usize, params: &IvfParams, queries: &[f32]) -> Self {
         let n = items.len() / dim;
-        let parts = params.partitions.clamp(1, n.max(1));
+        // At least 8 vectors per partition on average, whatever was asked.
+        let parts = params.partitions.clamp(1, (n / 8).max(1));
         let sample = if params.sample == 0 {
             (parts * 64).max(16_384)
         } else {

@@ -9,8 +9,9 @@ use rayon::prelude::*;
 
 use crate::policy::linalg::{scores, Rng};
 
-/// Rows per SGEMM block: big enough to amortise packing, small enough for the cache.
-const BLOCK: usize = 4096;
+/// Scores per SGEMM block (rows × centroids): big enough to amortise packing, small enough
+/// that many centroids do not blow up memory (16 MiB a block).
+const BLOCK_SCORES: usize = 4 << 20;
 
 /// `k` centroids (row-major, `k × dim`) of `data` (row-major, `n × dim`), trained on at most
 /// `sample` rows for `iterations` rounds. Deterministic for a given seed.
@@ -33,13 +34,15 @@ pub fn train(
         rows.swap(i, j);
     }
     rows.truncate(take);
+    // Initial centroids: k-means++ over the first rows of the random sample (before it is put
+    // in order, so that item order cannot bias them).
+    let candidates = &rows[..take.min((4 * k).max(1024))];
+    let mut centroids = plus_plus(data, dim, candidates, k, &mut rng);
     rows.sort_unstable();
     let mut train: Vec<f32> = Vec::with_capacity(take * dim);
     for &r in &rows {
         train.extend_from_slice(&data[r * dim..(r + 1) * dim]);
     }
-    // Initial centroids: the first k sampled rows (the sample is random).
-    let mut centroids = train[..k * dim].to_vec();
     normalise(&mut centroids, dim);
     let mut assign = vec![0u32; take];
     for _ in 0..iterations {
@@ -69,6 +72,55 @@ pub fn train(
     centroids
 }
 
+/// k-means++ seeding (each next centre drawn with probability ∝ its squared distance to the
+/// nearest chosen one) among the `candidates` rows, on unit-normalised vectors: spreads the
+/// initial centroids over the directions present, where uniform seeds would often put two in
+/// one cluster and none in another. O(k × candidates × dim).
+fn plus_plus(data: &[f32], dim: usize, candidates: &[usize], k: usize, rng: &mut Rng) -> Vec<f32> {
+    let mut points: Vec<f32> = Vec::with_capacity(candidates.len() * dim);
+    for &r in candidates {
+        points.extend_from_slice(&data[r * dim..(r + 1) * dim]);
+    }
+    normalise(&mut points, dim);
+    let m = candidates.len();
+    let mut chosen = Vec::with_capacity(k);
+    let mut nearest = vec![f32::INFINITY; m];
+    let mut next = (rng.next_u64() as usize) % m;
+    while chosen.len() < k.min(m) {
+        chosen.push(next);
+        let c = &points[next * dim..(next + 1) * dim];
+        for (d, p) in nearest.iter_mut().zip(points.chunks_exact(dim)) {
+            let dist: f32 = p.iter().zip(c).map(|(a, b)| (a - b) * (a - b)).sum();
+            *d = d.min(dist);
+        }
+        let total: f64 = nearest.iter().map(|&d| d as f64).sum();
+        if total <= 0.0 {
+            // Every candidate coincides with a chosen centre: take the rest in order.
+            next = (0..m).find(|i| !chosen.contains(i)).unwrap_or(0);
+            continue;
+        }
+        let mut target = rng.next_f32() as f64 * total;
+        next = m - 1;
+        for (i, &d) in nearest.iter().enumerate() {
+            target -= d as f64;
+            if target < 0.0 {
+                next = i;
+                break;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(k * dim);
+    for &i in &chosen {
+        out.extend_from_slice(&data[candidates[i] * dim..(candidates[i] + 1) * dim]);
+    }
+    // Fewer candidates than centroids (tiny catalogs): repeat, k-means reseeds the empties.
+    while out.len() < k * dim {
+        let i = chosen[out.len() / dim % chosen.len()];
+        out.extend_from_slice(&data[candidates[i] * dim..(candidates[i] + 1) * dim]);
+    }
+    out
+}
+
 /// Scales every row to unit length (a zero row stays zero).
 fn normalise(rows: &mut [f32], dim: usize) {
     for row in rows.chunks_exact_mut(dim) {
@@ -88,8 +140,9 @@ pub fn assign(data: &[f32], dim: usize, centroids: &[f32]) -> Vec<u32> {
 
 fn assign_into(data: &[f32], dim: usize, centroids: &[f32], out: &mut [u32]) {
     let k = centroids.len() / dim;
-    data.par_chunks(BLOCK * dim)
-        .zip(out.par_chunks_mut(BLOCK))
+    let block = (BLOCK_SCORES / k.max(1)).clamp(16, 4096);
+    data.par_chunks(block * dim)
+        .zip(out.par_chunks_mut(block))
         .for_each(|(block, out)| {
             let m = block.len() / dim;
             let mut dots = vec![0f32; m * k];

@@ -57,7 +57,8 @@ impl VectorIndex {
             IndexType::IvfSq8 => n > 0,
             IndexType::Auto => n > 0 && n >= config.threshold,
         };
-        if !ivf {
+        // A quantiser needs finite values (a diverged policy's NaN would poison it).
+        if !ivf || !items.iter().all(|x| x.is_finite()) {
             return Self::Exact;
         }
         let mut params = IvfParams::for_catalog(n);
@@ -73,6 +74,8 @@ impl VectorIndex {
             for v in index.probes.iter_mut() {
                 *v = ((*v as f64) * p as f64 / base).ceil().max(1.0) as usize;
             }
+            // What the tuning measured no longer describes these probes.
+            index.tuned_recall.clear();
         }
         Self::Ivf(Box::new(index))
     }
