@@ -318,8 +318,11 @@ impl Snapshot {
                 None => rest.push(c),
             }
         }
-        let mut mask: Vec<bool> = if rest.is_empty() {
-            vec![true; n]
+        // The filter's mask and how many items it lets through, shared from the per-version
+        // cache when it depends on nothing per request but its parameters; copied only when
+        // this request's exclusions must change it.
+        let base: std::sync::Arc<(Vec<bool>, usize)> = if rest.is_empty() {
+            self.cached_mask(ALL_ITEMS_KEY, || Ok(vec![true; n]))?
         } else {
             let mut expr = scope.translate(rest[0])?;
             for c in &rest[1..] {
@@ -338,44 +341,29 @@ impl Snapshot {
                     .collect::<Vec<_>>()
                     .join("\u{0}")
             );
-            let cacheable = scope.seen_users.is_empty() && !scope.user_used;
-            let cached = if cacheable {
-                self.masks
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&key)
-                    .cloned()
+            let span = rest[0].span.to(rest[rest.len() - 1].span);
+            if scope.seen_users.is_empty() && !scope.user_used {
+                self.cached_mask(&key, || self.evaluate_mask(expr, &scope, text, span))?
             } else {
-                None
-            };
-            match cached {
-                Some(m) => (*m).clone(),
-                None => {
-                    let m = self.evaluate_mask(
-                        expr,
-                        &scope,
-                        text,
-                        rest[0].span.to(rest[rest.len() - 1].span),
-                    )?;
-                    if cacheable {
-                        let mut masks = self.masks.lock().unwrap_or_else(|e| e.into_inner());
-                        if masks.len() >= MAX_CACHED_MASKS {
-                            masks.clear();
-                        }
-                        masks.insert(key, std::sync::Arc::new(m.clone()));
-                    }
-                    m
-                }
+                let m = self.evaluate_mask(expr, &scope, text, span)?;
+                let count = m.iter().filter(|x| **x).count();
+                std::sync::Arc::new((m, count))
             }
         };
+        let mut owned: Option<Vec<bool>> = None;
+        let mut eligible = base.1;
         for user in &excluded_users {
             if let Some(d) = self.users.get(user) {
                 for &it in self.seen(d) {
-                    mask[it as usize] = false;
+                    let m = owned.get_or_insert_with(|| base.0.clone());
+                    if m[it as usize] {
+                        m[it as usize] = false;
+                        eligible -= 1;
+                    }
                 }
             }
         }
-        let eligible = mask.iter().filter(|m| **m).count();
+        let mask: &[bool] = owned.as_deref().unwrap_or(&base.0);
         stages.push(StageReport {
             stage: "filter",
             input: n,
@@ -784,6 +772,31 @@ impl Snapshot {
     }
 
     /// Evaluates a filter over the whole catalog (with `seen.<k>` columns for its `seen()` calls).
+    /// The mask cached under `key` for this version (with its count), computing it once.
+    fn cached_mask(
+        &self,
+        key: &str,
+        compute: impl FnOnce() -> Result<Vec<bool>>,
+    ) -> Result<std::sync::Arc<(Vec<bool>, usize)>> {
+        if let Some(m) = self
+            .masks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+        {
+            return Ok(m.clone());
+        }
+        let m = compute()?;
+        let count = m.iter().filter(|x| **x).count();
+        let m = std::sync::Arc::new((m, count));
+        let mut masks = self.masks.lock().unwrap_or_else(|e| e.into_inner());
+        if masks.len() >= MAX_CACHED_MASKS {
+            masks.clear();
+        }
+        masks.insert(key.to_string(), m.clone());
+        Ok(m)
+    }
+
     fn evaluate_mask(
         &self,
         expr: datafusion::logical_expr::Expr,
@@ -1118,6 +1131,9 @@ const MAX_CACHED_ORDERS: usize = 16;
 
 /// Parsed queries cached per version, at most.
 const MAX_CACHED_PLANS: usize = 1024;
+
+/// The cache key of the mask that lets every item through (no filter).
+const ALL_ITEMS_KEY: &str = "\u{0}all";
 
 /// Cached filter masks per version, at most (a query mix with more distinct filters recomputes).
 const MAX_CACHED_MASKS: usize = 256;

@@ -46,8 +46,9 @@ pub struct Snapshot {
     pub(crate) windows: Cache<Vec<(u32, f32)>>,
     /// Parsed queries, by text.
     pub(crate) plans: Cache<feed_lang::ast::Query>,
-    /// Filter masks computed for this version, by filter text and parameters.
-    pub(crate) masks: Cache<Vec<bool>>,
+    /// Filter masks computed for this version, by filter text and parameters, with how many
+    /// items each lets through.
+    pub(crate) masks: Cache<(Vec<bool>, usize)>,
     /// Each item's event times (seconds), sorted; CSR by item.
     pub(crate) item_time_offsets: Vec<u64>,
     pub(crate) item_times: Vec<i64>,
