@@ -375,7 +375,7 @@ impl Snapshot {
         let default = [default_retriever()];
         let calls: &[Call] = if q.from.is_empty() { &default } else { &q.from };
         let allowed = Eligible {
-            mask: &mask,
+            mask,
             count: eligible,
         };
         let mut candidates = self.retrieve(calls, text, &req.params, user, allowed, None)?;
@@ -481,7 +481,7 @@ impl Snapshot {
             snapshot: self,
             text,
             params: &req.params,
-            mask: &mask,
+            mask,
             need,
             explored: Default::default(),
             retrieve: &retrieve,
