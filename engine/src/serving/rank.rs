@@ -9,6 +9,12 @@ use crate::error::{Error, Result};
 use crate::eval::top_k;
 use crate::vectors::{Search, VectorIndex};
 
+thread_local! {
+    /// `rank_by_index`'s mask, all true between requests (unless marked dirty).
+    static RANK_MASK: std::cell::RefCell<(Vec<bool>, bool)> =
+        const { std::cell::RefCell::new((Vec::new(), false)) };
+}
+
 #[derive(Debug, Clone)]
 pub struct RankRequest {
     pub user_id: String,
@@ -153,17 +159,30 @@ impl Snapshot {
         let policy = self.policies.get(name).filter(|p| p.score_is_dot())?;
         let vectors = policy.vectors()?;
         let n = self.n_items();
-        let mut mask = vec![true; n];
-        for &i in self.seen(u) {
-            mask[i as usize] = false;
-        }
-        let search = Search {
-            query: vectors.user(u),
-            k: limit,
-            mask: Some(&mask),
-            eligible: n - self.seen(u).len(),
-        };
-        let (found, _) = index.search(vectors.items, vectors.dim, search);
-        Some(found.into_iter().map(|(i, s)| (i as usize, w * s)).unzip())
+        let seen = self.seen(u);
+        // A per-thread all-true mask with this user's items switched off for the search and on
+        // again after: O(seen) per request instead of a fresh catalog-sized mask.
+        RANK_MASK.with_borrow_mut(|(mask, dirty)| {
+            // A search that panicked left it dirty: start clean.
+            if mask.len() != n || *dirty {
+                *mask = vec![true; n];
+            }
+            *dirty = true;
+            for &i in seen {
+                mask[i as usize] = false;
+            }
+            let search = Search {
+                query: vectors.user(u),
+                k: limit,
+                mask: Some(mask),
+                eligible: n - seen.len(),
+            };
+            let (found, _) = index.search(vectors.items, vectors.dim, search);
+            for &i in seen {
+                mask[i as usize] = true;
+            }
+            *dirty = false;
+            Some(found.into_iter().map(|(i, s)| (i as usize, w * s)).unzip())
+        })
     }
 }

@@ -81,17 +81,7 @@ pub fn write_table_with_vectors(
 pub fn read_vectors(root: &str, name: &str, policy: &str) -> Result<(usize, Vec<f32>)> {
     let uri = format!("{root}/{name}.lance");
     let column = vector_column(policy);
-    let batch = block_on(async {
-        let ds = Dataset::open(&uri)
-            .await
-            .map_err(|e| lance_error(&uri, e))?;
-        let mut scan = ds.scan();
-        scan.project(&[column.as_str()])
-            .map_err(|e| lance_error(&uri, e))?;
-        scan.try_into_batch()
-            .await
-            .map_err(|e| lance_error(&uri, e))
-    })?;
+    let (batch, _) = read(&uri, Some(&[column.as_str()]))?;
     let list = batch
         .column(0)
         .as_fixed_size_list_opt()
@@ -178,18 +168,8 @@ pub fn write_ivf(root: &str, policy: &str, ivf: &Ivf) -> Result<()> {
 /// Reads what [`write_ivf`] wrote.
 pub fn read_ivf(root: &str, policy: &str) -> Result<Ivf> {
     let uri = format!("{root}/ivf/{policy}/centroids.lance");
-    let (meta, batch) = block_on(async {
-        let ds = Dataset::open(&uri)
-            .await
-            .map_err(|e| lance_error(&uri, e))?;
-        let meta = ds.schema().metadata.get(IVF_META).cloned();
-        let batch = ds
-            .scan()
-            .try_into_batch()
-            .await
-            .map_err(|e| lance_error(&uri, e))?;
-        Ok::<_, Error>((meta, batch))
-    })?;
+    let (batch, metadata) = read(&uri, None)?;
+    let meta = metadata.get(IVF_META).cloned();
     let corrupt = |what: &str| Error::Internal(format!("{uri}: {what}"));
     let meta: IvfMeta = serde_json::from_str(&meta.ok_or_else(|| corrupt("no index metadata"))?)
         .map_err(|e| corrupt(&e.to_string()))?;
@@ -211,17 +191,7 @@ pub fn read_ivf(root: &str, policy: &str) -> Result<Ivf> {
     }
 
     let uri = format!("{root}/ivf/{policy}/codes.lance");
-    let rows = block_on(async {
-        let ds = Dataset::open(&uri)
-            .await
-            .map_err(|e| lance_error(&uri, e))?;
-        let mut scan = ds.scan();
-        scan.project(&["item", "code"])
-            .map_err(|e| lance_error(&uri, e))?;
-        scan.try_into_batch()
-            .await
-            .map_err(|e| lance_error(&uri, e))
-    })?;
+    let (rows, _) = read(&uri, Some(&["item", "code"]))?;
     let ids = rows
         .column(0)
         .as_primitive_opt::<UInt32Type>()
@@ -287,6 +257,23 @@ fn write(uri: &str, batch: RecordBatch) -> Result<()> {
             .map_err(|e| lance_error(uri, e))
     })?;
     Ok(())
+}
+
+/// All rows of a dataset (the given columns, in that order, or all), in row order, with the
+/// schema's metadata.
+fn read(uri: &str, columns: Option<&[&str]>) -> Result<(RecordBatch, HashMap<String, String>)> {
+    block_on(async {
+        let ds = Dataset::open(uri).await.map_err(|e| lance_error(uri, e))?;
+        let mut scan = ds.scan();
+        if let Some(columns) = columns {
+            scan.project(columns).map_err(|e| lance_error(uri, e))?;
+        }
+        let batch = scan
+            .try_into_batch()
+            .await
+            .map_err(|e| lance_error(uri, e))?;
+        Ok((batch, ds.schema().metadata.clone()))
+    })
 }
 
 fn lance_error(uri: &str, e: lance::Error) -> Error {
