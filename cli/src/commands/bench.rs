@@ -232,7 +232,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn percentiles(mut v: Vec<f64>) -> (f64, f64, f64) {
+/// p50, p99 and mean of a sample (zeros when empty).
+pub(crate) fn percentiles(mut v: Vec<f64>) -> (f64, f64, f64) {
     if v.is_empty() {
         return (0.0, 0.0, 0.0);
     }

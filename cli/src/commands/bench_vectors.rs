@@ -82,14 +82,12 @@ struct Latency {
     qps: f64,
 }
 
-fn latency(mut micros: Vec<f64>) -> Latency {
-    micros.sort_by(f64::total_cmp);
-    let at = |q: f64| micros[((micros.len() as f64 - 1.0) * q).round() as usize];
-    let total: f64 = micros.iter().sum();
+fn latency(micros: Vec<f64>) -> Latency {
+    let (p50, p99, mean) = super::bench::percentiles(micros);
     Latency {
-        p50: at(0.5),
-        p99: at(0.99),
-        qps: micros.len() as f64 / (total / 1e6),
+        p50,
+        p99,
+        qps: 1e6 / mean.max(1e-9),
     }
 }
 

@@ -87,14 +87,11 @@ pub fn write(
 ) -> Result<()> {
     let data = dir.join("dataset");
     std::fs::create_dir_all(&data).ctx(|| format!("creating {}", data.display()))?;
-    store::write_table(
-        &data.join("items.arrow"),
-        &id_table(ds.item_attributes.as_ref(), "item_id", ds.items.ids())?,
-    )?;
-    store::write_table(
-        &data.join("users.arrow"),
-        &id_table(ds.user_attributes.as_ref(), "user_id", ds.users.ids())?,
-    )?;
+    // The id and attribute tables: Arrow IPC for serving, and the Lance datasets below.
+    let items_table = id_table(ds.item_attributes.as_ref(), "item_id", ds.items.ids())?;
+    let users_table = id_table(ds.user_attributes.as_ref(), "user_id", ds.users.ids())?;
+    store::write_table(&data.join("items.arrow"), &items_table)?;
+    store::write_table(&data.join("users.arrow"), &users_table)?;
 
     // Each user's distinct items, sorted: the exclusion set of `rank`.
     let all = ds.view(Cut::All);
@@ -186,18 +183,8 @@ pub fn write(
             })
             .collect()
     };
-    store::lance::write_table_with_vectors(
-        &root,
-        "items",
-        &id_table(ds.item_attributes.as_ref(), "item_id", ds.items.ids())?,
-        &named(false),
-    )?;
-    store::lance::write_table_with_vectors(
-        &root,
-        "users",
-        &id_table(ds.user_attributes.as_ref(), "user_id", ds.users.ids())?,
-        &named(true),
-    )?;
+    store::lance::write_table_with_vectors(&root, "items", &items_table, &named(false))?;
+    store::lance::write_table_with_vectors(&root, "users", &users_table, &named(true))?;
     let indexes = build_indexes(&root, &config.serving.index, &with_vectors)?;
     // Lance does not sync what it writes to a local disk; the version must survive a crash
     // once ACTIVE points at it.

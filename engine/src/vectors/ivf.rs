@@ -193,7 +193,7 @@ impl Ivf {
                     self.scan(order[probed], &qs, base, None, &mut approx);
                     probed += 1;
                 }
-                let ranked = approx_clone_sorted(&approx);
+                let ranked = approx.clone().into_sorted();
                 for (ki, &k) in ks.iter().enumerate() {
                     let top = refine(
                         items,
@@ -367,10 +367,6 @@ impl Ivf {
             + self.codes.len()
             + (self.mins.len() + self.scales.len()) * 4
     }
-}
-
-fn approx_clone_sorted(top: &TopK) -> Vec<(u32, f32)> {
-    top.clone().into_sorted()
 }
 
 /// Exact scores for the candidates, best `k` first.
