@@ -9,6 +9,7 @@ mod error;
 pub mod eval;
 pub mod fetch;
 pub mod lifecycle;
+pub mod nn;
 pub mod policy;
 pub mod progress;
 pub mod query;

@@ -12,6 +12,7 @@ use std::time::Instant;
 use crate::config::ModelConfig;
 use crate::dataset::{self, Cut, Dataset, Target};
 use crate::eval::{self, EvalReport, PolicyReport};
+use crate::nn::{self, DeviceChoice};
 use crate::policy::{self, Popular, TrainContext, TrainedPolicy};
 use crate::progress::Progress;
 use crate::registry::{Registry, Status, VersionRun};
@@ -72,10 +73,7 @@ fn check_saved_queries(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<
         .policies
         .iter()
         .map(|p| {
-            (
-                p.name().to_string(),
-                matches!(p, crate::config::PolicyConfig::Als(_)),
-            )
+            (p.name().to_string(), p.has_vectors())
         })
         .collect();
     let names = crate::query::Names {
@@ -227,18 +225,23 @@ async fn execute(
     for w in ds.stats.warnings() {
         run.log(Status::Fetching, &w);
     }
-    run.set_status(
-        Status::Training,
-        &format!(
-            "device: cpu (training.device = {:?}; ALS and popularity train on the CPU)",
-            config.training.device
-        )
-        .to_lowercase(),
-    )?;
+    // Only neural policies use a GPU; the probe (which may start CUDA) runs only for them.
+    let device = if config.policies.iter().any(|p| p.is_neural()) {
+        nn::choose_device(config.training.device)?
+    } else {
+        let setting = format!("{:?}", config.training.device).to_lowercase();
+        DeviceChoice::cpu(format!(
+            "cpu (training.device = {setting}; popularity and ALS train on the CPU)"
+        ))
+    };
+    run.set_status(Status::Training, &format!("device: {}", device.reason))?;
     let ds = Arc::new(ds);
     let (trained, report) = {
         let (run, config, ds, options) = (run.clone(), config.clone(), ds.clone(), options.clone());
-        on_blocking_pool("training", move || train_all(&run, &config, &ds, &options)).await?
+        on_blocking_pool("training", move || {
+            train_all(&run, &config, &ds, &options, device)
+        })
+        .await?
     };
     run.set_status(Status::Deploying, "writing artifacts")?;
     // Writing artifacts and moving the pointer (a blocking file lock) run on the blocking pool.
@@ -286,13 +289,18 @@ fn train_all(
     config: &ModelConfig,
     ds: &Dataset,
     options: &RunOptions,
+    device: DeviceChoice,
 ) -> Result<(Trained, EvalReport)> {
     let log = |msg: String| run.log(Status::Training, &msg);
+    let validate =
+        |m: &dyn TrainedPolicy| eval::evaluate(m, ds, Target::Valid, config.training.eval_users);
     let ctx = TrainContext {
         progress: options.progress.as_ref(),
         seed: config.training.seed,
         cancel: &options.cancel,
         log: &log,
+        device,
+        validate: Some(&validate),
     };
     let reference = fit_and_evaluate(
         &Popular::reference(),
@@ -356,6 +364,7 @@ fn fit_and_evaluate(
     model.refit(ds.view(Cut::TrainValid))?;
     let test = eval::evaluate(model.as_ref(), ds, Target::Test, eval_users);
     model.refit(ds.view(Cut::All))?;
+    let training = model.training_summary().cloned();
     Ok((
         model,
         PolicyReport {
@@ -363,6 +372,7 @@ fn fit_and_evaluate(
             test,
             valid,
             train_seconds,
+            training,
         },
     ))
 }

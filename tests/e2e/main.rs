@@ -7,6 +7,7 @@ mod cli_flow;
 mod config_errors;
 mod interrupted;
 mod movielens;
+mod neural;
 mod query;
 mod server;
 mod server_support;

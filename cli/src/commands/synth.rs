@@ -22,12 +22,27 @@ pub struct SynthArgs {
     /// Taste groups; each item belongs to one, and so does each user.
     #[arg(long, default_value_t = 50)]
     groups: usize,
+    /// `groups`: users pick items of their taste group. `sequential`: each user walks chains,
+    /// the next item mostly the fixed successor of the previous one (what only a sequence
+    /// model can learn).
+    #[arg(long, value_enum, default_value_t = Shape::Groups)]
+    shape: Shape,
     /// ALS iterations in the generated model file.
     #[arg(long, default_value_t = 5)]
     iterations: usize,
     #[arg(long, default_value_t = 7)]
     seed: u64,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shape {
+    Groups,
+    Sequential,
+}
+
+/// Share of a sequential walk's steps that follow the planted successor (the rest jump to a
+/// random item, skewed to popular ones).
+const FOLLOW: u64 = 85;
 
 pub fn run(args: SynthArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -73,7 +88,28 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
     let mut events = std::io::BufWriter::new(std::fs::File::create(args.out.join("events.csv"))?);
     writeln!(events, "user_id,item_id,timestamp")?;
     let mut t = 1_600_000_000u64;
-    for e in 0..args.events {
+    if args.shape == Shape::Sequential {
+        // A random successor for every item (a permutation, so every item has one and is one).
+        let mut successor: Vec<usize> = (0..args.items).collect();
+        for i in (1..successor.len()).rev() {
+            successor.swap(i, (next() % (i as u64 + 1)) as usize);
+        }
+        let per_user = args.events.div_ceil(args.users);
+        let random = |r: u64, s: u64| (r % args.items as u64).min(s % args.items as u64) as usize;
+        for u in 0..args.users {
+            let mut item = random(next(), next());
+            for _ in 0..per_user {
+                writeln!(events, "u{u},i{item},{t}")?;
+                t += 1 + next() % 60;
+                item = if next() % 100 < FOLLOW {
+                    successor[item]
+                } else {
+                    random(next(), next())
+                };
+            }
+        }
+    }
+    for e in 0..args.events * usize::from(args.shape == Shape::Groups) {
         let u = (next() % args.users as u64) as usize;
         let g = u % groups;
         // 80% in the user's group, skewed to its first items; 20% anywhere, skewed likewise.
@@ -89,8 +125,12 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         writeln!(events, "u{u},i{item},{t}")?;
     }
     events.flush()?;
+    let structure = match args.shape {
+        Shape::Groups => format!("in {groups} taste groups"),
+        Shape::Sequential => format!("along planted successor chains ({FOLLOW}% follow)"),
+    };
     let model = format!(
-        "# Synthetic: {} items, {} users, {} events in {groups} taste groups (feedctl synth).\n\
+        "# Synthetic: {} items, {} users, {} events {structure} (feedctl synth).\n\
          model: {{name: synthetic, description: synthetic catalog with planted taste groups}}\n\
          connectors:\n  - {{id: events, type: file, path: events.csv}}\n  - {{id: items, type: file, path: items.csv}}\n\
          fetch:\n  events: SELECT user_id, item_id, timestamp FROM events\n  items: SELECT item_id, \"group\", genre, year, price FROM items\n\

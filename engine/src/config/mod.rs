@@ -8,9 +8,10 @@ pub(crate) mod resolve;
 
 pub use locate::Locations;
 pub use raw::{
-    AlsConfig, DefaultParam, Device, IndexConfig, IndexType, PolicyConfig, PopularConfig,
+    AlsConfig, DefaultParam, FitConfig, SasrecConfig, SequenceLoss, Device, IndexConfig, IndexType, PolicyConfig, PopularConfig,
     RawModelFile, SavedQuery, ServingConfig, TrainingConfig, ValueModelConfig,
 };
+pub(crate) use raw::defaults as raw_defaults;
 pub use resolve::{parse, ModelConfig};
 
 /// The JSON Schema of the model file, generated from the Rust types (`spec/model.schema.json`).

@@ -12,7 +12,7 @@ use super::raw::{
     PolicyConfig, RawFetch, RawModelFile, SavedQuery, ServingConfig, TrainingConfig,
     ValueModelConfig,
 };
-use super::{Device, Locations};
+use super::{Device, FitConfig, Locations, SequenceLoss};
 use crate::error::{did_you_mean, ConfigError};
 
 /// A model file that passed every check that needs no data. Immutable; stored with each version.
@@ -238,11 +238,11 @@ fn check(cfg: &ModelConfig) -> Result<(), ConfigError> {
         check_policy(cfg, &path, p)?;
     }
 
-    if cfg.training.device == Device::Cuda {
+    if cfg.training.device == Device::Cuda && !crate::nn::CUDA_BUILT {
         return Err(cfg.error_at(
             "training.device",
-            "this build trains ALS and popularity on the CPU only; `cuda` arrives with the neural policies",
-            Some("use `auto` or `cpu`".into()),
+            "this feedctl was built without CUDA support",
+            Some("use `auto` or `cpu`, or build with `cargo build --release --features cuda`".into()),
         ));
     }
 
@@ -389,8 +389,78 @@ fn check_policy(cfg: &ModelConfig, path: &str, p: &PolicyConfig) -> Result<(), C
                 "between 1 and 64",
             )?;
         }
+        PolicyConfig::Sasrec(c) => {
+            range(
+                "max_seq_len",
+                (2..=4096).contains(&c.max_seq_len),
+                "between 2 and 4096",
+            )?;
+            range(
+                "hidden",
+                (1..=4096).contains(&c.hidden),
+                "between 1 and 4096",
+            )?;
+            range("layers", (1..=64).contains(&c.layers), "between 1 and 64")?;
+            range("heads", (1..=64).contains(&c.heads), "between 1 and 64")?;
+            if c.hidden % c.heads != 0 {
+                return Err(cfg.error_at(
+                    &format!("{path}.heads"),
+                    format!("{} heads do not divide hidden = {}", c.heads, c.hidden),
+                    Some("pick a number of heads that divides `hidden`".into()),
+                ));
+            }
+            range(
+                "dropout",
+                (0.0..0.95).contains(&c.dropout),
+                "at least 0 and below 0.95",
+            )?;
+            match (c.loss, c.negatives) {
+                (SequenceLoss::SampledSoftmax, Some(n)) => {
+                    range("negatives", (1..=1_000_000).contains(&n), "between 1 and 1000000")?
+                }
+                (SequenceLoss::SampledSoftmax, None) => {}
+                (_, Some(_)) => {
+                    return Err(cfg.error_at(
+                        &format!("{path}.negatives"),
+                        "only `loss: sampled_softmax` samples negatives",
+                        Some("remove `negatives` or set `loss: sampled_softmax`".into()),
+                    ))
+                }
+                _ => {}
+            }
+            check_fit(&c.fit(), &range)?;
+        }
     }
     Ok(())
+}
+
+/// The optimiser settings every neural policy shares.
+fn check_fit(
+    fit: &FitConfig,
+    range: &dyn Fn(&str, bool, &str) -> Result<(), ConfigError>,
+) -> Result<(), ConfigError> {
+    range("epochs", (1..=100_000).contains(&fit.epochs), "between 1 and 100000")?;
+    range("patience", fit.patience <= 100_000, "at most 100000")?;
+    range(
+        "batch_size",
+        (1..=1_000_000).contains(&fit.batch_size),
+        "between 1 and 1000000",
+    )?;
+    range(
+        "learning_rate",
+        fit.learning_rate.is_finite() && fit.learning_rate > 0.0 && fit.learning_rate <= 10.0,
+        "a number > 0 and at most 10",
+    )?;
+    range(
+        "weight_decay",
+        fit.weight_decay.is_finite() && fit.weight_decay >= 0.0,
+        "a number >= 0",
+    )?;
+    range(
+        "epsilon",
+        fit.epsilon.is_finite() && fit.epsilon > 0.0,
+        "a number > 0",
+    )
 }
 
 fn check_value_model(cfg: &ModelConfig, vm: &ValueModelConfig) -> Result<(), ConfigError> {

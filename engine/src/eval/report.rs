@@ -28,6 +28,9 @@ pub struct PolicyReport {
     /// Predicting the second-to-last event (what early stopping and selection use).
     pub valid: Metrics,
     pub train_seconds: f64,
+    /// Epochs, device and time per epoch of a neural policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<crate::nn::TrainingSummary>,
 }
 
 pub const PROTOCOL: &str =

@@ -4,16 +4,20 @@
 mod als;
 pub(crate) mod linalg;
 mod popular;
+mod sasrec;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use als::{Als, TrainedAls};
 pub use popular::{Popular, TrainedPopular};
+pub use sasrec::{Sasrec, TrainedSasrec};
 
 use crate::config::PolicyConfig;
 use crate::dataset::Interactions;
 use crate::error::{Error, Result};
+use crate::eval::Metrics;
+use crate::nn::{DeviceChoice, TrainingSummary};
 use crate::progress::Progress;
 
 /// What a training run may use besides the data.
@@ -25,6 +29,11 @@ pub struct TrainContext<'a> {
     pub cancel: &'a AtomicBool,
     /// A line for the version's status log (per-iteration figures).
     pub log: &'a (dyn Fn(String) + Sync),
+    /// Where neural policies train (chosen once per run; the reason is in the status log).
+    pub device: DeviceChoice,
+    /// Scores a candidate on the validation target (for early stopping). A policy uses it only
+    /// when it trains on the training cut: on longer cuts the validation event is training data.
+    pub validate: Option<&'a (dyn Fn(&dyn TrainedPolicy) -> Metrics + Sync)>,
 }
 
 impl TrainContext<'_> {
@@ -88,6 +97,17 @@ pub trait TrainedPolicy: Send + Sync {
     fn vectors(&self) -> Option<Vectors<'_>> {
         None
     }
+
+    /// A query vector for a sequence of items (oldest first), for policies that encode
+    /// sequences (SASRec): what the `history` encoder asks for. `None`: average item vectors.
+    fn encode_sequence(&self, _items: &[u32]) -> Option<Vec<f32>> {
+        None
+    }
+
+    /// Epochs, device and time of a neural policy's training (stored with its evaluation).
+    fn training_summary(&self) -> Option<&TrainingSummary> {
+        None
+    }
 }
 
 /// Row-major vectors of a policy: `users.len() == n_users * dim`, `items.len() == n_items * dim`.
@@ -113,6 +133,7 @@ pub fn build(config: &PolicyConfig) -> Box<dyn Policy> {
     match config {
         PolicyConfig::Popular(c) => Box::new(Popular::new(c.clone())),
         PolicyConfig::Als(c) => Box::new(Als::new(c.clone())),
+        PolicyConfig::Sasrec(c) => Box::new(Sasrec::new(c.clone())),
     }
 }
 
@@ -121,5 +142,6 @@ pub fn load(config: &PolicyConfig, dir: &Path) -> Result<Box<dyn TrainedPolicy>>
     match config {
         PolicyConfig::Popular(c) => Ok(Box::new(TrainedPopular::load(c, dir)?)),
         PolicyConfig::Als(c) => Ok(Box::new(TrainedAls::load(c, dir)?)),
+        PolicyConfig::Sasrec(c) => Ok(Box::new(TrainedSasrec::load(c, dir)?)),
     }
 }

@@ -15,6 +15,7 @@ use feed_lang::{alias_of, ErrorKind, QueryError};
 use rayon::prelude::*;
 
 use super::pages::Pages;
+use crate::serving::artifacts::HISTORY_LEN;
 use super::params::{self, ParamValue, Params};
 use super::rerank::{self, Ranked};
 use super::translate::{self, Scope, Stage};
@@ -1085,7 +1086,14 @@ impl Snapshot {
                 };
                 let query: Option<Vec<f32>> = match encoder.as_str() {
                     "user" => named_user.map(|u| vectors.user(u).to_vec()),
-                    "history" => named_user.and_then(|u| mean(self.recent(u))),
+                    // A sequence encoder (SASRec) reads the latest items in order; other
+                    // policies average the latest `HISTORY_LEN` item vectors.
+                    "history" => named_user.and_then(|u| {
+                        let recent = self.recent(u);
+                        model.encode_sequence(recent).or_else(|| {
+                            mean(&recent[recent.len().saturating_sub(HISTORY_LEN)..])
+                        })
+                    }),
                     "item" => {
                         let id = id_list(call.arg("item").expect("checked"), params)?;
                         let items: Vec<u32> =

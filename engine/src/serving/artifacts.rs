@@ -115,13 +115,22 @@ pub fn write(
     store::write_u64s(&data.join("seen_offsets.u64"), &offsets)?;
     store::write_u32s(&data.join("seen_items.u32"), &seen)?;
 
-    // Each user's latest items in time order (oldest first): the `history` encoder's input.
+    // Each user's latest items in time order (oldest first): the `history` encoder's input, as
+    // many as the longest sequence encoder reads.
+    let keep = config
+        .policies
+        .iter()
+        .filter_map(|p| match p {
+            crate::config::PolicyConfig::Sasrec(c) => Some(c.max_seq_len),
+            _ => None,
+        })
+        .fold(HISTORY_LEN, usize::max);
     let mut recent_offsets = Vec::with_capacity(ds.n_users() + 1);
     let mut recent = Vec::new();
     recent_offsets.push(0u64);
     for u in 0..ds.n_users() as u32 {
         let items = all.items(u);
-        recent.extend_from_slice(&items[items.len().saturating_sub(HISTORY_LEN)..]);
+        recent.extend_from_slice(&items[items.len().saturating_sub(keep)..]);
         recent_offsets.push(recent.len() as u64);
     }
     store::write_u64s(&data.join("recent_offsets.u64"), &recent_offsets)?;
@@ -134,6 +143,8 @@ pub fn write(
         seed: 0,
         cancel: &never,
         log: &|_| {},
+        device: crate::nn::DeviceChoice::cpu("cpu"),
+        validate: None,
     };
     let popular = Popular::reference().train(all, &ctx)?;
     let mut scores = vec![0f32; ds.n_items()];

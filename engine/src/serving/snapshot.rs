@@ -251,7 +251,8 @@ impl Snapshot {
         self.indexes.get(policy).unwrap_or(&VectorIndex::Exact)
     }
 
-    /// User `u`'s latest items (at most `HISTORY_LEN`), oldest first.
+    /// User `u`'s latest items (at most `HISTORY_LEN`, or the longest SASRec `max_seq_len`),
+    /// oldest first.
     pub(crate) fn recent(&self, u: u32) -> &[u32] {
         &self.recent_items
             [self.recent_offsets[u as usize] as usize..self.recent_offsets[u as usize + 1] as usize]

@@ -1,0 +1,200 @@
+//! Attribute columns turned into tower inputs: categorical and multi-valued columns become
+//! tokens of one vocabulary (a row's tokens weighted so that each feature adds up to 1), numeric
+//! columns become standardised numbers. Built once per run from the dataset's Arrow tables.
+
+use std::collections::HashMap;
+
+use datafusion::arrow::array::{Array, Float64Array, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::record_batch::RecordBatch;
+
+use crate::config::{FeatureKind, FeatureSpec};
+use crate::error::{Error, Result};
+
+/// Tokens seen fewer times than this share one "rare" token per feature.
+const MIN_TOKEN_COUNT: usize = 2;
+
+/// Inputs of one tower, one row per dense id.
+#[derive(Debug, Clone, Default)]
+pub struct FeatureTable {
+    pub n_rows: usize,
+    /// Row `r`'s tokens are `tokens[offsets[r]..offsets[r + 1]]`, with `weights` alike.
+    pub offsets: Vec<usize>,
+    pub tokens: Vec<u32>,
+    pub weights: Vec<f32>,
+    pub n_tokens: usize,
+    /// Row-major `n_rows × n_numeric`, standardised; a missing value is 0 (the mean).
+    pub numeric: Vec<f32>,
+    pub n_numeric: usize,
+    /// One line per feature, for the status log.
+    pub described: Vec<String>,
+}
+
+impl FeatureTable {
+    /// No features: `n_rows` empty rows.
+    pub fn empty(n_rows: usize) -> Self {
+        Self {
+            n_rows,
+            offsets: vec![0; n_rows + 1],
+            ..Default::default()
+        }
+    }
+
+    /// Encodes `specs` from `table` (one row per dense id; `None` when the file fetches no such
+    /// table). `what` names the table in errors (`fetch.items`).
+    pub fn build(
+        n_rows: usize,
+        table: Option<&RecordBatch>,
+        specs: &[FeatureSpec],
+        what: &str,
+    ) -> Result<Self> {
+        let mut out = Self::empty(n_rows);
+        if specs.is_empty() {
+            return Ok(out);
+        }
+        let table = table.ok_or_else(|| {
+            Error::Invalid(format!(
+                "features {:?} need `{what}`, which the model file does not declare",
+                specs.iter().map(|s| s.column()).collect::<Vec<_>>()
+            ))
+        })?;
+        let mut row_tokens: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n_rows];
+        let mut numeric_columns: Vec<Vec<f32>> = Vec::new();
+        for spec in specs {
+            let name = spec.column();
+            let column = table.column_by_name(name).ok_or_else(|| {
+                Error::Invalid(format!("feature `{name}` is not a column of `{what}`"))
+            })?;
+            let kind = spec.kind().unwrap_or_else(|| infer(column.as_ref()));
+            match kind {
+                FeatureKind::Numeric => {
+                    let values = cast(column, &DataType::Float64).map_err(|e| {
+                        Error::Invalid(format!("feature `{name}` is not numeric: {e}"))
+                    })?;
+                    let values = values.as_any().downcast_ref::<Float64Array>().expect("f64");
+                    let present: Vec<f64> = (0..values.len())
+                        .filter(|&i| values.is_valid(i) && values.value(i).is_finite())
+                        .map(|i| values.value(i))
+                        .collect();
+                    let mean = present.iter().sum::<f64>() / present.len().max(1) as f64;
+                    let var = present.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
+                        / present.len().max(1) as f64;
+                    let std = var.sqrt().max(1e-9);
+                    numeric_columns.push(
+                        (0..n_rows)
+                            .map(|i| {
+                                if i < values.len() && values.is_valid(i) && values.value(i).is_finite() {
+                                    ((values.value(i) - mean) / std) as f32
+                                } else {
+                                    0.0
+                                }
+                            })
+                            .collect(),
+                    );
+                    out.described.push(format!(
+                        "{name}: numeric (mean {mean:.3}, std {std:.3}, {} missing)",
+                        n_rows - present.len().min(n_rows)
+                    ));
+                }
+                FeatureKind::Categorical | FeatureKind::Multi => {
+                    let text = cast(column, &DataType::Utf8).map_err(|e| {
+                        Error::Invalid(format!("feature `{name}` cannot be read as text: {e}"))
+                    })?;
+                    let text = text.as_any().downcast_ref::<StringArray>().expect("utf8");
+                    let split = |s: &str| -> Vec<String> {
+                        if kind == FeatureKind::Multi {
+                            s.split('|')
+                                .map(str::trim)
+                                .filter(|t| !t.is_empty())
+                                .map(str::to_string)
+                                .collect()
+                        } else {
+                            vec![s.trim().to_string()]
+                        }
+                    };
+                    let rows: Vec<Vec<String>> = (0..n_rows)
+                        .map(|i| {
+                            if i < text.len() && text.is_valid(i) {
+                                split(text.value(i))
+                            } else {
+                                Vec::new()
+                            }
+                        })
+                        .collect();
+                    let mut counts: HashMap<&str, usize> = HashMap::new();
+                    for t in rows.iter().flatten() {
+                        *counts.entry(t.as_str()).or_default() += 1;
+                    }
+                    // Frequent values in sorted order get their own token (reproducible ids);
+                    // the rest share one.
+                    let mut vocab: Vec<&str> = counts
+                        .iter()
+                        .filter(|(_, &c)| c >= MIN_TOKEN_COUNT)
+                        .map(|(t, _)| *t)
+                        .collect();
+                    vocab.sort_unstable();
+                    let base = out.n_tokens as u32;
+                    let index: HashMap<&str, u32> = vocab
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| (*t, base + i as u32))
+                        .collect();
+                    let rare = base + vocab.len() as u32;
+                    out.n_tokens += vocab.len() + 1;
+                    for (r, tokens) in rows.iter().enumerate() {
+                        let w = 1.0 / tokens.len().max(1) as f32;
+                        for t in tokens {
+                            row_tokens[r].push((index.get(t.as_str()).copied().unwrap_or(rare), w));
+                        }
+                    }
+                    out.described.push(format!(
+                        "{name}: {} ({} values, {} rare)",
+                        if kind == FeatureKind::Multi { "multi-valued" } else { "categorical" },
+                        vocab.len(),
+                        counts.len() - vocab.len()
+                    ));
+                }
+            }
+        }
+        out.offsets = Vec::with_capacity(n_rows + 1);
+        out.offsets.push(0);
+        for tokens in row_tokens {
+            for (t, w) in tokens {
+                out.tokens.push(t);
+                out.weights.push(w);
+            }
+            out.offsets.push(out.tokens.len());
+        }
+        out.n_numeric = numeric_columns.len();
+        out.numeric = (0..n_rows)
+            .flat_map(|r| numeric_columns.iter().map(move |c| c[r]))
+            .collect();
+        Ok(out)
+    }
+
+    pub fn row_tokens(&self, r: usize) -> (&[u32], &[f32]) {
+        let range = self.offsets[r]..self.offsets[r + 1];
+        (&self.tokens[range.clone()], &self.weights[range])
+    }
+
+    pub fn row_numeric(&self, r: usize) -> &[f32] {
+        &self.numeric[r * self.n_numeric..(r + 1) * self.n_numeric]
+    }
+}
+
+/// Numbers are numeric; text with `|` separators is multi-valued; other text is categorical.
+fn infer(column: &dyn Array) -> FeatureKind {
+    if column.data_type().is_numeric() {
+        return FeatureKind::Numeric;
+    }
+    let multi = cast(column, &DataType::Utf8).ok().is_some_and(|text| {
+        let text = text.as_any().downcast_ref::<StringArray>().expect("utf8");
+        (0..text.len()).any(|i| text.is_valid(i) && text.value(i).contains('|'))
+    });
+    if multi {
+        FeatureKind::Multi
+    } else {
+        FeatureKind::Categorical
+    }
+}

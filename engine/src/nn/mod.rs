@@ -1,0 +1,19 @@
+//! The machinery of the neural policies, on burn: the device a run trains on, parameters
+//! initialised from our own seeded generator, the SASRec network with its losses, dense sequence
+//! batches and the epoch loop with early stopping.
+//!
+//! The networks are generic over burn's `Backend`, so one model code trains on the `flex` CPU
+//! backend (tests, laptops) and on CUDA (a GPU build); what leaves this module is plain `f32`
+//! vectors and a weights record, independent of the backend that made them.
+
+mod device;
+mod layers;
+pub(crate) mod sasrec;
+mod sequences;
+pub(crate) mod train;
+
+pub use device::{choose as choose_device, Compute, DeviceChoice, CUDA_BUILT};
+pub use train::TrainingSummary;
+
+/// The CPU backend: training and serving-time inference.
+pub(crate) type Cpu = burn::backend::Flex;

@@ -1,0 +1,144 @@
+//! Dense batches of item sequences, built from the dataset's per-user arrays (no per-row
+//! objects): right-padded, so that with a causal mask no real position ever attends to padding.
+
+use crate::dataset::Interactions;
+use crate::policy::linalg::Rng;
+
+/// One batch: `rows` sequences padded to `len` slots, flattened row-major.
+pub struct SeqBatch {
+    pub rows: usize,
+    pub len: usize,
+    /// `rows * len` item ids; padding slots hold item 0 (they never reach a real position).
+    pub items: Vec<i32>,
+    /// Flat slots that have a next item to predict.
+    pub slots: Vec<i32>,
+    /// The next item of each of `slots`.
+    pub targets: Vec<i32>,
+    /// Per row, the flat slot of its newest item (what encodes the user).
+    pub last: Vec<i32>,
+}
+
+/// Each user's training window: the latest `max_len + 1` visible items, so that inputs are the
+/// first `n - 1` and targets the last `n - 1` (every position predicts its next item).
+pub struct TrainingSequences<'a> {
+    windows: Vec<&'a [u32]>,
+}
+
+impl<'a> TrainingSequences<'a> {
+    pub fn new(data: Interactions<'a>, max_len: usize) -> Self {
+        let windows = (0..data.n_users() as u32)
+            .map(|u| data.items(u))
+            .filter(|s| s.len() >= 2)
+            .map(|s| &s[s.len().saturating_sub(max_len + 1)..])
+            .collect();
+        Self { windows }
+    }
+
+    pub fn n_sequences(&self) -> usize {
+        self.windows.len()
+    }
+
+    pub fn n_targets(&self) -> usize {
+        self.windows.iter().map(|w| w.len() - 1).sum()
+    }
+
+    /// One epoch's batches in a seeded random order. Users are shuffled, then sorted by length
+    /// within groups of 32 batches, so that a batch pads to nearly its own longest sequence (far
+    /// less work than padding everything to `max_len`) while batches still mix users at random.
+    pub fn epoch(&self, batch_size: usize, rng: &mut Rng) -> Vec<SeqBatch> {
+        let mut order: Vec<usize> = (0..self.windows.len()).collect();
+        shuffle(&mut order, rng);
+        for group in order.chunks_mut(batch_size * 32) {
+            group.sort_by_key(|&i| std::cmp::Reverse(self.windows[i].len()));
+        }
+        let mut batches: Vec<SeqBatch> = order
+            .chunks(batch_size)
+            .map(|chunk| {
+                let inputs: Vec<&[u32]> = chunk
+                    .iter()
+                    .map(|&i| &self.windows[i][..self.windows[i].len() - 1])
+                    .collect();
+                let mut b = batch(&inputs);
+                for (r, &i) in chunk.iter().enumerate() {
+                    for (t, &next) in self.windows[i][1..].iter().enumerate() {
+                        b.slots.push((r * b.len + t) as i32);
+                        b.targets.push(next as i32);
+                    }
+                }
+                b
+            })
+            .collect();
+        let mut idx: Vec<usize> = (0..batches.len()).collect();
+        shuffle(&mut idx, rng);
+        let mut shuffled: Vec<Option<SeqBatch>> = batches.drain(..).map(Some).collect();
+        idx.into_iter()
+            .map(|i| shuffled[i].take().expect("each batch once"))
+            .collect()
+    }
+}
+
+/// A batch of input sequences (each non-empty, at most the model's length), without targets.
+pub fn batch(seqs: &[&[u32]]) -> SeqBatch {
+    let len = seqs.iter().map(|s| s.len()).max().unwrap_or(1).max(1);
+    let mut items = vec![0i32; seqs.len() * len];
+    let mut last = Vec::with_capacity(seqs.len());
+    for (r, s) in seqs.iter().enumerate() {
+        for (t, &i) in s.iter().enumerate() {
+            items[r * len + t] = i as i32;
+        }
+        last.push((r * len + s.len().max(1) - 1) as i32);
+    }
+    SeqBatch {
+        rows: seqs.len(),
+        len,
+        items,
+        slots: Vec::new(),
+        targets: Vec::new(),
+        last,
+    }
+}
+
+/// Fisher–Yates with our generator (reproducible for a seed).
+pub fn shuffle<T>(v: &mut [T], rng: &mut Rng) {
+    for i in (1..v.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        v.swap(i, j);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_pad_right_and_every_position_predicts_its_next_item() {
+        let b = batch(&[&[5, 6, 7], &[9]]);
+        assert_eq!((b.rows, b.len), (2, 3));
+        assert_eq!(b.items, vec![5, 6, 7, 9, 0, 0]);
+        assert_eq!(b.last, vec![2, 3]);
+    }
+
+    #[test]
+    fn an_epoch_covers_every_target_once() {
+        let a = [1u32, 2, 3, 4];
+        let b = [7u32, 8];
+        let c = [9u32, 10, 11];
+        let seqs = TrainingSequences {
+            windows: vec![&a, &b, &c],
+        };
+        let mut rng = Rng::new(1);
+        let batches = seqs.epoch(2, &mut rng);
+        let mut pairs = Vec::new();
+        for bt in &batches {
+            for (&s, &t) in bt.slots.iter().zip(&bt.targets) {
+                pairs.push((bt.items[s as usize], t));
+            }
+        }
+        pairs.sort();
+        assert_eq!(
+            pairs,
+            vec![(1, 2), (2, 3), (3, 4), (7, 8), (9, 10), (10, 11)]
+        );
+        assert_eq!(seqs.n_targets(), 6);
+    }
+}

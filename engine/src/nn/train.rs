@@ -1,0 +1,269 @@
+//! The epoch loop every neural policy shares: seeded shuffles, AdamW steps, per-epoch status
+//! (loss, validation NDCG@10, time), early stopping that keeps the best epoch's weights, and
+//! cancellation between steps.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use burn::module::{AutodiffModule, Module};
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
+use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
+
+use super::sasrec::{scalar, NetConfig, SasRecNet};
+use super::sequences::TrainingSequences;
+use crate::config::{FitConfig, SequenceLoss};
+use crate::dataset::{Cut, Interactions};
+use crate::error::{Error, Result};
+use crate::policy::linalg::Rng;
+use crate::policy::{TrainContext, Vectors};
+
+/// One neural training at a time per process: the CPU backend's random generator (dropout) is
+/// global, so two runs at once would draw from each other's stream and lose reproducibility;
+/// and one run already keeps every core busy.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// How a neural policy's training went, stored with its evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingSummary {
+    /// Where it trained, and why there.
+    pub device: String,
+    /// Epochs run (early stopping may end before `epochs`).
+    pub epochs: usize,
+    /// The epoch whose weights were kept.
+    pub best_epoch: usize,
+    /// Its validation NDCG@10, when validation ran.
+    pub best_valid_ndcg: Option<f64>,
+    pub seconds_per_epoch: f64,
+}
+
+/// The outcome of a fit: the best weights as a burn record (backend-independent bytes).
+pub struct Fitted {
+    pub weights: Vec<u8>,
+    pub summary: TrainingSummary,
+}
+
+/// What the loop needs from a policy besides the data.
+pub struct SasrecFit<'a> {
+    pub name: &'a str,
+    pub net: NetConfig,
+    pub fit: FitConfig,
+    pub loss: SequenceLoss,
+    pub negatives: usize,
+}
+
+/// Trains a SASRec network on `data` with backend `B`.
+pub fn fit_sasrec<B: AutodiffBackend>(
+    device: B::Device,
+    s: &SasrecFit<'_>,
+    data: Interactions<'_>,
+    ctx: &TrainContext<'_>,
+) -> Result<Fitted> {
+    let _one = one_at_a_time();
+    B::seed(&device, ctx.seed);
+    let mut rng = Rng::new(ctx.seed ^ 0x5A5_2EC);
+    let net = SasRecNet::<B>::new(&s.net, &mut rng, &device);
+    let seqs = TrainingSequences::new(data, s.net.max_len);
+    if seqs.n_sequences() == 0 {
+        return Err(Error::Invalid(format!(
+            "{}: no user has two events to learn a next item from",
+            s.name
+        )));
+    }
+    (ctx.log)(format!(
+        "{}: {} sequences, {} next-item targets, {} batches per epoch, loss {:?}",
+        s.name,
+        seqs.n_sequences(),
+        seqs.n_targets(),
+        seqs.n_sequences().div_ceil(s.fit.batch_size),
+        s.loss
+    ));
+    fit(
+        Loop {
+            name: s.name,
+            fit: &s.fit,
+            data,
+            ctx,
+            rng,
+        },
+        net,
+        |rng| seqs.epoch(s.fit.batch_size, rng),
+        |net, b, rng| net.loss(b, s.loss, s.negatives, rng),
+        |inner| Embeddings {
+            dim: s.net.hidden,
+            users: encode_users(inner, data),
+            items: inner.item_vectors(),
+        },
+    )
+}
+
+/// What [`fit`] needs besides the network and its closures.
+pub struct Loop<'a, 'c> {
+    pub name: &'a str,
+    pub fit: &'a FitConfig,
+    pub data: Interactions<'a>,
+    pub ctx: &'a TrainContext<'c>,
+    pub rng: Rng,
+}
+
+/// The epoch loop: `epoch` makes an epoch's batches, `loss` a batch's loss, `probe` the user
+/// and item vectors of a candidate (for validation). Validation (and so early stopping) runs
+/// only when `data` is the training cut and the context can validate; otherwise every epoch
+/// runs and the last one is kept. The caller holds [`one_at_a_time`] and seeded the backend.
+pub fn fit<B, M, T>(
+    mut l: Loop<'_, '_>,
+    mut net: M,
+    mut epoch_batches: impl FnMut(&mut Rng) -> Vec<T>,
+    loss_of: impl Fn(&M, &T, &mut Rng) -> burn::tensor::Tensor<B, 1>,
+    probe: impl Fn(&M::InnerModule) -> Embeddings,
+) -> Result<Fitted>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+{
+    let (name, f, ctx) = (l.name, l.fit, l.ctx);
+    let mut optim = AdamWConfig::new()
+        .with_epsilon(f.epsilon as f32)
+        .with_weight_decay(f.weight_decay as f32)
+        .init::<B, M>();
+    let validate = ctx.validate.filter(|_| l.data.cut == Cut::Train);
+    let start = Instant::now();
+    let mut best: Option<(f64, usize, M::InnerModule)> = None;
+    let mut epochs = 0;
+    for epoch in 1..=f.epochs {
+        let epoch_start = Instant::now();
+        let batches = epoch_batches(&mut l.rng);
+        ctx.progress.start(
+            &format!("{name} epoch {epoch}/{}", f.epochs),
+            Some(batches.len() as u64),
+        );
+        let mut loss_sum = 0.0;
+        for b in &batches {
+            ctx.check_cancelled()?;
+            let loss = loss_of(&net, b, &mut l.rng);
+            let grads = loss.backward();
+            loss_sum += scalar(loss);
+            let grads = GradientsParams::from_grads(grads, &net);
+            net = optim.step(f.learning_rate, net, grads);
+            ctx.progress.inc(1);
+        }
+        ctx.progress.finish();
+        let loss = loss_sum / batches.len().max(1) as f64;
+        if !loss.is_finite() {
+            return Err(Error::Invalid(format!(
+                "{name}: the training loss became {loss} at epoch {epoch}; lower `learning_rate`"
+            )));
+        }
+        epochs = epoch;
+        let inner = net.valid();
+        let ndcg = match validate {
+            Some(v) => {
+                ctx.check_cancelled()?;
+                Some(v(&probe(&inner)).ndcg)
+            }
+            None => None,
+        };
+        let improved = match (&best, ndcg) {
+            (Some((b, _, _)), Some(n)) => n > *b,
+            _ => true,
+        };
+        if improved {
+            best = Some((ndcg.unwrap_or(f64::NAN), epoch, inner));
+        }
+        let (best_ndcg, best_epoch, _) = best.as_ref().expect("set above");
+        let seconds = epoch_start.elapsed().as_secs_f64();
+        let line = match ndcg {
+            Some(n) => format!(
+                "{name}: epoch {epoch}/{} loss {loss:.4} validation NDCG@10 {n:.4} (best {best_ndcg:.4} at epoch {best_epoch}) {seconds:.1}s",
+                f.epochs
+            ),
+            None => format!("{name}: epoch {epoch}/{} loss {loss:.4} {seconds:.1}s", f.epochs),
+        };
+        ctx.progress.message(&line);
+        (ctx.log)(line);
+        if ndcg.is_some() && f.patience > 0 && epoch - best_epoch >= f.patience {
+            (ctx.log)(format!(
+                "{name}: stopping early, no better validation NDCG@10 for {} epochs; keeping epoch {best_epoch}",
+                f.patience
+            ));
+            break;
+        }
+    }
+    let (best_ndcg, best_epoch, best_net) = best.expect("at least one epoch");
+    let weights = NamedMpkBytesRecorder::<FullPrecisionSettings>::default()
+        .record(best_net.into_record(), ())
+        .map_err(|e| Error::Internal(format!("recording {name} weights: {e}")))?;
+    Ok(Fitted {
+        weights,
+        summary: TrainingSummary {
+            device: String::new(),
+            epochs,
+            best_epoch,
+            best_valid_ndcg: best_ndcg.is_finite().then_some(best_ndcg),
+            seconds_per_epoch: start.elapsed().as_secs_f64() / epochs.max(1) as f64,
+        },
+    })
+}
+
+/// Holds the one-neural-training-per-process lock for a run.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Every user's vector from their visible history.
+pub fn encode_users<B: burn::tensor::backend::Backend>(
+    net: &SasRecNet<B>,
+    data: Interactions<'_>,
+) -> Vec<f32> {
+    let seqs: Vec<&[u32]> = (0..data.n_users() as u32).map(|u| data.items(u)).collect();
+    net.encode(&seqs)
+}
+
+/// A candidate model as plain vectors: what validation scores.
+pub struct Embeddings {
+    pub dim: usize,
+    pub users: Vec<f32>,
+    pub items: Vec<f32>,
+}
+
+impl crate::policy::TrainedPolicy for Embeddings {
+    fn kind(&self) -> &'static str {
+        "candidate"
+    }
+
+    fn n_items(&self) -> usize {
+        self.items.len() / self.dim
+    }
+
+    fn refit(&mut self, _: Interactions<'_>) -> Result<()> {
+        Err(Error::Internal("a validation candidate is not refit".into()))
+    }
+
+    fn score_users(&self, users: &[u32], out: &mut [f32]) {
+        score_users(self.vectors_ref(), users, out);
+    }
+
+    fn save(&self, _: &std::path::Path) -> Result<()> {
+        Err(Error::Internal("a validation candidate is not saved".into()))
+    }
+}
+
+impl Embeddings {
+    fn vectors_ref(&self) -> Vectors<'_> {
+        Vectors {
+            dim: self.dim,
+            users: &self.users,
+            items: &self.items,
+        }
+    }
+}
+
+/// `out` = the users' vectors against every item vector (row-major, one row per user).
+pub fn score_users(v: Vectors<'_>, users: &[u32], out: &mut [f32]) {
+    let mut rows = Vec::with_capacity(users.len() * v.dim);
+    for &u in users {
+        rows.extend_from_slice(v.user(u));
+    }
+    crate::policy::linalg::scores(&rows, v.items, v.dim, out);
+}
