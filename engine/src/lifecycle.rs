@@ -47,7 +47,47 @@ pub struct Outcome {
 /// Checks a model file against its data sources without training: the whole of `validate`.
 pub async fn validate(config: &ModelConfig) -> Result<()> {
     let plan = fetch::plan(config).await?;
-    check_saved_queries(config, &plan)
+    check_saved_queries(config, &plan)?;
+    check_feature_columns(config, &plan)
+}
+
+/// Every feature a two-tower policy declares is a column its fetch yields.
+fn check_feature_columns(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<()> {
+    for (p, policy) in config.policies.iter().enumerate() {
+        let crate::config::PolicyConfig::TwoTower(c) = policy else {
+            continue;
+        };
+        for (field, specs, df, fetch) in [
+            ("item_features", &c.item_features, &plan.items, "fetch.items"),
+            ("user_features", &c.user_features, &plan.users, "fetch.users"),
+        ] {
+            let columns: Vec<String> = df
+                .as_ref()
+                .map(|d| d.schema().fields().iter().map(|f| f.name().clone()).collect())
+                .unwrap_or_default();
+            for (i, spec) in specs.iter().enumerate() {
+                let name = spec.column();
+                if columns.iter().any(|c| c == name) {
+                    continue;
+                }
+                let hint = if df.is_none() {
+                    Some(format!("declare `{fetch}` to read {field}"))
+                } else {
+                    crate::did_you_mean(name, columns.iter().map(String::as_str))
+                        .map(|s| format!("did you mean `{s}`?"))
+                        .or_else(|| Some(format!("`{fetch}` yields: {}", columns.join(", "))))
+                };
+                return Err(config
+                    .error_at(
+                        &format!("policies[{p}].{field}[{i}]"),
+                        format!("`{name}` is not a column of `{fetch}`"),
+                        hint,
+                    )
+                    .into());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Binds the names of every saved query against what the fetch yields and the policies, so a
@@ -120,6 +160,7 @@ pub async fn run(
     }
     let plan = fetch::plan(&config).await?;
     check_saved_queries(&config, &plan)?;
+    check_feature_columns(&config, &plan)?;
     let what = match mode {
         Mode::Create => "create-model",
         Mode::Update => "update-model",

@@ -1,6 +1,8 @@
-//! Neural policies on the CPU: SASRec learns planted sequences that popularity and ALS cannot,
-//! beats popularity on MovieLens-100K in CI-sized time, streams its epochs to the status log,
-//! serves `history` queries through its encoder, and a cancelled run changes nothing.
+//! Neural policies on the CPU: SASRec learns planted sequences that popularity and ALS cannot;
+//! SASRec and two-tower beat popularity on MovieLens-100K in CI-sized time; epochs stream to the
+//! status log; SASRec serves `history` queries through its encoder; a two-tower item without
+//! events is retrieved for users of its taste group from its features; a cancelled run changes
+//! nothing.
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -59,7 +61,7 @@ fn sasrec_learns_planted_sequences_that_popularity_and_als_cannot() {
         ndcg(&view, "sasrec"),
     );
     assert!(
-        sasrec > 0.5 && sasrec > 3.0 * als && sasrec > 3.0 * pop,
+        sasrec > 0.5 && sasrec > 2.0 * als && sasrec > 5.0 * pop,
         "SASRec {sasrec} vs ALS {als} and popularity {pop}"
     );
 
@@ -126,7 +128,7 @@ fn sasrec_learns_planted_sequences_that_popularity_and_als_cannot() {
 }
 
 #[test]
-fn sasrec_beats_popularity_on_movielens_100k_on_the_cpu() {
+fn sasrec_and_two_tower_beat_popularity_on_movielens_100k_on_the_cpu() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/movielens/data/ml-100k");
     assert!(
         std::path::Path::new(dir).join("ratings.csv").exists(),
@@ -136,22 +138,41 @@ fn sasrec_beats_popularity_on_movielens_100k_on_the_cpu() {
     let file = ws.write(
         "ml100k.yaml",
         &format!(
-            "model: {{name: ml100k}}\n\
-             connectors:\n  - {{id: ratings, type: file, path: {dir}/ratings.csv}}\n\
-             fetch:\n  events: SELECT user_id, item_id, timestamp FROM ratings\n\
-             policies:\n  - {{name: sasrec, type: sasrec, max_seq_len: 50, epochs: 6, patience: 0}}\n\
-             training: {{seed: 42, device: cpu}}\n"
+            r#"model: {{name: ml100k}}
+connectors:
+  - {{id: ratings, type: file, path: {dir}/ratings.csv}}
+  - {{id: movies, type: file, path: {dir}/movies.csv}}
+  - {{id: viewers, type: file, path: {dir}/users.csv}}
+fetch:
+  events: SELECT user_id, item_id, timestamp FROM ratings
+  items: SELECT item_id, year, genres FROM movies
+  users: SELECT user_id, age, gender, occupation FROM viewers
+policies:
+  - {{name: als, type: als}}
+  - {{name: sasrec, type: sasrec, max_seq_len: 50, batch_size: 32, epochs: 8, patience: 0}}
+  - {{name: two_tower, type: two_tower, user_features: [age, gender, occupation],
+      item_features: [genres, year], batch_size: 256, epochs: 4, patience: 0}}
+training: {{seed: 42, device: cpu}}
+"#
         ),
     );
     let start = Instant::now();
     ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
     let view = ws.view_json("ml100k");
-    let (pop, sasrec) = (ndcg(&view, "reference"), ndcg(&view, "sasrec"));
+    let (pop, als, sasrec, towers) = (
+        ndcg(&view, "reference"),
+        ndcg(&view, "als"),
+        ndcg(&view, "sasrec"),
+        ndcg(&view, "two_tower"),
+    );
     eprintln!(
-        "ml-100k: SASRec NDCG@10 {sasrec:.4}, popularity {pop:.4}, {:.0}s",
+        "ml-100k: SASRec NDCG@10 {sasrec:.4}, two-tower {towers:.4}, ALS {als:.4}, popularity {pop:.4}, {:.0}s",
         start.elapsed().as_secs_f64()
     );
-    assert!(sasrec > 1.3 * pop, "SASRec {sasrec} vs popularity {pop}");
+    // Measured: SASRec 0.090 after these 8 short epochs (0.095 with its defaults and early
+    // stopping), two-tower 0.09 (4 epochs), popularity 0.045.
+    assert!(sasrec > 1.5 * pop, "SASRec {sasrec} vs popularity {pop}");
+    assert!(towers > 1.5 * pop, "two-tower {towers} vs popularity {pop}");
 }
 
 #[test]
@@ -195,4 +216,59 @@ fn ctrl_c_during_sasrec_training_leaves_the_active_version_serving() {
         "{view}"
     );
     ws.ok(&["rank", "--model-name", "k", "--user-id", "u1", "--limit", "5"]);
+}
+
+#[test]
+fn a_two_tower_item_without_events_reaches_users_of_its_group() {
+    let ws = Workspace::new();
+    let data = ws.path("groups");
+    ws.ok(&[
+        "synth", "--out", data.to_str().unwrap(), "--items", "400", "--users", "800",
+        "--events", "24000", "--groups", "8",
+    ]);
+    // Two items nobody has touched, known only by their attributes.
+    let items = data.join("items.csv");
+    let mut csv = std::fs::read_to_string(&items).unwrap();
+    csv.push_str("cold3,3,Drama,2000,5.00\ncold5,5,Comedy,1990,7.50\n");
+    std::fs::write(&items, csv).unwrap();
+    let file = ws.write(
+        "towers.yaml",
+        &format!(
+            "model: {{name: t}}\n\
+             connectors:\n  - {{id: events, type: file, path: {d}/events.csv}}\n  - {{id: items, type: file, path: {d}/items.csv}}\n\
+             fetch:\n  events: SELECT user_id, item_id, timestamp FROM events\n  items: SELECT item_id, \"group\", genre, year FROM items\n\
+             policies:\n  - name: two_tower\n    type: two_tower\n    hidden: 32\n    item_features: [{{column: group, kind: categorical}}, genre, year]\n    batch_size: 256\n    epochs: 10\n\
+             training: {{seed: 7}}\n",
+            d = data.display()
+        ),
+    );
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    let view = ws.view_json("t");
+    assert!(
+        ndcg(&view, "two_tower") > 5.0 * ndcg(&view, "reference"),
+        "{}",
+        view["metrics"]
+    );
+    // Where `cold3` ranks for users of group 3 (user u is in group u % 8) and of other groups.
+    let server = crate::server_support::start(&ws);
+    let rank = |u: usize| -> usize {
+        let body = serde_json::json!({
+            "model": "t",
+            "query": "SELECT * FROM similarity(embedding = 'two_tower', user = $user_id, limit = 402) LIMIT 402",
+            "params": {"user_id": format!("u{u}")},
+        });
+        let (st, r) = http(&server.addr, "POST", "/query", Some(&body.to_string()));
+        assert_eq!(st, 200, "{r}");
+        r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|x| x["id"] == "cold3")
+            .expect("every item is ranked")
+    };
+    // A group holds 50 of the 402 items: "near the top" is within the first 50.
+    let near = |group: usize| (0..20).filter(|k| rank(k * 8 + group) < 50).count();
+    let (own, other) = (near(3), near(4));
+    assert!(own >= 14, "cold3 within the top 50 for only {own} of 20 group-3 users");
+    assert!(other <= 4, "cold3 within the top 50 for {other} of 20 group-4 users");
 }

@@ -8,7 +8,8 @@ pub(crate) mod resolve;
 
 pub use locate::Locations;
 pub use raw::{
-    AlsConfig, DefaultParam, FitConfig, SasrecConfig, SequenceLoss, Device, IndexConfig, IndexType, PolicyConfig, PopularConfig,
+    AlsConfig, DefaultParam, FeatureKind, FeatureSpec, FitConfig, SasrecConfig, SequenceLoss,
+    TwoTowerConfig, TypedFeature, Device, IndexConfig, IndexType, PolicyConfig, PopularConfig,
     RawModelFile, SavedQuery, ServingConfig, TrainingConfig, ValueModelConfig,
 };
 pub(crate) use raw::defaults as raw_defaults;

@@ -67,6 +67,9 @@ pub enum PolicyConfig {
     /// Causal self-attention over each user's latest items (Kang & McAuley 2018), trained with
     /// full-softmax cross-entropy by default (Klenitskiy & Vasilev 2023).
     Sasrec(SasrecConfig),
+    /// A user tower and an item tower over ids and declared features, trained with in-batch
+    /// softmax (Yi et al. 2019); items without events get vectors from their features.
+    TwoTower(TwoTowerConfig),
 }
 
 impl PolicyConfig {
@@ -75,17 +78,18 @@ impl PolicyConfig {
             Self::Popular(c) => &c.name,
             Self::Als(c) => &c.name,
             Self::Sasrec(c) => &c.name,
+            Self::TwoTower(c) => &c.name,
         }
     }
 
     /// Whether it yields user and item vectors (similarity retrieval, diversity).
     pub fn has_vectors(&self) -> bool {
-        matches!(self, Self::Als(_) | Self::Sasrec(_))
+        matches!(self, Self::Als(_) | Self::Sasrec(_) | Self::TwoTower(_))
     }
 
     /// Whether it trains a network (and may use a GPU).
     pub fn is_neural(&self) -> bool {
-        matches!(self, Self::Sasrec(_))
+        matches!(self, Self::Sasrec(_) | Self::TwoTower(_))
     }
 
     pub fn kind(&self) -> &'static str {
@@ -93,6 +97,7 @@ impl PolicyConfig {
             Self::Popular(_) => "popular",
             Self::Als(_) => "als",
             Self::Sasrec(_) => "sasrec",
+            Self::TwoTower(_) => "two_tower",
         }
     }
 }
@@ -193,6 +198,108 @@ impl SasrecConfig {
     }
 }
 
+/// `type: two_tower`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TwoTowerConfig {
+    pub name: String,
+    /// Embedding size and the dimension of the user and item vectors.
+    #[serde(default = "defaults::hidden")]
+    pub hidden: usize,
+    /// Columns of `fetch.users` the user tower reads.
+    #[serde(default)]
+    pub user_features: Vec<FeatureSpec>,
+    /// Columns of `fetch.items` the item tower reads.
+    #[serde(default)]
+    pub item_features: Vec<FeatureSpec>,
+    /// The user tower averages the embeddings of the user's latest this-many items (0: none).
+    #[serde(default = "defaults::tower_history")]
+    pub history: usize,
+    /// Softmax temperature over cosine similarities.
+    #[serde(default = "defaults::temperature")]
+    pub temperature: f64,
+    /// Random items added to each batch's in-batch negatives.
+    #[serde(default)]
+    pub negatives: usize,
+    /// Subtract log(sampling probability) from in-batch logits, so popular items are not
+    /// over-penalised for being frequent negatives.
+    #[serde(default = "defaults::yes")]
+    pub logq_correction: bool,
+    /// Share of training examples whose item-id embedding is hidden, so the item tower also
+    /// learns to place items from their features alone (cold start).
+    #[serde(default = "defaults::id_dropout")]
+    pub id_dropout: f64,
+    #[serde(default = "defaults::tower_epochs")]
+    pub epochs: usize,
+    #[serde(default = "defaults::tower_patience")]
+    pub patience: usize,
+    /// Interactions per optimiser step (and so in-batch negatives per example).
+    #[serde(default = "defaults::tower_batch_size")]
+    pub batch_size: usize,
+    #[serde(default = "defaults::learning_rate")]
+    pub learning_rate: f64,
+    #[serde(default)]
+    pub weight_decay: f64,
+    #[serde(default = "defaults::epsilon")]
+    pub epsilon: f64,
+}
+
+impl TwoTowerConfig {
+    pub fn fit(&self) -> FitConfig {
+        FitConfig {
+            epochs: self.epochs,
+            patience: self.patience,
+            batch_size: self.batch_size,
+            learning_rate: self.learning_rate,
+            weight_decay: self.weight_decay,
+            epsilon: self.epsilon,
+        }
+    }
+}
+
+/// A feature column: its name (the kind inferred: numbers are numeric, text with `|` is
+/// multi-valued, other text categorical) or `{column, kind}`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum FeatureSpec {
+    Column(String),
+    Typed(TypedFeature),
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TypedFeature {
+    pub column: String,
+    pub kind: FeatureKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureKind {
+    /// Standardised number (missing: the mean).
+    Numeric,
+    /// One value per row, each value its own embedding.
+    Categorical,
+    /// `|`-separated values (genres), their embeddings averaged.
+    Multi,
+}
+
+impl FeatureSpec {
+    pub fn column(&self) -> &str {
+        match self {
+            Self::Column(c) => c,
+            Self::Typed(t) => &t.column,
+        }
+    }
+
+    pub fn kind(&self) -> Option<FeatureKind> {
+        match self {
+            Self::Column(_) => None,
+            Self::Typed(t) => Some(t.kind),
+        }
+    }
+}
+
 /// How a neural policy is optimised: AdamW over shuffled mini-batches, with early stopping on
 /// validation NDCG@10. (The fields are repeated in each policy's block: serde cannot deny
 /// unknown keys through a flattened struct.)
@@ -230,6 +337,27 @@ pub(crate) mod defaults {
     }
     pub fn dropout() -> f64 {
         0.1
+    }
+    pub fn tower_history() -> usize {
+        50
+    }
+    pub fn temperature() -> f64 {
+        0.05
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn id_dropout() -> f64 {
+        0.1
+    }
+    pub fn tower_epochs() -> usize {
+        30
+    }
+    pub fn tower_patience() -> usize {
+        3
+    }
+    pub fn tower_batch_size() -> usize {
+        1024
     }
     pub fn negatives() -> usize {
         256

@@ -430,6 +430,38 @@ fn check_policy(cfg: &ModelConfig, path: &str, p: &PolicyConfig) -> Result<(), C
             }
             check_fit(&c.fit(), &range)?;
         }
+        PolicyConfig::TwoTower(c) => {
+            range(
+                "hidden",
+                (1..=4096).contains(&c.hidden),
+                "between 1 and 4096",
+            )?;
+            range("history", c.history <= 4096, "at most 4096")?;
+            range(
+                "temperature",
+                c.temperature.is_finite() && c.temperature > 0.0 && c.temperature <= 100.0,
+                "a number > 0 and at most 100",
+            )?;
+            range("negatives", c.negatives <= 1_000_000, "at most 1000000")?;
+            range(
+                "id_dropout",
+                (0.0..1.0).contains(&c.id_dropout),
+                "at least 0 and below 1",
+            )?;
+            for (field, specs) in [("user_features", &c.user_features), ("item_features", &c.item_features)] {
+                let mut seen = HashSet::new();
+                for (i, f) in specs.iter().enumerate() {
+                    if !seen.insert(f.column()) {
+                        return Err(cfg.error_at(
+                            &format!("{path}.{field}[{i}]"),
+                            format!("feature `{}` is listed twice", f.column()),
+                            None,
+                        ));
+                    }
+                }
+            }
+            check_fit(&c.fit(), &range)?;
+        }
     }
     Ok(())
 }

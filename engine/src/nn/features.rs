@@ -18,7 +18,6 @@ const MIN_TOKEN_COUNT: usize = 2;
 /// Inputs of one tower, one row per dense id.
 #[derive(Debug, Clone, Default)]
 pub struct FeatureTable {
-    pub n_rows: usize,
     /// Row `r`'s tokens are `tokens[offsets[r]..offsets[r + 1]]`, with `weights` alike.
     pub offsets: Vec<usize>,
     pub tokens: Vec<u32>,
@@ -35,7 +34,6 @@ impl FeatureTable {
     /// No features: `n_rows` empty rows.
     pub fn empty(n_rows: usize) -> Self {
         Self {
-            n_rows,
             offsets: vec![0; n_rows + 1],
             ..Default::default()
         }
@@ -196,5 +194,79 @@ fn infer(column: &dyn Array) -> FeatureKind {
         FeatureKind::Multi
     } else {
         FeatureKind::Categorical
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+
+    use super::*;
+    use crate::config::TypedFeature;
+
+    fn table() -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("item_id", DataType::Utf8, false),
+            Field::new("year", DataType::Int64, true),
+            Field::new("genres", DataType::Utf8, true),
+            Field::new("group", DataType::Int64, true),
+        ]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(StringArray::from(vec!["a", "b", "c", "d"])),
+                Arc::new(Int64Array::from(vec![Some(1990), Some(2000), None, Some(2010)])),
+                Arc::new(StringArray::from(vec![
+                    Some("Drama|Comedy"),
+                    Some("Drama"),
+                    None,
+                    Some("Comedy|Noir"),
+                ])),
+                Arc::new(Int64Array::from(vec![1, 2, 1, 2])),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn kinds_are_inferred_or_declared_and_rows_weigh_one_per_feature() {
+        let specs = vec![
+            FeatureSpec::Column("year".into()),
+            FeatureSpec::Column("genres".into()),
+            FeatureSpec::Typed(TypedFeature {
+                column: "group".into(),
+                kind: FeatureKind::Categorical,
+            }),
+        ];
+        let t = FeatureTable::build(4, Some(&table()), &specs, "fetch.items").unwrap();
+        assert_eq!(t.n_numeric, 1);
+        // Years standardised; the missing one at the mean (0).
+        assert!((t.row_numeric(0)[0] + 1.2247).abs() < 1e-3, "{:?}", t.numeric);
+        assert_eq!(t.row_numeric(2)[0], 0.0);
+        // genres: Comedy, Drama (twice or more) + a rare token for Noir; group: 1, 2 + rare.
+        assert_eq!(t.n_tokens, 3 + 3);
+        let (tokens, weights) = t.row_tokens(0);
+        assert_eq!(tokens.len(), 3); // Drama, Comedy, group 1
+        assert_eq!(weights, &[0.5, 0.5, 1.0]);
+        let (tokens, _) = t.row_tokens(3);
+        assert!(tokens.contains(&2), "Noir is rare: {tokens:?}");
+        assert_eq!(t.row_tokens(2).0.len(), 1); // no genres, group 1
+        assert!(t.described[1].starts_with("genres: multi-valued"), "{:?}", t.described);
+    }
+
+    #[test]
+    fn a_missing_column_or_table_says_which() {
+        let e = FeatureTable::build(4, Some(&table()), &[FeatureSpec::Column("yeer".into())], "fetch.items")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`yeer` is not a column of `fetch.items`"), "{e}");
+        let e = FeatureTable::build(4, None, &[FeatureSpec::Column("age".into())], "fetch.users")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fetch.users"), "{e}");
+        assert_eq!(FeatureTable::build(3, None, &[], "fetch.users").unwrap().offsets, vec![0; 4]);
     }
 }

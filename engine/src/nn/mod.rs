@@ -7,10 +7,12 @@
 //! vectors and a weights record, independent of the backend that made them.
 
 mod device;
+pub(crate) mod features;
 mod layers;
 pub(crate) mod sasrec;
 mod sequences;
 pub(crate) mod train;
+pub(crate) mod two_tower;
 
 pub use device::{choose as choose_device, Compute, DeviceChoice, CUDA_BUILT};
 pub use train::TrainingSummary;

@@ -5,6 +5,7 @@ mod als;
 pub(crate) mod linalg;
 mod popular;
 mod sasrec;
+mod two_tower;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub use als::{Als, TrainedAls};
 pub use popular::{Popular, TrainedPopular};
 pub use sasrec::{Sasrec, TrainedSasrec};
+pub use two_tower::{TrainedTwoTower, TwoTower};
 
 use crate::config::PolicyConfig;
 use crate::dataset::Interactions;
@@ -134,6 +136,7 @@ pub fn build(config: &PolicyConfig) -> Box<dyn Policy> {
         PolicyConfig::Popular(c) => Box::new(Popular::new(c.clone())),
         PolicyConfig::Als(c) => Box::new(Als::new(c.clone())),
         PolicyConfig::Sasrec(c) => Box::new(Sasrec::new(c.clone())),
+        PolicyConfig::TwoTower(c) => Box::new(TwoTower::new(c.clone())),
     }
 }
 
@@ -143,5 +146,6 @@ pub fn load(config: &PolicyConfig, dir: &Path) -> Result<Box<dyn TrainedPolicy>>
         PolicyConfig::Popular(c) => Ok(Box::new(TrainedPopular::load(c, dir)?)),
         PolicyConfig::Als(c) => Ok(Box::new(TrainedAls::load(c, dir)?)),
         PolicyConfig::Sasrec(c) => Ok(Box::new(TrainedSasrec::load(c, dir)?)),
+        PolicyConfig::TwoTower(c) => Ok(Box::new(TrainedTwoTower::load(c, dir)?)),
     }
 }

@@ -1,0 +1,218 @@
+//! `type: two_tower`: user and item towers over ids and declared features, trained with
+//! in-batch softmax. Scores are dot products of L2-normalised vectors; an item without events
+//! gets its vector from its features (cold start). Serving needs only the vectors.
+
+use std::path::Path;
+
+use burn::backend::Autodiff;
+use burn::module::Module;
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
+
+use super::{Policy, TrainContext, TrainedPolicy, Vectors};
+use crate::config::TwoTowerConfig;
+use crate::dataset::Interactions;
+use crate::error::{Error, Result};
+use crate::nn::features::FeatureTable;
+use crate::nn::two_tower::{fit_two_tower, NetConfig, TowerData, TwoTowerFit, TwoTowerNet};
+use crate::nn::{Compute, Cpu, TrainingSummary};
+use crate::policy::linalg::Rng;
+use crate::store;
+
+const WEIGHTS: &str = "weights.mpk";
+
+pub struct TwoTower {
+    config: TwoTowerConfig,
+}
+
+impl TwoTower {
+    pub fn new(config: TwoTowerConfig) -> Self {
+        Self { config }
+    }
+}
+
+/// What a refit needs to encode users and items again: the network and the feature tables.
+struct Encoder {
+    net: TwoTowerNet<Cpu>,
+    users: FeatureTable,
+    items: FeatureTable,
+}
+
+pub struct TrainedTwoTower {
+    config: TwoTowerConfig,
+    encoder: Option<Encoder>,
+    weights: Vec<u8>,
+    users: Vec<f32>,
+    items: Vec<f32>,
+    summary: Option<TrainingSummary>,
+}
+
+impl Policy for TwoTower {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn train(
+        &self,
+        data: Interactions<'_>,
+        ctx: &TrainContext<'_>,
+    ) -> Result<Box<dyn TrainedPolicy>> {
+        let c = &self.config;
+        if data.n_items() == 0 {
+            return Err(Error::Invalid(format!("{}: the catalog is empty", c.name)));
+        }
+        let ds = data.ds;
+        let users = FeatureTable::build(
+            ds.n_users(),
+            ds.user_attributes.as_ref(),
+            &c.user_features,
+            "fetch.users",
+        )?;
+        let items = FeatureTable::build(
+            ds.n_items(),
+            ds.item_attributes.as_ref(),
+            &c.item_features,
+            "fetch.items",
+        )?;
+        for line in users.described.iter().map(|d| format!("user feature {d}")) {
+            (ctx.log)(format!("{}: {line}", c.name));
+        }
+        for line in items.described.iter().map(|d| format!("item feature {d}")) {
+            (ctx.log)(format!("{}: {line}", c.name));
+        }
+        let net = NetConfig {
+            n_users: ds.n_users(),
+            n_items: ds.n_items(),
+            hidden: c.hidden,
+            user_tokens: users.n_tokens,
+            user_numeric: users.n_numeric,
+            item_tokens: items.n_tokens,
+            item_numeric: items.n_numeric,
+        };
+        let spec = TwoTowerFit {
+            name: &c.name,
+            net,
+            fit: c.fit(),
+            temperature: c.temperature,
+            negatives: c.negatives,
+            logq_correction: c.logq_correction,
+            id_dropout: c.id_dropout,
+        };
+        let td = TowerData {
+            data,
+            users: &users,
+            items: &items,
+            history: c.history,
+        };
+        let mut fitted = match ctx.device.compute {
+            Compute::Cpu => fit_two_tower::<Autodiff<Cpu>>(Default::default(), &spec, &td, ctx)?,
+            #[cfg(feature = "cuda")]
+            Compute::Cuda => fit_two_tower::<Autodiff<burn::backend::Cuda>>(
+                Default::default(),
+                &spec,
+                &td,
+                ctx,
+            )?,
+            #[cfg(not(feature = "cuda"))]
+            Compute::Cuda => {
+                return Err(Error::Internal(
+                    "CUDA was chosen in a build without CUDA".into(),
+                ))
+            }
+        };
+        fitted.summary.device = ctx.device.reason.clone();
+        let device = Default::default();
+        let record = NamedMpkBytesRecorder::<FullPrecisionSettings>::default()
+            .load(fitted.weights.clone(), &device)
+            .map_err(|e| Error::Internal(format!("reading {} weights: {e}", c.name)))?;
+        let net = TwoTowerNet::<Cpu>::new(&net, &mut Rng::new(0), &device).load_record(record);
+        let mut model = TrainedTwoTower {
+            config: c.clone(),
+            encoder: Some(Encoder { net, users, items }),
+            weights: fitted.weights,
+            users: Vec::new(),
+            items: Vec::new(),
+            summary: Some(fitted.summary),
+        };
+        model.refit(data)?;
+        Ok(Box::new(model))
+    }
+}
+
+impl TrainedTwoTower {
+    /// Serving reads the vectors; the weights stay on disk beside them.
+    pub fn load(config: &TwoTowerConfig, dir: &Path) -> Result<Self> {
+        let items = store::read_f32s(&dir.join("item_vectors.f32"))?;
+        let users = store::read_f32s(&dir.join("user_vectors.f32"))?;
+        let d = config.hidden;
+        if items.len() % d != 0 || users.len() % d != 0 {
+            return Err(Error::Internal(format!(
+                "two-tower vectors in {} do not have dimension {d}",
+                dir.display()
+            )));
+        }
+        Ok(Self {
+            config: config.clone(),
+            encoder: None,
+            weights: Vec::new(),
+            users,
+            items,
+            summary: None,
+        })
+    }
+}
+
+impl TrainedPolicy for TrainedTwoTower {
+    fn kind(&self) -> &'static str {
+        "two_tower"
+    }
+
+    fn n_items(&self) -> usize {
+        self.items.len() / self.config.hidden
+    }
+
+    /// The towers read the longer history; items that gained events keep their id embedding.
+    fn refit(&mut self, data: Interactions<'_>) -> Result<()> {
+        let e = self.encoder.as_ref().ok_or_else(|| {
+            Error::Internal("a loaded two-tower model has no encoder to refit".into())
+        })?;
+        let td = TowerData {
+            data,
+            users: &e.users,
+            items: &e.items,
+            history: self.config.history,
+        };
+        self.users = td.user_vectors(&e.net);
+        self.items = td.item_vectors(&e.net);
+        Ok(())
+    }
+
+    fn score_users(&self, users: &[u32], out: &mut [f32]) {
+        if let Some(v) = self.vectors() {
+            crate::nn::train::score_users(v, users, out);
+        }
+    }
+
+    fn save(&self, dir: &Path) -> Result<()> {
+        if !self.weights.is_empty() {
+            store::write_atomic(&dir.join(WEIGHTS), &self.weights)?;
+        }
+        store::write_f32s(&dir.join("user_vectors.f32"), &self.users)?;
+        store::write_f32s(&dir.join("item_vectors.f32"), &self.items)
+    }
+
+    fn score_is_dot(&self) -> bool {
+        true
+    }
+
+    fn vectors(&self) -> Option<Vectors<'_>> {
+        Some(Vectors {
+            dim: self.config.hidden,
+            users: &self.users,
+            items: &self.items,
+        })
+    }
+
+    fn training_summary(&self) -> Option<&TrainingSummary> {
+        self.summary.as_ref()
+    }
+}
