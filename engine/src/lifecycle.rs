@@ -58,12 +58,28 @@ fn check_feature_columns(config: &ModelConfig, plan: &fetch::FetchPlan) -> Resul
             continue;
         };
         for (field, specs, df, fetch) in [
-            ("item_features", &c.item_features, &plan.items, "fetch.items"),
-            ("user_features", &c.user_features, &plan.users, "fetch.users"),
+            (
+                "item_features",
+                &c.item_features,
+                &plan.items,
+                "fetch.items",
+            ),
+            (
+                "user_features",
+                &c.user_features,
+                &plan.users,
+                "fetch.users",
+            ),
         ] {
             let columns: Vec<String> = df
                 .as_ref()
-                .map(|d| d.schema().fields().iter().map(|f| f.name().clone()).collect())
+                .map(|d| {
+                    d.schema()
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().clone())
+                        .collect()
+                })
                 .unwrap_or_default();
             for (i, spec) in specs.iter().enumerate() {
                 let name = spec.column();
@@ -112,9 +128,7 @@ fn check_saved_queries(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<
     let policies: Vec<(String, bool)> = config
         .policies
         .iter()
-        .map(|p| {
-            (p.name().to_string(), p.has_vectors())
-        })
+        .map(|p| (p.name().to_string(), p.has_vectors()))
         .collect();
     let names = crate::query::Names {
         item_columns: &item_columns,

@@ -76,7 +76,10 @@ fn sasrec_learns_planted_sequences_that_popularity_and_als_cannot() {
         training["best_epoch"].as_u64().unwrap(),
     );
     assert!(best >= 1 && best <= epochs && epochs <= 12, "{training}");
-    assert!(training["device"].as_str().unwrap().starts_with("cpu"), "{training}");
+    assert!(
+        training["device"].as_str().unwrap().starts_with("cpu"),
+        "{training}"
+    );
 
     // `history` similarity runs the encoder over the user's latest items: the planted
     // successor of their newest item comes first for most users.
@@ -124,12 +127,18 @@ fn sasrec_learns_planted_sequences_that_popularity_and_als_cannot() {
             hits += 1;
         }
     }
-    assert!(hits >= 28, "the successor was in the top 3 for only {hits} of 40 users");
+    assert!(
+        hits >= 28,
+        "the successor was in the top 3 for only {hits} of 40 users"
+    );
 }
 
 #[test]
 fn sasrec_and_two_tower_beat_popularity_on_movielens_100k_on_the_cpu() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/movielens/data/ml-100k");
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/movielens/data/ml-100k"
+    );
     assert!(
         std::path::Path::new(dir).join("ratings.csv").exists(),
         "run `python3 examples/movielens/fetch_data.py` (scripts/test does)"
@@ -196,26 +205,51 @@ fn ctrl_c_during_sasrec_training_leaves_the_active_version_serving() {
     loop {
         let view = ws.view_json("k");
         let v2 = view["versions"].as_array().unwrap().get(1).cloned();
-        let detail = ws.ok(&["view-model", "--model-name", "k", "--version", "2", "--json"]);
+        let detail = ws.ok(&[
+            "view-model",
+            "--model-name",
+            "k",
+            "--version",
+            "2",
+            "--json",
+        ]);
         if v2.is_some() && detail.contains("sasrec: epoch 1/") {
             break;
         }
-        assert!(child.try_wait().unwrap().is_none(), "update-model ended early");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "update-model ended early"
+        );
         assert!(Instant::now() < deadline, "no epoch was logged: {detail}");
         std::thread::sleep(Duration::from_millis(100));
     }
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success(), "a cancelled run must exit non-zero");
     let view = ws.view_json("k");
     assert_eq!(view["active_version"], 1, "{view}");
     assert_eq!(view["versions"][1]["status"], "ERROR", "{view}");
     assert!(
-        view["versions"][1]["message"].as_str().unwrap().contains("cancel"),
+        view["versions"][1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cancel"),
         "{view}"
     );
-    ws.ok(&["rank", "--model-name", "k", "--user-id", "u1", "--limit", "5"]);
+    ws.ok(&[
+        "rank",
+        "--model-name",
+        "k",
+        "--user-id",
+        "u1",
+        "--limit",
+        "5",
+    ]);
 }
 
 #[test]
@@ -223,8 +257,17 @@ fn a_two_tower_item_without_events_reaches_users_of_its_group() {
     let ws = Workspace::new();
     let data = ws.path("groups");
     ws.ok(&[
-        "synth", "--out", data.to_str().unwrap(), "--items", "400", "--users", "800",
-        "--events", "24000", "--groups", "8",
+        "synth",
+        "--out",
+        data.to_str().unwrap(),
+        "--items",
+        "400",
+        "--users",
+        "800",
+        "--events",
+        "24000",
+        "--groups",
+        "8",
     ]);
     // Two items nobody has touched, known only by their attributes.
     let items = data.join("items.csv");
@@ -269,6 +312,12 @@ fn a_two_tower_item_without_events_reaches_users_of_its_group() {
     // A group holds 50 of the 402 items: "near the top" is within the first 50.
     let near = |group: usize| (0..20).filter(|k| rank(k * 8 + group) < 50).count();
     let (own, other) = (near(3), near(4));
-    assert!(own >= 14, "cold3 within the top 50 for only {own} of 20 group-3 users");
-    assert!(other <= 4, "cold3 within the top 50 for {other} of 20 group-4 users");
+    assert!(
+        own >= 14,
+        "cold3 within the top 50 for only {own} of 20 group-3 users"
+    );
+    assert!(
+        other <= 4,
+        "cold3 within the top 50 for {other} of 20 group-4 users"
+    );
 }

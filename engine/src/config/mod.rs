@@ -7,12 +7,12 @@ mod raw;
 pub(crate) mod resolve;
 
 pub use locate::Locations;
-pub use raw::{
-    AlsConfig, DefaultParam, FeatureKind, FeatureSpec, FitConfig, SasrecConfig, SequenceLoss,
-    TwoTowerConfig, TypedFeature, Device, IndexConfig, IndexType, PolicyConfig, PopularConfig,
-    RawModelFile, SavedQuery, ServingConfig, TrainingConfig, ValueModelConfig,
-};
 pub(crate) use raw::defaults as raw_defaults;
+pub use raw::{
+    AlsConfig, DefaultParam, Device, FeatureKind, FeatureSpec, FitConfig, IndexConfig, IndexType,
+    PolicyConfig, PopularConfig, RawModelFile, SasrecConfig, SavedQuery, SequenceLoss,
+    ServingConfig, TrainingConfig, TwoTowerConfig, TypedFeature, ValueModelConfig,
+};
 pub use resolve::{parse, ModelConfig};
 
 /// The JSON Schema of the model file, generated from the Rust types (`spec/model.schema.json`).

@@ -242,7 +242,9 @@ fn check(cfg: &ModelConfig) -> Result<(), ConfigError> {
         return Err(cfg.error_at(
             "training.device",
             "this feedctl was built without CUDA support",
-            Some("use `auto` or `cpu`, or build with `cargo build --release --features cuda`".into()),
+            Some(
+                "use `auto` or `cpu`, or build with `cargo build --release --features cuda`".into(),
+            ),
         ));
     }
 
@@ -415,9 +417,11 @@ fn check_policy(cfg: &ModelConfig, path: &str, p: &PolicyConfig) -> Result<(), C
                 "at least 0 and below 0.95",
             )?;
             match (c.loss, c.negatives) {
-                (SequenceLoss::SampledSoftmax, Some(n)) => {
-                    range("negatives", (1..=1_000_000).contains(&n), "between 1 and 1000000")?
-                }
+                (SequenceLoss::SampledSoftmax, Some(n)) => range(
+                    "negatives",
+                    (1..=1_000_000).contains(&n),
+                    "between 1 and 1000000",
+                )?,
                 (SequenceLoss::SampledSoftmax, None) => {}
                 (_, Some(_)) => {
                     return Err(cfg.error_at(
@@ -448,7 +452,10 @@ fn check_policy(cfg: &ModelConfig, path: &str, p: &PolicyConfig) -> Result<(), C
                 (0.0..1.0).contains(&c.id_dropout),
                 "at least 0 and below 1",
             )?;
-            for (field, specs) in [("user_features", &c.user_features), ("item_features", &c.item_features)] {
+            for (field, specs) in [
+                ("user_features", &c.user_features),
+                ("item_features", &c.item_features),
+            ] {
                 let mut seen = HashSet::new();
                 for (i, f) in specs.iter().enumerate() {
                     if !seen.insert(f.column()) {
@@ -471,7 +478,11 @@ fn check_fit(
     fit: &FitConfig,
     range: &dyn Fn(&str, bool, &str) -> Result<(), ConfigError>,
 ) -> Result<(), ConfigError> {
-    range("epochs", (1..=100_000).contains(&fit.epochs), "between 1 and 100000")?;
+    range(
+        "epochs",
+        (1..=100_000).contains(&fit.epochs),
+        "between 1 and 100000",
+    )?;
     range("patience", fit.patience <= 100_000, "at most 100000")?;
     range(
         "batch_size",

@@ -149,7 +149,10 @@ mod tests {
         assert_eq!(parse_env(" CPU ").unwrap(), Device::Cpu);
         assert_eq!(parse_env("gpu").unwrap(), Device::Cuda);
         let e = parse_env("tpu").unwrap_err().to_string();
-        assert!(e.contains("FEED_DEVICE") && e.contains("`auto`, `cpu` or `cuda`"), "{e}");
+        assert!(
+            e.contains("FEED_DEVICE") && e.contains("`auto`, `cpu` or `cuda`"),
+            "{e}"
+        );
     }
 
     #[cfg(not(feature = "cuda"))]

@@ -82,7 +82,10 @@ impl FeatureTable {
                     numeric_columns.push(
                         (0..n_rows)
                             .map(|i| {
-                                if i < values.len() && values.is_valid(i) && values.value(i).is_finite() {
+                                if i < values.len()
+                                    && values.is_valid(i)
+                                    && values.value(i).is_finite()
+                                {
                                     ((values.value(i) - mean) / std) as f32
                                 } else {
                                     0.0
@@ -148,7 +151,11 @@ impl FeatureTable {
                     }
                     out.described.push(format!(
                         "{name}: {} ({} values, {} rare)",
-                        if kind == FeatureKind::Multi { "multi-valued" } else { "categorical" },
+                        if kind == FeatureKind::Multi {
+                            "multi-valued"
+                        } else {
+                            "categorical"
+                        },
                         vocab.len(),
                         counts.len() - vocab.len()
                     ));
@@ -218,7 +225,12 @@ mod tests {
             Arc::new(schema),
             vec![
                 Arc::new(StringArray::from(vec!["a", "b", "c", "d"])),
-                Arc::new(Int64Array::from(vec![Some(1990), Some(2000), None, Some(2010)])),
+                Arc::new(Int64Array::from(vec![
+                    Some(1990),
+                    Some(2000),
+                    None,
+                    Some(2010),
+                ])),
                 Arc::new(StringArray::from(vec![
                     Some("Drama|Comedy"),
                     Some("Drama"),
@@ -244,7 +256,11 @@ mod tests {
         let t = FeatureTable::build(4, Some(&table()), &specs, "fetch.items").unwrap();
         assert_eq!(t.n_numeric, 1);
         // Years standardised; the missing one at the mean (0).
-        assert!((t.row_numeric(0)[0] + 1.2247).abs() < 1e-3, "{:?}", t.numeric);
+        assert!(
+            (t.row_numeric(0)[0] + 1.2247).abs() < 1e-3,
+            "{:?}",
+            t.numeric
+        );
         assert_eq!(t.row_numeric(2)[0], 0.0);
         // genres: Comedy, Drama (twice or more) + a rare token for Noir; group: 1, 2 + rare.
         assert_eq!(t.n_tokens, 3 + 3);
@@ -254,19 +270,33 @@ mod tests {
         let (tokens, _) = t.row_tokens(3);
         assert!(tokens.contains(&2), "Noir is rare: {tokens:?}");
         assert_eq!(t.row_tokens(2).0.len(), 1); // no genres, group 1
-        assert!(t.described[1].starts_with("genres: multi-valued"), "{:?}", t.described);
+        assert!(
+            t.described[1].starts_with("genres: multi-valued"),
+            "{:?}",
+            t.described
+        );
     }
 
     #[test]
     fn a_missing_column_or_table_says_which() {
-        let e = FeatureTable::build(4, Some(&table()), &[FeatureSpec::Column("yeer".into())], "fetch.items")
-            .unwrap_err()
-            .to_string();
+        let e = FeatureTable::build(
+            4,
+            Some(&table()),
+            &[FeatureSpec::Column("yeer".into())],
+            "fetch.items",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("`yeer` is not a column of `fetch.items`"), "{e}");
         let e = FeatureTable::build(4, None, &[FeatureSpec::Column("age".into())], "fetch.users")
             .unwrap_err()
             .to_string();
         assert!(e.contains("fetch.users"), "{e}");
-        assert_eq!(FeatureTable::build(3, None, &[], "fetch.users").unwrap().offsets, vec![0; 4]);
+        assert_eq!(
+            FeatureTable::build(3, None, &[], "fetch.users")
+                .unwrap()
+                .offsets,
+            vec![0; 4]
+        );
     }
 }

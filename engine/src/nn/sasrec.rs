@@ -87,8 +87,13 @@ impl<B: Backend> SasRecNet<B> {
         let device = self.item_emb.device();
         let [_, d] = self.item_emb.dims();
         let (rows, len) = (b.rows, b.len);
-        let ids = Tensor::<B, 1, Int>::from_data(TensorData::new(b.items.clone(), [rows * len]), &device);
-        let emb = self.item_emb.val().select(0, ids).mul_scalar((d as f64).sqrt());
+        let ids =
+            Tensor::<B, 1, Int>::from_data(TensorData::new(b.items.clone(), [rows * len]), &device);
+        let emb = self
+            .item_emb
+            .val()
+            .select(0, ids)
+            .mul_scalar((d as f64).sqrt());
         let pos = self
             .pos_emb
             .val()
@@ -98,7 +103,8 @@ impl<B: Backend> SasRecNet<B> {
             .reshape([rows * len, d]);
         let mut x = dropout(emb + pos, self.dropout, train);
         // True above the diagonal: a slot sees itself and older slots only.
-        let causal = Tensor::<B, 2, Bool>::tril_mask([len, len], 0, &device).reshape([1, 1, len, len]);
+        let causal =
+            Tensor::<B, 2, Bool>::tril_mask([len, len], 0, &device).reshape([1, 1, len, len]);
         for block in &self.blocks {
             x = block.forward(x, rows, len, self.heads, &causal, self.dropout, train);
         }
@@ -121,13 +127,18 @@ impl<B: Backend> SasRecNet<B> {
         let items = self.item_emb.val();
         match kind {
             SequenceLoss::FullSoftmax => {
-                let targets = Tensor::<B, 2, Int>::from_data(TensorData::new(b.targets.clone(), [m, 1]), &device);
+                let targets = Tensor::<B, 2, Int>::from_data(
+                    TensorData::new(b.targets.clone(), [m, 1]),
+                    &device,
+                );
                 let logp = log_softmax(h.matmul(items.transpose()), 1);
                 logp.gather(1, targets).mean().neg()
             }
             SequenceLoss::SampledSoftmax => {
                 let n = negatives.min(n_items).max(1);
-                let negs: Vec<i32> = (0..n).map(|_| (rng.next_u64() % n_items as u64) as i32).collect();
+                let negs: Vec<i32> = (0..n)
+                    .map(|_| (rng.next_u64() % n_items as u64) as i32)
+                    .collect();
                 // A sampled negative that is the row's own target is not a negative.
                 let mut hits = vec![false; m * n];
                 for (r, &t) in b.targets.iter().enumerate() {
@@ -135,11 +146,16 @@ impl<B: Backend> SasRecNet<B> {
                         hits[r * n + j] = g == t;
                     }
                 }
-                let targets = Tensor::<B, 1, Int>::from_data(TensorData::new(b.targets.clone(), [m]), &device);
+                let targets = Tensor::<B, 1, Int>::from_data(
+                    TensorData::new(b.targets.clone(), [m]),
+                    &device,
+                );
                 let negs = Tensor::<B, 1, Int>::from_data(TensorData::new(negs, [n]), &device);
                 let hits = Tensor::<B, 2, Bool>::from_data(TensorData::new(hits, [m, n]), &device);
                 let pos = (h.clone() * items.clone().select(0, targets)).sum_dim(1);
-                let neg = h.matmul(items.select(0, negs).transpose()).mask_fill(hits, -1e9);
+                let neg = h
+                    .matmul(items.select(0, negs).transpose())
+                    .mask_fill(hits, -1e9);
                 let logp = log_softmax(Tensor::cat(vec![pos, neg], 1), 1);
                 logp.narrow(1, 0, 1).mean().neg()
             }
@@ -154,7 +170,10 @@ impl<B: Backend> SasRecNet<B> {
                         }
                     })
                     .collect();
-                let targets = Tensor::<B, 1, Int>::from_data(TensorData::new(b.targets.clone(), [m]), &device);
+                let targets = Tensor::<B, 1, Int>::from_data(
+                    TensorData::new(b.targets.clone(), [m]),
+                    &device,
+                );
                 let negs = Tensor::<B, 1, Int>::from_data(TensorData::new(negs, [m]), &device);
                 let pos = (h.clone() * items.clone().select(0, targets)).sum_dim(1);
                 let neg = (h * items.select(0, negs)).sum_dim(1);
@@ -179,7 +198,8 @@ impl<B: Backend> SasRecNet<B> {
                 .map(|&i| &seqs[i][seqs[i].len().saturating_sub(max_len)..])
                 .collect();
             let b = batch(&windows);
-            let last = Tensor::<B, 1, Int>::from_data(TensorData::new(b.last.clone(), [b.rows]), &device);
+            let last =
+                Tensor::<B, 1, Int>::from_data(TensorData::new(b.last.clone(), [b.rows]), &device);
             let h = self.hidden(&b, false).select(0, last);
             let values: Vec<f32> = h
                 .into_data()
@@ -230,10 +250,7 @@ impl<B: Backend> Block<B> {
             .div_scalar((dk as f64).sqrt())
             .mask_fill(causal.clone(), -1e9);
         let weights = dropout(softmax(scores, 3), p, train);
-        let context = weights
-            .matmul(v)
-            .swap_dims(1, 2)
-            .reshape([rows * len, d]);
+        let context = weights.matmul(v).swap_dims(1, 2).reshape([rows * len, d]);
         let x = q_in + self.o.forward(context);
         let x = self.ffn_norm.forward(x);
         let inner = dropout(relu(self.ffn1.forward(x.clone())), p, train);

@@ -70,7 +70,11 @@ pub struct TowerBatch {
 impl TowerBatch {
     pub fn new(ids: &[u32], keep: Vec<f32>, table: &FeatureTable, histories: &[&[u32]]) -> Self {
         let rows = ids.len();
-        let t = ids.iter().map(|&i| table.row_tokens(i as usize).0.len()).max().unwrap_or(0);
+        let t = ids
+            .iter()
+            .map(|&i| table.row_tokens(i as usize).0.len())
+            .max()
+            .unwrap_or(0);
         let mut tokens = vec![0i32; rows * t];
         let mut token_weights = vec![0f32; rows * t];
         let mut numeric = Vec::with_capacity(rows * table.n_numeric);
@@ -119,7 +123,13 @@ impl<B: Backend> Tower<B> {
 }
 
 /// Weighted sum over the middle axis: `table[ids]` as `[rows, k, d]` times `weights [rows, k]`.
-fn pooled<B: Backend>(table: Tensor<B, 2>, ids: &[i32], weights: &[f32], rows: usize, k: usize) -> Tensor<B, 2> {
+fn pooled<B: Backend>(
+    table: Tensor<B, 2>,
+    ids: &[i32],
+    weights: &[f32],
+    rows: usize,
+    k: usize,
+) -> Tensor<B, 2> {
     let device = table.device();
     let [_, d] = table.dims();
     let ids = Tensor::<B, 1, Int>::from_data(TensorData::new(ids.to_vec(), [rows * k]), &device);
@@ -156,14 +166,26 @@ impl<B: Backend> TwoTowerNet<B> {
         }
         if let Some(numeric) = &tower.numeric {
             let n = b.numeric.len() / rows.max(1);
-            let values = Tensor::<B, 2>::from_data(TensorData::new(b.numeric.clone(), [rows, n]), &device);
+            let values =
+                Tensor::<B, 2>::from_data(TensorData::new(b.numeric.clone(), [rows, n]), &device);
             x = x + numeric.forward(values);
         }
         if b.h > 0 {
-            x = x + pooled(self.item_ids.val(), &b.history, &b.history_weights, rows, b.h);
+            x = x + pooled(
+                self.item_ids.val(),
+                &b.history,
+                &b.history_weights,
+                rows,
+                b.h,
+            );
         }
         let y = x.clone() + tower.mlp2.forward(relu(tower.mlp1.forward(x)));
-        let norm = y.clone().powf_scalar(2.0).sum_dim(1).add_scalar(1e-12).sqrt();
+        let norm = y
+            .clone()
+            .powf_scalar(2.0)
+            .sum_dim(1)
+            .add_scalar(1e-12)
+            .sqrt();
         y / norm
     }
 
@@ -175,7 +197,8 @@ impl<B: Backend> TwoTowerNet<B> {
         let n = b.users.rows;
         let m = b.items.rows;
         let logq = Tensor::<B, 2>::from_data(TensorData::new(b.logq.clone(), [1, m]), &device);
-        let same = Tensor::<B, 2, Bool>::from_data(TensorData::new(b.duplicate.clone(), [n, m]), &device);
+        let same =
+            Tensor::<B, 2, Bool>::from_data(TensorData::new(b.duplicate.clone(), [n, m]), &device);
         let logits = (u.matmul(v.transpose()).div_scalar(temperature) - logq).mask_fill(same, -1e9);
         let diag: Vec<i32> = (0..n as i32).collect();
         let labels = Tensor::<B, 2, Int>::from_data(TensorData::new(diag, [n, 1]), &device);
@@ -183,14 +206,30 @@ impl<B: Backend> TwoTowerNet<B> {
     }
 
     /// Vectors for `ids` of one side, in chunks.
-    pub fn encode(&self, user_side: bool, ids: &[u32], keep: &[f32], table: &FeatureTable, histories: &[&[u32]]) -> Vec<f32> {
+    pub fn encode(
+        &self,
+        user_side: bool,
+        ids: &[u32],
+        keep: &[f32],
+        table: &FeatureTable,
+        histories: &[&[u32]],
+    ) -> Vec<f32> {
         let mut out = Vec::new();
         for (c, chunk) in ids.chunks(ENCODE_BATCH).enumerate() {
             let lo = c * ENCODE_BATCH;
-            let hist: &[&[u32]] = if histories.is_empty() { &[] } else { &histories[lo..lo + chunk.len()] };
+            let hist: &[&[u32]] = if histories.is_empty() {
+                &[]
+            } else {
+                &histories[lo..lo + chunk.len()]
+            };
             let b = TowerBatch::new(chunk, keep[lo..lo + chunk.len()].to_vec(), table, hist);
             let v = self.tower(user_side, &b);
-            out.extend(v.into_data().convert::<f32>().into_vec::<f32>().expect("f32 vectors"));
+            out.extend(
+                v.into_data()
+                    .convert::<f32>()
+                    .into_vec::<f32>()
+                    .expect("f32 vectors"),
+            );
         }
         out
     }
@@ -234,14 +273,25 @@ impl TowerData<'_> {
 
     pub fn user_vectors<B: Backend>(&self, net: &TwoTowerNet<B>) -> Vec<f32> {
         let ids: Vec<u32> = (0..self.data.n_users() as u32).collect();
-        let histories: Vec<&[u32]> = ids.iter().map(|&u| self.before(u, self.data.items(u).len())).collect();
-        let histories = if self.history == 0 { Vec::new() } else { histories };
+        let histories: Vec<&[u32]> = ids
+            .iter()
+            .map(|&u| self.before(u, self.data.items(u).len()))
+            .collect();
+        let histories = if self.history == 0 {
+            Vec::new()
+        } else {
+            histories
+        };
         net.encode(true, &ids, &vec![1.0; ids.len()], self.users, &histories)
     }
 
     pub fn item_vectors<B: Backend>(&self, net: &TwoTowerNet<B>) -> Vec<f32> {
         let ids: Vec<u32> = (0..self.data.n_items() as u32).collect();
-        let keep: Vec<f32> = self.item_counts().iter().map(|&c| if c > 0 { 1.0 } else { 0.0 }).collect();
+        let keep: Vec<f32> = self
+            .item_counts()
+            .iter()
+            .map(|&c| if c > 0 { 1.0 } else { 0.0 })
+            .collect();
         net.encode(false, &ids, &keep, self.items, &[])
     }
 }
@@ -271,7 +321,10 @@ pub fn fit_two_tower<B: AutodiffBackend>(
         .flat_map(|u| (0..data.items(u).len() as u32).map(move |p| (u, p)))
         .collect();
     if examples.is_empty() {
-        return Err(Error::Invalid(format!("{}: no events to learn from", s.name)));
+        return Err(Error::Invalid(format!(
+            "{}: no events to learn from",
+            s.name
+        )));
     }
     let counts = td.item_counts();
     let total = examples.len() as f64;
@@ -287,25 +340,43 @@ pub fn fit_two_tower<B: AutodiffBackend>(
     let batch_size = s.fit.batch_size;
     let make_batch = |chunk: &[(u32, u32)], rng: &mut Rng| -> PairBatch {
         let users: Vec<u32> = chunk.iter().map(|e| e.0).collect();
-        let positives: Vec<u32> = chunk.iter().map(|&(u, p)| data.items(u)[p as usize]).collect();
+        let positives: Vec<u32> = chunk
+            .iter()
+            .map(|&(u, p)| data.items(u)[p as usize])
+            .collect();
         let histories: Vec<&[u32]> = if td.history == 0 {
             Vec::new()
         } else {
-            chunk.iter().map(|&(u, p)| td.before(u, p as usize)).collect()
+            chunk
+                .iter()
+                .map(|&(u, p)| td.before(u, p as usize))
+                .collect()
         };
-        let randoms: Vec<u32> = (0..s.negatives).map(|_| (rng.next_u64() % n_items as u64) as u32).collect();
+        let randoms: Vec<u32> = (0..s.negatives)
+            .map(|_| (rng.next_u64() % n_items as u64) as u32)
+            .collect();
         let mut item_ids = positives.clone();
         item_ids.extend(&randoms);
         let keep: Vec<f32> = item_ids
             .iter()
-            .map(|_| if (rng.next_f32() as f64) < s.id_dropout { 0.0 } else { 1.0 })
+            .map(|_| {
+                if (rng.next_f32() as f64) < s.id_dropout {
+                    0.0
+                } else {
+                    1.0
+                }
+            })
             .collect();
         let b = chunk.len() as f64;
         let logq: Vec<f32> = if s.logq_correction {
             positives
                 .iter()
                 .map(|&i| (b * counts[i as usize].max(1) as f64 / total).ln() as f32)
-                .chain(randoms.iter().map(|_| (s.negatives as f64 / n_items as f64).ln() as f32))
+                .chain(
+                    randoms
+                        .iter()
+                        .map(|_| (s.negatives as f64 / n_items as f64).ln() as f32),
+                )
                 .collect()
         } else {
             vec![0.0; item_ids.len()]

@@ -22,6 +22,9 @@ use crate::eval::Metrics;
 use crate::nn::{DeviceChoice, TrainingSummary};
 use crate::progress::Progress;
 
+/// Scores a candidate model on the validation target.
+pub type Validate<'a> = dyn Fn(&dyn TrainedPolicy) -> Metrics + Sync + 'a;
+
 /// What a training run may use besides the data.
 pub struct TrainContext<'a> {
     pub progress: &'a dyn Progress,
@@ -35,7 +38,7 @@ pub struct TrainContext<'a> {
     pub device: DeviceChoice,
     /// Scores a candidate on the validation target (for early stopping). A policy uses it only
     /// when it trains on the training cut: on longer cuts the validation event is training data.
-    pub validate: Option<&'a (dyn Fn(&dyn TrainedPolicy) -> Metrics + Sync)>,
+    pub validate: Option<&'a Validate<'a>>,
 }
 
 impl TrainContext<'_> {

@@ -244,7 +244,11 @@ mod tests {
         }
     }
 
-    fn train(ds: &Dataset, c: &SasrecConfig, cancel: &AtomicBool) -> Result<Box<dyn TrainedPolicy>> {
+    fn train(
+        ds: &Dataset,
+        c: &SasrecConfig,
+        cancel: &AtomicBool,
+    ) -> Result<Box<dyn TrainedPolicy>> {
         let validate = |m: &dyn TrainedPolicy| crate::eval::evaluate(m, ds, Target::Valid, None);
         let ctx = TrainContext {
             progress: &NoProgress,
@@ -261,7 +265,11 @@ mod tests {
     fn every_loss_learns_a_cycle_and_runs_reproduce() {
         let ds = cycles(64, 60, 12);
         let never = AtomicBool::new(false);
-        for loss in [SequenceLoss::FullSoftmax, SequenceLoss::SampledSoftmax, SequenceLoss::Bce] {
+        for loss in [
+            SequenceLoss::FullSoftmax,
+            SequenceLoss::SampledSoftmax,
+            SequenceLoss::Bce,
+        ] {
             let model = train(&ds, &config(loss, 30), &never).unwrap();
             let m = crate::eval::evaluate(model.as_ref(), &ds, Target::Valid, None);
             assert!(m.hit_rate > 0.8, "{loss:?}: HR@10 {}", m.hit_rate);
@@ -281,7 +289,8 @@ mod tests {
         let model = train(&ds, &config(SequenceLoss::FullSoftmax, 2), &never).unwrap();
         let dir = tempfile::tempdir().unwrap();
         model.save(dir.path()).unwrap();
-        let loaded = TrainedSasrec::load(&config(SequenceLoss::FullSoftmax, 2), dir.path()).unwrap();
+        let loaded =
+            TrainedSasrec::load(&config(SequenceLoss::FullSoftmax, 2), dir.path()).unwrap();
         let mut a = vec![0f32; 2 * 12];
         let mut b = vec![0f32; 2 * 12];
         model.score_users(&[0, 5], &mut a);
@@ -300,7 +309,9 @@ mod tests {
     fn a_cancelled_run_stops_with_cancelled() {
         let ds = cycles(16, 10, 6);
         let cancel = AtomicBool::new(true);
-        let e = train(&ds, &config(SequenceLoss::FullSoftmax, 5), &cancel).err().unwrap();
+        let e = train(&ds, &config(SequenceLoss::FullSoftmax, 5), &cancel)
+            .err()
+            .unwrap();
         assert!(matches!(e, Error::Cancelled), "{e}");
     }
 }

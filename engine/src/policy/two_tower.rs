@@ -106,12 +106,9 @@ impl Policy for TwoTower {
         let mut fitted = match ctx.device.compute {
             Compute::Cpu => fit_two_tower::<Autodiff<Cpu>>(Default::default(), &spec, &td, ctx)?,
             #[cfg(feature = "cuda")]
-            Compute::Cuda => fit_two_tower::<Autodiff<burn::backend::Cuda>>(
-                Default::default(),
-                &spec,
-                &td,
-                ctx,
-            )?,
+            Compute::Cuda => {
+                fit_two_tower::<Autodiff<burn::backend::Cuda>>(Default::default(), &spec, &td, ctx)?
+            }
             #[cfg(not(feature = "cuda"))]
             Compute::Cuda => {
                 return Err(Error::Internal(

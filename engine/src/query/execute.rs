@@ -15,12 +15,12 @@ use feed_lang::{alias_of, ErrorKind, QueryError};
 use rayon::prelude::*;
 
 use super::pages::Pages;
-use crate::serving::artifacts::HISTORY_LEN;
 use super::params::{self, ParamValue, Params};
 use super::rerank::{self, Ranked};
 use super::translate::{self, Scope, Stage};
 use crate::error::{did_you_mean, Error, Result};
 use crate::eval::top_k;
+use crate::serving::artifacts::HISTORY_LEN;
 use crate::serving::Snapshot;
 use crate::vectors::Search;
 
@@ -1090,9 +1090,9 @@ impl Snapshot {
                     // policies average the latest `HISTORY_LEN` item vectors.
                     "history" => named_user.and_then(|u| {
                         let recent = self.recent(u);
-                        model.encode_sequence(recent).or_else(|| {
-                            mean(&recent[recent.len().saturating_sub(HISTORY_LEN)..])
-                        })
+                        model
+                            .encode_sequence(recent)
+                            .or_else(|| mean(&recent[recent.len().saturating_sub(HISTORY_LEN)..]))
                     }),
                     "item" => {
                         let id = id_list(call.arg("item").expect("checked"), params)?;

@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""PyTorch reference for Feed's SASRec: the same network (pmixer-style blocks as in Klenitskiy &
+Vasilev 2023: Q = LN(x), x = Q + MHA(Q, x, x), x = LN(x), x = x + FFN(x); final LN; shared item
+embeddings; N(0, 0.02) init; LN eps 1e-8), the same data (ratings.csv, time-ordered
+leave-last-out, the latest max_len + 1 training items per user, right-padded), the same batch,
+loss (full softmax over all items, mean over predicted positions) and optimiser (AdamW with
+weight decay 0 and eps 1e-8). Batches are grouped by length as Feed does.
+
+Reports seconds per epoch and validation NDCG@10 per epoch, early stopping with patience, and the
+test NDCG@10 / HR@10 of the best epoch (seen items excluded, full ranking), so that Feed's figures
+on the same device compare:
+
+    python3 benches/sasrec_torch.py --data examples/movielens/data/ml-1m/ratings.csv --device cuda
+"""
+import argparse
+import csv
+import math
+import random
+import time
+from collections import defaultdict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def load(path):
+    rows = []
+    with open(path) as f:
+        for r in csv.DictReader(f):
+            rows.append((r["user_id"], r["item_id"], int(r["timestamp"])))
+    items = sorted({r[1] for r in rows})
+    index = {i: n for n, i in enumerate(items)}
+    # Sorted by time; equal timestamps keep the file's order, as Feed's fetch does.
+    by_user = defaultdict(list)
+    for pos, (u, i, t) in enumerate(rows):
+        by_user[u].append((t, pos, index[i]))
+    return [[i for _, _, i in sorted(by_user[u])] for u in sorted(by_user)], len(items)
+
+
+class Block(nn.Module):
+    def __init__(self, d, heads, p):
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(d, eps=1e-8)
+        self.attn = nn.MultiheadAttention(d, heads, dropout=p, batch_first=True)
+        self.ffn_norm = nn.LayerNorm(d, eps=1e-8)
+        self.ffn1, self.ffn2 = nn.Linear(d, d), nn.Linear(d, d)
+        self.drop = nn.Dropout(p)
+
+    def forward(self, x, causal):
+        q = self.attn_norm(x)
+        a, _ = self.attn(q, x, x, attn_mask=causal, need_weights=False)
+        x = self.ffn_norm(q + a)
+        return x + self.drop(self.ffn2(self.drop(F.relu(self.ffn1(x)))))
+
+
+class SasRec(nn.Module):
+    def __init__(self, n_items, max_len, d, layers, heads, p):
+        super().__init__()
+        self.item = nn.Embedding(n_items, d)
+        self.pos = nn.Embedding(max_len, d)
+        self.blocks = nn.ModuleList([Block(d, heads, p) for _ in range(layers)])
+        self.last = nn.LayerNorm(d, eps=1e-8)
+        self.drop = nn.Dropout(p)
+        self.d = d
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(m.weight, 0.0, 0.02)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    def forward(self, ids):
+        n, length = ids.shape
+        pos = torch.arange(length, device=ids.device)
+        x = self.drop(self.item(ids) * math.sqrt(self.d) + self.pos(pos)[None])
+        causal = torch.triu(torch.ones(length, length, dtype=torch.bool, device=ids.device), 1)
+        for b in self.blocks:
+            x = b(x, causal)
+        return self.last(x)
+
+
+def batches(windows, size, rng):
+    order = list(range(len(windows)))
+    rng.shuffle(order)
+    groups = [sorted(order[i:i + size * 32], key=lambda j: -len(windows[j])) for i in range(0, len(order), size * 32)]
+    flat = [j for g in groups for j in g]
+    out = [flat[i:i + size] for i in range(0, len(flat), size)]
+    rng.shuffle(out)
+    return out
+
+
+def pad(seqs, device):
+    length = max(len(s) for s in seqs)
+    ids = torch.zeros(len(seqs), length, dtype=torch.long)
+    for r, s in enumerate(seqs):
+        ids[r, :len(s)] = torch.tensor(s)
+    return ids.to(device)
+
+
+@torch.no_grad()
+def evaluate(model, histories, targets, n_items, max_len, device):
+    model.eval()
+    ndcg = hits = 0.0
+    order = sorted(range(len(histories)), key=lambda i: len(histories[i]))
+    for c in range(0, len(order), 256):
+        chunk = order[c:c + 256]
+        seqs = [histories[i][-max_len:] for i in chunk]
+        h = model(pad(seqs, device))
+        last = torch.tensor([len(s) - 1 for s in seqs], device=device)
+        u = h[torch.arange(len(seqs), device=device), last]
+        scores = u @ model.item.weight.T
+        for r, i in enumerate(chunk):
+            scores[r, torch.tensor(histories[i], device=device)] = -float("inf")
+        t = torch.tensor([targets[i] for i in chunk], device=device)
+        ts = scores[torch.arange(len(chunk), device=device), t]
+        rank = (scores > ts[:, None]).sum(1)
+        hit = rank < 10
+        hits += hit.sum().item()
+        ndcg += (hit.float() / torch.log2(rank.float() + 2)).sum().item()
+    model.train()
+    return ndcg / len(histories), hits / len(histories)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--max-len", type=int, default=200)
+    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--heads", type=int, default=1)
+    ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--epochs", type=int, default=100)
+    ap.add_argument("--patience", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=42)
+    a = ap.parse_args()
+    torch.manual_seed(a.seed)
+    rng = random.Random(a.seed)
+    seqs, n_items = load(a.data)
+    evaluated = [s for s in seqs if len(s) >= 3]
+    train = [s[:-2] if len(s) >= 3 else s for s in seqs]
+    windows = [t[-(a.max_len + 1):] for t in train if len(t) >= 2]
+    valid = ([s[:-2] for s in evaluated], [s[-2] for s in evaluated])
+    test = ([s[:-1] for s in evaluated], [s[-1] for s in evaluated])
+    model = SasRec(n_items, a.max_len, a.hidden, a.layers, a.heads, a.dropout).to(a.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0, eps=1e-8)
+    print(f"device {a.device} ({torch.cuda.get_device_name() if a.device == 'cuda' else 'cpu'}), "
+          f"{len(windows)} sequences, {n_items} items", flush=True)
+    best, best_epoch, state, times = -1.0, 0, None, []
+    for epoch in range(1, a.epochs + 1):
+        start = time.time()
+        total = 0.0
+        bs = batches(windows, a.batch, rng)
+        for b in bs:
+            seqs_b = [windows[j] for j in b]
+            ids = pad([s[:-1] for s in seqs_b], a.device)
+            tg = pad([s[1:] for s in seqs_b], a.device)
+            mask = torch.zeros_like(tg, dtype=torch.bool)
+            for r, s in enumerate(seqs_b):
+                mask[r, :len(s) - 1] = True
+            h = model(ids)[mask]
+            loss = F.cross_entropy(h @ model.item.weight.T, tg[mask])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item()
+        if a.device == "cuda":
+            torch.cuda.synchronize()
+        train_s = time.time() - start
+        times.append(train_s)
+        v, _ = evaluate(model, *valid, n_items, a.max_len, a.device)
+        print(f"epoch {epoch} loss {total / len(bs):.4f} valid NDCG@10 {v:.4f} train {train_s:.1f}s "
+              f"(with validation {time.time() - start:.1f}s)", flush=True)
+        if v > best:
+            best, best_epoch = v, epoch
+            state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+        elif epoch - best_epoch >= a.patience:
+            break
+    model.load_state_dict(state)
+    n, h = evaluate(model, *test, n_items, a.max_len, a.device)
+    print(f"best epoch {best_epoch}: test NDCG@10 {n:.4f} HR@10 {h:.4f}; "
+          f"{sum(times) / len(times):.2f} s per epoch (training only)")
+
+
+if __name__ == "__main__":
+    main()
