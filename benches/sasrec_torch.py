@@ -10,7 +10,8 @@ Reports seconds per epoch and validation NDCG@10 per epoch, early stopping with 
 test NDCG@10 / HR@10 of the best epoch (seen items excluded, full ranking), so that Feed's figures
 on the same device compare:
 
-    python3 benches/sasrec_torch.py --data examples/movielens/data/ml-1m/ratings.csv --device cuda
+    python3 benches/sasrec_torch.py --data examples/movielens/data/ml-1m/ratings.csv \
+        --items examples/movielens/data/ml-1m/movies.csv --device cuda
 """
 import argparse
 import csv
@@ -24,12 +25,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def load(path):
+def load(path, items_path=None):
     rows = []
     with open(path) as f:
         for r in csv.DictReader(f):
             rows.append((r["user_id"], r["item_id"], int(r["timestamp"])))
-    items = sorted({r[1] for r in rows})
+    # The catalog: rated items, plus those of an items file when the Feed model fetches one.
+    items = {r[1] for r in rows}
+    if items_path:
+        with open(items_path) as f:
+            items |= {r["item_id"] for r in csv.DictReader(f)}
+    items = sorted(items)
     index = {i: n for n, i in enumerate(items)}
     # Sorted by time; equal timestamps keep the file's order, as Feed's fetch does.
     by_user = defaultdict(list)
@@ -68,6 +74,11 @@ class SasRec(nn.Module):
                 nn.init.normal_(m.weight, 0.0, 0.02)
             if isinstance(m, nn.Linear) and m.bias is not None:
                 nn.init.zeros_(m.bias)
+            if isinstance(m, nn.MultiheadAttention):
+                # The Q/K/V projections are a bare parameter, not an nn.Linear: N(0, 0.02) as
+                # Feed's Dense layers, biases zero.
+                nn.init.normal_(m.in_proj_weight, 0.0, 0.02)
+                nn.init.zeros_(m.in_proj_bias)
 
     def forward(self, ids):
         n, length = ids.shape
@@ -124,6 +135,7 @@ def evaluate(model, histories, targets, n_items, max_len, device):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
+    ap.add_argument("--items", help="items file whose ids join the catalog (as `fetch.items` does)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--max-len", type=int, default=200)
     ap.add_argument("--hidden", type=int, default=64)
@@ -138,7 +150,7 @@ def main():
     a = ap.parse_args()
     torch.manual_seed(a.seed)
     rng = random.Random(a.seed)
-    seqs, n_items = load(a.data)
+    seqs, n_items = load(a.data, a.items)
     evaluated = [s for s in seqs if len(s) >= 3]
     train = [s[:-2] if len(s) >= 3 else s for s in seqs]
     windows = [t[-(a.max_len + 1):] for t in train if len(t) >= 2]

@@ -282,7 +282,9 @@ async fn execute(
     }
     // Only neural policies use a GPU; the probe (which may start CUDA) runs only for them.
     let device = if config.policies.iter().any(|p| p.is_neural()) {
-        nn::choose_device(config.training.device)?
+        // The probe may start the CUDA runtime (seconds): not on the async workers.
+        let wanted = config.training.device;
+        on_blocking_pool("device probe", move || nn::choose_device(wanted)).await?
     } else {
         let setting = format!("{:?}", config.training.device).to_lowercase();
         DeviceChoice::cpu(format!(

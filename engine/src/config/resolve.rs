@@ -12,7 +12,7 @@ use super::raw::{
     PolicyConfig, RawFetch, RawModelFile, SavedQuery, ServingConfig, TrainingConfig,
     ValueModelConfig,
 };
-use super::{Device, FitConfig, Locations, SequenceLoss};
+use super::{FitConfig, Locations, SequenceLoss};
 use crate::error::{did_you_mean, ConfigError};
 
 /// A model file that passed every check that needs no data. Immutable; stored with each version.
@@ -238,16 +238,6 @@ fn check(cfg: &ModelConfig) -> Result<(), ConfigError> {
         check_policy(cfg, &path, p)?;
     }
 
-    if cfg.training.device == Device::Cuda && !crate::nn::CUDA_BUILT {
-        return Err(cfg.error_at(
-            "training.device",
-            "this feedctl was built without CUDA support",
-            Some(
-                "use `auto` or `cpu`, or build with `cargo build --release --features cuda`".into(),
-            ),
-        ));
-    }
-
     if let Some(vm) = &cfg.value_model {
         check_value_model(cfg, vm)?;
     }
@@ -446,7 +436,7 @@ fn check_policy(cfg: &ModelConfig, path: &str, p: &PolicyConfig) -> Result<(), C
                 c.temperature.is_finite() && c.temperature > 0.0 && c.temperature <= 100.0,
                 "a number > 0 and at most 100",
             )?;
-            range("negatives", c.negatives <= 1_000_000, "at most 1000000")?;
+            range("negatives", c.negatives <= 65_536, "at most 65536")?;
             range(
                 "id_dropout",
                 (0.0..1.0).contains(&c.id_dropout),

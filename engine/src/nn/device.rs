@@ -116,6 +116,7 @@ fn driver_library() -> Option<String> {
     dirs.extend(
         [
             "/usr/lib/x86_64-linux-gnu",
+            "/usr/lib/aarch64-linux-gnu",
             "/usr/lib64",
             "/usr/lib",
             "/usr/local/nvidia/lib64",

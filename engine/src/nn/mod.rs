@@ -7,6 +7,7 @@
 //! vectors and a weights record, independent of the backend that made them.
 
 mod device;
+pub(crate) mod embeddings;
 pub(crate) mod features;
 mod layers;
 pub(crate) mod sasrec;

@@ -5,19 +5,19 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
-use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
+use super::embeddings::Embeddings;
 use super::sasrec::{scalar, NetConfig, SasRecNet};
 use super::sequences::TrainingSequences;
 use crate::config::{FitConfig, SequenceLoss};
 use crate::dataset::{Cut, Interactions};
 use crate::error::{Error, Result};
 use crate::policy::linalg::Rng;
-use crate::policy::{TrainContext, Vectors};
+use crate::policy::TrainContext;
 
 /// One neural training at a time per process: the CPU backend's random generator (dropout) is
 /// global, so two runs at once would draw from each other's stream and lose reproducibility;
@@ -197,9 +197,7 @@ where
         }
     }
     let (best_ndcg, best_epoch, best_net) = best.expect("at least one epoch");
-    let weights = NamedMpkBytesRecorder::<FullPrecisionSettings>::default()
-        .record(best_net.into_record(), ())
-        .map_err(|e| Error::Internal(format!("recording {name} weights: {e}")))?;
+    let weights = super::embeddings::record(best_net, name)?;
     Ok(Fitted {
         weights,
         summary: TrainingSummary {
@@ -225,56 +223,4 @@ pub fn encode_users<B: burn::tensor::backend::Backend>(
 ) -> Vec<f32> {
     let seqs: Vec<&[u32]> = (0..data.n_users() as u32).map(|u| data.items(u)).collect();
     net.encode(&seqs)
-}
-
-/// A candidate model as plain vectors: what validation scores.
-pub struct Embeddings {
-    pub dim: usize,
-    pub users: Vec<f32>,
-    pub items: Vec<f32>,
-}
-
-impl crate::policy::TrainedPolicy for Embeddings {
-    fn kind(&self) -> &'static str {
-        "candidate"
-    }
-
-    fn n_items(&self) -> usize {
-        self.items.len() / self.dim
-    }
-
-    fn refit(&mut self, _: Interactions<'_>) -> Result<()> {
-        Err(Error::Internal(
-            "a validation candidate is not refit".into(),
-        ))
-    }
-
-    fn score_users(&self, users: &[u32], out: &mut [f32]) {
-        score_users(self.vectors_ref(), users, out);
-    }
-
-    fn save(&self, _: &std::path::Path) -> Result<()> {
-        Err(Error::Internal(
-            "a validation candidate is not saved".into(),
-        ))
-    }
-}
-
-impl Embeddings {
-    fn vectors_ref(&self) -> Vectors<'_> {
-        Vectors {
-            dim: self.dim,
-            users: &self.users,
-            items: &self.items,
-        }
-    }
-}
-
-/// `out` = the users' vectors against every item vector (row-major, one row per user).
-pub fn score_users(v: Vectors<'_>, users: &[u32], out: &mut [f32]) {
-    let mut rows = Vec::with_capacity(users.len() * v.dim);
-    for &u in users {
-        rows.extend_from_slice(v.user(u));
-    }
-    crate::policy::linalg::scores(&rows, v.items, v.dim, out);
 }

@@ -10,10 +10,11 @@ use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
+use super::embeddings::Embeddings;
 use super::features::FeatureTable;
 use super::layers::{matrix, normal, Dense};
 use super::sequences::shuffle;
-use super::train::{fit, one_at_a_time, Embeddings, Fitted, Loop};
+use super::train::{fit, one_at_a_time, Fitted, Loop};
 use crate::config::FitConfig;
 use crate::dataset::Interactions;
 use crate::error::{Error, Result};
@@ -285,13 +286,11 @@ impl TowerData<'_> {
         net.encode(true, &ids, &vec![1.0; ids.len()], self.users, &histories)
     }
 
-    pub fn item_vectors<B: Backend>(&self, net: &TwoTowerNet<B>) -> Vec<f32> {
+    /// Every item's vector; `trained[i]` says whether item i's id embedding was learned (it had
+    /// events in the training data), else the item is placed from its features alone.
+    pub fn item_vectors<B: Backend>(&self, net: &TwoTowerNet<B>, trained: &[bool]) -> Vec<f32> {
         let ids: Vec<u32> = (0..self.data.n_items() as u32).collect();
-        let keep: Vec<f32> = self
-            .item_counts()
-            .iter()
-            .map(|&c| if c > 0 { 1.0 } else { 0.0 })
-            .collect();
+        let keep: Vec<f32> = trained.iter().map(|&t| if t { 1.0 } else { 0.0 }).collect();
         net.encode(false, &ids, &keep, self.items, &[])
     }
 }
@@ -327,6 +326,7 @@ pub fn fit_two_tower<B: AutodiffBackend>(
         )));
     }
     let counts = td.item_counts();
+    let trained: Vec<bool> = counts.iter().map(|&c| c > 0).collect();
     let total = examples.len() as f64;
     let n_items = data.n_items();
     (ctx.log)(format!(
@@ -416,7 +416,7 @@ pub fn fit_two_tower<B: AutodiffBackend>(
         |inner: &TwoTowerNet<B::InnerBackend>| Embeddings {
             dim: s.net.hidden,
             users: td.user_vectors(inner),
-            items: td.item_vectors(inner),
+            items: td.item_vectors(inner, &trained),
         },
     )
 }

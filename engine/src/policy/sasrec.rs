@@ -6,13 +6,12 @@
 use std::path::Path;
 
 use burn::backend::Autodiff;
-use burn::module::Module;
-use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 
 use super::{Policy, TrainContext, TrainedPolicy, Vectors};
 use crate::config::SasrecConfig;
 use crate::dataset::Interactions;
 use crate::error::{Error, Result};
+use crate::nn::embeddings::{restore, Embeddings};
 use crate::nn::sasrec::{NetConfig, SasRecNet};
 use crate::nn::{self, Compute, Cpu, TrainingSummary};
 use crate::policy::linalg::Rng;
@@ -93,30 +92,30 @@ impl Policy for Sasrec {
 /// Trained weights (for encoding new sequences), each user's vector over their history, and the
 /// item embeddings.
 pub struct TrainedSasrec {
-    config: SasrecConfig,
     net: SasRecNet<Cpu>,
     weights: Vec<u8>,
-    users: Vec<f32>,
-    items: Vec<f32>,
+    vectors: Embeddings,
     summary: Option<TrainingSummary>,
 }
 
 impl TrainedSasrec {
     fn from_weights(config: &SasrecConfig, n_items: usize, weights: Vec<u8>) -> Result<Self> {
-        let device = Default::default();
-        let record = NamedMpkBytesRecorder::<FullPrecisionSettings>::default()
-            .load(weights.clone(), &device)
-            .map_err(|e| Error::Internal(format!("reading {} weights: {e}", config.name)))?;
         // A fresh network of the right shape, then the recorded weights over it.
-        let net = SasRecNet::<Cpu>::new(&net_config(config, n_items), &mut Rng::new(0), &device)
-            .load_record(record);
+        let fresh = SasRecNet::<Cpu>::new(
+            &net_config(config, n_items),
+            &mut Rng::new(0),
+            &Default::default(),
+        );
+        let net = restore(fresh, &weights, &config.name)?;
         let items = net.item_vectors();
         Ok(Self {
-            config: config.clone(),
             net,
             weights,
-            users: Vec::new(),
-            items,
+            vectors: Embeddings {
+                dim: config.hidden,
+                users: Vec::new(),
+                items,
+            },
             summary: None,
         })
     }
@@ -127,17 +126,9 @@ impl TrainedSasrec {
             context: format!("reading {}", path.display()),
             source: e,
         })?;
-        let items = store::read_f32s(&dir.join("item_vectors.f32"))?;
-        let users = store::read_f32s(&dir.join("user_vectors.f32"))?;
-        let d = config.hidden;
-        if items.len() % d != 0 || users.len() % d != 0 {
-            return Err(Error::Internal(format!(
-                "SASRec vectors in {} do not have dimension {d}",
-                dir.display()
-            )));
-        }
-        let mut model = Self::from_weights(config, items.len() / d, weights)?;
-        model.users = users;
+        let vectors = Embeddings::load(dir, config.hidden)?;
+        let mut model = Self::from_weights(config, vectors.n_items(), weights)?;
+        model.vectors = vectors;
         Ok(model)
     }
 }
@@ -148,26 +139,23 @@ impl TrainedPolicy for TrainedSasrec {
     }
 
     fn n_items(&self) -> usize {
-        self.items.len() / self.config.hidden
+        self.vectors.n_items()
     }
 
     /// SASRec needs no new weights for a longer history: the encoder reads it. A refit
     /// re-encodes every user's visible items.
     fn refit(&mut self, data: Interactions<'_>) -> Result<()> {
-        self.users = nn::train::encode_users(&self.net, data);
+        self.vectors.users = nn::train::encode_users(&self.net, data);
         Ok(())
     }
 
     fn score_users(&self, users: &[u32], out: &mut [f32]) {
-        if let Some(v) = self.vectors() {
-            nn::train::score_users(v, users, out);
-        }
+        self.vectors.score_users(users, out);
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
         store::write_atomic(&dir.join(WEIGHTS), &self.weights)?;
-        store::write_f32s(&dir.join("user_vectors.f32"), &self.users)?;
-        store::write_f32s(&dir.join("item_vectors.f32"), &self.items)
+        self.vectors.save(dir)
     }
 
     fn score_is_dot(&self) -> bool {
@@ -175,11 +163,7 @@ impl TrainedPolicy for TrainedSasrec {
     }
 
     fn vectors(&self) -> Option<Vectors<'_>> {
-        Some(Vectors {
-            dim: self.config.hidden,
-            users: &self.users,
-            items: &self.items,
-        })
+        Some(self.vectors.vectors())
     }
 
     fn encode_sequence(&self, items: &[u32]) -> Option<Vec<f32>> {

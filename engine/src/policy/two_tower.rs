@@ -5,13 +5,12 @@
 use std::path::Path;
 
 use burn::backend::Autodiff;
-use burn::module::Module;
-use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 
 use super::{Policy, TrainContext, TrainedPolicy, Vectors};
 use crate::config::TwoTowerConfig;
 use crate::dataset::Interactions;
 use crate::error::{Error, Result};
+use crate::nn::embeddings::{restore, Embeddings};
 use crate::nn::features::FeatureTable;
 use crate::nn::two_tower::{fit_two_tower, NetConfig, TowerData, TwoTowerFit, TwoTowerNet};
 use crate::nn::{Compute, Cpu, TrainingSummary};
@@ -30,19 +29,21 @@ impl TwoTower {
     }
 }
 
-/// What a refit needs to encode users and items again: the network and the feature tables.
+/// What a refit needs to encode users and items again: the network, the feature tables, and
+/// which items had events in training (only their id embeddings were learned; the others stay
+/// feature-only however many events a refit's longer history shows).
 struct Encoder {
     net: TwoTowerNet<Cpu>,
     users: FeatureTable,
     items: FeatureTable,
+    trained: Vec<bool>,
 }
 
 pub struct TrainedTwoTower {
     config: TwoTowerConfig,
     encoder: Option<Encoder>,
     weights: Vec<u8>,
-    users: Vec<f32>,
-    items: Vec<f32>,
+    vectors: Embeddings,
     summary: Option<TrainingSummary>,
 }
 
@@ -117,17 +118,23 @@ impl Policy for TwoTower {
             }
         };
         fitted.summary.device = ctx.device.reason.clone();
-        let device = Default::default();
-        let record = NamedMpkBytesRecorder::<FullPrecisionSettings>::default()
-            .load(fitted.weights.clone(), &device)
-            .map_err(|e| Error::Internal(format!("reading {} weights: {e}", c.name)))?;
-        let net = TwoTowerNet::<Cpu>::new(&net, &mut Rng::new(0), &device).load_record(record);
+        let trained: Vec<bool> = td.item_counts().iter().map(|&c| c > 0).collect();
+        let fresh = TwoTowerNet::<Cpu>::new(&net, &mut Rng::new(0), &Default::default());
+        let net = restore(fresh, &fitted.weights, &c.name)?;
         let mut model = TrainedTwoTower {
             config: c.clone(),
-            encoder: Some(Encoder { net, users, items }),
+            encoder: Some(Encoder {
+                net,
+                users,
+                items,
+                trained,
+            }),
             weights: fitted.weights,
-            users: Vec::new(),
-            items: Vec::new(),
+            vectors: Embeddings {
+                dim: c.hidden,
+                users: Vec::new(),
+                items: Vec::new(),
+            },
             summary: Some(fitted.summary),
         };
         model.refit(data)?;
@@ -138,21 +145,11 @@ impl Policy for TwoTower {
 impl TrainedTwoTower {
     /// Serving reads the vectors; the weights stay on disk beside them.
     pub fn load(config: &TwoTowerConfig, dir: &Path) -> Result<Self> {
-        let items = store::read_f32s(&dir.join("item_vectors.f32"))?;
-        let users = store::read_f32s(&dir.join("user_vectors.f32"))?;
-        let d = config.hidden;
-        if items.len() % d != 0 || users.len() % d != 0 {
-            return Err(Error::Internal(format!(
-                "two-tower vectors in {} do not have dimension {d}",
-                dir.display()
-            )));
-        }
         Ok(Self {
             config: config.clone(),
             encoder: None,
             weights: Vec::new(),
-            users,
-            items,
+            vectors: Embeddings::load(dir, config.hidden)?,
             summary: None,
         })
     }
@@ -164,7 +161,7 @@ impl TrainedPolicy for TrainedTwoTower {
     }
 
     fn n_items(&self) -> usize {
-        self.items.len() / self.config.hidden
+        self.vectors.n_items()
     }
 
     /// The towers read the longer history; items that gained events keep their id embedding.
@@ -178,23 +175,20 @@ impl TrainedPolicy for TrainedTwoTower {
             items: &e.items,
             history: self.config.history,
         };
-        self.users = td.user_vectors(&e.net);
-        self.items = td.item_vectors(&e.net);
+        self.vectors.users = td.user_vectors(&e.net);
+        self.vectors.items = td.item_vectors(&e.net, &e.trained);
         Ok(())
     }
 
     fn score_users(&self, users: &[u32], out: &mut [f32]) {
-        if let Some(v) = self.vectors() {
-            crate::nn::train::score_users(v, users, out);
-        }
+        self.vectors.score_users(users, out);
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
         if !self.weights.is_empty() {
             store::write_atomic(&dir.join(WEIGHTS), &self.weights)?;
         }
-        store::write_f32s(&dir.join("user_vectors.f32"), &self.users)?;
-        store::write_f32s(&dir.join("item_vectors.f32"), &self.items)
+        self.vectors.save(dir)
     }
 
     fn score_is_dot(&self) -> bool {
@@ -202,11 +196,7 @@ impl TrainedPolicy for TrainedTwoTower {
     }
 
     fn vectors(&self) -> Option<Vectors<'_>> {
-        Some(Vectors {
-            dim: self.config.hidden,
-            users: &self.users,
-            items: &self.items,
-        })
+        Some(self.vectors.vectors())
     }
 
     fn training_summary(&self) -> Option<&TrainingSummary> {
