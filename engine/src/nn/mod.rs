@@ -11,6 +11,7 @@ pub(crate) mod embeddings;
 pub(crate) mod features;
 mod layers;
 pub(crate) mod sasrec;
+pub(crate) mod sasrec_fit;
 mod sequences;
 pub(crate) mod train;
 pub(crate) mod two_tower;

@@ -54,7 +54,7 @@ impl Policy for Sasrec {
         if data.n_items() == 0 {
             return Err(Error::Invalid(format!("{}: the catalog is empty", c.name)));
         }
-        let spec = nn::train::SasrecFit {
+        let spec = nn::sasrec_fit::SasrecFit {
             name: &c.name,
             net: net_config(c, data.n_items()),
             fit: c.fit(),
@@ -65,10 +65,10 @@ impl Policy for Sasrec {
         };
         let mut fitted = match ctx.device.compute {
             Compute::Cpu => {
-                nn::train::fit_sasrec::<Autodiff<Cpu>>(Default::default(), &spec, data, ctx)?
+                nn::sasrec_fit::fit_sasrec::<Autodiff<Cpu>>(Default::default(), &spec, data, ctx)?
             }
             #[cfg(feature = "cuda")]
-            Compute::Cuda => nn::train::fit_sasrec::<Autodiff<burn::backend::Cuda>>(
+            Compute::Cuda => nn::sasrec_fit::fit_sasrec::<Autodiff<burn::backend::Cuda>>(
                 Default::default(),
                 &spec,
                 data,
@@ -145,7 +145,7 @@ impl TrainedPolicy for TrainedSasrec {
     /// SASRec needs no new weights for a longer history: the encoder reads it. A refit
     /// re-encodes every user's visible items.
     fn refit(&mut self, data: Interactions<'_>) -> Result<()> {
-        self.vectors.users = nn::train::encode_users(&self.net, data);
+        self.vectors.users = nn::sasrec_fit::encode_users(&self.net, data);
         Ok(())
     }
 
