@@ -51,6 +51,19 @@ pub async fn validate(config: &ModelConfig) -> Result<()> {
     check_feature_columns(config, &plan)
 }
 
+/// The columns a fetch statement yields (none when the file does not declare it).
+fn column_names(df: &Option<datafusion::dataframe::DataFrame>) -> Vec<String> {
+    df.as_ref()
+        .map(|d| {
+            d.schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Every feature a two-tower policy declares is a column its fetch yields.
 fn check_feature_columns(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<()> {
     for (p, policy) in config.policies.iter().enumerate() {
@@ -71,16 +84,7 @@ fn check_feature_columns(config: &ModelConfig, plan: &fetch::FetchPlan) -> Resul
                 "fetch.users",
             ),
         ] {
-            let columns: Vec<String> = df
-                .as_ref()
-                .map(|d| {
-                    d.schema()
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().clone())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let columns = column_names(df);
             for (i, spec) in specs.iter().enumerate() {
                 let name = spec.column();
                 if columns.iter().any(|c| c == name) {
@@ -109,22 +113,11 @@ fn check_feature_columns(config: &ModelConfig, plan: &fetch::FetchPlan) -> Resul
 /// Binds the names of every saved query against what the fetch yields and the policies, so a
 /// broken saved query fails here, located in the model file.
 fn check_saved_queries(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<()> {
-    let columns = |df: &Option<datafusion::dataframe::DataFrame>| -> Vec<String> {
-        df.as_ref()
-            .map(|d| {
-                d.schema()
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().clone())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let mut item_columns = columns(&plan.items);
+    let mut item_columns = column_names(&plan.items);
     if item_columns.is_empty() {
         item_columns.push("item_id".into());
     }
-    let user_columns = columns(&plan.users);
+    let user_columns = column_names(&plan.users);
     let policies: Vec<(String, bool)> = config
         .policies
         .iter()

@@ -4,9 +4,6 @@
 use crate::config::Device;
 use crate::error::{Error, Result};
 
-/// Whether this binary was built with the `cuda` feature.
-pub const CUDA_BUILT: bool = cfg!(feature = "cuda");
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compute {
     Cpu,

@@ -16,7 +16,7 @@ mod sequences;
 pub(crate) mod train;
 pub(crate) mod two_tower;
 
-pub use device::{choose as choose_device, Compute, DeviceChoice, CUDA_BUILT};
+pub use device::{choose as choose_device, Compute, DeviceChoice};
 pub use train::TrainingSummary;
 
 /// The CPU backend: training and serving-time inference.
