@@ -37,7 +37,7 @@ run)
     .gpu/feedctl --home "$home" view-model --model-name "$m" --json > "$out/$m.json"
   done
   python3 benches/sasrec_torch.py --data examples/movielens/data/ml-1m/ratings.csv \
-    --items examples/movielens/data/ml-1m/movies.csv --device cuda | tee "$out/torch_sasrec.log"
+    --min-item-ratings 5 --device cuda | tee "$out/torch_sasrec.log"
   python3 - "$out" <<'PY'
 import json, sys
 out = sys.argv[1]

@@ -185,19 +185,6 @@ pub struct SasrecConfig {
     pub epsilon: f64,
 }
 
-impl SasrecConfig {
-    pub fn fit(&self) -> FitConfig {
-        FitConfig {
-            epochs: self.epochs,
-            patience: self.patience,
-            batch_size: self.batch_size,
-            learning_rate: self.learning_rate,
-            weight_decay: self.weight_decay,
-            epsilon: self.epsilon,
-        }
-    }
-}
-
 /// `type: two_tower`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -244,18 +231,25 @@ pub struct TwoTowerConfig {
     pub epsilon: f64,
 }
 
-impl TwoTowerConfig {
-    pub fn fit(&self) -> FitConfig {
-        FitConfig {
-            epochs: self.epochs,
-            patience: self.patience,
-            batch_size: self.batch_size,
-            learning_rate: self.learning_rate,
-            weight_decay: self.weight_decay,
-            epsilon: self.epsilon,
+/// `fit()` for each neural policy's config: the optimiser keys are repeated in each struct (serde
+/// cannot deny unknown keys through a flattened struct), so one accessor gathers them.
+macro_rules! fit_accessor {
+    ($($config:ty),+) => {$(
+        impl $config {
+            pub fn fit(&self) -> FitConfig {
+                FitConfig {
+                    epochs: self.epochs,
+                    patience: self.patience,
+                    batch_size: self.batch_size,
+                    learning_rate: self.learning_rate,
+                    weight_decay: self.weight_decay,
+                    epsilon: self.epsilon,
+                }
+            }
         }
-    }
+    )+};
 }
+fit_accessor!(SasrecConfig, TwoTowerConfig);
 
 /// A feature column: its name (the kind inferred: numbers are numeric, text with `|` is
 /// multi-valued, other text categorical) or `{column, kind}`.

@@ -57,24 +57,36 @@ pub struct SasRecNet<B: Backend> {
 }
 
 impl<B: Backend> SasRecNet<B> {
+    /// A network with weights drawn from N(0, 0.02²) (layer norms at 1 and 0).
     pub fn new(c: &NetConfig, rng: &mut Rng, device: &B::Device) -> Self {
+        Self::build(c, &mut |n| normal(rng, n, INIT_STD), device)
+    }
+
+    /// A network of the right shape with zero weights, to read recorded weights into: a load
+    /// need not draw a random start it overwrites (64M draws for a million-item catalog).
+    pub fn empty(c: &NetConfig, device: &B::Device) -> Self {
+        Self::build(c, &mut |n| vec![0.0; n], device)
+    }
+
+    fn build(c: &NetConfig, draw: &mut dyn FnMut(usize) -> Vec<f32>, device: &B::Device) -> Self {
         let d = c.hidden;
         let norm = || LayerNormConfig::new(d).with_epsilon(NORM_EPS).init(device);
+        let mut dense = || Dense::from_values(draw(d * d), d, d, device);
         let blocks = (0..c.layers)
             .map(|_| Block {
                 attn_norm: norm(),
-                q: Dense::new(rng, d, d, INIT_STD, device),
-                k: Dense::new(rng, d, d, INIT_STD, device),
-                v: Dense::new(rng, d, d, INIT_STD, device),
-                o: Dense::new(rng, d, d, INIT_STD, device),
+                q: dense(),
+                k: dense(),
+                v: dense(),
+                o: dense(),
                 ffn_norm: norm(),
-                ffn1: Dense::new(rng, d, d, INIT_STD, device),
-                ffn2: Dense::new(rng, d, d, INIT_STD, device),
+                ffn1: dense(),
+                ffn2: dense(),
             })
             .collect();
         Self {
-            item_emb: matrix(normal(rng, c.n_items * d, INIT_STD), c.n_items, d, device),
-            pos_emb: matrix(normal(rng, c.max_len * d, INIT_STD), c.max_len, d, device),
+            item_emb: matrix(draw(c.n_items * d), c.n_items, d, device),
+            pos_emb: matrix(draw(c.max_len * d), c.max_len, d, device),
             blocks,
             last_norm: norm(),
             heads: c.heads,
@@ -103,10 +115,17 @@ impl<B: Backend> SasRecNet<B> {
             .reshape([rows * len, d]);
         let mut x = dropout(emb + pos, self.dropout, train);
         // True above the diagonal: a slot sees itself and older slots only.
-        let causal =
-            Tensor::<B, 2, Bool>::tril_mask([len, len], 0, &device).reshape([1, 1, len, len]);
+        let pass = Pass {
+            rows,
+            len,
+            heads: self.heads,
+            causal: Tensor::<B, 2, Bool>::tril_mask([len, len], 0, &device)
+                .reshape([1, 1, len, len]),
+            dropout: self.dropout,
+            train,
+        };
         for block in &self.blocks {
-            x = block.forward(x, rows, len, self.heads, &causal, self.dropout, train);
+            x = block.forward(x, &pass);
         }
         self.last_norm.forward(x)
     }
@@ -224,20 +243,29 @@ impl<B: Backend> SasRecNet<B> {
     }
 }
 
+/// What every block of one forward pass shares: the batch shape, the causal mask, dropout.
+struct Pass<B: Backend> {
+    rows: usize,
+    len: usize,
+    heads: usize,
+    /// `[1, 1, len, len]`, true above the diagonal: a slot sees itself and older slots only.
+    causal: Tensor<B, 4, Bool>,
+    dropout: f64,
+    train: bool,
+}
+
 impl<B: Backend> Block<B> {
     /// One block on `[rows * len, d]`: `Q = LN(x)`, `x = Q + MHA(Q, x, x)`, `x = LN(x)`,
     /// `x = x + FFN(x)` (the arrangement of the reference implementation).
-    #[allow(clippy::too_many_arguments)]
-    fn forward(
-        &self,
-        x: Tensor<B, 2>,
-        rows: usize,
-        len: usize,
-        heads: usize,
-        causal: &Tensor<B, 4, Bool>,
-        p: f64,
-        train: bool,
-    ) -> Tensor<B, 2> {
+    fn forward(&self, x: Tensor<B, 2>, pass: &Pass<B>) -> Tensor<B, 2> {
+        let Pass {
+            rows,
+            len,
+            heads,
+            dropout: p,
+            train,
+            ..
+        } = *pass;
         let [_, d] = x.dims();
         let dk = d / heads;
         let split = |t: Tensor<B, 2>| t.reshape([rows, len, heads, dk]).swap_dims(1, 2);
@@ -248,7 +276,7 @@ impl<B: Backend> Block<B> {
         let scores = q
             .matmul(k.swap_dims(2, 3))
             .div_scalar((dk as f64).sqrt())
-            .mask_fill(causal.clone(), -1e9);
+            .mask_fill(pass.causal.clone(), -1e9);
         let weights = dropout(softmax(scores, 3), p, train);
         let context = weights.matmul(v).swap_dims(1, 2).reshape([rows * len, d]);
         let x = q_in + self.o.forward(context);

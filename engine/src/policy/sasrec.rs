@@ -14,7 +14,6 @@ use crate::error::{Error, Result};
 use crate::nn::embeddings::{restore, Embeddings};
 use crate::nn::sasrec::{NetConfig, SasRecNet};
 use crate::nn::{self, Compute, Cpu, TrainingSummary};
-use crate::policy::linalg::Rng;
 use crate::store;
 
 const WEIGHTS: &str = "weights.mpk";
@@ -100,13 +99,9 @@ pub struct TrainedSasrec {
 
 impl TrainedSasrec {
     fn from_weights(config: &SasrecConfig, n_items: usize, weights: Vec<u8>) -> Result<Self> {
-        // A fresh network of the right shape, then the recorded weights over it.
-        let fresh = SasRecNet::<Cpu>::new(
-            &net_config(config, n_items),
-            &mut Rng::new(0),
-            &Default::default(),
-        );
-        let net = restore(fresh, &weights, &config.name)?;
+        // An empty network of the right shape, then the recorded weights over it.
+        let empty = SasRecNet::<Cpu>::empty(&net_config(config, n_items), &Default::default());
+        let net = restore(empty, &weights, &config.name)?;
         let items = net.item_vectors();
         Ok(Self {
             net,
