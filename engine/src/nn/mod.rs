@@ -13,6 +13,7 @@ mod layers;
 pub(crate) mod sasrec;
 pub(crate) mod sasrec_fit;
 mod sequences;
+mod softmax_ce;
 pub(crate) mod train;
 pub(crate) mod two_tower;
 

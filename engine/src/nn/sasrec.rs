@@ -6,11 +6,12 @@
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::tensor::activation::{log_sigmoid, log_softmax, relu, softmax};
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Bool, ElementConversion, Int, Tensor, TensorData};
 
 use super::layers::{dropout, matrix, normal, Dense};
 use super::sequences::{batch, SeqBatch};
+use super::softmax_ce::full_softmax_ce;
 use crate::config::SequenceLoss;
 use crate::policy::linalg::Rng;
 
@@ -130,6 +131,50 @@ impl<B: Backend> SasRecNet<B> {
         self.last_norm.forward(x)
     }
 
+    /// The user vector of each sequence: the hidden state of its newest item, over its latest
+    /// `max_len` items. Empty sequences get a zero vector.
+    pub fn encode(&self, seqs: &[&[u32]]) -> Vec<f32> {
+        let [_, d] = self.item_emb.dims();
+        let [max_len, _] = self.pos_emb.dims();
+        let device = self.item_emb.device();
+        let mut out = vec![0f32; seqs.len() * d];
+        // Similar lengths together, so a batch pads little.
+        let mut order: Vec<usize> = (0..seqs.len()).filter(|&i| !seqs[i].is_empty()).collect();
+        order.sort_by_key(|&i| seqs[i].len());
+        for chunk in order.chunks(ENCODE_BATCH) {
+            let windows: Vec<&[u32]> = chunk
+                .iter()
+                .map(|&i| &seqs[i][seqs[i].len().saturating_sub(max_len)..])
+                .collect();
+            let b = batch(&windows);
+            let last =
+                Tensor::<B, 1, Int>::from_data(TensorData::new(b.last.clone(), [b.rows]), &device);
+            let h = self.hidden(&b, false).select(0, last);
+            let values: Vec<f32> = h
+                .into_data()
+                .convert::<f32>()
+                .into_vec()
+                .expect("f32 hidden states");
+            for (r, &i) in chunk.iter().enumerate() {
+                out[i * d..(i + 1) * d].copy_from_slice(&values[r * d..(r + 1) * d]);
+            }
+        }
+        out
+    }
+
+    /// The item embeddings as plain row-major `f32`.
+    pub fn item_vectors(&self) -> Vec<f32> {
+        self.item_emb
+            .val()
+            .into_data()
+            .convert::<f32>()
+            .into_vec()
+            .expect("f32 embeddings")
+    }
+}
+
+/// Training needs autodiff: the full-softmax loss writes its gradient out (`softmax_ce`).
+impl<B: AutodiffBackend> SasRecNet<B> {
     /// The training loss of a batch (mean over its predicted slots).
     pub fn loss(
         &self,
@@ -145,14 +190,7 @@ impl<B: Backend> SasRecNet<B> {
         let h = self.hidden(b, true).select(0, slots);
         let items = self.item_emb.val();
         match kind {
-            SequenceLoss::FullSoftmax => {
-                let targets = Tensor::<B, 2, Int>::from_data(
-                    TensorData::new(b.targets.clone(), [m, 1]),
-                    &device,
-                );
-                let logp = log_softmax(h.matmul(items.transpose()), 1);
-                logp.gather(1, targets).mean().neg()
-            }
+            SequenceLoss::FullSoftmax => full_softmax_ce(h, items, &b.targets),
             SequenceLoss::SampledSoftmax => {
                 let n = negatives.min(n_items).max(1);
                 let negs: Vec<i32> = (0..n)
@@ -199,47 +237,6 @@ impl<B: Backend> SasRecNet<B> {
                 (log_sigmoid(pos) + log_sigmoid(neg.neg())).mean().neg()
             }
         }
-    }
-
-    /// The user vector of each sequence: the hidden state of its newest item, over its latest
-    /// `max_len` items. Empty sequences get a zero vector.
-    pub fn encode(&self, seqs: &[&[u32]]) -> Vec<f32> {
-        let [_, d] = self.item_emb.dims();
-        let [max_len, _] = self.pos_emb.dims();
-        let device = self.item_emb.device();
-        let mut out = vec![0f32; seqs.len() * d];
-        // Similar lengths together, so a batch pads little.
-        let mut order: Vec<usize> = (0..seqs.len()).filter(|&i| !seqs[i].is_empty()).collect();
-        order.sort_by_key(|&i| seqs[i].len());
-        for chunk in order.chunks(ENCODE_BATCH) {
-            let windows: Vec<&[u32]> = chunk
-                .iter()
-                .map(|&i| &seqs[i][seqs[i].len().saturating_sub(max_len)..])
-                .collect();
-            let b = batch(&windows);
-            let last =
-                Tensor::<B, 1, Int>::from_data(TensorData::new(b.last.clone(), [b.rows]), &device);
-            let h = self.hidden(&b, false).select(0, last);
-            let values: Vec<f32> = h
-                .into_data()
-                .convert::<f32>()
-                .into_vec()
-                .expect("f32 hidden states");
-            for (r, &i) in chunk.iter().enumerate() {
-                out[i * d..(i + 1) * d].copy_from_slice(&values[r * d..(r + 1) * d]);
-            }
-        }
-        out
-    }
-
-    /// The item embeddings as plain row-major `f32`.
-    pub fn item_vectors(&self) -> Vec<f32> {
-        self.item_emb
-            .val()
-            .into_data()
-            .convert::<f32>()
-            .into_vec()
-            .expect("f32 embeddings")
     }
 }
 
