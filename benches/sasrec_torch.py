@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """PyTorch reference for Feed's SASRec: the same network (pmixer-style blocks as in Klenitskiy &
 Vasilev 2023: Q = LN(x), x = Q + MHA(Q, x, x), x = LN(x), x = x + FFN(x); final LN; shared item
-embeddings; N(0, 0.02) init; LN eps 1e-8), the same data (ratings.csv, time-ordered
+embeddings; N(0, 0.02) init but for PyTorch's Xavier-uniform Q/K/V projection; LN eps 1e-8), the same data (ratings.csv, time-ordered
 leave-last-out, the latest max_len + 1 training items per user, right-padded), the same batch,
 loss (full softmax over all items, mean over predicted positions) and optimiser (AdamW with
-weight decay 0 and eps 1e-8). Batches are grouped by length as Feed does.
+weight decay 0 and eps 1e-8), plain random batches as Feed's.
 
 Reports seconds per epoch and validation NDCG@10 per epoch, early stopping with patience, and the
 test NDCG@10 / HR@10 of the best epoch (seen items excluded, full ranking), so that Feed's figures
@@ -80,11 +80,8 @@ class SasRec(nn.Module):
                 nn.init.normal_(m.weight, 0.0, 0.02)
             if isinstance(m, nn.Linear) and m.bias is not None:
                 nn.init.zeros_(m.bias)
-            if isinstance(m, nn.MultiheadAttention):
-                # The Q/K/V projections are a bare parameter, not an nn.Linear: N(0, 0.02) as
-                # Feed's Dense layers, biases zero.
-                nn.init.normal_(m.in_proj_weight, 0.0, 0.02)
-                nn.init.zeros_(m.in_proj_bias)
+            # MultiheadAttention's Q/K/V projection is a bare parameter, not an nn.Linear: it
+            # keeps PyTorch's Xavier-uniform default, as in the paper's code (and in Feed's).
 
     def forward(self, ids):
         n, length = ids.shape
@@ -97,13 +94,10 @@ class SasRec(nn.Module):
 
 
 def batches(windows, size, rng):
+    # Plain random batches, each padded to its longest sequence (as the paper's DataLoader).
     order = list(range(len(windows)))
     rng.shuffle(order)
-    groups = [sorted(order[i:i + size * 32], key=lambda j: -len(windows[j])) for i in range(0, len(order), size * 32)]
-    flat = [j for g in groups for j in g]
-    out = [flat[i:i + size] for i in range(0, len(flat), size)]
-    rng.shuffle(out)
-    return out
+    return [order[i:i + size] for i in range(0, len(order), size)]
 
 
 def pad(seqs, device):

@@ -22,6 +22,13 @@ pub fn normal(rng: &mut Rng, n: usize, std: f32) -> Vec<f32> {
     out
 }
 
+/// `n` draws from U(−bound, bound).
+pub fn uniform(rng: &mut Rng, n: usize, bound: f32) -> Vec<f32> {
+    (0..n)
+        .map(|_| (2.0 * rng.next_f32() - 1.0) * bound)
+        .collect()
+}
+
 pub fn matrix<B: Backend>(
     values: Vec<f32>,
     rows: usize,

@@ -9,18 +9,26 @@ use burn::tensor::activation::{log_sigmoid, log_softmax, relu, softmax};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Bool, ElementConversion, Int, Tensor, TensorData};
 
-use super::layers::{dropout, matrix, normal, Dense};
+use super::layers::{dropout, matrix, normal, uniform, Dense};
 use super::sequences::{batch, SeqBatch};
 use super::softmax_ce::full_softmax_ce;
 use crate::config::SequenceLoss;
 use crate::policy::linalg::Rng;
 
-/// Initial weights: N(0, 0.02²), as in the reference implementation.
+/// Initial weights: N(0, 0.02²), as in the reference implementation (except its attention input
+/// projections; see `build`).
 const INIT_STD: f32 = 0.02;
 /// LayerNorm epsilon of the reference implementation.
 const NORM_EPS: f64 = 1e-8;
 /// Users encoded per forward pass when serving or validating.
 const ENCODE_BATCH: usize = 256;
+
+/// How a weight matrix starts.
+#[derive(Clone, Copy)]
+enum Init {
+    Normal,
+    Xavier,
+}
 
 /// The shape of a network (what `load` needs to rebuild it before reading weights).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,36 +66,51 @@ pub struct SasRecNet<B: Backend> {
 }
 
 impl<B: Backend> SasRecNet<B> {
-    /// A network with weights drawn from N(0, 0.02²) (layer norms at 1 and 0).
+    /// A network initialised as the reference implementation's: embeddings, feed-forward and
+    /// attention output weights from N(0, 0.02²); the query, key and value projections from
+    /// PyTorch's `MultiheadAttention` default, Xavier-uniform over the stacked `[3d, d]` input
+    /// projection (its init hook skips that parameter); biases 0, layer norms 1 and 0.
     pub fn new(c: &NetConfig, rng: &mut Rng, device: &B::Device) -> Self {
-        Self::build(c, &mut |n| normal(rng, n, INIT_STD), device)
+        let xavier = (6.0 / (4.0 * c.hidden as f32)).sqrt();
+        Self::build(
+            c,
+            &mut |n, init| match init {
+                Init::Normal => normal(rng, n, INIT_STD),
+                Init::Xavier => uniform(rng, n, xavier),
+            },
+            device,
+        )
     }
 
     /// A network of the right shape with zero weights, to read recorded weights into: a load
     /// need not draw a random start it overwrites (64M draws for a million-item catalog).
     pub fn empty(c: &NetConfig, device: &B::Device) -> Self {
-        Self::build(c, &mut |n| vec![0.0; n], device)
+        Self::build(c, &mut |n, _| vec![0.0; n], device)
     }
 
-    fn build(c: &NetConfig, draw: &mut dyn FnMut(usize) -> Vec<f32>, device: &B::Device) -> Self {
+    fn build(
+        c: &NetConfig,
+        draw: &mut dyn FnMut(usize, Init) -> Vec<f32>,
+        device: &B::Device,
+    ) -> Self {
         let d = c.hidden;
         let norm = || LayerNormConfig::new(d).with_epsilon(NORM_EPS).init(device);
-        let mut dense = || Dense::from_values(draw(d * d), d, d, device);
+        let mut dense = |init| Dense::from_values(draw(d * d, init), d, d, device);
         let blocks = (0..c.layers)
             .map(|_| Block {
                 attn_norm: norm(),
-                q: dense(),
-                k: dense(),
-                v: dense(),
-                o: dense(),
+                q: dense(Init::Xavier),
+                k: dense(Init::Xavier),
+                v: dense(Init::Xavier),
+                o: dense(Init::Normal),
                 ffn_norm: norm(),
-                ffn1: dense(),
-                ffn2: dense(),
+                ffn1: dense(Init::Normal),
+                ffn2: dense(Init::Normal),
             })
             .collect();
         Self {
-            item_emb: matrix(draw(c.n_items * d), c.n_items, d, device),
-            pos_emb: matrix(draw(c.max_len * d), c.max_len, d, device),
+            item_emb: matrix(draw(c.n_items * d, Init::Normal), c.n_items, d, device),
+            pos_emb: matrix(draw(c.max_len * d, Init::Normal), c.max_len, d, device),
             blocks,
             last_norm: norm(),
             heads: c.heads,
