@@ -50,11 +50,6 @@ pub struct Dense<B: Backend> {
 }
 
 impl<B: Backend> Dense<B> {
-    /// Weights from N(0, std²), bias zero.
-    pub fn new(rng: &mut Rng, d_in: usize, d_out: usize, std: f32, device: &B::Device) -> Self {
-        Self::from_values(normal(rng, d_in * d_out, std), d_in, d_out, device)
-    }
-
     /// The given `[d_in, d_out]` row-major weights, bias zero.
     pub fn from_values(weight: Vec<f32>, d_in: usize, d_out: usize, device: &B::Device) -> Self {
         Self {

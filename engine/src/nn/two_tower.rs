@@ -111,14 +111,24 @@ impl TowerBatch {
     }
 }
 
+/// Draws `n` initial weights of the given standard deviation (or zeros, for a load).
+type Draw<'a> = &'a mut dyn FnMut(usize, f32) -> Vec<f32>;
+
 impl<B: Backend> Tower<B> {
-    fn new(rng: &mut Rng, d: usize, n_tokens: usize, n_numeric: usize, device: &B::Device) -> Self {
+    fn new(
+        draw: Draw<'_>,
+        d: usize,
+        n_tokens: usize,
+        n_numeric: usize,
+        device: &B::Device,
+    ) -> Self {
         Self {
             tokens: (n_tokens > 0)
-                .then(|| matrix(normal(rng, n_tokens * d, INIT_STD), n_tokens, d, device)),
-            numeric: (n_numeric > 0).then(|| Dense::new(rng, n_numeric, d, INIT_STD, device)),
-            mlp1: Dense::new(rng, d, d, (2.0 / d as f32).sqrt(), device),
-            mlp2: Dense::new(rng, d, d, INIT_STD, device),
+                .then(|| matrix(draw(n_tokens * d, INIT_STD), n_tokens, d, device)),
+            numeric: (n_numeric > 0)
+                .then(|| Dense::from_values(draw(n_numeric * d, INIT_STD), n_numeric, d, device)),
+            mlp1: Dense::from_values(draw(d * d, (2.0 / d as f32).sqrt()), d, d, device),
+            mlp2: Dense::from_values(draw(d * d, INIT_STD), d, d, device),
         }
     }
 }
@@ -142,12 +152,22 @@ fn pooled<B: Backend>(
 
 impl<B: Backend> TwoTowerNet<B> {
     pub fn new(c: &NetConfig, rng: &mut Rng, device: &B::Device) -> Self {
+        Self::build(c, &mut |n, std| normal(rng, n, std), device)
+    }
+
+    /// A network of the right shape with zero weights, to read recorded weights into (no random
+    /// start drawn only to be overwritten).
+    pub fn empty(c: &NetConfig, device: &B::Device) -> Self {
+        Self::build(c, &mut |n, _| vec![0.0; n], device)
+    }
+
+    fn build(c: &NetConfig, draw: Draw<'_>, device: &B::Device) -> Self {
         let d = c.hidden;
         Self {
-            user_ids: matrix(normal(rng, c.n_users * d, INIT_STD), c.n_users, d, device),
-            item_ids: matrix(normal(rng, c.n_items * d, INIT_STD), c.n_items, d, device),
-            user: Tower::new(rng, d, c.user_tokens, c.user_numeric, device),
-            item: Tower::new(rng, d, c.item_tokens, c.item_numeric, device),
+            user_ids: matrix(draw(c.n_users * d, INIT_STD), c.n_users, d, device),
+            item_ids: matrix(draw(c.n_items * d, INIT_STD), c.n_items, d, device),
+            user: Tower::new(draw, d, c.user_tokens, c.user_numeric, device),
+            item: Tower::new(draw, d, c.item_tokens, c.item_numeric, device),
         }
     }
 

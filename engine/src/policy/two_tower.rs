@@ -14,7 +14,6 @@ use crate::nn::embeddings::{restore, Embeddings};
 use crate::nn::features::FeatureTable;
 use crate::nn::two_tower::{fit_two_tower, NetConfig, TowerData, TwoTowerFit, TwoTowerNet};
 use crate::nn::{Compute, Cpu, TrainingSummary};
-use crate::policy::linalg::Rng;
 use crate::store;
 
 const WEIGHTS: &str = "weights.mpk";
@@ -119,8 +118,8 @@ impl Policy for TwoTower {
         };
         fitted.summary.device = ctx.device.reason.clone();
         let trained: Vec<bool> = td.item_counts().iter().map(|&c| c > 0).collect();
-        let fresh = TwoTowerNet::<Cpu>::new(&net, &mut Rng::new(0), &Default::default());
-        let net = restore(fresh, &fitted.weights, &c.name)?;
+        let empty = TwoTowerNet::<Cpu>::empty(&net, &Default::default());
+        let net = restore(empty, &fitted.weights, &c.name)?;
         let mut model = TrainedTwoTower {
             config: c.clone(),
             encoder: Some(Encoder {
