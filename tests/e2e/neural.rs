@@ -201,10 +201,16 @@ fn ctrl_c_during_sasrec_training_leaves_the_active_version_serving() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
+    // Version 2 exists only once update-model has started it: ask for its log after that.
+    poll(Duration::from_secs(300), "the first SASRec epoch", || {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "update-model ended early"
+        );
         let view = ws.view_json("k");
-        let v2 = view["versions"].as_array().unwrap().get(1).cloned();
+        if view["versions"].as_array().unwrap().len() < 2 {
+            return Err(format!("no version 2 yet: {view}"));
+        }
         let detail = ws.ok(&[
             "view-model",
             "--model-name",
@@ -213,16 +219,12 @@ fn ctrl_c_during_sasrec_training_leaves_the_active_version_serving() {
             "2",
             "--json",
         ]);
-        if v2.is_some() && detail.contains("sasrec: epoch 1/") {
-            break;
+        if detail.contains("sasrec: epoch 1/") {
+            Ok(())
+        } else {
+            Err(detail)
         }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "update-model ended early"
-        );
-        assert!(Instant::now() < deadline, "no epoch was logged: {detail}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
     let pid = child.id().to_string();
     assert!(Command::new("kill")
         .args(["-INT", &pid])

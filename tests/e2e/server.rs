@@ -99,12 +99,18 @@ fn switches_to_new_active_version_without_failing_a_request() {
 
     // Requests in a loop while version 2 trains and deploys.
     let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let client = {
         let stop = stop.clone();
+        let served = served.clone();
         std::thread::spawn(move || {
             let mut seen = Vec::new();
             let deadline = Instant::now() + Duration::from_secs(300);
-            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+            // Until told to stop and a request has seen the new version (the main thread saw it
+            // with its own request; this one may still be answering an older one).
+            while !(stop.load(Ordering::Relaxed) && seen.last() == Some(&2))
+                && Instant::now() < deadline
+            {
                 let (st, r) = http(
                     &addr,
                     "POST",
@@ -114,12 +120,24 @@ fn switches_to_new_active_version_without_failing_a_request() {
                 assert_eq!(st, 200, "a request failed during the switch: {r}");
                 assert_eq!(r["ids"].as_array().unwrap().len(), 10);
                 seen.push(r["version"].as_u64().unwrap());
+                served.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(5));
             }
             seen
         })
     };
-    std::thread::sleep(Duration::from_millis(200));
+    poll(
+        Duration::from_secs(60),
+        "the client's first answers",
+        || {
+            let n = served.load(Ordering::Relaxed);
+            if n >= 3 {
+                Ok(())
+            } else {
+                Err(format!("{n} answered"))
+            }
+        },
+    );
     ws.write("model.yaml", &model_yaml("h", 8, 16));
     ws.ok(&["update-model", "--file", file.to_str().unwrap()]);
     // The server notices within its poll interval.
@@ -140,7 +158,6 @@ fn switches_to_new_active_version_without_failing_a_request() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::Relaxed);
     let seen = client.join().expect("no request failed");
     assert!(

@@ -164,3 +164,20 @@ pub fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, s
     let json = serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.to_string()));
     (status, json)
 }
+
+/// Polls `check` every 50 ms until it yields a value. Tests that wait on another process or
+/// server use it instead of assuming how far the other side has got (CI machines are loaded).
+/// Panics after `timeout` with `what` and the last thing `check` reported.
+pub fn poll<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(last) => assert!(
+                std::time::Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}: {last}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
