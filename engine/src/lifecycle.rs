@@ -110,24 +110,30 @@ fn check_feature_columns(config: &ModelConfig, plan: &fetch::FetchPlan) -> Resul
     Ok(())
 }
 
-/// Binds the names of every saved query against what the fetch yields and the policies, so a
-/// broken saved query fails here, located in the model file.
+/// Binds every saved query against what the fetch yields and the policies — the same binding
+/// serving does — so a broken saved query fails here, located in the model file.
 fn check_saved_queries(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<()> {
-    let mut item_columns = column_names(&plan.items);
-    if item_columns.is_empty() {
-        item_columns.push("item_id".into());
-    }
-    let user_columns = column_names(&plan.users);
-    let policies: Vec<(String, bool)> = config
-        .policies
-        .iter()
-        .map(|p| (p.name().to_string(), p.has_vectors()))
-        .collect();
-    let names = crate::query::Names {
-        item_columns: &item_columns,
-        user_columns: &user_columns,
-        policies: &policies,
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    // Ids are stored as text, whatever type the fetch yields them in.
+    let schema = |df: &Option<datafusion::dataframe::DataFrame>| -> Option<Schema> {
+        df.as_ref().map(|d| {
+            let fields: Vec<Field> = d
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| match f.name().as_str() {
+                    "item_id" | "user_id" => Field::new(f.name(), DataType::Utf8, true),
+                    _ => f.as_ref().clone(),
+                })
+                .collect();
+            Schema::new(fields)
+        })
     };
+    // Without `fetch.items` the catalog holds the ids alone.
+    let items = schema(&plan.items)
+        .unwrap_or_else(|| Schema::new(vec![Field::new("item_id", DataType::Utf8, false)]));
+    let users = schema(&plan.users);
+    let names = crate::expr::Names::new(&items, users.as_ref(), &config.policies);
     for (name, saved) in &config.queries {
         let text = saved.text();
         let path = match saved {
@@ -136,8 +142,7 @@ fn check_saved_queries(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<
         };
         // Parsing and static checks passed when the file was read.
         if let Ok(q) = feed_lang::parse_query(text) {
-            names
-                .check(&q)
+            crate::query::bind(&q, text, &names)
                 .map_err(|e| config.error_in_text(&path, text, &e))?;
         }
     }
@@ -343,7 +348,7 @@ fn train_all(
 ) -> Result<(Trained, EvalReport)> {
     let log = |msg: String| run.log(Status::Training, &msg);
     let validate =
-        |m: &dyn TrainedPolicy| eval::evaluate(m, ds, Target::Valid, config.training.eval_users);
+        |m: &dyn crate::core::Scorer| eval::evaluate(m, ds, Target::Valid, config.training.eval_users);
     let ctx = TrainContext {
         progress: options.progress.as_ref(),
         seed: config.training.seed,

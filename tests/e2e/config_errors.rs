@@ -134,7 +134,7 @@ fn saved_queries_are_bound_to_columns_and_policies_at_validation() {
         (
             "item.year > 1990",
             "item.yeer > 1990",
-            "queries.home: the items have no column `yeer` (hint: did you mean `year`?)",
+            "queries.home: the items have no column `yeer` (hint: did you mean `item.year`?)",
         ),
         (
             "score(als)",
@@ -157,4 +157,25 @@ fn saved_queries_are_bound_to_columns_and_policies_at_validation() {
             "expected `{expected}` in {err}"
         );
     }
+    // A text column compared with a number fails here too, not on every request.
+    std::fs::write(&file, good.replace("item.year > 1990", "item.title > 1990")).unwrap();
+    let out = ws.feedctl(&["validate", "--file", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("`item.title` is text") && err.contains("TRY_CAST"), "{err}");
+    // Names resolve by one rule at validation and at request time: a column written in another
+    // case validates and serves.
+    std::fs::write(&file, good.replace("item.year > 1990", "item.YEAR > 1990")).unwrap();
+    ws.ok(&["validate", "--file", file.to_str().unwrap()]);
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    let out = ws.ok(&[
+        "query",
+        "--model-name",
+        "b",
+        "--saved",
+        "home",
+        "--param",
+        "user_id=u1",
+    ]);
+    assert!(out.contains("version 1"), "{out}");
 }

@@ -2,7 +2,9 @@
 //! that turn it into a [`ModelConfig`] (`resolve`). Parsing never starts work: fetch SQL is only
 //! planned later, by [`crate::fetch::plan`].
 
+mod key;
 mod locate;
+mod outputs;
 mod raw;
 pub(crate) mod resolve;
 
@@ -13,6 +15,7 @@ pub use raw::{
     PolicyConfig, PopularConfig, RawModelFile, SasrecConfig, SavedQuery, SequenceLoss,
     ServingConfig, TrainingConfig, TwoTowerConfig, TypedFeature, ValueModelConfig,
 };
+pub use outputs::{output_name, OutputError, SINGLE_HEAD};
 pub use resolve::{parse, ModelConfig};
 
 /// The JSON Schema of the model file, generated from the Rust types (`spec/model.schema.json`).

@@ -110,21 +110,6 @@ impl ModelConfig {
         err
     }
 
-    /// Everything that decides what training produces: the data (connectors, fetch SQL and the
-    /// folder relative paths resolve against), the policies and the training settings. Two files
-    /// with the same key train the same models; they may differ in value model, queries and
-    /// serving, which need no retraining.
-    pub fn training_key(&self) -> serde_json::Value {
-        let dir = std::fs::canonicalize(&self.base_dir).unwrap_or_else(|_| self.base_dir.clone());
-        serde_json::json!({
-            "data_dir": dir,
-            "connectors": self.connectors,
-            "fetch": self.fetch,
-            "policies": self.policies,
-            "training": self.training,
-        })
-    }
-
     pub fn policy(&self, name: &str) -> Option<&PolicyConfig> {
         self.policies.iter().find(|p| p.name() == name)
     }
@@ -515,27 +500,33 @@ fn check_value_model(cfg: &ModelConfig, vm: &ValueModelConfig) -> Result<(), Con
         (None, Some(text)) => {
             let path = "value_model.expression";
             let e = feed_lang::parse_score(text).map_err(|e| cfg.error_in_text(path, text, &e))?;
-            // Bare names are policy outputs: check them now, not at the first query.
+            // Names other than item./user. columns are policy outputs: check them now, not at
+            // the first query.
             let mut names = Vec::new();
-            bare_names(&e, &mut names);
-            for (name, span) in names {
-                if name.eq_ignore_ascii_case("value_model") {
-                    let err = feed_lang::QueryError::new(
-                        feed_lang::ErrorKind::Check,
-                        "the value model cannot refer to itself",
-                        span,
-                    );
-                    return Err(cfg.error_in_text(path, text, &err));
+            output_paths(&e, &mut names);
+            for path_expr in names {
+                let first = &path_expr.parts[0];
+                let err = |message: String, hint: Option<String>, span| {
+                    let mut err = feed_lang::QueryError::new(feed_lang::ErrorKind::Check, message, span);
+                    err.hint = hint;
+                    cfg.error_in_text(path, text, &err)
+                };
+                if first.name.eq_ignore_ascii_case("value_model") {
+                    return Err(err(
+                        "the value model cannot refer to itself".into(),
+                        None,
+                        path_expr.span,
+                    ));
                 }
-                if cfg.policy(&name).is_none() {
-                    let mut err = feed_lang::QueryError::new(
-                        feed_lang::ErrorKind::Check,
-                        format!("no policy is named `{name}`"),
-                        span,
-                    );
-                    err.hint = did_you_mean(&name, cfg.policies.iter().map(|p| p.name()))
+                let name = first.name.to_ascii_lowercase();
+                let Some(declared) = cfg.policy(&name) else {
+                    let hint = did_you_mean(&name, cfg.policies.iter().map(|p| p.name()))
                         .map(|s| format!("did you mean `{s}`?"));
-                    return Err(cfg.error_in_text(path, text, &err));
+                    return Err(err(format!("no policy is named `{}`", first.name), hint, first.span));
+                };
+                let head = path_expr.parts.get(1).map(|h| h.name.as_str());
+                if let Err(e) = super::output_name(&name, &declared.heads(), head) {
+                    return Err(err(e.message, e.hint, path_expr.span));
                 }
             }
         }
@@ -556,15 +547,11 @@ fn check_value_model(cfg: &ModelConfig, vm: &ValueModelConfig) -> Result<(), Con
                     Some((p, h)) => (p, Some(h)),
                     None => (key.as_str(), None),
                 };
-                if cfg.policy(policy).is_none() {
+                let Some(declared) = cfg.policy(policy) else {
                     return Err(unknown_policy(cfg, &path, policy));
-                }
-                if let Some(head) = head {
-                    return Err(cfg.error_at(
-                        &path,
-                        format!("policy `{policy}` has one output and no head `{head}`"),
-                        Some(format!("write `{policy}`")),
-                    ));
+                };
+                if let Err(e) = super::output_name(policy, &declared.heads(), head) {
+                    return Err(cfg.error_at(&path, e.message, e.hint));
                 }
             }
         }
@@ -628,30 +615,37 @@ fn key_with_value(item: &serde_yaml::Value, message: &str) -> Option<String> {
 }
 
 /// Single-part names in an expression (policy outputs), with their spans.
-fn bare_names(e: &feed_lang::ast::Expr, out: &mut Vec<(String, feed_lang::Span)>) {
+/// The paths of an expression that name policy outputs (all but `item.` and `user.` columns).
+fn output_paths<'a>(e: &'a feed_lang::ast::Expr, out: &mut Vec<&'a feed_lang::ast::Path>) {
     use feed_lang::ast::ExprKind;
     match &e.kind {
-        ExprKind::Path(p) if p.parts.len() == 1 => out.push((p.parts[0].name.clone(), p.span)),
-        ExprKind::Call { args, .. } => args.iter().for_each(|a| bare_names(a, out)),
-        ExprKind::Unary { expr, .. } | ExprKind::IsNull { expr, .. } => bare_names(expr, out),
+        ExprKind::Path(p)
+            if !["item", "user"]
+                .iter()
+                .any(|c| p.parts.len() == 2 && p.parts[0].name.eq_ignore_ascii_case(c)) =>
+        {
+            out.push(p)
+        }
+        ExprKind::Call { args, .. } => args.iter().for_each(|a| output_paths(a, out)),
+        ExprKind::Unary { expr, .. } | ExprKind::IsNull { expr, .. } => output_paths(expr, out),
         ExprKind::Binary { lhs, rhs, .. } => {
-            bare_names(lhs, out);
-            bare_names(rhs, out);
+            output_paths(lhs, out);
+            output_paths(rhs, out);
         }
         ExprKind::In { expr, list, .. } => {
-            bare_names(expr, out);
-            list.iter().for_each(|a| bare_names(a, out));
+            output_paths(expr, out);
+            list.iter().for_each(|a| output_paths(a, out));
         }
         ExprKind::Between {
             expr, low, high, ..
         } => {
             for x in [expr, low, high] {
-                bare_names(x, out);
+                output_paths(x, out);
             }
         }
         ExprKind::Like { expr, pattern, .. } => {
-            bare_names(expr, out);
-            bare_names(pattern, out);
+            output_paths(expr, out);
+            output_paths(pattern, out);
         }
         _ => {}
     }

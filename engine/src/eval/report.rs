@@ -30,7 +30,7 @@ pub struct PolicyReport {
     pub train_seconds: f64,
     /// Epochs, device and time per epoch of a neural policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub training: Option<crate::nn::TrainingSummary>,
+    pub training: Option<crate::core::TrainingSummary>,
 }
 
 pub const PROTOCOL: &str =

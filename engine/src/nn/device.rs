@@ -2,29 +2,8 @@
 //! CUDA only when a GPU is really usable (the driver library is there and a tiny kernel runs).
 
 use crate::config::Device;
+use crate::core::{Compute, DeviceChoice};
 use crate::error::{Error, Result};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compute {
-    Cpu,
-    Cuda,
-}
-
-/// The device and, in words, why (it goes into the status log).
-#[derive(Debug, Clone)]
-pub struct DeviceChoice {
-    pub compute: Compute,
-    pub reason: String,
-}
-
-impl DeviceChoice {
-    pub fn cpu(reason: impl Into<String>) -> Self {
-        Self {
-            compute: Compute::Cpu,
-            reason: reason.into(),
-        }
-    }
-}
 
 /// Picks the training device. `FEED_DEVICE` (`auto`, `cpu`, `cuda`) overrides the model file.
 /// Asking for `cuda` where none is usable is an error, not a silent fallback.

@@ -7,9 +7,8 @@ use burn::module::Module;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 
 use super::Cpu;
-use crate::dataset::Interactions;
 use crate::error::{Error, Result};
-use crate::policy::{TrainedPolicy, Vectors};
+use crate::core::{Scorer, Vectors};
 use crate::store;
 
 /// Row-major user and item vectors of one dimension.
@@ -39,7 +38,7 @@ impl Embeddings {
         for &u in users {
             rows.extend_from_slice(v.user(u));
         }
-        crate::policy::linalg::scores(&rows, v.items, v.dim, out);
+        crate::util::linalg::scores(&rows, v.items, v.dim, out);
     }
 
     pub fn save(&self, dir: &Path) -> Result<()> {
@@ -80,26 +79,12 @@ pub fn restore<M: Module<Cpu>>(net: M, weights: &[u8], name: &str) -> Result<M> 
 }
 
 /// A candidate during training: validation scores it like any trained policy.
-impl TrainedPolicy for Embeddings {
-    fn kind(&self) -> &'static str {
-        "candidate"
-    }
-
+impl Scorer for Embeddings {
     fn n_items(&self) -> usize {
         Embeddings::n_items(self)
     }
 
-    fn refit(&mut self, _: Interactions<'_>) -> Result<()> {
-        Err(Error::Internal(
-            "a validation candidate is not refit".into(),
-        ))
-    }
-
     fn score_users(&self, users: &[u32], out: &mut [f32]) {
         Embeddings::score_users(self, users, out)
-    }
-
-    fn save(&self, dir: &Path) -> Result<()> {
-        Embeddings::save(self, dir)
     }
 }

@@ -5,7 +5,7 @@ use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor, TensorData};
 
-use crate::policy::linalg::Rng;
+use crate::util::linalg::Rng;
 
 /// `n` draws from N(0, std²) (Box–Muller over our SplitMix generator).
 pub fn normal(rng: &mut Rng, n: usize, std: f32) -> Vec<f32> {

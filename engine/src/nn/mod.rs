@@ -17,8 +17,8 @@ mod softmax_ce;
 pub(crate) mod train;
 pub(crate) mod two_tower;
 
-pub use device::{choose as choose_device, Compute, DeviceChoice};
-pub use train::TrainingSummary;
+pub use crate::core::{Compute, DeviceChoice, TrainingSummary};
+pub use device::choose as choose_device;
 
 /// The CPU backend: training and serving-time inference.
 pub(crate) type Cpu = burn::backend::Flex;

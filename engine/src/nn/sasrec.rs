@@ -13,7 +13,7 @@ use super::layers::{dropout, matrix, normal, uniform, Dense};
 use super::sequences::{batch, SeqBatch};
 use super::softmax_ce::full_softmax_ce;
 use crate::config::SequenceLoss;
-use crate::policy::linalg::Rng;
+use crate::util::linalg::Rng;
 
 /// Initial weights: N(0, 0.02²), as in the reference implementation (except its attention input
 /// projections; see `build`).

@@ -10,8 +10,8 @@ use super::train::{fit, one_at_a_time, Fitted, Loop};
 use crate::config::{FitConfig, SequenceLoss};
 use crate::dataset::Interactions;
 use crate::error::{Error, Result};
-use crate::policy::linalg::Rng;
-use crate::policy::TrainContext;
+use crate::util::linalg::Rng;
+use crate::core::TrainContext;
 
 /// What the loop needs from a policy besides the data.
 pub struct SasrecFit<'a> {

@@ -2,7 +2,7 @@
 //! objects): right-padded, so that with a causal mask no real position ever attends to padding.
 
 use crate::dataset::Interactions;
-use crate::policy::linalg::Rng;
+use crate::util::linalg::Rng;
 
 /// One batch: `rows` sequences padded to `len` slots, flattened row-major.
 pub struct SeqBatch {

@@ -60,7 +60,7 @@ mod tests {
     use super::*;
     use crate::nn::layers::normal;
     use crate::nn::Cpu;
-    use crate::policy::linalg::Rng;
+    use crate::util::linalg::Rng;
 
     type B = Autodiff<Cpu>;
 

@@ -8,38 +8,19 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
-use serde::{Deserialize, Serialize};
 
 use super::embeddings::Embeddings;
 use super::sasrec::scalar;
 use crate::config::FitConfig;
 use crate::dataset::{Cut, Interactions};
 use crate::error::{Error, Result};
-use crate::policy::linalg::Rng;
-use crate::policy::TrainContext;
+use crate::util::linalg::Rng;
+use crate::core::{TrainContext, TrainingSummary};
 
 /// One neural training at a time per process: the CPU backend's random generator (dropout) is
 /// global, so two runs at once would draw from each other's stream and lose reproducibility;
 /// and one run already keeps every core busy.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// How a neural policy's training went, stored with its evaluation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainingSummary {
-    /// Where it trained, and why there.
-    pub device: String,
-    /// Epochs run (early stopping may end before `epochs`).
-    pub epochs: usize,
-    /// The epoch whose weights were kept.
-    pub best_epoch: usize,
-    /// Its validation NDCG@10, when validation ran.
-    pub best_valid_ndcg: Option<f64>,
-    /// Wall time per epoch, validation included.
-    pub seconds_per_epoch: f64,
-    /// Wall time per epoch of the optimiser steps alone (what compares with another framework).
-    #[serde(default)]
-    pub train_seconds_per_epoch: f64,
-}
 
 /// The outcome of a fit: the best weights as a burn record (backend-independent bytes).
 pub struct Fitted {

@@ -18,8 +18,8 @@ use super::train::{fit, one_at_a_time, Fitted, Loop};
 use crate::config::FitConfig;
 use crate::dataset::Interactions;
 use crate::error::{Error, Result};
-use crate::policy::linalg::Rng;
-use crate::policy::TrainContext;
+use crate::util::linalg::Rng;
+use crate::core::TrainContext;
 
 const INIT_STD: f32 = 0.02;
 /// Rows per forward pass when encoding every user or item.

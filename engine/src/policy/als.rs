@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::linalg::{axpy, dot, gram, scores, Rng};
-use super::{Policy, TrainContext, TrainedPolicy};
+use crate::util::linalg::{axpy, dot, gram, scores, Rng};
+use super::{Policy, TrainContext, TrainedPolicy, Scorer};
 use crate::config::AlsConfig;
 use crate::dataset::Interactions;
 use crate::error::{Error, Result};
@@ -256,13 +256,24 @@ impl Policy for Als {
     }
 }
 
+impl Scorer for TrainedAls {
+    fn n_items(&self) -> usize {
+        self.items.len() / self.config.factors
+    }
+
+    fn score_users(&self, users: &[u32], out: &mut [f32]) {
+        let k = self.config.factors;
+        let mut a = Vec::with_capacity(users.len() * k);
+        for &u in users {
+            a.extend_from_slice(&self.users[u as usize * k..u as usize * k + k]);
+        }
+        scores(&a, &self.items, k, out);
+    }
+}
+
 impl TrainedPolicy for TrainedAls {
     fn kind(&self) -> &'static str {
         "als"
-    }
-
-    fn n_items(&self) -> usize {
-        self.items.len() / self.config.factors
     }
 
     /// Continues training on the longer histories: a few warm-started alternating passes, then a
@@ -286,15 +297,6 @@ impl TrainedPolicy for TrainedAls {
             c.factors.min(32),
         );
         Ok(())
-    }
-
-    fn score_users(&self, users: &[u32], out: &mut [f32]) {
-        let k = self.config.factors;
-        let mut a = Vec::with_capacity(users.len() * k);
-        for &u in users {
-            a.extend_from_slice(&self.users[u as usize * k..u as usize * k + k]);
-        }
-        scores(&a, &self.items, k, out);
     }
 
     fn score_items(&self, user: u32, items: &[u32], out: &mut [f32]) {

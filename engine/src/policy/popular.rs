@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::{Policy, TrainContext, TrainedPolicy};
+use super::{Policy, TrainContext, TrainedPolicy, Scorer};
 use crate::config::PopularConfig;
 use crate::dataset::Interactions;
 use crate::error::Result;
@@ -87,24 +87,26 @@ impl Policy for Popular {
     }
 }
 
-impl TrainedPolicy for TrainedPopular {
-    fn kind(&self) -> &'static str {
-        "popular"
-    }
-
+impl Scorer for TrainedPopular {
     fn n_items(&self) -> usize {
         self.scores.len()
-    }
-
-    fn refit(&mut self, data: Interactions<'_>) -> Result<()> {
-        self.scores = Self::count(&self.config, data);
-        Ok(())
     }
 
     fn score_users(&self, users: &[u32], out: &mut [f32]) {
         for row in out.chunks_exact_mut(self.scores.len()).take(users.len()) {
             row.copy_from_slice(&self.scores);
         }
+    }
+}
+
+impl TrainedPolicy for TrainedPopular {
+    fn kind(&self) -> &'static str {
+        "popular"
+    }
+
+    fn refit(&mut self, data: Interactions<'_>) -> Result<()> {
+        self.scores = Self::count(&self.config, data);
+        Ok(())
     }
 
     fn score_items(&self, _user: u32, items: &[u32], out: &mut [f32]) {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use burn::backend::Autodiff;
 
-use super::{Policy, TrainContext, TrainedPolicy, Vectors};
+use super::{Policy, Scorer, TrainContext, TrainedPolicy, Vectors};
 use crate::config::SasrecConfig;
 use crate::dataset::Interactions;
 use crate::error::{Error, Result};
@@ -128,13 +128,19 @@ impl TrainedSasrec {
     }
 }
 
+impl Scorer for TrainedSasrec {
+    fn n_items(&self) -> usize {
+        self.vectors.n_items()
+    }
+
+    fn score_users(&self, users: &[u32], out: &mut [f32]) {
+        self.vectors.score_users(users, out);
+    }
+}
+
 impl TrainedPolicy for TrainedSasrec {
     fn kind(&self) -> &'static str {
         "sasrec"
-    }
-
-    fn n_items(&self) -> usize {
-        self.vectors.n_items()
     }
 
     /// SASRec needs no new weights for a longer history: the encoder reads it. A refit
@@ -142,10 +148,6 @@ impl TrainedPolicy for TrainedSasrec {
     fn refit(&mut self, data: Interactions<'_>) -> Result<()> {
         self.vectors.users = nn::sasrec_fit::encode_users(&self.net, data);
         Ok(())
-    }
-
-    fn score_users(&self, users: &[u32], out: &mut [f32]) {
-        self.vectors.score_users(users, out);
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
@@ -179,7 +181,7 @@ mod tests {
     use super::*;
     use crate::config::SequenceLoss;
     use crate::dataset::{Cut, Dataset, FetchStats, IdMap, Target};
-    use crate::nn::DeviceChoice;
+    use crate::core::DeviceChoice;
     use crate::progress::NoProgress;
 
     /// Users walk a cycle of `n_items` (the next item is always the previous one plus one).
@@ -228,7 +230,7 @@ mod tests {
         c: &SasrecConfig,
         cancel: &AtomicBool,
     ) -> Result<Box<dyn TrainedPolicy>> {
-        let validate = |m: &dyn TrainedPolicy| crate::eval::evaluate(m, ds, Target::Valid, None);
+        let validate = |m: &dyn crate::core::Scorer| crate::eval::evaluate(m, ds, Target::Valid, None);
         let ctx = TrainContext {
             progress: &NoProgress,
             seed: 3,

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use burn::backend::Autodiff;
 
-use super::{Policy, TrainContext, TrainedPolicy, Vectors};
+use super::{Policy, Scorer, TrainContext, TrainedPolicy, Vectors};
 use crate::config::TwoTowerConfig;
 use crate::dataset::Interactions;
 use crate::error::{Error, Result};
@@ -154,13 +154,19 @@ impl TrainedTwoTower {
     }
 }
 
+impl Scorer for TrainedTwoTower {
+    fn n_items(&self) -> usize {
+        self.vectors.n_items()
+    }
+
+    fn score_users(&self, users: &[u32], out: &mut [f32]) {
+        self.vectors.score_users(users, out);
+    }
+}
+
 impl TrainedPolicy for TrainedTwoTower {
     fn kind(&self) -> &'static str {
         "two_tower"
-    }
-
-    fn n_items(&self) -> usize {
-        self.vectors.n_items()
     }
 
     /// The towers read the longer history; items that gained events keep their id embedding.
@@ -177,10 +183,6 @@ impl TrainedPolicy for TrainedTwoTower {
         self.vectors.users = td.user_vectors(&e.net);
         self.vectors.items = td.item_vectors(&e.net, &e.trained);
         Ok(())
-    }
-
-    fn score_users(&self, users: &[u32], out: &mut [f32]) {
-        self.vectors.score_users(users, out);
     }
 
     fn save(&self, dir: &Path) -> Result<()> {

@@ -1,148 +1,243 @@
-//! Name binding without data: checks that a query names only columns the fetch yields and
-//! policies the model declares, so that a broken saved query fails `validate` and
-//! `create-model` instead of its first request.
+//! Query text → [`Plan`]: the one place names in a query resolve, shared by `validate` (over
+//! the names a fetch yields) and serving (over a version's tables), so that a saved query that
+//! validates never fails at request time on a name. Every mistake found here is the query's: a
+//! [`QueryError`] with its span (400).
 
-use feed_lang::ast::{Call, Expr, ExprKind, Query, Score, Select, Value};
-use feed_lang::{did_you_mean, ErrorKind, QueryError, Span};
+use std::collections::BTreeMap;
 
-/// What a model offers to name.
-pub struct Names<'a> {
-    pub item_columns: &'a [String],
-    pub user_columns: &'a [String],
-    /// Policies, and whether each has vectors (for similarity and diversity).
-    pub policies: &'a [(String, bool)],
-}
+use feed_lang::ast::{BinaryOp, Call, Count, Expr, ExprKind, Query, Select, UnaryOp};
+use feed_lang::{alias_of, QueryError};
 
-fn err(message: String, span: Span, hint: Option<String>) -> QueryError {
-    let mut e = QueryError::new(ErrorKind::Check, message, span);
-    e.hint = hint;
-    e
-}
+use super::args::{Arg, CallArgs};
+use super::plan::{Filter, Order, Plan, Score, Source};
+use super::{rerank, retrieve};
+use crate::expr::{self, check_error, IdArg, Names, ParamType, ParamUse, Stage, Ty};
 
-impl Names<'_> {
-    fn item(&self, name: &str, span: Span) -> Result<(), QueryError> {
-        if self
-            .item_columns
-            .iter()
-            .any(|c| c.eq_ignore_ascii_case(name))
-        {
-            return Ok(());
-        }
-        let hint = did_you_mean(name, self.item_columns.iter().map(String::as_str))
-            .map(|s| format!("did you mean `{s}`?"));
-        Err(err(
-            format!("the items have no column `{name}`"),
-            span,
-            hint,
-        ))
-    }
+/// The retriever of a query without `FROM`, and a retriever's limit when it gives none.
+pub const DEFAULT_RETRIEVER: &str = "popular";
+pub const DEFAULT_RETRIEVER_LIMIT: usize = 100;
 
-    fn policy(&self, name: &str, span: Span, needs_vectors: bool) -> Result<(), QueryError> {
-        match self
-            .policies
-            .iter()
-            .find(|(p, _)| p.eq_ignore_ascii_case(name))
-        {
-            Some((_, has)) if !needs_vectors || *has => Ok(()),
-            Some(_) => Err(err(format!("policy `{name}` has no vectors"), span, None)),
-            None => {
-                let hint = did_you_mean(name, self.policies.iter().map(|p| p.0.as_str()))
-                    .map(|s| format!("did you mean `{s}`?"));
-                Err(err(format!("no policy is named `{name}`"), span, hint))
-            }
-        }
-    }
+/// Binds a parsed, checked query against `names`.
+pub fn bind(q: &Query, text: &str, names: &Names) -> Result<Plan, QueryError> {
+    let mut params: BTreeMap<String, Vec<ParamUse>> = BTreeMap::new();
 
-    fn call(&self, c: &Call) -> Result<(), QueryError> {
-        let string = |name: &str| match c.arg(name) {
-            Some(Value::Str(s, span)) => Some((s.as_str(), *span)),
-            _ => None,
+    let select = match &q.select {
+        Select::All(_) => None,
+        Select::Columns(cols) => Some(
+            cols.iter()
+                .map(|c| names.item(&c.parts[1].name, c.parts[1].span).map(|(n, _)| n.to_string()))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+
+    let default;
+    let calls: &[Call] = if q.from.is_empty() {
+        default = [default_retriever()];
+        &default
+    } else {
+        &q.from
+    };
+    let mut sources = Vec::with_capacity(calls.len());
+    for call in calls {
+        let mut args = CallArgs {
+            call,
+            names,
+            params: &mut params,
         };
-        if let Some((p, span)) = string("embedding") {
-            self.policy(p, span, true)?;
-        }
-        for arg in ["attribute", "column"] {
-            if let Some((col, span)) = string(arg) {
-                self.item(col, span)?;
-            }
-        }
-        if let Some((spec, span)) = string("columns") {
-            for part in spec.split(',') {
-                if let Some(col) = part.split_whitespace().next() {
-                    self.item(col, span)?;
-                }
-            }
-        }
-        if let Some(Value::Call(inner)) = c.arg("retriever") {
-            self.call(inner)?;
-        }
-        Ok(())
+        let limit = args.count("limit")?.unwrap_or(Arg::Lit(DEFAULT_RETRIEVER_LIMIT));
+        let retriever = retrieve::bind(call, &mut args)?;
+        sources.push(Source {
+            alias: alias_of(call).to_ascii_lowercase(),
+            limit,
+            retriever,
+        });
     }
+    let aliases: Vec<String> = sources.iter().map(|s| s.alias.clone()).collect();
 
-    fn expr(&self, e: &Expr) -> Result<(), QueryError> {
-        match &e.kind {
-            ExprKind::Path(p) => {
-                let head = p.parts[0].name.to_ascii_lowercase();
-                match (head.as_str(), p.parts.get(1)) {
-                    ("item", Some(c)) => self.item(&c.name, c.span),
-                    ("user", Some(c))
-                        if !self
-                            .user_columns
-                            .iter()
-                            .any(|u| u.eq_ignore_ascii_case(&c.name)) =>
-                    {
-                        let hint =
-                            did_you_mean(&c.name, self.user_columns.iter().map(String::as_str))
-                                .map(|s| format!("did you mean `{s}`?"));
-                        Err(err(
-                            format!("the users have no column `{}`", c.name),
-                            c.span,
-                            hint,
-                        ))
+    let filter = match &q.filter {
+        None => Filter {
+            not_seen: Vec::new(),
+            rest: None,
+            key: String::new(),
+        },
+        Some(f) => bind_filter(f, text, names, &mut params)?,
+    };
+
+    let order = match &q.order {
+        None => None,
+        Some(o) => {
+            let score = match &o.score {
+                feed_lang::ast::Score::ValueModel(_) => Score::ValueModel,
+                feed_lang::ast::Score::Expr(e) => {
+                    let b = expr::bind(e, Stage::Score, names, &aliases)?;
+                    if !b.ty.fits(Ty::Num) {
+                        return Err(check_error(
+                            format!("ORDER BY score(...) must be a number; this is {}", b.ty.words()),
+                            e.span,
+                            None,
+                        ));
                     }
-                    ("user" | "retrieval" | "rank", _) | ("value_model", None) => Ok(()),
-                    (name, None) => self.policy(name, p.span, false),
-                    _ => Ok(()),
+                    Score::Expr(b)
                 }
-            }
-            ExprKind::Call { args, .. } => args.iter().try_for_each(|a| self.expr(a)),
-            ExprKind::Unary { expr, .. } | ExprKind::IsNull { expr, .. } => self.expr(expr),
-            ExprKind::Binary { lhs, rhs, .. } => {
-                self.expr(lhs)?;
-                self.expr(rhs)
-            }
-            ExprKind::In { expr, list, .. } => {
-                self.expr(expr)?;
-                list.iter().try_for_each(|a| self.expr(a))
-            }
-            ExprKind::Between {
-                expr, low, high, ..
-            } => [expr, low, high].iter().try_for_each(|x| self.expr(x)),
-            ExprKind::Like { expr, pattern, .. } => {
-                self.expr(expr)?;
-                self.expr(pattern)
-            }
-            _ => Ok(()),
+            };
+            let needs = match &score {
+                Score::ValueModel => expr::Needs {
+                    value_model: true,
+                    ..Default::default()
+                },
+                Score::Expr(b) => b.needs.clone(),
+            };
+            merge_params(&mut params, &needs.params);
+            Some(Order {
+                score,
+                descending: o.descending,
+                needs,
+            })
         }
+    };
+
+    let mut rerankers = Vec::with_capacity(q.reorder.len());
+    for call in &q.reorder {
+        let mut args = CallArgs {
+            call,
+            names,
+            params: &mut params,
+        };
+        rerankers.push(rerank::bind(call, &mut args)?);
     }
 
-    /// Checks every name of `q`.
-    pub fn check(&self, q: &Query) -> Result<(), QueryError> {
-        if let Select::Columns(cols) = &q.select {
-            for c in cols {
-                self.item(&c.parts[1].name, c.parts[1].span)?;
-            }
+    let count = |c: &Option<Count>, what: &str, params: &mut BTreeMap<String, Vec<ParamUse>>| match c {
+        None => None,
+        Some(Count::Literal(n, _)) => Some(Arg::Lit(*n as usize)),
+        Some(Count::Param(p)) => {
+            params.entry(p.name.clone()).or_default().push(ParamUse {
+                ty: ParamType::Count,
+                what: what.into(),
+            });
+            Some(Arg::Param(p.name.clone()))
         }
-        q.from.iter().try_for_each(|c| self.call(c))?;
-        q.reorder.iter().try_for_each(|c| self.call(c))?;
-        if let Some(f) = &q.filter {
-            self.expr(f)?;
-        }
-        if let Some(o) = &q.order {
-            if let Score::Expr(e) = &o.score {
-                self.expr(e)?;
-            }
-        }
-        Ok(())
+    };
+    let limit = count(&q.limit, "LIMIT", &mut params);
+    let offset = count(&q.offset, "OFFSET", &mut params);
+
+    Ok(Plan {
+        text: text.to_string(),
+        select,
+        filter,
+        sources,
+        order,
+        rerankers,
+        limit,
+        offset,
+        params,
+    })
+}
+
+fn merge_params(into: &mut BTreeMap<String, Vec<ParamUse>>, from: &BTreeMap<String, Vec<ParamUse>>) {
+    for (k, v) in from {
+        into.entry(k.clone()).or_default().extend(v.iter().cloned());
     }
+}
+
+fn default_retriever() -> Call {
+    feed_lang::parse(&format!(
+        "SELECT * FROM {DEFAULT_RETRIEVER}(limit = {DEFAULT_RETRIEVER_LIMIT})"
+    ))
+    .expect("the default retriever parses")
+    .from
+    .remove(0)
+}
+
+/// `WHERE`: top-level `NOT seen(x)` conjuncts apart, the rest as one condition.
+fn bind_filter(
+    f: &Expr,
+    text: &str,
+    names: &Names,
+    params: &mut BTreeMap<String, Vec<ParamUse>>,
+) -> Result<Filter, QueryError> {
+    let mut conjuncts = Vec::new();
+    split_and(f, &mut conjuncts);
+    let mut not_seen = Vec::new();
+    let mut rest: Vec<&Expr> = Vec::new();
+    for c in conjuncts {
+        match not_seen_user(c) {
+            Some(ExprKind::Str(s)) => not_seen.push(IdArg::Lit(s.clone())),
+            Some(ExprKind::Num(n)) if n.fract() == 0.0 => {
+                not_seen.push(IdArg::Lit(format!("{}", *n as i64)))
+            }
+            Some(ExprKind::Param(p)) => {
+                params.entry(p.clone()).or_default().push(ParamUse {
+                    ty: ParamType::Id,
+                    what: "the user of seen()".into(),
+                });
+                not_seen.push(IdArg::Param(p.clone()));
+            }
+            _ => rest.push(c),
+        }
+    }
+    let Some((first, others)) = rest.split_first() else {
+        return Ok(Filter {
+            not_seen,
+            rest: None,
+            key: String::new(),
+        });
+    };
+    let span = others.iter().fold(first.span, |s, c| s.to(c.span));
+    let combined = others.iter().fold((*first).clone(), |acc, c| Expr {
+        span: acc.span.to(c.span),
+        kind: ExprKind::Binary {
+            op: BinaryOp::And,
+            lhs: Box::new(acc),
+            rhs: Box::new((*c).clone()),
+        },
+    });
+    let bound = expr::bind(&combined, Stage::Filter, names, &[])?;
+    if !bound.ty.fits(Ty::Bool) {
+        return Err(check_error(
+            format!("WHERE needs a condition (true or false); this is {}", bound.ty.words()),
+            span,
+            None,
+        ));
+    }
+    merge_params(params, &bound.needs.params);
+    let key = rest
+        .iter()
+        .map(|c| &text[c.span.start..c.span.end])
+        .collect::<Vec<_>>()
+        .join("\u{0}");
+    Ok(Filter {
+        not_seen,
+        rest: Some(bound),
+        key,
+    })
+}
+
+/// The conjuncts of a top-level AND chain.
+fn split_and<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
+    match &e.kind {
+        ExprKind::Binary {
+            op: BinaryOp::And,
+            lhs,
+            rhs,
+        } => {
+            split_and(lhs, out);
+            split_and(rhs, out);
+        }
+        _ => out.push(e),
+    }
+}
+
+/// The argument of a `NOT seen(x)` conjunct.
+fn not_seen_user(e: &Expr) -> Option<&ExprKind> {
+    let ExprKind::Unary {
+        op: UnaryOp::Not,
+        expr,
+    } = &e.kind
+    else {
+        return None;
+    };
+    let ExprKind::Call { name, args } = &expr.kind else {
+        return None;
+    };
+    (name.name.eq_ignore_ascii_case("seen") && args.len() == 1).then(|| &args[0].kind)
 }

@@ -1,19 +1,71 @@
-//! FeedQL over a model version: parse (cached per text) → bind names against the version →
-//! filter → retrieve → score → cut, over an immutable [`Snapshot`](crate::Snapshot).
+//! FeedQL over a model version: parse → bind (once per version and text, cached in the
+//! snapshot: names resolved, expressions translated and type-checked, retrievers and rerankers
+//! built) → per request: check parameter values → filter → retrieve → score → reorder → cut,
+//! over an immutable [`Snapshot`](crate::Snapshot). `rank` is the same ranking for one user
+//! without the query language.
 //!
 //! Exactness: the filter is evaluated over the whole catalog first (a mask), and every
 //! retriever searches only eligible items exactly, so a page holds `min(limit, eligible)` items
 //! and each satisfies the filter. When the retrievers' limits yield fewer candidates than the
 //! page needs, they are widened to the page size.
 
+mod args;
 mod bind;
 mod execute;
+mod explain;
+mod filter;
 mod pages;
-mod params;
+mod plan;
+mod rank;
 mod rerank;
-mod translate;
+mod retrieve;
+mod score;
+mod window;
 
-pub use bind::Names;
-pub use execute::{Explanation, FoundBy, ItemExplanation, QueryRequest, QueryResult, StageReport};
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+
+pub use bind::bind;
+pub use execute::{QueryRequest, QueryResult};
+pub use explain::{Explanation, FoundBy, ItemExplanation, StageReport};
 pub use pages::Pages;
-pub use params::{check as check_params, ParamValue, Params};
+pub use plan::Plan;
+pub use rank::{RankRequest, Ranking};
+pub use rerank::{RerankContext, Reranker};
+pub use retrieve::Retriever;
+
+pub use crate::expr::{check_params, ParamValue, Params};
+use crate::serving::{Snapshot, UserView};
+
+/// A ranked item: dense id and score.
+pub type Ranked = (u32, f64);
+
+/// What a request brings to the stages of a plan.
+pub struct Request<'a> {
+    pub snapshot: &'a Snapshot,
+    pub params: &'a Params,
+    /// The requesting user (`$user_id`), when the version (or live state) knows them.
+    pub user: Option<UserView<'a>>,
+    /// The query text, for errors found while executing.
+    pub text: &'a str,
+}
+
+/// The items a query may return: the filter's mask over the catalog and how many it lets
+/// through.
+#[derive(Clone, Copy)]
+pub struct Eligible<'a> {
+    pub mask: &'a [bool],
+    pub count: usize,
+}
+
+/// What one retriever found: item → (score, 1-based rank).
+type Found = HashMap<u32, (f64, usize)>;
+
+/// Candidates gathered by the retrievers, in first-found order.
+pub struct Candidates {
+    pub items: Vec<u32>,
+    /// Per retriever alias, what it found.
+    found: Vec<(String, Found)>,
+}

@@ -2,24 +2,97 @@
 //! model's `serving.page_ttl_seconds`), so that later pages continue it — page 2 never repeats
 //! an item of page 1, even if scores moved or a new version became ACTIVE in between.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The most lists remembered; beyond it, expired lists and then the oldest are dropped.
-const MAX_ENTRIES: usize = 20_000;
-/// The longest list remembered for one query.
-const MAX_DEPTH: usize = 1_000;
+/// Independent shards, each with its own lock: requests for different lists rarely meet.
+const SHARDS: usize = 32;
+/// The most item ids remembered by a server, over all lists (about 50 bytes each: a few
+/// hundred MB at most). Beyond it, the oldest lists are forgotten first.
+const MAX_ITEMS: usize = 4_000_000;
+/// The most lists remembered by a server.
+const MAX_ENTRIES: usize = 100_000;
+/// The longest list remembered for one query, beyond what its first request asked for.
+pub const DEPTH: usize = 1_000;
 
 struct Entry {
     at: Instant,
+    /// Which start of this key's list the entry is (an older start left a stale queue slot).
+    generation: u64,
     items: Arc<Vec<(String, f64)>>,
 }
 
-/// Remembered rankings, shared by all requests of a server.
+/// One shard: the lists by key, and the keys in the order their lists started (which is the
+/// order of `at`), so that the oldest goes first without sorting anything.
 #[derive(Default)]
+struct Shard {
+    map: HashMap<String, Entry>,
+    started: VecDeque<(u64, String)>,
+    next_generation: u64,
+    items: usize,
+}
+
+impl Shard {
+    fn insert(&mut self, key: &str, items: Arc<Vec<(String, f64)>>, now: Instant) {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        self.items += items.len();
+        if let Some(old) = self.map.insert(
+            key.to_string(),
+            Entry {
+                at: now,
+                generation,
+                items,
+            },
+        ) {
+            self.items -= old.items.len();
+        }
+        self.started.push_back((generation, key.to_string()));
+        // Restarted lists leave stale slots behind; drop them once they outnumber the live ones.
+        if self.started.len() > 2 * self.map.len() + 16 {
+            let map = &self.map;
+            self.started
+                .retain(|(g, k)| map.get(k).is_some_and(|e| e.generation == *g));
+        }
+    }
+
+    /// Forgets the oldest lists while the shard holds more than its share, and lists older than
+    /// `ttl` at the front (only the front: the queue is in start order, one TTL per model).
+    fn evict(&mut self, max_entries: usize, max_items: usize, ttl: Duration, now: Instant) {
+        while let Some((generation, key)) = self.started.front() {
+            let live = self.map.get(key).filter(|e| e.generation == *generation);
+            let Some(entry) = live else {
+                self.started.pop_front();
+                continue;
+            };
+            let over = self.map.len() > max_entries || self.items > max_items;
+            if !over && now.duration_since(entry.at) <= ttl {
+                break;
+            }
+            let (_, key) = self.started.pop_front().expect("front exists");
+            if let Some(e) = self.map.remove(&key) {
+                self.items -= e.items.len();
+            }
+        }
+    }
+}
+
+/// Remembered rankings, shared by all requests of a server: sharded by key (the model name is
+/// part of it), bounded in lists and in item ids, evicted oldest first in O(1) per list.
 pub struct Pages {
-    map: Mutex<HashMap<String, Entry>>,
+    shards: Box<[Mutex<Shard>]>,
+    hasher: RandomState,
+}
+
+impl Default for Pages {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            hasher: RandomState::new(),
+        }
+    }
 }
 
 impl Pages {
@@ -28,9 +101,10 @@ impl Pages {
     }
 
     /// The page `[offset, offset + limit)` of the ranking a user is paging through. `fresh` is
-    /// the ranking computed now; page 1 (offset 0) starts a new list. Items for which `keep` is
-    /// false (no longer eligible, or gone from the catalog) are skipped, and the page is topped
-    /// up with fresh items the list does not hold yet, so it stays full and never repeats.
+    /// the ranking computed now (its first `offset + limit + DEPTH` items are enough); page 1
+    /// (offset 0) starts a new list. Items for which `keep` is false (no longer eligible, or
+    /// gone from the catalog) are skipped, and the page is topped up with fresh items the list
+    /// does not hold yet, so it stays full and never repeats.
     pub fn page(
         &self,
         key: &str,
@@ -41,43 +115,37 @@ impl Pages {
         keep: impl Fn(&str) -> bool,
     ) -> Vec<(String, f64)> {
         let now = Instant::now();
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let live = map
-            .get(key)
-            .filter(|e| offset > 0 && now.duration_since(e.at) <= ttl);
-        let (stored, at) = match live {
-            Some(e) => (e.items.clone(), e.at),
-            None => (
-                Arc::new(
-                    fresh
-                        .iter()
-                        .take(MAX_DEPTH.max(offset + limit))
-                        .cloned()
-                        .collect(),
-                ),
-                now,
-            ),
-        };
-        if map.len() >= MAX_ENTRIES && !map.contains_key(key) {
-            map.retain(|_, e| now.duration_since(e.at) <= ttl);
-            if map.len() >= MAX_ENTRIES {
-                // Still full of live lists: forget the oldest half.
-                let mut ages: Vec<(Instant, String)> =
-                    map.iter().map(|(k, e)| (e.at, k.clone())).collect();
-                ages.sort();
-                for (_, k) in ages.into_iter().take(MAX_ENTRIES / 2) {
-                    map.remove(&k);
+        let shard = &self.shards[self.hasher.hash_one(key) as usize % self.shards.len()];
+        let stored = {
+            let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            let live = shard
+                .map
+                .get(key)
+                .filter(|e| offset > 0 && now.duration_since(e.at) <= ttl)
+                .map(|e| e.items.clone());
+            match live {
+                Some(items) => items,
+                None => {
+                    // Built outside the lock would mean building it for every request; a page 1
+                    // copies at most DEPTH ids, which is what it stores anyway.
+                    let items: Arc<Vec<(String, f64)>> = Arc::new(
+                        fresh
+                            .iter()
+                            .take(DEPTH.max(offset + limit))
+                            .cloned()
+                            .collect(),
+                    );
+                    shard.insert(key, items.clone(), now);
+                    shard.evict(
+                        MAX_ENTRIES / SHARDS,
+                        MAX_ITEMS / SHARDS,
+                        ttl,
+                        now,
+                    );
+                    items
                 }
             }
-        }
-        map.insert(
-            key.to_string(),
-            Entry {
-                at,
-                items: stored.clone(),
-            },
-        );
-        drop(map);
+        };
         // The view: the remembered list, then fresh items it does not hold; eligible ones only.
         let held: HashSet<&str> = stored.iter().map(|(id, _)| id.as_str()).collect();
         stored
@@ -146,5 +214,38 @@ mod tests {
             p.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(),
             ["d", "e"]
         );
+    }
+
+    #[test]
+    fn shards_stay_within_their_bounds_oldest_first() {
+        let mut shard = Shard::default();
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(600);
+        for k in 0..10 {
+            shard.insert(&format!("k{k}"), Arc::new(list(&["a", "b", "c"])), t0);
+            shard.evict(4, 1_000, ttl, t0);
+        }
+        let mut kept: Vec<&str> = shard.map.keys().map(String::as_str).collect();
+        kept.sort();
+        assert_eq!(kept, ["k6", "k7", "k8", "k9"]);
+        assert_eq!(shard.items, 12);
+        // A restarted list moves to the back; the item bound evicts too.
+        shard.insert("k6", Arc::new(list(&["x"])), t0);
+        shard.evict(4, 8, ttl, t0);
+        let mut kept: Vec<&str> = shard.map.keys().map(String::as_str).collect();
+        kept.sort();
+        assert_eq!(kept, ["k6", "k8", "k9"]);
+        assert_eq!(shard.items, 7);
+        // Expired lists at the front go at the next start.
+        let later = t0 + Duration::from_secs(601);
+        shard.insert("new", Arc::new(list(&["y"])), later);
+        shard.evict(4, 1_000, ttl, later);
+        assert_eq!(shard.map.keys().collect::<Vec<_>>(), ["new"]);
+        assert_eq!(shard.items, 1);
+        // Stale queue slots are compacted, so the queue stays proportional to the lists.
+        for _ in 0..100 {
+            shard.insert("new", Arc::new(list(&["y"])), later);
+        }
+        assert!(shard.started.len() <= 2 * shard.map.len() + 17);
     }
 }

@@ -143,7 +143,7 @@ pub fn write(
         seed: 0,
         cancel: &never,
         log: &|_| {},
-        device: crate::nn::DeviceChoice::cpu("cpu"),
+        device: crate::core::DeviceChoice::cpu("cpu"),
         validate: None,
     };
     let popular = Popular::reference().train(all, &ctx)?;

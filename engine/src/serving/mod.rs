@@ -1,9 +1,19 @@
-//! Serving a model version: its artifacts on disk (`artifacts`), an immutable in-memory
-//! snapshot of the ACTIVE version (`snapshot`) and ranking over it (`rank`).
+//! Serving a model version: its artifacts on disk (`artifacts`) and an immutable in-memory
+//! snapshot of the ACTIVE version (`snapshot`) in named parts: the item catalog, user state,
+//! policies with their vector indexes, the value model and the per-version caches. Ranking and
+//! queries over it live in `query`.
 
 pub mod artifacts;
-mod rank;
+mod cache;
+mod catalog;
+mod policies;
 mod snapshot;
+mod users;
+mod value;
 
-pub use rank::{RankRequest, Ranking};
-pub use snapshot::Snapshot;
+pub use cache::{Cache, Caches};
+pub use catalog::Catalog;
+pub use policies::Policies;
+pub use snapshot::{Parts, Snapshot};
+pub use users::{UserState, UserView, Users};
+pub use value::{Combine, Term, ValueModel};

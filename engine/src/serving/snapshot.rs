@@ -9,62 +9,37 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 
 use super::artifacts::{self, Manifest};
+use super::cache::Caches;
+use super::catalog::Catalog;
+use super::policies::Policies;
+use super::users::{UserState, Users};
+use super::value::ValueModel;
 use crate::config::{self, ModelConfig};
-use crate::dataset::IdMap;
+use crate::core::TrainedPolicy;
 use crate::error::{Error, IoContext, Result};
 use crate::eval::EvalReport;
-use crate::policy::{self, TrainedPolicy};
+use crate::expr::Names;
+use crate::policy;
 use crate::registry::Registry;
 use crate::store;
 use crate::vectors::VectorIndex;
 
-/// A per-version cache: key → shared value. Caches live in the snapshot so that a new version
-/// starts clean.
-pub(crate) type Cache<V> = std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<V>>>;
-
+/// An immutable, loaded model version, in named parts.
 pub struct Snapshot {
     pub manifest: Manifest,
     pub config: ModelConfig,
     pub report: Option<EvalReport>,
-    pub(crate) item_ids: Vec<String>,
-    /// External item id → dense id.
-    pub(crate) item_index: IdMap,
-    /// `item_id` and the attributes, one row per dense item.
-    pub(crate) items: RecordBatch,
-    pub(crate) users: IdMap,
-    /// `user_id` and the attributes, one row per dense user.
-    pub(crate) users_table: RecordBatch,
-    pub(crate) seen_offsets: Vec<u64>,
-    pub(crate) seen_items: Vec<u32>,
-    /// Each user's latest items in time order (CSR), for the `history` encoder.
-    pub(crate) recent_offsets: Vec<u64>,
-    pub(crate) recent_items: Vec<u32>,
-    pub(crate) popular: Vec<f32>,
-    /// Items by descending popularity (ties by item order).
-    pub(crate) popular_order: Vec<u32>,
-    /// Rankings by windowed popularity and trending, by window.
-    pub(crate) windows: Cache<Vec<(u32, f32)>>,
-    /// Parsed queries, by text.
-    pub(crate) plans: Cache<feed_lang::ast::Query>,
-    /// Filter masks computed for this version, by filter text and parameters, with how many
-    /// items each lets through.
-    pub(crate) masks: Cache<(Vec<bool>, usize)>,
-    /// Each item's event times (seconds), sorted; CSR by item.
-    pub(crate) item_time_offsets: Vec<u64>,
-    pub(crate) item_times: Vec<i64>,
-    /// The newest event time: "now" for time windows over historical data.
-    pub(crate) newest_event: i64,
-    /// Column orders computed for `column_order`, by their spec: items in order.
-    pub(crate) orders: Cache<Vec<u32>>,
-    pub(crate) policies: BTreeMap<String, Box<dyn TrainedPolicy>>,
-    /// How each policy's item vectors are searched (exact when absent).
-    pub(crate) indexes: BTreeMap<String, VectorIndex>,
-    /// The ranking score: Σ weight × policy score.
-    pub(crate) terms: Vec<(String, f32)>,
-    /// Π (1 − strength × item.column) over the value model's demotions, per item; None without.
-    pub(crate) demotion: Option<Vec<f32>>,
-    /// The value model's expression, when it has one instead of weights.
-    pub(crate) value_expression: Option<feed_lang::ast::Expr>,
+    /// Items: ids, attributes, popularity, event times.
+    pub(crate) catalog: Catalog,
+    /// Users: ids, attributes, seen and recent items (read through [`UserState`]).
+    pub(crate) users: Users,
+    /// Trained policies and their vector indexes.
+    pub(crate) policies: Policies,
+    /// The ranking score, shared by rank, queries and explain.
+    pub(crate) value: ValueModel,
+    /// What queries may name in this version.
+    pub(crate) names: Names,
+    pub(crate) caches: Caches,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -75,6 +50,18 @@ impl std::fmt::Debug for Snapshot {
             self.manifest.model, self.manifest.version
         )
     }
+}
+
+/// What a snapshot is made of, before its derived parts (names, value model) are built: what
+/// [`Snapshot::load`] reads from a version's folder, and what tests assemble in memory.
+pub struct Parts {
+    pub manifest: Manifest,
+    pub config: ModelConfig,
+    pub report: Option<EvalReport>,
+    pub catalog: Catalog,
+    pub users: Users,
+    pub policies: BTreeMap<String, Box<dyn TrainedPolicy>>,
+    pub indexes: BTreeMap<String, VectorIndex>,
 }
 
 impl Snapshot {
@@ -99,38 +86,27 @@ impl Snapshot {
         let config = config::parse(&text, &yaml_path.display().to_string(), dir)
             .map_err(|e| Error::Internal(format!("stored model file no longer parses: {e}")))?;
         let data = dir.join("dataset");
-        let items = store::read_table(&data.join("items.arrow"))?;
-        let item_ids = string_column(&items, "item_id")?;
-        let item_index = IdMap::from_ids(item_ids.clone());
-        let users_table = store::read_table(&data.join("users.arrow"))?;
-        let users = IdMap::from_ids(string_column(&users_table, "user_id")?);
-        let seen_offsets = store::read_u64s(&data.join("seen_offsets.u64"))?;
-        let seen_items = store::read_u32s(&data.join("seen_items.u32"))?;
-        let popular = store::read_f32s(&data.join("popular.f32"))?;
+        let catalog = Catalog::new(
+            store::read_table(&data.join("items.arrow"))?,
+            store::read_f32s(&data.join("popular.f32"))?,
+            store::read_u64s(&data.join("item_time_offsets.u64"))?,
+            store::read_i64s(&data.join("item_times.i64"))?,
+        )?;
+        let seen = (
+            store::read_u64s(&data.join("seen_offsets.u64"))?,
+            store::read_u32s(&data.join("seen_items.u32"))?,
+        );
         // Versions of format 1 kept no time order: their history is the seen set.
-        let (recent_offsets, recent_items) = if manifest.format >= 2 {
+        let recent = if manifest.format >= 2 {
             (
                 store::read_u64s(&data.join("recent_offsets.u64"))?,
                 store::read_u32s(&data.join("recent_items.u32"))?,
             )
         } else {
-            (seen_offsets.clone(), seen_items.clone())
+            seen.clone()
         };
-        let item_time_offsets = store::read_u64s(&data.join("item_time_offsets.u64"))?;
-        let item_times = store::read_i64s(&data.join("item_times.i64"))?;
-        let newest_event = item_times.iter().copied().max().unwrap_or(0);
-        let mut popular_order: Vec<u32> = (0..popular.len() as u32).collect();
-        popular_order.sort_by(|&a, &b| {
-            popular[b as usize]
-                .total_cmp(&popular[a as usize])
-                .then(a.cmp(&b))
-        });
-        if item_ids.len() != manifest.items
-            || users.len() != manifest.users
-            || seen_offsets.len() != users.len() + 1
-            || recent_offsets.len() != users.len() + 1
-            || popular.len() != item_ids.len()
-        {
+        let users = Users::new(store::read_table(&data.join("users.arrow"))?, seen, recent)?;
+        if catalog.len() != manifest.items || users.len() != manifest.users {
             return Err(Error::Internal(format!(
                 "artifacts in {} disagree with the manifest",
                 dir.display()
@@ -139,14 +115,6 @@ impl Snapshot {
         let mut policies = BTreeMap::new();
         for p in &config.policies {
             let model = policy::load(p, &dir.join("policies").join(p.name()))?;
-            if model.n_items() != item_ids.len() {
-                return Err(Error::Internal(format!(
-                    "policy `{}` scores {} items, the catalog has {}",
-                    p.name(),
-                    model.n_items(),
-                    item_ids.len()
-                )));
-            }
             policies.insert(p.name().to_string(), model);
         }
         let root = store::lance::root(&dir.to_string_lossy());
@@ -155,7 +123,7 @@ impl Snapshot {
             if info.kind == "ivf_sq8" {
                 let ivf = store::lance::read_ivf(&root, policy)?;
                 let vectors = policies.get(policy).and_then(|p| p.vectors());
-                let n = item_ids.len();
+                let n = catalog.len();
                 if vectors.is_none_or(|v| v.dim != ivf.dim)
                     || ivf.ids.len() != n
                     || ivf.ids.iter().any(|&i| i as usize >= n)
@@ -167,49 +135,55 @@ impl Snapshot {
                 indexes.insert(policy.clone(), VectorIndex::Ivf(Box::new(ivf)));
             }
         }
-        let terms = match config.value_model.as_ref().and_then(|v| v.weights.as_ref()) {
-            Some(w) => w.iter().map(|(k, v)| (k.clone(), *v as f32)).collect(),
-            None => vec![(manifest.primary_policy.clone(), 1.0)],
-        };
-        let value_expression = match config
-            .value_model
-            .as_ref()
-            .and_then(|v| v.expression.as_ref())
-        {
-            Some(text) => Some(feed_lang::parse_score(text).map_err(|e| {
-                Error::Internal(format!("stored value model no longer parses: {e}"))
-            })?),
-            None => None,
-        };
-        let demotion = demotion_factors(&config, &items)?;
         let report = artifacts::read_report(dir)?;
-        Ok(Self {
-            demotion,
-            value_expression,
+        Self::from_parts(Parts {
             manifest,
             config,
             report,
-            item_ids,
-            item_index,
-            items,
+            catalog,
             users,
-            users_table,
-            seen_offsets,
-            seen_items,
-            recent_offsets,
-            recent_items,
-            popular,
-            item_time_offsets,
-            item_times,
-            newest_event,
-            orders: Default::default(),
-            popular_order,
-            masks: Default::default(),
-            plans: Default::default(),
-            windows: Default::default(),
             policies,
             indexes,
-            terms,
+        })
+    }
+
+    /// A snapshot of its parts: checks that they agree and binds the value model.
+    pub fn from_parts(p: Parts) -> Result<Self> {
+        let n = p.catalog.len();
+        for (name, model) in &p.policies {
+            if model.n_items() != n {
+                return Err(Error::Internal(format!(
+                    "policy `{name}` scores {} items, the catalog has {n}",
+                    model.n_items()
+                )));
+            }
+            let declared = p.config.policy(name).map(|c| c.heads());
+            if declared.as_ref() != Some(&model.heads()) {
+                return Err(Error::Internal(format!(
+                    "policy `{name}` has heads {:?}, its config declares {declared:?}",
+                    model.heads()
+                )));
+            }
+        }
+        let names = Names::new(
+            p.catalog.table.schema().as_ref(),
+            Some(p.users.table.schema().as_ref()),
+            &p.config.policies,
+        );
+        let value = ValueModel::load(&p.config, &names, &p.catalog, &p.manifest.primary_policy)?;
+        Ok(Self {
+            manifest: p.manifest,
+            config: p.config,
+            report: p.report,
+            catalog: p.catalog,
+            users: p.users,
+            policies: Policies {
+                trained: p.policies,
+                indexes: p.indexes,
+            },
+            value,
+            names,
+            caches: Caches::default(),
         })
     }
 
@@ -222,18 +196,7 @@ impl Snapshot {
     }
 
     pub fn n_items(&self) -> usize {
-        self.item_ids.len()
-    }
-
-    /// Item `i`'s event times, sorted.
-    pub(crate) fn item_times(&self, i: u32) -> &[i64] {
-        &self.item_times[self.item_time_offsets[i as usize] as usize
-            ..self.item_time_offsets[i as usize + 1] as usize]
-    }
-
-    /// The dense id of an external item id.
-    pub(crate) fn item_index(&self, id: &str) -> Option<u32> {
-        self.item_index.get(id)
+        self.catalog.len()
     }
 
     /// The external ids of the users the version knows.
@@ -241,31 +204,18 @@ impl Snapshot {
         self.users.ids()
     }
 
-    /// How `rank` scores: `(policy, weight)` terms of the weighted sum.
-    pub fn terms(&self) -> &[(String, f32)] {
-        &self.terms
+    /// Where requests read user state: the version's arrays (live events will layer over them).
+    pub fn user_state(&self) -> &dyn UserState {
+        &self.users
     }
 
-    /// How `policy`'s item vectors are searched.
-    pub(crate) fn vector_index(&self, policy: &str) -> &VectorIndex {
-        self.indexes.get(policy).unwrap_or(&VectorIndex::Exact)
-    }
-
-    /// User `u`'s latest items (at most `HISTORY_LEN`, or the longest SASRec `max_seq_len`),
-    /// oldest first.
-    pub(crate) fn recent(&self, u: u32) -> &[u32] {
-        &self.recent_items
-            [self.recent_offsets[u as usize] as usize..self.recent_offsets[u as usize + 1] as usize]
-    }
-
-    /// The items user `u` interacted with, sorted.
-    pub(crate) fn seen(&self, u: u32) -> &[u32] {
-        &self.seen_items
-            [self.seen_offsets[u as usize] as usize..self.seen_offsets[u as usize + 1] as usize]
+    /// The names queries may use in this version.
+    pub fn names(&self) -> &Names {
+        &self.names
     }
 }
 
-fn string_column(batch: &RecordBatch, name: &str) -> Result<Vec<String>> {
+pub(crate) fn string_column(batch: &RecordBatch, name: &str) -> Result<Vec<String>> {
     let col = batch
         .column_by_name(name)
         .ok_or_else(|| Error::Internal(format!("table has no `{name}` column")))?;
@@ -275,31 +225,4 @@ fn string_column(batch: &RecordBatch, name: &str) -> Result<Vec<String>> {
         .iter()
         .map(|s| s.unwrap_or_default().to_string())
         .collect())
-}
-
-/// Π (1 − strength × item.column) per item over the value model's demotions (a missing value
-/// demotes nothing).
-fn demotion_factors(config: &ModelConfig, items: &RecordBatch) -> Result<Option<Vec<f32>>> {
-    let Some(demotions) = config
-        .value_model
-        .as_ref()
-        .map(|v| &v.demotions)
-        .filter(|d| !d.is_empty())
-    else {
-        return Ok(None);
-    };
-    let mut factors = vec![1f32; items.num_rows()];
-    for (column, strength) in demotions {
-        let col = items.column_by_name(column).ok_or_else(|| {
-            Error::Internal(format!(
-                "demotion column `{column}` is missing from the items"
-            ))
-        })?;
-        let values = cast(col, &DataType::Float64).map_err(|e| Error::Internal(e.to_string()))?;
-        let values = values.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
-        for (f, v) in factors.iter_mut().zip(values.iter()) {
-            *f *= (1.0 - strength * v.unwrap_or(0.0)) as f32;
-        }
-    }
-    Ok(Some(factors))
 }

@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use crate::policy::linalg::{scores, Rng};
+use crate::util::linalg::{scores, Rng};
 
 /// Scores per SGEMM block (rows × centroids): big enough to amortise packing, small enough
 /// that many centroids do not blow up memory (16 MiB a block).

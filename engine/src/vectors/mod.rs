@@ -10,7 +10,7 @@ pub mod synthetic;
 pub use ivf::{Ivf, IvfParams, Probe};
 
 use crate::config::{IndexConfig, IndexType};
-use crate::eval::TopK;
+use crate::util::topk::TopK;
 
 /// How one policy's item vectors are searched in a deployed version.
 #[derive(Debug, Clone)]
@@ -151,7 +151,7 @@ pub fn exact(items: &[f32], dim: usize, s: Search<'_>) -> Vec<(u32, f32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::linalg::Rng;
+    use crate::util::linalg::Rng;
 
     /// `n` vectors around `clusters` random centres.
     fn clustered(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<f32> {

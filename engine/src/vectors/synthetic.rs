@@ -2,7 +2,7 @@
 //! uniform noise would make every index look bad and every partitioning arbitrary, whereas
 //! learned embeddings cluster by taste.
 
-use crate::policy::linalg::Rng;
+use crate::util::linalg::Rng;
 
 /// A mixture of `clusters` Gaussian blobs in `dim` dimensions. Centres are N(0, 1) per
 /// dimension; points are centre + N(0, spread²). Cluster sizes follow a Zipf-like skew, as

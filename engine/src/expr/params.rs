@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 
 use datafusion::scalar::ScalarValue;
 
-use feed_lang::ast::{Call, Value};
-
+use super::Ty;
 use crate::error::{Error, Result};
 
 /// A parameter value as the request gives it.
@@ -87,38 +86,98 @@ pub fn check(params: &Params) -> Result<()> {
     params.iter().try_for_each(|(k, v)| walk(k, v, 0))
 }
 
+/// What a query expects of a parameter, known when it is bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamType {
+    /// A scalar of this type (a literal in an expression).
+    Scalar(Ty),
+    /// A scalar of this type or a list of them (`IN ($list)`).
+    ScalarOrList(Ty),
+    /// A whole number >= 0 (LIMIT, OFFSET, retriever limits).
+    Count,
+    /// An id: a string, or a whole number.
+    Id,
+    /// An id or a list of ids.
+    Ids,
+    /// A list of whole numbers >= 1 (pinned positions).
+    Positions,
+}
+
+/// Where a query uses a parameter and what it expects there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamUse {
+    pub ty: ParamType,
+    /// What the value is for, in words: "LIMIT", "compared with `item.year`".
+    pub what: String,
+}
+
+impl ParamType {
+    fn fits(self, v: &ParamValue) -> bool {
+        let scalar = |v: &ParamValue, ty: Ty| match v {
+            ParamValue::Num(_) => Ty::Num.fits(ty),
+            ParamValue::Str(_) => Ty::Str.fits(ty),
+            ParamValue::Bool(_) => Ty::Bool.fits(ty),
+            ParamValue::List(_) => false,
+        };
+        let count = |v: &ParamValue| matches!(v, ParamValue::Num(n) if *n >= 0.0 && n.fract() == 0.0);
+        match self {
+            ParamType::Scalar(ty) => scalar(v, ty),
+            ParamType::ScalarOrList(ty) => match v {
+                ParamValue::List(items) => items.iter().all(|i| scalar(i, ty)),
+                other => scalar(other, ty),
+            },
+            ParamType::Count => count(v),
+            ParamType::Id => v.as_id().is_some(),
+            ParamType::Ids => match v {
+                ParamValue::List(items) => items.iter().all(|i| i.as_id().is_some()),
+                other => other.as_id().is_some(),
+            },
+            ParamType::Positions => match v {
+                ParamValue::List(items) => items
+                    .iter()
+                    .all(|i| matches!(i, ParamValue::Num(n) if *n >= 1.0 && n.fract() == 0.0)),
+                _ => false,
+            },
+        }
+    }
+
+    fn words(self) -> String {
+        match self {
+            ParamType::Scalar(ty) => ty.words().to_string(),
+            ParamType::ScalarOrList(ty) => format!("{} or a list of them", ty.words()),
+            ParamType::Count => "a whole number >= 0".into(),
+            ParamType::Id => "an id (a string or a whole number)".into(),
+            ParamType::Ids => "an id or a list of ids".into(),
+            ParamType::Positions => "a list of positions from 1".into(),
+        }
+    }
+}
+
+/// Checks the request's values against what the query expects: every parameter it uses is
+/// given, with a value of the expected type. These are the request's mistakes (422), not the
+/// query's.
+pub fn check_uses(uses: &BTreeMap<String, Vec<ParamUse>>, params: &Params) -> Result<()> {
+    for (name, uses) in uses {
+        let value = params.get(name).ok_or_else(|| missing(name))?;
+        for u in uses {
+            if !u.ty.fits(value) {
+                return Err(Error::Invalid(format!(
+                    "${name} must be {} ({}), got {}",
+                    u.ty.words(),
+                    u.what,
+                    value.kind()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The error for a parameter the query uses but the request does not give.
 pub fn missing(name: &str) -> Error {
     Error::Invalid(format!(
         "the query uses ${name}, but the request gives no value for it"
     ))
-}
-
-/// A string argument of a call (a literal or a string parameter) with the span to blame.
-pub fn string_arg(
-    call: &Call,
-    name: &str,
-    params: &Params,
-) -> Result<Option<(String, feed_lang::Span)>> {
-    match call.arg(name) {
-        None => Ok(None),
-        Some(Value::Str(s, span)) => Ok(Some((s.clone(), *span))),
-        Some(Value::Param(p)) => match params.get(&p.name) {
-            Some(ParamValue::Str(s)) => Ok(Some((s.clone(), p.span))),
-            Some(other) => Err(Error::Invalid(format!(
-                "${} must be a string for {}({name} = ...), got {}",
-                p.name,
-                call.name.name,
-                other.kind()
-            ))),
-            None => Err(missing(&p.name)),
-        },
-        Some(other) => Err(Error::Invalid(format!(
-            "{}({name} = ...) must be a string, not {}",
-            call.name.name,
-            other.kind()
-        ))),
-    }
 }
 
 /// A model file's parameter default as a value.

@@ -4,9 +4,11 @@
 use datafusion::arrow::array::{RecordBatch, UInt32Array};
 use datafusion::arrow::compute::take_record_batch;
 
-use super::Snapshot;
+use super::{score, Request};
 use crate::error::{Error, Result};
-use crate::eval::top_k;
+use crate::expr::{Params, Values};
+use crate::serving::{Snapshot, UserView};
+use crate::util::topk::top_k;
 use crate::vectors::{Search, VectorIndex};
 
 thread_local! {
@@ -46,62 +48,39 @@ impl Snapshot {
         }
         // A user with no events (listed by fetch.users only) has nothing to personalise from.
         let known = self
-            .users
-            .get(&req.user_id)
-            .filter(|&u| !self.seen(u).is_empty());
-        // An expression value model is evaluated by the query engine, over every unseen item.
-        if let (Some(_), Some(_)) = (&self.value_expression, known) {
-            let mut params = crate::query::Params::new();
-            params.insert(
-                "user_id".into(),
-                crate::query::ParamValue::Str(req.user_id.clone()),
-            );
-            let text = format!(
-                "SELECT * FROM filter(limit = {}) WHERE NOT seen($user_id) ORDER BY score(value_model)",
-                self.n_items()
-            );
-            let r = self.query(&crate::query::QueryRequest {
-                text: Some(text),
-                params,
-                limit: Some(req.limit),
-                with_metadata: req.with_metadata,
-                ..Default::default()
-            })?;
-            return Ok(Ranking {
-                model: r.model,
-                version: r.version,
-                ids: r.ids,
-                scores: r.scores.iter().map(|&s| s as f32).collect(),
-                fallback: None,
-                metadata: r.metadata,
-            });
-        }
+            .user_state()
+            .user(&req.user_id)
+            .filter(|u| u.has_events());
         let (top, scores, fallback) = match known {
             // The precomputed popularity order (ties by item order, as `top_k`): no scan.
             None => {
                 let top: Vec<usize> = self
+                    .catalog
                     .popular_order
                     .iter()
                     .take(req.limit)
                     .map(|&i| i as usize)
                     .collect();
-                let scores = top.iter().map(|&i| self.popular[i]).collect();
+                let scores = top.iter().map(|&i| self.catalog.popular[i]).collect();
                 (top, scores, Some("popular"))
             }
-            Some(u) => match self.rank_by_index(u, req.limit) {
+            Some(user) => match self.rank_by_index(&user, req.limit) {
                 Some((top, scores)) => (top, scores, None),
                 None => {
-                    let mut row = self.score_row(u)?;
+                    let mut row = self.value_row(&user)?;
                     let top = top_k(&row, req.limit);
                     let scores = top.iter().map(|&i| std::mem::take(&mut row[i])).collect();
                     (top, scores, None)
                 }
             },
         };
-        let ids = top.iter().map(|&i| self.item_ids[i].clone()).collect();
+        let ids = top.iter().map(|&i| self.catalog.id(i as u32).to_string()).collect();
         let metadata = if req.with_metadata {
             let idx = UInt32Array::from_iter_values(top.iter().map(|&i| i as u32));
-            Some(take_record_batch(&self.items, &idx).map_err(|e| Error::Internal(e.to_string()))?)
+            Some(
+                take_record_batch(&self.catalog.table, &idx)
+                    .map_err(|e| Error::Internal(e.to_string()))?,
+            )
         } else {
             None
         };
@@ -115,28 +94,43 @@ impl Snapshot {
         })
     }
 
-    /// Every item's ranking score for user `u` (seen items at -inf): Σ weight × policy score,
-    /// times the demotion factors.
-    fn score_row(&self, u: u32) -> Result<Vec<f32>> {
+    /// Every item's value for `user` (seen items at -inf), by the one value-model evaluator: the
+    /// weighted sum through each policy's batched scoring, or the expression over the catalog.
+    fn value_row(&self, user: &UserView<'_>) -> Result<Vec<f32>> {
         let n = self.n_items();
-        let mut row = vec![0f32; n];
-        let mut buf = vec![0f32; n];
-        for (name, w) in &self.terms {
-            let p = self.policies.get(name).ok_or_else(|| {
-                Error::Internal(format!("ranking term `{name}` has no loaded policy"))
-            })?;
-            p.score_users(&[u], &mut buf);
-            for (r, b) in row.iter_mut().zip(&buf) {
-                *r += w * b;
-            }
+        let mut row = match user.dense {
+            Some(u) => self.value.score_catalog(&self.policies, u, n)?,
+            None => None,
+        };
+        if row.is_none() {
+            // An expression: evaluated like `ORDER BY score(value_model)` over every item.
+            let params = Params::new();
+            let request = Request {
+                snapshot: self,
+                params: &params,
+                user: Some(user.clone()),
+                text: "",
+            };
+            let needs = self.value.needs();
+            let user_value = |col: &str| self.users.attribute(user.dense?, col);
+            let values = Values {
+                params: &params,
+                user: &user_value,
+                user_types: &needs.user_columns,
+                now_seconds: 0.0,
+            };
+            let items: Vec<u32> = (0..n as u32).collect();
+            let batch = score::batch(&request, needs, &items, None, &values)?;
+            let value = score::value_model(&request, &batch, &items, &values)?;
+            row = Some(
+                value
+                    .into_iter()
+                    .map(|v| v.map_or(f32::NEG_INFINITY, |v| v as f32))
+                    .collect(),
+            );
         }
-        // Demotions multiply the weighted sum, as in score(value_model).
-        if let Some(factors) = &self.demotion {
-            for (r, f) in row.iter_mut().zip(factors) {
-                *r *= f;
-            }
-        }
-        for &i in self.seen(u) {
+        let mut row = row.expect("computed above");
+        for &i in user.seen.iter() {
             row[i as usize] = f32::NEG_INFINITY;
         }
         Ok(row)
@@ -146,20 +140,26 @@ impl Snapshot {
     /// catalog with an ANN index is a nearest-neighbour search of the user's vector, seen items
     /// excluded: the index answers instead of a scan of every item. `None` when it does not
     /// apply.
-    fn rank_by_index(&self, u: u32, limit: usize) -> Option<(Vec<usize>, Vec<f32>)> {
-        let [(name, w)] = self.terms.as_slice() else {
+    fn rank_by_index(&self, user: &UserView<'_>, limit: usize) -> Option<(Vec<usize>, Vec<f32>)> {
+        let [term] = self.value.terms()? else {
             return None;
         };
-        if *w <= 0.0 || self.demotion.is_some() {
+        let u = user.dense?;
+        if term.weight <= 0.0 || self.value.has_demotions() {
             return None;
         }
-        let index @ VectorIndex::Ivf(_) = self.vector_index(name) else {
+        let name = &term.output.policy;
+        let index @ VectorIndex::Ivf(_) = self.policies.index(name) else {
             return None;
         };
-        let policy = self.policies.get(name).filter(|p| p.score_is_dot())?;
+        let policy = self
+            .policies
+            .get(name)
+            .filter(|p| p.score_is_dot() && p.heads().len() == 1)?;
         let vectors = policy.vectors()?;
+        let w = term.weight as f32;
         let n = self.n_items();
-        let seen = self.seen(u);
+        let seen: &[u32] = &user.seen;
         // A per-thread all-true mask with this user's items switched off for the search and on
         // again after: O(seen) per request instead of a fresh catalog-sized mask.
         RANK_MASK.with_borrow_mut(|(mask, dirty)| {

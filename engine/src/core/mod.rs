@@ -1,0 +1,11 @@
+//! The engine's shared vocabulary: the policy traits and their types, the training context,
+//! metrics and the training device. Everything above (evaluation, the networks, the policies,
+//! serving) names these; nothing here imports a layer above `dataset`.
+
+mod metrics;
+mod policy;
+mod training;
+
+pub use metrics::{Metrics, K};
+pub use policy::{Policy, Scorer, TrainContext, TrainedPolicy, Validate, Vectors};
+pub use training::{Compute, DeviceChoice, TrainingSummary};

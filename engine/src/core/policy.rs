@@ -1,0 +1,142 @@
+//! The `Policy` extension point and what a trained policy offers serving and evaluation. The
+//! implementations live in `policy/`, one file each; everything here is vocabulary that the
+//! layers below them (evaluation, the networks) may name without importing a policy.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::{DeviceChoice, Metrics, TrainingSummary};
+use crate::dataset::Interactions;
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+
+/// Scores a candidate model on the validation target.
+pub type Validate<'a> = dyn Fn(&dyn Scorer) -> Metrics + Sync + 'a;
+
+/// What evaluation needs of a model: a score for every item, per user. A trained policy is one;
+/// so is a candidate during training (its vectors before they are kept), which is never saved
+/// or refit.
+///
+/// Contract: `score_users` fills `out` (`users.len() * n_items`, row-major) with one row of
+/// `n_items` scores per user, higher is better.
+pub trait Scorer: Send + Sync {
+    fn n_items(&self) -> usize;
+    fn score_users(&self, users: &[u32], out: &mut [f32]);
+}
+
+/// What a training run may use besides the data.
+pub struct TrainContext<'a> {
+    pub progress: &'a dyn Progress,
+    /// Every random choice derives from it, so CPU runs are reproducible.
+    pub seed: u64,
+    /// Set from outside to stop at the next iteration boundary.
+    pub cancel: &'a AtomicBool,
+    /// A line for the version's status log (per-iteration figures).
+    pub log: &'a (dyn Fn(String) + Sync),
+    /// Where neural policies train (chosen once per run; the reason is in the status log).
+    pub device: DeviceChoice,
+    /// Scores a candidate on the validation target (for early stopping). A policy uses it only
+    /// when it trains on the training cut: on longer cuts the validation event is training data.
+    pub validate: Option<&'a Validate<'a>>,
+}
+
+impl TrainContext<'_> {
+    pub fn check_cancelled(&self) -> Result<()> {
+        if self.cancel.load(Ordering::Relaxed) {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A learning algorithm with its hyper-parameters.
+///
+/// Contract: `train` sees only the interactions of the view it is given (so evaluation never
+/// leaks held-out events), is deterministic for a given seed on the CPU, checks
+/// `ctx.cancel` at least once per iteration, and returns a model that scores every item of the
+/// catalog (items without interactions included).
+pub trait Policy: Send + Sync {
+    fn name(&self) -> &str;
+    fn train(
+        &self,
+        data: Interactions<'_>,
+        ctx: &TrainContext<'_>,
+    ) -> Result<Box<dyn TrainedPolicy>>;
+}
+
+/// A trained policy: scores items for users, and is saved with the model version.
+///
+/// Contract: `refit` continues from the trained state on a longer history (a cheap warm start,
+/// not a retrain), so that evaluation on the test target sees the validation event and a
+/// deployed model has learned from every event.
+/// `score_users` fills a row of `n_items` scores per user, higher is better; `load` of what
+/// `save` wrote gives the same scores.
+pub trait TrainedPolicy: Scorer {
+    fn kind(&self) -> &'static str;
+    fn refit(&mut self, data: Interactions<'_>) -> Result<()>;
+    fn save(&self, dir: &Path) -> Result<()>;
+
+    /// Scores only `items` for `user` (`out.len() == items.len()`): what a query's scoring stage
+    /// needs. The default scores the whole catalog; policies with vectors override it.
+    fn score_items(&self, user: u32, items: &[u32], out: &mut [f32]) {
+        let mut row = vec![0f32; self.n_items()];
+        self.score_users(&[user], &mut row);
+        for (o, &i) in out.iter_mut().zip(items) {
+            *o = row[i as usize];
+        }
+    }
+
+    /// The policy's named outputs (heads), in the order [`Self::score_heads`] fills them; the
+    /// names its config declares (`PolicyConfig::heads`). One, `score`, unless it overrides.
+    fn heads(&self) -> Vec<String> {
+        vec![crate::config::SINGLE_HEAD.to_string()]
+    }
+
+    /// Scores `items` for `user` on every head: `out.len() == heads × items.len()`, one row per
+    /// head in [`Self::heads`] order. A single-output policy's row is [`Self::score_items`].
+    fn score_heads(&self, user: u32, items: &[u32], out: &mut [f32]) {
+        self.score_items(user, items, out)
+    }
+
+    /// Whether `score_users` is exactly the dot product of [`Self::vectors`] (no biases, no
+    /// nonlinearity), so that a nearest-neighbour search of the user's vector ranks as the
+    /// policy does.
+    fn score_is_dot(&self) -> bool {
+        false
+    }
+
+    /// User and item vectors, for policies that have them (similarity retrieval, diversity).
+    fn vectors(&self) -> Option<Vectors<'_>> {
+        None
+    }
+
+    /// A query vector for a sequence of items (oldest first), for policies that encode
+    /// sequences (SASRec): what the `history` encoder asks for. `None`: average item vectors.
+    fn encode_sequence(&self, _items: &[u32]) -> Option<Vec<f32>> {
+        None
+    }
+
+    /// Epochs, device and time of a neural policy's training (stored with its evaluation).
+    fn training_summary(&self) -> Option<&TrainingSummary> {
+        None
+    }
+}
+
+/// Row-major vectors of a policy: `users.len() == n_users * dim`, `items.len() == n_items * dim`.
+#[derive(Clone, Copy)]
+pub struct Vectors<'a> {
+    pub dim: usize,
+    pub users: &'a [f32],
+    pub items: &'a [f32],
+}
+
+impl Vectors<'_> {
+    pub fn user(&self, u: u32) -> &[f32] {
+        &self.users[u as usize * self.dim..(u as usize + 1) * self.dim]
+    }
+
+    pub fn item(&self, i: u32) -> &[f32] {
+        &self.items[i as usize * self.dim..(i as usize + 1) * self.dim]
+    }
+}

@@ -1,0 +1,133 @@
+//! `explain`: why each item of a page is where it is — the retrievers that found it, the policy
+//! outputs and value-model terms its score came from, and its place before reordering.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use datafusion::arrow::array::Float64Array;
+
+use super::plan::Order;
+use super::score::Scored;
+use super::{Candidates, Ranked, Request};
+
+/// Per stage: how many items went in and out, and the time spent.
+#[derive(Debug, Clone)]
+pub struct StageReport {
+    pub stage: &'static str,
+    pub input: usize,
+    pub output: usize,
+    pub micros: u64,
+}
+
+/// A retriever that found an item, with the item's score and 1-based rank there.
+#[derive(Debug, Clone)]
+pub struct FoundBy {
+    pub retriever: String,
+    pub score: f64,
+    pub rank: usize,
+}
+
+/// Why an item is where it is.
+#[derive(Debug, Clone)]
+pub struct ItemExplanation {
+    pub id: String,
+    pub found_by: Vec<FoundBy>,
+    /// Brought in by an exploration reranker.
+    pub explored: bool,
+    /// Each policy output the score read, by name (`als`, `ranker.like`).
+    pub policy_scores: BTreeMap<String, f64>,
+    /// For `score(value_model)`: each term's contribution, weight × output.
+    pub value_model: BTreeMap<String, f64>,
+    /// For `score(value_model)`: each demotion's factor, 1 − strength × item.column.
+    pub demotions: BTreeMap<String, f64>,
+    pub position_before_reorder: Option<usize>,
+    pub score_before_reorder: Option<f64>,
+    pub score: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    pub stages: Vec<StageReport>,
+    pub items: Vec<ItemExplanation>,
+}
+
+/// What explaining a page reads of the run.
+pub struct Run<'a> {
+    pub req: &'a Request<'a>,
+    pub order: Option<&'a Order>,
+    pub candidates: &'a Candidates,
+    pub scored: &'a Scored,
+    /// The list before reordering.
+    pub before: &'a [Ranked],
+    pub explored: &'a HashSet<u32>,
+}
+
+pub fn explain(run: &Run<'_>, page: &[Ranked], stages: Vec<StageReport>) -> Explanation {
+    let snapshot = run.req.snapshot;
+    let position_before: HashMap<u32, (usize, f64)> = run
+        .before
+        .iter()
+        .enumerate()
+        .map(|(p, &(i, s))| (i, (p + 1, s)))
+        .collect();
+    let candidate_row: HashMap<u32, usize> = run
+        .candidates
+        .items
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| (i, k))
+        .collect();
+    let value_model_used = run.order.is_some_and(|o| o.needs.value_model);
+    let items = page
+        .iter()
+        .map(|&(item, score)| {
+            let row = candidate_row.get(&item).copied();
+            let found_by = run
+                .candidates
+                .found
+                .iter()
+                .filter_map(|(alias, m)| {
+                    m.get(&item).map(|&(s, r)| FoundBy {
+                        retriever: alias.clone(),
+                        score: s,
+                        rank: r,
+                    })
+                })
+                .collect();
+            let mut policy_scores = BTreeMap::new();
+            if let (Some(batch), Some(row), Some(order)) = (&run.scored.batch, row, run.order) {
+                for o in &order.needs.outputs {
+                    let col = batch
+                        .column_by_name(&format!("policy.{}", o.name))
+                        .and_then(|c| c.as_any().downcast_ref::<Float64Array>());
+                    if let Some(v) = col {
+                        policy_scores.insert(o.name.clone(), v.value(row));
+                    }
+                }
+            }
+            let (value_model, demotions) = if value_model_used {
+                (
+                    snapshot.value.contributions(&policy_scores),
+                    snapshot.value.demotion_factors(item),
+                )
+            } else {
+                Default::default()
+            };
+            let (position_before_reorder, score_before_reorder) = position_before
+                .get(&item)
+                .copied()
+                .map_or((None, None), |(p, s)| (Some(p), Some(s)));
+            ItemExplanation {
+                id: snapshot.catalog.id(item).to_string(),
+                found_by,
+                explored: run.explored.contains(&item),
+                policy_scores,
+                value_model,
+                demotions,
+                position_before_reorder,
+                score_before_reorder,
+                score,
+            }
+        })
+        .collect();
+    Explanation { stages, items }
+}

@@ -1,0 +1,129 @@
+//! The filter stage: a mask over the whole catalog. `NOT seen(...)` conjuncts switch the user's
+//! items off directly; the rest is evaluated over the catalog's columns, and remembered per
+//! version when it depends on nothing per request but its parameters. Every later stage works on
+//! eligible items only, which is what keeps hard filters exact.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+
+use super::plan::Filter;
+use super::{Eligible, Request};
+use crate::error::{Error, Result};
+use crate::expr::{self, Bound, IdArg, Values};
+
+/// The cache key of the mask that lets every item through (no filter).
+const ALL_ITEMS: &str = "\u{0}all";
+
+/// The filter's mask: shared from the cache, copied only when this request's exclusions change
+/// it.
+pub struct Mask {
+    base: Arc<(Vec<bool>, usize)>,
+    owned: Option<Vec<bool>>,
+    count: usize,
+}
+
+impl Mask {
+    pub fn eligible(&self) -> Eligible<'_> {
+        Eligible {
+            mask: self.owned.as_deref().unwrap_or(&self.base.0),
+            count: self.count,
+        }
+    }
+}
+
+/// The id an [`IdArg`] stands for in this request.
+pub fn id(arg: &IdArg, req: &Request<'_>) -> Result<String> {
+    match arg {
+        IdArg::Lit(s) => Ok(s.clone()),
+        IdArg::Param(p) => super::args::Arg::<String>::Param(p.clone()).get(req.params),
+    }
+}
+
+/// Evaluates the filter for one request.
+pub fn evaluate(req: &Request<'_>, filter: &Filter, values: &Values<'_>) -> Result<Mask> {
+    let snapshot = req.snapshot;
+    let n = snapshot.n_items();
+    let base = match &filter.rest {
+        None => snapshot
+            .caches
+            .masks
+            .get_or_try_insert(ALL_ITEMS, || Ok(Arc::new((vec![true; n], n))))?,
+        Some(rest) if !rest.needs.per_request() => {
+            // Keyed by the conditions' text and the values of the parameters they read.
+            let used: Vec<_> = rest
+                .needs
+                .params
+                .keys()
+                .map(|p| (p, req.params.get(p)))
+                .collect();
+            let key = format!("{}\u{0}{used:?}", filter.key);
+            snapshot
+                .caches
+                .masks
+                .get_or_try_insert(&key, || counted(condition(req, rest, values)?))?
+        }
+        Some(rest) => counted(condition(req, rest, values)?)?,
+    };
+    let mut mask = Mask {
+        count: base.1,
+        base,
+        owned: None,
+    };
+    for user in &filter.not_seen {
+        if let Some(view) = snapshot.user_state().user(&id(user, req)?) {
+            for &it in view.seen.iter() {
+                let m = mask.owned.get_or_insert_with(|| mask.base.0.clone());
+                if m[it as usize] {
+                    m[it as usize] = false;
+                    mask.count -= 1;
+                }
+            }
+        }
+    }
+    Ok(mask)
+}
+
+fn counted(m: Vec<bool>) -> Result<Arc<(Vec<bool>, usize)>> {
+    let count = m.iter().filter(|x| **x).count();
+    Ok(Arc::new((m, count)))
+}
+
+/// The condition over the whole catalog, with a `seen.<k>` column per `seen()` user.
+fn condition(req: &Request<'_>, rest: &Bound, values: &Values<'_>) -> Result<Vec<bool>> {
+    let snapshot = req.snapshot;
+    let n = snapshot.n_items();
+    let mut columns: Vec<(String, ArrayRef)> = Vec::new();
+    for name in &rest.needs.item_columns {
+        let col = snapshot.catalog.column(name).ok_or_else(|| {
+            Error::Internal(format!("bound column `{name}` is not in the catalog"))
+        })?;
+        columns.push((format!("item.{name}"), col.clone()));
+    }
+    for (k, user) in rest.needs.seen.iter().enumerate() {
+        let mut seen = vec![false; n];
+        if let Some(view) = snapshot.user_state().user(&id(user, req)?) {
+            for &it in view.seen.iter() {
+                seen[it as usize] = true;
+            }
+        }
+        columns.push((format!("seen.{k}"), Arc::new(BooleanArray::from(seen)) as ArrayRef));
+    }
+    let batch = expr::batch(columns, n)?;
+    let e = expr::substitute(&rest.expr, values)?;
+    let text = &req.text;
+    let out = expr::evaluate(e, &batch, |message| {
+        Error::query(
+            feed_lang::QueryError::new(
+                feed_lang::ErrorKind::Check,
+                format!("the filter cannot be evaluated over this catalog: {message}"),
+                rest.span,
+            ),
+            text,
+        )
+    })?;
+    let out = out.as_boolean_opt().ok_or_else(|| {
+        Error::Internal("a bound condition evaluated to something other than true or false".into())
+    })?;
+    Ok((0..n).map(|i| out.is_valid(i) && out.value(i)).collect())
+}
