@@ -7,6 +7,7 @@ mod output;
 mod params;
 mod progress;
 mod server;
+mod wire;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::error::DataFusionError;
 use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
 
 use crate::{ColumnType, Connector, ConnectorError, FileConnectorConfig, FileFormat};
@@ -233,10 +234,19 @@ impl Connector for FileConnector {
                     .await
             }
         };
-        result.map_err(|e| ConnectorError::Source {
-            connector: self.id.clone(),
-            path: self.location.display().to_string(),
-            message: e.strip_backtrace().to_string(),
+        result.map_err(|e| match e {
+            // DataFusion's own bugs and gaps are not the data's fault.
+            DataFusionError::Internal(_) | DataFusionError::NotImplemented(_) => {
+                ConnectorError::Internal {
+                    connector: self.id.clone(),
+                    message: e.strip_backtrace().to_string(),
+                }
+            }
+            e => ConnectorError::Source {
+                connector: self.id.clone(),
+                path: self.location.display().to_string(),
+                message: e.strip_backtrace().to_string(),
+            },
         })?;
         tracing::debug!(connector = %self.id, location = %location, format = ?self.format, "registered");
         Ok(())

@@ -59,12 +59,22 @@ pub enum Error {
         error: Box<feed_lang::QueryError>,
         text: String,
     },
-    /// A request is well-formed but asks for something invalid (bad limit, model exists).
-    #[error("{0}")]
-    Invalid(String),
+    /// A request is well-formed but asks for something invalid: a parameter value of the wrong
+    /// type, a limit out of range, a model that already exists. The caller fixes the request.
+    #[error("{message}{}", hint.as_ref().map(|h| format!(" (hint: {h})")).unwrap_or_default())]
+    Invalid {
+        /// What is at fault: `$since`, `limit`, `model.name`, `fetch.events` ...
+        what: String,
+        message: String,
+        hint: Option<String>,
+    },
     /// The data source failed while reading (a file went away, a value does not parse).
-    #[error("reading data: {0}")]
-    Source(String),
+    #[error("reading data: {what}: {message}")]
+    Source {
+        /// Which fetch or connector: `fetch.events`, `connector ratings`.
+        what: String,
+        message: String,
+    },
     /// The home folder could not be read or written.
     #[error("storage: {context}: {source}")]
     Storage {
@@ -97,6 +107,23 @@ impl Error {
         }
     }
 
+    /// The request's `what` is invalid.
+    pub fn invalid(what: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            what: what.into(),
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// Reading `what` from its source failed.
+    pub fn source(what: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Source {
+            what: what.into(),
+            message: message.into(),
+        }
+    }
+
     /// Wraps an I/O error with what we were doing and where.
     pub fn storage(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Storage {
@@ -109,7 +136,7 @@ impl Error {
     pub fn is_user_error(&self) -> bool {
         matches!(
             self,
-            Error::Config(_) | Error::NotFound { .. } | Error::Invalid(_) | Error::Query { .. }
+            Error::Config(_) | Error::NotFound { .. } | Error::Invalid { .. } | Error::Query { .. }
         )
     }
 }
@@ -125,15 +152,11 @@ impl<T> IoContext<T> for std::io::Result<T> {
     }
 }
 
-/// The closest candidate to `word` among `candidates`, if it is close enough to be a likely typo.
+/// The closest candidate to `word` among `candidates`, if it is close enough to be a likely typo
+/// (the one rule of FeedQL's hints, `feed_lang::did_you_mean`, for every hint of the engine).
 pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {
-    candidates
-        .into_iter()
-        .map(|c| (strsim::normalized_damerau_levenshtein(word, c), c))
-        .filter(|(score, _)| *score >= 0.5)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c.to_string())
+    feed_lang::did_you_mean(word, candidates).map(str::to_string)
 }

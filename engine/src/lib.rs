@@ -33,3 +33,5 @@ pub use serving::Snapshot;
 
 /// Re-exported so that callers use the same Arrow version as the engine.
 pub use datafusion::arrow;
+/// The query language, whose errors and spans the engine's query errors carry.
+pub use feed_lang;

@@ -160,10 +160,13 @@ pub async fn run(
     match mode {
         // A model whose versions all failed can be created again.
         Mode::Create if registry.active_version(&config.name)?.is_some() => {
-            return Err(Error::Invalid(format!(
-                "model `{}` already exists; use update-model to make a new version",
-                config.name
-            )))
+            return Err(Error::invalid(
+                "model.name",
+                format!(
+                    "model `{}` already exists; use update-model to make a new version",
+                    config.name
+                ),
+            ))
         }
         Mode::Update if !registry.exists(&config.name) => {
             return Err(registry.unknown_model(&config.name))
@@ -347,8 +350,9 @@ fn train_all(
     device: DeviceChoice,
 ) -> Result<(Trained, EvalReport)> {
     let log = |msg: String| run.log(Status::Training, &msg);
-    let validate =
-        |m: &dyn crate::core::Scorer| eval::evaluate(m, ds, Target::Valid, config.training.eval_users);
+    let validate = |m: &dyn crate::core::Scorer| {
+        eval::evaluate(m, ds, Target::Valid, config.training.eval_users)
+    };
     let ctx = TrainContext {
         progress: options.progress.as_ref(),
         seed: config.training.seed,

@@ -120,6 +120,23 @@ fn schema_in_spec_is_up_to_date() {
 }
 
 #[test]
+fn openapi_in_spec_is_up_to_date() {
+    let ws = Workspace::new();
+    let out = ws.ok(&["schema", "--openapi"]);
+    let generated: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/openapi.json");
+    let committed: serde_json::Value = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    assert!(
+        generated == committed,
+        "spec/openapi.json is stale: run `feedctl schema --openapi > spec/openapi.json`"
+    );
+    assert_eq!(generated["openapi"], "3.1.0");
+}
+
+#[test]
 fn example_model_files_validate_against_their_schema_shape() {
     // The example files parse (their data may not be fetched in this checkout, so only the
     // file-level checks run: a missing data file is the one acceptable error).

@@ -162,7 +162,10 @@ fn saved_queries_are_bound_to_columns_and_policies_at_validation() {
     let out = ws.feedctl(&["validate", "--file", file.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("`item.title` is text") && err.contains("TRY_CAST"), "{err}");
+    assert!(
+        err.contains("`item.title` is text") && err.contains("TRY_CAST"),
+        "{err}"
+    );
     // Names resolve by one rule at validation and at request time: a column written in another
     // case validates and serves.
     std::fs::write(&file, good.replace("item.year > 1990", "item.YEAR > 1990")).unwrap();

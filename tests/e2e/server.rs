@@ -18,6 +18,14 @@ fn routes_and_errors() {
     let a = srv.addr.as_str();
 
     assert_eq!(http(a, "GET", "/healthz", None).0, 200);
+    // The server describes itself; the document is the one committed in spec/.
+    let (st, doc) = http(a, "GET", "/openapi.json", None);
+    assert_eq!(st, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(
+        doc["paths"]["/models/{name}/rank"]["post"].is_object(),
+        "{doc}"
+    );
     let (st, models) = http(a, "GET", "/models", None);
     assert_eq!(st, 200);
     assert_eq!(models[0]["name"], "s");

@@ -54,10 +54,14 @@ pub fn run(home: &Path, args: ListArgs) -> anyhow::Result<()> {
             trained_at.clone().unwrap_or("-".into()),
             ndcg.map(|n| format!("{n:.4}")).unwrap_or("-".into()),
         ]);
-        json.push(serde_json::json!({
-            "name": name, "status": status, "active_version": active.map(|v| v.version),
-            "latest_version": latest.map(|v| v.version), "trained_at": trained_at, "ndcg@10": ndcg,
-        }));
+        json.push(crate::wire::ModelListing {
+            status: status.clone(),
+            active_version: active.map(|v| v.version),
+            latest_version: latest.map(|v| v.version),
+            trained_at: trained_at.clone(),
+            ndcg,
+            name: name.clone(),
+        });
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&json)?);

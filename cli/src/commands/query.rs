@@ -42,7 +42,7 @@ pub struct QueryArgs {
 pub async fn run(home: &Path, args: QueryArgs) -> anyhow::Result<()> {
     let mut params = Params::new();
     for p in &args.params {
-        let (k, v) = crate::params::from_cli(p).map_err(Error::Invalid)?;
+        let (k, v) = crate::params::from_cli(p).map_err(|m| Error::invalid("--param", m))?;
         params.insert(k, v);
     }
     let registry = Registry::open(home)?;
@@ -73,7 +73,7 @@ pub async fn run(home: &Path, args: QueryArgs) -> anyhow::Result<()> {
     if let Some(e) = &result.explanation {
         println!(
             "{}",
-            serde_json::to_string_pretty(&crate::server::explanation_json(e))?
+            serde_json::to_string_pretty(&crate::wire::Explanation::from(e))?
         );
     }
     Ok(())

@@ -38,19 +38,23 @@ pub fn run(home: &Path, args: ViewArgs) -> anyhow::Result<()> {
     let report = artifacts::read_report(&detail.dir)?;
     let manifest = artifacts::read_manifest(&detail.dir).ok();
     if args.json {
-        let vs: Vec<_> = versions.iter().map(crate::server::version_json).collect();
-        let out = serde_json::json!({
-            "name": args.model_name,
-            "active_version": registry.active_version(&args.model_name)?,
-            "versions": vs,
-            "version": detail.version,
-            "status": detail.status,
-            "message": detail.message,
-            "log": detail.log,
-            "primary_policy": manifest.as_ref().map(|m| m.primary_policy.clone()),
-            "vector_indexes": manifest.as_ref().map(|m| &m.indexes),
-            "metrics": report,
-        });
+        let out = crate::wire::ModelDetail {
+            name: args.model_name.clone(),
+            active_version: registry.active_version(&args.model_name)?,
+            versions: versions.iter().map(crate::wire::Version::from).collect(),
+            version: detail.version,
+            status: detail.status.to_string(),
+            message: detail.message.clone(),
+            log: detail.log.iter().map(crate::wire::LogLine::from).collect(),
+            primary_policy: manifest.as_ref().map(|m| m.primary_policy.clone()),
+            vector_indexes: manifest.as_ref().map(|m| {
+                m.indexes
+                    .iter()
+                    .map(|(k, v)| (k.clone(), crate::wire::VectorIndex::from(v)))
+                    .collect()
+            }),
+            metrics: report.as_ref().map(crate::wire::Evaluation::from),
+        };
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use feed_engine::Error;
 
-use super::wire::{ErrorBody, QueryLocation};
+use crate::wire::{ErrorBody, QueryLocation};
 
 /// An error answered to a client.
 #[derive(Debug)]
@@ -41,6 +41,7 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut location = None;
+        let (mut field, mut hint) = (None, None);
         let (status, error_type, error) = match self {
             ApiError::Body { status, message } => (
                 status,
@@ -56,14 +57,26 @@ impl IntoResponse for ApiError {
                     Error::Config(_) => (StatusCode::UNPROCESSABLE_ENTITY, "config"),
                     Error::Query { .. } => (StatusCode::BAD_REQUEST, "query"),
                     Error::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
-                    Error::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+                    Error::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
                     Error::Cancelled => (StatusCode::SERVICE_UNAVAILABLE, "cancelled"),
-                    Error::Source(_) | Error::Storage { .. } | Error::Internal(_) => {
+                    Error::Source { .. } | Error::Storage { .. } | Error::Internal(_) => {
                         (StatusCode::INTERNAL_SERVER_ERROR, "internal")
                     }
                 };
                 if status.is_server_error() {
                     tracing::error!("{e}");
+                }
+                match &e {
+                    Error::Invalid { what, hint: h, .. } => {
+                        field = Some(what.clone());
+                        hint = h.clone();
+                    }
+                    Error::Config(c) => {
+                        field = (!c.path.is_empty()).then(|| c.path.clone());
+                        hint = c.hint.clone();
+                    }
+                    Error::NotFound { hint: h, .. } => hint = h.clone(),
+                    _ => {}
                 }
                 if let Error::Query { error, text } = &e {
                     let (line, column) = error.span.line_col(text);
@@ -83,10 +96,46 @@ impl IntoResponse for ApiError {
             status,
             Json(ErrorBody {
                 error,
-                error_type,
+                error_type: error_type.to_string(),
+                field,
+                hint,
                 location,
             }),
         )
             .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(e: Error) -> StatusCode {
+        ApiError::Engine(e).into_response().status()
+    }
+
+    #[test]
+    fn errors_map_to_statuses_by_who_must_act() {
+        assert_eq!(
+            status(Error::Internal("a connector bug".into())),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            status(Error::source("fetch.events", "gone")),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            status(Error::invalid("$since", "must be a number")),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        let query = Error::query(
+            feed_engine::feed_lang::QueryError::new(
+                feed_engine::feed_lang::ErrorKind::Check,
+                "no column",
+                feed_engine::feed_lang::Span::new(0, 1),
+            ),
+            "x",
+        );
+        assert_eq!(status(query), StatusCode::BAD_REQUEST);
     }
 }

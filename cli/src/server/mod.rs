@@ -2,9 +2,9 @@
 //! watcher that swaps in new ACTIVE versions without a restart.
 
 mod error;
+pub mod openapi;
 mod routes;
 mod state;
-mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +14,6 @@ use anyhow::Context;
 use feed_engine::Registry;
 
 pub use state::AppState;
-pub use wire::{explanation as explanation_json, version_json};
 
 /// Serves until Ctrl-C (or SIGTERM). Loads every model's ACTIVE version before listening.
 pub async fn serve(registry: Registry, addr: SocketAddr, poll: Duration) -> anyhow::Result<()> {

@@ -11,14 +11,18 @@ use feed_engine::serving::artifacts;
 use feed_engine::{Error, QueryRequest, RankRequest};
 
 use super::error::ApiError;
-use super::wire::{ModelSummary, QueryBody, QueryItem, QueryResponse, RankBody, RankResponse};
 use super::AppState;
+use crate::wire::{
+    Evaluation, Explanation, Health, ModelSummary, ModelView, QueryBody, QueryItem, QueryResponse,
+    RankBody, RankResponse, Version,
+};
 
 type Shared = State<Arc<AppState>>;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi))
         .route("/models", get(list_models))
         .route("/models/{name}", get(view_model))
         .route("/models/{name}/rank", post(rank))
@@ -27,8 +31,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok"}))
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(super::openapi::document())
 }
 
 async fn list_models(State(state): Shared) -> Result<Json<Vec<ModelSummary>>, ApiError> {
@@ -52,22 +62,29 @@ async fn list_models(State(state): Shared) -> Result<Json<Vec<ModelSummary>>, Ap
 async fn view_model(
     State(state): Shared,
     Path(name): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ModelView>, ApiError> {
     let out = blocking(move || {
         let versions = state.registry.versions(&name)?;
         let active = state.registry.active_version(&name)?;
         let (metrics, primary) = match active {
             Some(v) => {
                 let dir = state.registry.version_dir(&name, v);
-                (artifacts::read_report(&dir)?, artifacts::read_manifest(&dir).ok().map(|m| m.primary_policy))
+                (
+                    artifacts::read_report(&dir)?,
+                    artifacts::read_manifest(&dir)
+                        .ok()
+                        .map(|m| m.primary_policy),
+                )
             }
             None => (None, None),
         };
-        let vs: Vec<_> = versions
-            .iter()
-            .map(super::wire::version_json)
-            .collect();
-        Ok(serde_json::json!({"name": name, "active_version": active, "primary_policy": primary, "versions": vs, "metrics": metrics}))
+        Ok(ModelView {
+            active_version: active,
+            primary_policy: primary,
+            versions: versions.iter().map(Version::from).collect(),
+            metrics: metrics.as_ref().map(Evaluation::from),
+            name,
+        })
     })
     .await?;
     Ok(Json(out))
@@ -92,7 +109,7 @@ async fn rank(
         version: ranking.version,
         ids: ranking.ids,
         scores: ranking.scores,
-        fallback: ranking.fallback,
+        fallback: ranking.fallback.map(str::to_string),
         metadata,
     }))
 }
@@ -124,7 +141,8 @@ async fn run_query(
     body: QueryBody,
 ) -> Result<Json<QueryResponse>, ApiError> {
     let snapshot = active(&state, &model)?;
-    let params = crate::params::from_json_object(&body.params).map_err(Error::Invalid)?;
+    let params =
+        crate::params::from_json_object(&body.params).map_err(|m| Error::invalid("params", m))?;
     let req = QueryRequest {
         text: body.query,
         saved: body.saved,
@@ -136,7 +154,7 @@ async fn run_query(
     };
     let shared = state.clone();
     let result = blocking(move || snapshot.query_paged(&req, &shared.pages)).await?;
-    let explanation = result.explanation.as_ref().map(super::wire::explanation);
+    let explanation = result.explanation.as_ref().map(Explanation::from);
     let mut metadata = match &result.metadata {
         Some(m) => to_json(m)?.into_iter().map(Some).collect(),
         None => vec![None; result.ids.len()],

@@ -184,7 +184,13 @@ mod tests {
         );
         assert_eq!(implicit["training"], serde_json::json!({}));
         // A real change is a different key.
-        assert_ne!(implicit, key("  - {name: als, type: als, factors: 32}\n", ""));
-        assert_ne!(implicit, key("  - {name: als, type: als}\n", "training: {seed: 7}\n"));
+        assert_ne!(
+            implicit,
+            key("  - {name: als, type: als, factors: 32}\n", "")
+        );
+        assert_ne!(
+            implicit,
+            key("  - {name: als, type: als}\n", "training: {seed: 7}\n")
+        );
     }
 }

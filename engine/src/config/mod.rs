@@ -9,13 +9,13 @@ mod raw;
 pub(crate) mod resolve;
 
 pub use locate::Locations;
+pub use outputs::{output_name, OutputError, SINGLE_HEAD};
 pub(crate) use raw::defaults as raw_defaults;
 pub use raw::{
     AlsConfig, DefaultParam, Device, FeatureKind, FeatureSpec, FitConfig, IndexConfig, IndexType,
     PolicyConfig, PopularConfig, RawModelFile, SasrecConfig, SavedQuery, SequenceLoss,
     ServingConfig, TrainingConfig, TwoTowerConfig, TypedFeature, ValueModelConfig,
 };
-pub use outputs::{output_name, OutputError, SINGLE_HEAD};
 pub use resolve::{parse, ModelConfig};
 
 /// The JSON Schema of the model file, generated from the Rust types (`spec/model.schema.json`).

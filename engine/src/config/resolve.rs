@@ -507,7 +507,8 @@ fn check_value_model(cfg: &ModelConfig, vm: &ValueModelConfig) -> Result<(), Con
             for path_expr in names {
                 let first = &path_expr.parts[0];
                 let err = |message: String, hint: Option<String>, span| {
-                    let mut err = feed_lang::QueryError::new(feed_lang::ErrorKind::Check, message, span);
+                    let mut err =
+                        feed_lang::QueryError::new(feed_lang::ErrorKind::Check, message, span);
                     err.hint = hint;
                     cfg.error_in_text(path, text, &err)
                 };
@@ -522,7 +523,11 @@ fn check_value_model(cfg: &ModelConfig, vm: &ValueModelConfig) -> Result<(), Con
                 let Some(declared) = cfg.policy(&name) else {
                     let hint = did_you_mean(&name, cfg.policies.iter().map(|p| p.name()))
                         .map(|s| format!("did you mean `{s}`?"));
-                    return Err(err(format!("no policy is named `{}`", first.name), hint, first.span));
+                    return Err(err(
+                        format!("no policy is named `{}`", first.name),
+                        hint,
+                        first.span,
+                    ));
                 };
                 let head = path_expr.parts.get(1).map(|h| h.name.as_str());
                 if let Err(e) = super::output_name(&name, &declared.heads(), head) {

@@ -129,8 +129,7 @@ pub async fn build(plan: FetchPlan, progress: &dyn Progress) -> Result<Dataset> 
     progress.start("fetch events", None);
     let mut stream = fetch::stream(plan.events, Fetch::Events).await?;
     while let Some(batch) = stream.next().await {
-        let batch =
-            batch.map_err(|e| Error::Source(format!("fetch.events: {}", e.strip_backtrace())))?;
+        let batch = batch.map_err(|e| Error::source("fetch.events", e.strip_backtrace()))?;
         stats.event_rows += batch.num_rows() as u64;
         let user_col = text_column(&batch, "user_id")?;
         let item_col = text_column(&batch, "item_id")?;
@@ -167,8 +166,9 @@ pub async fn build(plan: FetchPlan, progress: &dyn Progress) -> Result<Dataset> 
                 Some(&k) => k,
                 None => {
                     if event_types.len() >= u16::MAX as usize {
-                        return Err(Error::Source(
-                            "fetch.events: more than 65535 distinct event_type values".into(),
+                        return Err(Error::source(
+                            "fetch.events",
+                            "more than 65535 distinct event_type values",
                         ));
                     }
                     let k = event_types.len() as u16;
@@ -196,8 +196,9 @@ pub async fn build(plan: FetchPlan, progress: &dyn Progress) -> Result<Dataset> 
     }
     progress.finish();
     if raw.is_empty() {
-        return Err(Error::Source(
-            "fetch.events returned no usable event; check the SQL and the data".into(),
+        return Err(Error::source(
+            "fetch.events",
+            "returned no usable event; check the SQL and the data",
         ));
     }
     stats.items_without_events = seen_item.iter().filter(|s| !**s).count() as u64;
@@ -312,8 +313,7 @@ async fn read_entities(
     let mut next_row = 0u32;
     let mut schema: Option<Arc<Schema>> = None;
     while let Some(batch) = stream.next().await {
-        let batch = batch
-            .map_err(|e| Error::Source(format!("{}: {}", which.field(), e.strip_backtrace())))?;
+        let batch = batch.map_err(|e| Error::source(which.field(), e.strip_backtrace()))?;
         let id_col = text_column(&batch, id_name)?;
         let id_arr = id_col.as_string::<i32>();
         let mut keep = Vec::with_capacity(batch.num_rows());
@@ -397,7 +397,7 @@ fn time_column(batch: &RecordBatch) -> Result<ArrayRef> {
 }
 
 fn source(e: datafusion::arrow::error::ArrowError) -> Error {
-    Error::Source(e.to_string())
+    Error::source("fetch.events", e.to_string())
 }
 
 fn internal(e: datafusion::arrow::error::ArrowError) -> Error {

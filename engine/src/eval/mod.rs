@@ -8,8 +8,8 @@ pub use report::{EvalReport, PolicyReport, PROTOCOL};
 
 use rayon::prelude::*;
 
-use crate::dataset::{Dataset, Target};
 use crate::core::Scorer;
+use crate::dataset::{Dataset, Target};
 use crate::util::topk::{rank_of, top_k};
 
 pub use crate::core::{Metrics, K};

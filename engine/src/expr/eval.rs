@@ -66,7 +66,9 @@ pub fn substitute(expr: &DfExpr, values: &Values<'_>) -> Result<DfExpr> {
                 let mut out = Vec::with_capacity(list.len());
                 for item in list {
                     match &item {
-                        DfExpr::Placeholder(p) if p.id.starts_with('$') && !p.id.starts_with("$.") => {
+                        DfExpr::Placeholder(p)
+                            if p.id.starts_with('$') && !p.id.starts_with("$.") =>
+                        {
                             let name = p.id.trim_start_matches('$');
                             match values.params.get(name) {
                                 Some(ParamValue::List(items)) => {
@@ -89,10 +91,12 @@ pub fn substitute(expr: &DfExpr, values: &Values<'_>) -> Result<DfExpr> {
             other => Ok(Transformed::no(other)),
         })
         .map_err(|e| match e {
-            datafusion::error::DataFusionError::External(inner) => match inner.downcast::<Error>() {
-                Ok(e) => *e,
-                Err(other) => internal(other),
-            },
+            datafusion::error::DataFusionError::External(inner) => {
+                match inner.downcast::<Error>() {
+                    Ok(e) => *e,
+                    Err(other) => internal(other),
+                }
+            }
             other => internal(other),
         })?
         .data;

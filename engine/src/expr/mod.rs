@@ -13,8 +13,11 @@ mod translate;
 mod types;
 
 pub use eval::{batch, evaluate, substitute, Values};
-pub use names::{resolve, Names, OutputRef, PolicyNames};
 pub(crate) use names::check_error;
-pub use params::{check as check_params, check_uses, from_default, missing, ParamType, ParamUse, ParamValue, Params};
+pub use names::{resolve, Names, OutputRef, PolicyNames};
+pub use params::{
+    check as check_params, check_uses, from_default, missing, ParamType, ParamUse, ParamValue,
+    Params,
+};
 pub use translate::{bind, Bound, CountArg, IdArg, Needs, Stage};
 pub use types::Ty;

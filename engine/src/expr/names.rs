@@ -36,7 +36,11 @@ pub struct OutputRef {
     pub head: usize,
 }
 
-pub(crate) fn check_error(message: impl Into<String>, span: Span, hint: Option<String>) -> QueryError {
+pub(crate) fn check_error(
+    message: impl Into<String>,
+    span: Span,
+    hint: Option<String>,
+) -> QueryError {
     let mut e = QueryError::new(ErrorKind::Check, message, span);
     e.hint = hint;
     e
@@ -73,7 +77,10 @@ fn column<'n>(
             Ok((name, ty))
         }
         Err(Some(several)) => Err(check_error(
-            format!("`{table}.{written}` is ambiguous: the {table}s have columns {}", several.join(" and ")),
+            format!(
+                "`{table}.{written}` is ambiguous: the {table}s have columns {}",
+                several.join(" and ")
+            ),
             span,
             Some("write the column's name in its exact case".into()),
         )),
@@ -81,10 +88,7 @@ fn column<'n>(
             let names = columns.iter().map(|c| c.0.as_str());
             let hint = match did_you_mean(written, names.clone()) {
                 Some(s) => format!("did you mean `{table}.{s}`?"),
-                None => format!(
-                    "{table} columns: {}",
-                    names.collect::<Vec<_>>().join(", ")
-                ),
+                None => format!("{table} columns: {}", names.collect::<Vec<_>>().join(", ")),
             };
             Err(check_error(
                 format!("the {table}s have no column `{written}`"),
@@ -138,7 +142,11 @@ impl Names {
         let names = self.policies.iter().map(|p| p.name.as_str());
         match resolve(written, names.clone()) {
             Ok(name) => {
-                let p = self.policies.iter().find(|p| p.name == name).expect("resolved");
+                let p = self
+                    .policies
+                    .iter()
+                    .find(|p| p.name == name)
+                    .expect("resolved");
                 if needs_vectors && !p.vectors {
                     let with: Vec<&str> = self
                         .policies
@@ -179,7 +187,14 @@ impl Names {
         let p = self.policy(&parts[0].name, parts[0].span, false)?;
         if parts.len() > 2 {
             return Err(check_error(
-                format!("`{}` names too much: write `policy` or `policy.head`", parts.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(".")),
+                format!(
+                    "`{}` names too much: write `policy` or `policy.head`",
+                    parts
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(".")
+                ),
                 span,
                 None,
             ));

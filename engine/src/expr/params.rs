@@ -40,9 +40,10 @@ impl ParamValue {
             ParamValue::Num(n) => ScalarValue::Float64(Some(*n)),
             ParamValue::Bool(b) => ScalarValue::Boolean(Some(*b)),
             ParamValue::List(_) => {
-                return Err(Error::Invalid(format!(
-                    "${name} is a list; a list fits only `IN ($list)` or list arguments"
-                )))
+                return Err(Error::invalid(
+                    format!("${name}"),
+                    format!("${name} is a list; a list fits only `IN ($list)` or list arguments"),
+                ))
             }
         })
     }
@@ -61,22 +62,26 @@ impl ParamValue {
 pub fn check(params: &Params) -> Result<()> {
     fn walk(name: &str, v: &ParamValue, depth: usize) -> Result<()> {
         match v {
-            ParamValue::Str(s) if s.len() > MAX_STRING => Err(Error::Invalid(format!(
-                "${name} is longer than {MAX_STRING} bytes"
-            ))),
-            ParamValue::Num(n) if !n.is_finite() => {
-                Err(Error::Invalid(format!("${name} is not a finite number")))
-            }
+            ParamValue::Str(s) if s.len() > MAX_STRING => Err(Error::invalid(
+                format!("${name}"),
+                format!("${name} is longer than {MAX_STRING} bytes"),
+            )),
+            ParamValue::Num(n) if !n.is_finite() => Err(Error::invalid(
+                format!("${name}"),
+                format!("${name} is not a finite number"),
+            )),
             ParamValue::List(items) => {
                 if depth > 0 {
-                    return Err(Error::Invalid(format!(
-                        "${name} nests lists; give a flat list"
-                    )));
+                    return Err(Error::invalid(
+                        format!("${name}"),
+                        format!("${name} nests lists; give a flat list"),
+                    ));
                 }
                 if items.len() > MAX_LIST {
-                    return Err(Error::Invalid(format!(
-                        "${name} has more than {MAX_LIST} elements"
-                    )));
+                    return Err(Error::invalid(
+                        format!("${name}"),
+                        format!("${name} has more than {MAX_LIST} elements"),
+                    ));
                 }
                 items.iter().try_for_each(|i| walk(name, i, depth + 1))
             }
@@ -119,7 +124,8 @@ impl ParamType {
             ParamValue::Bool(_) => Ty::Bool.fits(ty),
             ParamValue::List(_) => false,
         };
-        let count = |v: &ParamValue| matches!(v, ParamValue::Num(n) if *n >= 0.0 && n.fract() == 0.0);
+        let count =
+            |v: &ParamValue| matches!(v, ParamValue::Num(n) if *n >= 0.0 && n.fract() == 0.0);
         match self {
             ParamType::Scalar(ty) => scalar(v, ty),
             ParamType::ScalarOrList(ty) => match v {
@@ -161,12 +167,15 @@ pub fn check_uses(uses: &BTreeMap<String, Vec<ParamUse>>, params: &Params) -> Re
         let value = params.get(name).ok_or_else(|| missing(name))?;
         for u in uses {
             if !u.ty.fits(value) {
-                return Err(Error::Invalid(format!(
-                    "${name} must be {} ({}), got {}",
-                    u.ty.words(),
-                    u.what,
-                    value.kind()
-                )));
+                return Err(Error::invalid(
+                    format!("${name}"),
+                    format!(
+                        "${name} must be {} ({}), got {}",
+                        u.ty.words(),
+                        u.what,
+                        value.kind()
+                    ),
+                ));
             }
         }
     }
@@ -175,9 +184,10 @@ pub fn check_uses(uses: &BTreeMap<String, Vec<ParamUse>>, params: &Params) -> Re
 
 /// The error for a parameter the query uses but the request does not give.
 pub fn missing(name: &str) -> Error {
-    Error::Invalid(format!(
-        "the query uses ${name}, but the request gives no value for it"
-    ))
+    Error::invalid(
+        format!("${name}"),
+        format!("the query uses ${name}, but the request gives no value for it"),
+    )
 }
 
 /// A model file's parameter default as a value.

@@ -81,8 +81,12 @@ impl Needs {
         self.item_columns.extend(other.item_columns.iter().cloned());
         self.outputs.extend(other.outputs.iter().cloned());
         self.retrieval.extend(other.retrieval.iter().cloned());
-        self.user_columns
-            .extend(other.user_columns.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.user_columns.extend(
+            other
+                .user_columns
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         for (k, v) in &other.params {
             self.params
                 .entry(k.clone())
@@ -138,6 +142,9 @@ pub fn bind(
         needs: b.needs,
     })
 }
+
+/// A translated expression and its type.
+type Typed = (DfExpr, Ty);
 
 struct Binder<'a> {
     names: &'a Names,
@@ -214,7 +221,10 @@ impl Binder<'_> {
             format!(
                 "{} and cannot be compared ({op}) with {}",
                 describe(col, col_ty),
-                if matches!(other.kind, ExprKind::Num(_) | ExprKind::Str(_) | ExprKind::Bool(_)) {
+                if matches!(
+                    other.kind,
+                    ExprKind::Num(_) | ExprKind::Str(_) | ExprKind::Bool(_)
+                ) {
                     other_ty.words().to_string()
                 } else {
                     describe(other, other_ty)
@@ -239,14 +249,18 @@ impl Binder<'_> {
     /// Binds an operand; a bare parameter takes the type `context` expects.
     fn operand(&mut self, e: &Expr, context: Ty, what: &str) -> Result<(DfExpr, Ty), QueryError> {
         if let ExprKind::Param(p) = &e.kind {
-            let ty = if context == Ty::Null { Ty::Any } else { context };
+            let ty = if context == Ty::Null {
+                Ty::Any
+            } else {
+                context
+            };
             return Ok((self.param(p, ParamType::Scalar(ty), what.into()), ty));
         }
         self.expr(e)
     }
 
     /// Binds two operands of a comparison: a parameter takes the other side's type.
-    fn pair(&mut self, l: &Expr, r: &Expr, op: &str) -> Result<((DfExpr, Ty), (DfExpr, Ty)), QueryError> {
+    fn pair(&mut self, l: &Expr, r: &Expr, op: &str) -> Result<(Typed, Typed), QueryError> {
         let lp = matches!(l.kind, ExprKind::Param(_));
         let rp = matches!(r.kind, ExprKind::Param(_));
         let (lx, rx) = match (lp, rp) {
@@ -307,7 +321,14 @@ impl Binder<'_> {
                     let (r, rt) = self.operand(rhs, Ty::Bool, &what)?;
                     self.expect(lhs, lt, Ty::Bool, &word)?;
                     self.expect(rhs, rt, Ty::Bool, &word)?;
-                    (if *op == BinaryOp::Or { l.or(r) } else { l.and(r) }, Ty::Bool)
+                    (
+                        if *op == BinaryOp::Or {
+                            l.or(r)
+                        } else {
+                            l.and(r)
+                        },
+                        Ty::Bool,
+                    )
                 }
                 BinaryOp::Eq
                 | BinaryOp::NotEq
@@ -408,7 +429,11 @@ impl Binder<'_> {
         })
     }
 
-    fn path(&mut self, path: &feed_lang::ast::Path, span: Span) -> Result<(DfExpr, Ty), QueryError> {
+    fn path(
+        &mut self,
+        path: &feed_lang::ast::Path,
+        span: Span,
+    ) -> Result<(DfExpr, Ty), QueryError> {
         let head = path.parts[0].name.to_ascii_lowercase();
         let second = path.parts.get(1);
         match (head.as_str(), second) {
@@ -433,10 +458,22 @@ impl Binder<'_> {
                     ));
                 }
                 let written = alias.name.to_ascii_lowercase();
-                if !self.retrievers.iter().any(|a| a.eq_ignore_ascii_case(&written)) {
-                    let hint = feed_lang::did_you_mean(&written, self.retrievers.iter().map(String::as_str))
-                        .map(|s| format!("did you mean `{head}.{s}`?"))
-                        .or_else(|| Some(format!("the query's retrievers: {}", self.retrievers.join(", "))));
+                if !self
+                    .retrievers
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(&written))
+                {
+                    let hint = feed_lang::did_you_mean(
+                        &written,
+                        self.retrievers.iter().map(String::as_str),
+                    )
+                    .map(|s| format!("did you mean `{head}.{s}`?"))
+                    .or_else(|| {
+                        Some(format!(
+                            "the query's retrievers: {}",
+                            self.retrievers.join(", ")
+                        ))
+                    });
                     return Err(check_error(
                         format!("no retriever of this query is called `{}`", alias.name),
                         alias.span,
@@ -467,9 +504,12 @@ impl Binder<'_> {
                 let output = match self.names.output(&path.parts, span) {
                     Ok(o) => o,
                     Err(mut e) if path.parts.len() == 1 && e.message.starts_with("no policy") => {
-                        e.hint = e.hint.filter(|h| h.starts_with("did you mean")).or_else(|| {
-                            Some("write item.<column>, user.<column> or a policy name".into())
-                        });
+                        e.hint = e
+                            .hint
+                            .filter(|h| h.starts_with("did you mean"))
+                            .or_else(|| {
+                                Some("write item.<column>, user.<column> or a policy name".into())
+                            });
                         return Err(e);
                     }
                     Err(e) => return Err(e),
@@ -553,7 +593,8 @@ impl Binder<'_> {
                     Ty::Str | Ty::Any | Ty::Null => {
                         self.expect(&args[1], nt, Ty::Str, "contains() on text")?;
                         // Multi-valued text: values separated by `|`.
-                        let list = string_to_array(haystack, lit("|"), lit(ScalarValue::Utf8(None)));
+                        let list =
+                            string_to_array(haystack, lit("|"), lit(ScalarValue::Utf8(None)));
                         (array_has(list, needle), Ty::Bool)
                     }
                     other => {
@@ -594,7 +635,11 @@ impl Binder<'_> {
                 let (b, bt) = self.operand(&args[2], at, "a branch of if()")?;
                 if !at.comparable(bt) {
                     return Err(check_error(
-                        format!("the branches of if() differ: {} and {}", describe(&args[1], at), describe(&args[2], bt)),
+                        format!(
+                            "the branches of if() differ: {} and {}",
+                            describe(&args[1], at),
+                            describe(&args[2], bt)
+                        ),
                         span,
                         None,
                     ));

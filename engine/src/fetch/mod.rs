@@ -98,9 +98,11 @@ pub async fn plan(cfg: &ModelConfig) -> Result<FetchPlan> {
 pub async fn stream(df: DataFrame, which: Fetch) -> Result<SendableRecordBatchStream> {
     df.execute_stream()
         .await
-        .map_err(|e| Error::Source(format!("{}: {}", which.field(), e.strip_backtrace())))
+        .map_err(|e| Error::source(which.field(), e.strip_backtrace()))
 }
 
+/// A connector's failure, by who must act: a wrong block or an unreadable source is the model
+/// file's (located at the field), a connector bug is ours (internal).
 fn connector_error(cfg: &ModelConfig, index: usize, e: ConnectorError) -> Error {
     let (field, hint) = match &e {
         ConnectorError::Config { field, .. } => (field.as_str(), None),
@@ -108,14 +110,10 @@ fn connector_error(cfg: &ModelConfig, index: usize, e: ConnectorError) -> Error 
             "path",
             Some("check the path; relative paths start at the model file's folder".to_string()),
         ),
-        ConnectorError::Internal { .. } => ("", None),
+        ConnectorError::Internal { .. } => return Error::Internal(e.to_string()),
     };
-    let path = if field.is_empty() {
-        format!("connectors[{index}]")
-    } else {
-        format!("connectors[{index}].{field}")
-    };
-    cfg.error_at(&path, e.to_string(), hint).into()
+    cfg.error_at(&format!("connectors[{index}].{field}"), e.to_string(), hint)
+        .into()
 }
 
 async fn plan_one(
@@ -275,6 +273,37 @@ fn is_time_type(t: &DataType) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connector_failures_are_blamed_on_who_must_act() {
+        let text = "model: {name: m}\nconnectors:\n  - {id: events, type: file, path: e.csv}\nfetch:\n  events: SELECT user_id, item_id, timestamp FROM events\npolicies:\n  - {name: popular, type: popular}\n";
+        let cfg = crate::config::parse(text, "m.yaml", std::path::Path::new(".")).unwrap();
+        let internal = connector_error(
+            &cfg,
+            0,
+            ConnectorError::Internal {
+                connector: "events".into(),
+                message: "a bug".into(),
+            },
+        );
+        assert!(matches!(internal, Error::Internal(_)), "{internal:?}");
+        assert!(!internal.is_user_error());
+        let unreadable = connector_error(
+            &cfg,
+            0,
+            ConnectorError::Source {
+                connector: "events".into(),
+                path: "e.csv".into(),
+                message: "no such file".into(),
+            },
+        );
+        match unreadable {
+            Error::Config(c) => {
+                assert_eq!((c.path.as_str(), c.line), ("connectors[0].path", Some(3)))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn only_one_select_is_allowed() {

@@ -22,9 +22,10 @@ pub fn choose(configured: Device) -> Result<DeviceChoice> {
                 compute: Compute::Cuda,
                 reason: format!("cuda: {name} ({source} = cuda)"),
             }),
-            Err(why) => Err(Error::Invalid(format!(
-                "{source} = cuda, but no CUDA GPU is usable: {why}; use `auto` or `cpu`"
-            ))),
+            Err(why) => Err(Error::invalid(
+                source,
+                format!("{source} = cuda, but no CUDA GPU is usable: {why}; use `auto` or `cpu`"),
+            )),
         },
         Device::Auto => Ok(match cuda_usable() {
             Ok(name) => DeviceChoice {
@@ -44,9 +45,10 @@ fn parse_env(value: &str) -> Result<Device> {
         "auto" => Ok(Device::Auto),
         "cpu" => Ok(Device::Cpu),
         "cuda" | "gpu" => Ok(Device::Cuda),
-        other => Err(Error::Invalid(format!(
-            "FEED_DEVICE = `{other}`: expected `auto`, `cpu` or `cuda`"
-        ))),
+        other => Err(Error::invalid(
+            "FEED_DEVICE",
+            format!("FEED_DEVICE = `{other}`: expected `auto`, `cpu` or `cuda`"),
+        )),
     }
 }
 

@@ -7,8 +7,8 @@ use burn::module::Module;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 
 use super::Cpu;
-use crate::error::{Error, Result};
 use crate::core::{Scorer, Vectors};
+use crate::error::{Error, Result};
 use crate::store;
 
 /// Row-major user and item vectors of one dimension.

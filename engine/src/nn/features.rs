@@ -52,23 +52,29 @@ impl FeatureTable {
             return Ok(out);
         }
         let table = table.ok_or_else(|| {
-            Error::Invalid(format!(
-                "features {:?} need `{what}`, which the model file does not declare",
-                specs.iter().map(|s| s.column()).collect::<Vec<_>>()
-            ))
+            Error::invalid(
+                what,
+                format!(
+                    "features {:?} need `{what}`, which the model file does not declare",
+                    specs.iter().map(|s| s.column()).collect::<Vec<_>>()
+                ),
+            )
         })?;
         let mut row_tokens: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n_rows];
         let mut numeric_columns: Vec<Vec<f32>> = Vec::new();
         for spec in specs {
             let name = spec.column();
             let column = table.column_by_name(name).ok_or_else(|| {
-                Error::Invalid(format!("feature `{name}` is not a column of `{what}`"))
+                Error::invalid(
+                    what,
+                    format!("feature `{name}` is not a column of `{what}`"),
+                )
             })?;
             let kind = spec.kind().unwrap_or_else(|| infer(column.as_ref()));
             match kind {
                 FeatureKind::Numeric => {
                     let values = cast(column, &DataType::Float64).map_err(|e| {
-                        Error::Invalid(format!("feature `{name}` is not numeric: {e}"))
+                        Error::invalid(what, format!("feature `{name}` is not numeric: {e}"))
                     })?;
                     let values = values.as_any().downcast_ref::<Float64Array>().expect("f64");
                     let present: Vec<f64> = (0..values.len())
@@ -100,7 +106,10 @@ impl FeatureTable {
                 }
                 FeatureKind::Categorical | FeatureKind::Multi => {
                     let text = cast(column, &DataType::Utf8).map_err(|e| {
-                        Error::Invalid(format!("feature `{name}` cannot be read as text: {e}"))
+                        Error::invalid(
+                            what,
+                            format!("feature `{name}` cannot be read as text: {e}"),
+                        )
                     })?;
                     let text = text.as_any().downcast_ref::<StringArray>().expect("utf8");
                     let split = |s: &str| -> Vec<String> {

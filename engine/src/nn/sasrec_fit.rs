@@ -8,10 +8,10 @@ use super::sasrec::{NetConfig, SasRecNet};
 use super::sequences::TrainingSequences;
 use super::train::{fit, one_at_a_time, Fitted, Loop};
 use crate::config::{FitConfig, SequenceLoss};
+use crate::core::TrainContext;
 use crate::dataset::Interactions;
 use crate::error::{Error, Result};
 use crate::util::linalg::Rng;
-use crate::core::TrainContext;
 
 /// What the loop needs from a policy besides the data.
 pub struct SasrecFit<'a> {
@@ -35,10 +35,13 @@ pub fn fit_sasrec<B: AutodiffBackend>(
     let net = SasRecNet::<B>::new(&s.net, &mut rng, &device);
     let seqs = TrainingSequences::new(data, s.net.max_len);
     if seqs.n_sequences() == 0 {
-        return Err(Error::Invalid(format!(
-            "{}: no user has two events to learn a next item from",
-            s.name
-        )));
+        return Err(Error::invalid(
+            "fetch.events",
+            format!(
+                "{}: no user has two events to learn a next item from",
+                s.name
+            ),
+        ));
     }
     (ctx.log)(format!(
         "{}: {} sequences, {} next-item targets, {} batches per epoch, loss {:?}",

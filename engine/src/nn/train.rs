@@ -12,10 +12,10 @@ use burn::tensor::backend::AutodiffBackend;
 use super::embeddings::Embeddings;
 use super::sasrec::scalar;
 use crate::config::FitConfig;
+use crate::core::{TrainContext, TrainingSummary};
 use crate::dataset::{Cut, Interactions};
 use crate::error::{Error, Result};
 use crate::util::linalg::Rng;
-use crate::core::{TrainContext, TrainingSummary};
 
 /// One neural training at a time per process: the CPU backend's random generator (dropout) is
 /// global, so two runs at once would draw from each other's stream and lose reproducibility;
@@ -83,9 +83,12 @@ where
         stepping += epoch_start.elapsed().as_secs_f64();
         let loss = loss_sum / batches.len().max(1) as f64;
         if !loss.is_finite() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::invalid(
+                "learning_rate",
+                format!(
                 "{name}: the training loss became {loss} at epoch {epoch}; lower `learning_rate`"
-            )));
+            ),
+            ));
         }
         epochs = epoch;
         let inner = net.valid();

@@ -16,10 +16,10 @@ use super::layers::{matrix, normal, Dense};
 use super::sequences::shuffle;
 use super::train::{fit, one_at_a_time, Fitted, Loop};
 use crate::config::FitConfig;
+use crate::core::TrainContext;
 use crate::dataset::Interactions;
 use crate::error::{Error, Result};
 use crate::util::linalg::Rng;
-use crate::core::TrainContext;
 
 const INIT_STD: f32 = 0.02;
 /// Rows per forward pass when encoding every user or item.
@@ -340,10 +340,10 @@ pub fn fit_two_tower<B: AutodiffBackend>(
         .flat_map(|u| (0..data.items(u).len() as u32).map(move |p| (u, p)))
         .collect();
     if examples.is_empty() {
-        return Err(Error::Invalid(format!(
-            "{}: no events to learn from",
-            s.name
-        )));
+        return Err(Error::invalid(
+            "fetch.events",
+            format!("{}: no events to learn from", s.name),
+        ));
     }
     let counts = td.item_counts();
     let trained: Vec<bool> = counts.iter().map(|&c| c > 0).collect();

@@ -11,12 +11,12 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::util::linalg::{axpy, dot, gram, scores, Rng};
-use super::{Policy, TrainContext, TrainedPolicy, Scorer};
+use super::{Policy, Scorer, TrainContext, TrainedPolicy};
 use crate::config::AlsConfig;
 use crate::dataset::Interactions;
 use crate::error::{Error, Result};
 use crate::store;
+use crate::util::linalg::{axpy, dot, gram, scores, Rng};
 
 /// Alternating passes of a refit (the model is already near its optimum).
 const REFIT_PASSES: usize = 2;

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::{Policy, TrainContext, TrainedPolicy, Scorer};
+use super::{Policy, Scorer, TrainContext, TrainedPolicy};
 use crate::config::PopularConfig;
 use crate::dataset::Interactions;
 use crate::error::Result;

@@ -51,7 +51,10 @@ impl Policy for Sasrec {
     ) -> Result<Box<dyn TrainedPolicy>> {
         let c = &self.config;
         if data.n_items() == 0 {
-            return Err(Error::Invalid(format!("{}: the catalog is empty", c.name)));
+            return Err(Error::invalid(
+                "fetch.items",
+                format!("{}: the catalog is empty", c.name),
+            ));
         }
         let spec = nn::sasrec_fit::SasrecFit {
             name: &c.name,
@@ -180,8 +183,8 @@ mod tests {
 
     use super::*;
     use crate::config::SequenceLoss;
-    use crate::dataset::{Cut, Dataset, FetchStats, IdMap, Target};
     use crate::core::DeviceChoice;
+    use crate::dataset::{Cut, Dataset, FetchStats, IdMap, Target};
     use crate::progress::NoProgress;
 
     /// Users walk a cycle of `n_items` (the next item is always the previous one plus one).
@@ -230,7 +233,8 @@ mod tests {
         c: &SasrecConfig,
         cancel: &AtomicBool,
     ) -> Result<Box<dyn TrainedPolicy>> {
-        let validate = |m: &dyn crate::core::Scorer| crate::eval::evaluate(m, ds, Target::Valid, None);
+        let validate =
+            |m: &dyn crate::core::Scorer| crate::eval::evaluate(m, ds, Target::Valid, None);
         let ctx = TrainContext {
             progress: &NoProgress,
             seed: 3,

@@ -58,7 +58,10 @@ impl Policy for TwoTower {
     ) -> Result<Box<dyn TrainedPolicy>> {
         let c = &self.config;
         if data.n_items() == 0 {
-            return Err(Error::Invalid(format!("{}: the catalog is empty", c.name)));
+            return Err(Error::invalid(
+                "fetch.items",
+                format!("{}: the catalog is empty", c.name),
+            ));
         }
         let ds = data.ds;
         let users = FeatureTable::build(

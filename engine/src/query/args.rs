@@ -22,7 +22,10 @@ fn param<'p>(params: &'p Params, name: &str) -> Result<&'p ParamValue> {
 }
 
 fn wrong(name: &str, wanted: &str, got: &ParamValue) -> Error {
-    Error::Invalid(format!("${name} must be {wanted}, got {}", got.kind()))
+    Error::invalid(
+        format!("${name}"),
+        format!("${name} must be {wanted}, got {}", got.kind()),
+    )
 }
 
 impl Arg<usize> {
@@ -30,7 +33,9 @@ impl Arg<usize> {
         match self {
             Arg::Lit(n) => Ok(*n),
             Arg::Param(p) => match param(params, p)? {
-                ParamValue::Num(n) if *n >= 0.0 && n.fract() == 0.0 => Ok(n.min(usize::MAX as f64) as usize),
+                ParamValue::Num(n) if *n >= 0.0 && n.fract() == 0.0 => {
+                    Ok(n.min(usize::MAX as f64) as usize)
+                }
                 other => Err(wrong(p, "a whole number", other)),
             },
         }
@@ -237,7 +242,11 @@ impl<'a> CallArgs<'a> {
                 .map(|v| match v {
                     Value::Num(n, _) if *n >= 1.0 && n.fract() == 0.0 => Ok(*n as usize),
                     other => Err(check_error(
-                        format!("{} takes positions from 1, not {}", self.what(arg), other.kind()),
+                        format!(
+                            "{} takes positions from 1, not {}",
+                            self.what(arg),
+                            other.kind()
+                        ),
                         other.span(),
                         None,
                     )),
@@ -255,9 +264,14 @@ impl<'a> CallArgs<'a> {
             None => Ok(None),
             Some(Value::Str(s, span)) => Ok(Some((s.as_str(), *span))),
             Some(v) => Err(check_error(
-                format!("{} names a column or policy: write it as a string in the query", self.what(arg)),
+                format!(
+                    "{} names a column or policy: write it as a string in the query",
+                    self.what(arg)
+                ),
                 v.span(),
-                matches!(v, Value::Param(_)).then(|| "names are checked when the query is bound; parameters carry values".into()),
+                matches!(v, Value::Param(_)).then(|| {
+                    "names are checked when the query is bound; parameters carry values".into()
+                }),
             )),
         }
     }
@@ -271,15 +285,27 @@ impl<'a> CallArgs<'a> {
     }
 
     /// A policy named by `arg`.
-    pub fn policy(&mut self, arg: &str, needs_vectors: bool) -> Result<Option<PolicyNames>, QueryError> {
+    pub fn policy(
+        &mut self,
+        arg: &str,
+        needs_vectors: bool,
+    ) -> Result<Option<PolicyNames>, QueryError> {
         let Some((written, span)) = self.name(arg)? else {
             return Ok(None);
         };
-        Ok(Some(self.names.policy(written, span, needs_vectors)?.clone()))
+        Ok(Some(
+            self.names.policy(written, span, needs_vectors)?.clone(),
+        ))
     }
 
     /// A required argument the static checks guarantee.
     pub fn required<T>(&self, arg: &str, v: Option<T>) -> Result<T, QueryError> {
-        v.ok_or_else(|| check_error(format!("{} is required", self.what(arg)), self.call.span, None))
+        v.ok_or_else(|| {
+            check_error(
+                format!("{} is required", self.what(arg)),
+                self.call.span,
+                None,
+            )
+        })
     }
 }

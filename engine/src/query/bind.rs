@@ -25,7 +25,11 @@ pub fn bind(q: &Query, text: &str, names: &Names) -> Result<Plan, QueryError> {
         Select::All(_) => None,
         Select::Columns(cols) => Some(
             cols.iter()
-                .map(|c| names.item(&c.parts[1].name, c.parts[1].span).map(|(n, _)| n.to_string()))
+                .map(|c| {
+                    names
+                        .item(&c.parts[1].name, c.parts[1].span)
+                        .map(|(n, _)| n.to_string())
+                })
                 .collect::<Result<Vec<_>, _>>()?,
         ),
     };
@@ -44,7 +48,9 @@ pub fn bind(q: &Query, text: &str, names: &Names) -> Result<Plan, QueryError> {
             names,
             params: &mut params,
         };
-        let limit = args.count("limit")?.unwrap_or(Arg::Lit(DEFAULT_RETRIEVER_LIMIT));
+        let limit = args
+            .count("limit")?
+            .unwrap_or(Arg::Lit(DEFAULT_RETRIEVER_LIMIT));
         let retriever = retrieve::bind(call, &mut args)?;
         sources.push(Source {
             alias: alias_of(call).to_ascii_lowercase(),
@@ -72,12 +78,15 @@ pub fn bind(q: &Query, text: &str, names: &Names) -> Result<Plan, QueryError> {
                     let b = expr::bind(e, Stage::Score, names, &aliases)?;
                     if !b.ty.fits(Ty::Num) {
                         return Err(check_error(
-                            format!("ORDER BY score(...) must be a number; this is {}", b.ty.words()),
+                            format!(
+                                "ORDER BY score(...) must be a number; this is {}",
+                                b.ty.words()
+                            ),
                             e.span,
                             None,
                         ));
                     }
-                    Score::Expr(b)
+                    Score::Expr(Box::new(b))
                 }
             };
             let needs = match &score {
@@ -106,17 +115,18 @@ pub fn bind(q: &Query, text: &str, names: &Names) -> Result<Plan, QueryError> {
         rerankers.push(rerank::bind(call, &mut args)?);
     }
 
-    let count = |c: &Option<Count>, what: &str, params: &mut BTreeMap<String, Vec<ParamUse>>| match c {
-        None => None,
-        Some(Count::Literal(n, _)) => Some(Arg::Lit(*n as usize)),
-        Some(Count::Param(p)) => {
-            params.entry(p.name.clone()).or_default().push(ParamUse {
-                ty: ParamType::Count,
-                what: what.into(),
-            });
-            Some(Arg::Param(p.name.clone()))
-        }
-    };
+    let count =
+        |c: &Option<Count>, what: &str, params: &mut BTreeMap<String, Vec<ParamUse>>| match c {
+            None => None,
+            Some(Count::Literal(n, _)) => Some(Arg::Lit(*n as usize)),
+            Some(Count::Param(p)) => {
+                params.entry(p.name.clone()).or_default().push(ParamUse {
+                    ty: ParamType::Count,
+                    what: what.into(),
+                });
+                Some(Arg::Param(p.name.clone()))
+            }
+        };
     let limit = count(&q.limit, "LIMIT", &mut params);
     let offset = count(&q.offset, "OFFSET", &mut params);
 
@@ -133,7 +143,10 @@ pub fn bind(q: &Query, text: &str, names: &Names) -> Result<Plan, QueryError> {
     })
 }
 
-fn merge_params(into: &mut BTreeMap<String, Vec<ParamUse>>, from: &BTreeMap<String, Vec<ParamUse>>) {
+fn merge_params(
+    into: &mut BTreeMap<String, Vec<ParamUse>>,
+    from: &BTreeMap<String, Vec<ParamUse>>,
+) {
     for (k, v) in from {
         into.entry(k.clone()).or_default().extend(v.iter().cloned());
     }
@@ -194,7 +207,10 @@ fn bind_filter(
     let bound = expr::bind(&combined, Stage::Filter, names, &[])?;
     if !bound.ty.fits(Ty::Bool) {
         return Err(check_error(
-            format!("WHERE needs a condition (true or false); this is {}", bound.ty.words()),
+            format!(
+                "WHERE needs a condition (true or false); this is {}",
+                bound.ty.words()
+            ),
             span,
             None,
         ));

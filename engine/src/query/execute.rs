@@ -99,7 +99,10 @@ impl Snapshot {
             if let Some(order) = plan.order.as_mut().filter(|o| o.needs.value_model) {
                 order.needs.merge(self.value.needs());
                 for (k, v) in &self.value.needs().params {
-                    plan.params.entry(k.clone()).or_default().extend(v.iter().cloned());
+                    plan.params
+                        .entry(k.clone())
+                        .or_default()
+                        .extend(v.iter().cloned());
                 }
             }
             Ok(Arc::new(plan) as Arc<dyn std::any::Any + Send + Sync>)
@@ -113,18 +116,23 @@ impl Snapshot {
         let (text, defaults) = match (&req.text, &req.saved) {
             (Some(t), None) => (t.as_str(), None),
             (None, Some(name)) => {
-                let saved = self.config.queries.get(name).ok_or_else(|| Error::NotFound {
-                    what: "saved query",
-                    name: name.clone(),
-                    hint: did_you_mean(name, self.config.queries.keys().map(String::as_str))
-                        .map(|s| format!("did you mean `{s}`?"))
-                        .or_else(|| Some("see `queries:` in the model file".into())),
-                })?;
+                let saved = self
+                    .config
+                    .queries
+                    .get(name)
+                    .ok_or_else(|| Error::NotFound {
+                        what: "saved query",
+                        name: name.clone(),
+                        hint: did_you_mean(name, self.config.queries.keys().map(String::as_str))
+                            .map(|s| format!("did you mean `{s}`?"))
+                            .or_else(|| Some("see `queries:` in the model file".into())),
+                    })?;
                 (saved.text(), saved.defaults())
             }
             _ => {
-                return Err(Error::Invalid(
-                    "give either a query text or the name of a saved query".into(),
+                return Err(Error::invalid(
+                    "query",
+                    "give either a query text or the name of a saved query",
                 ))
             }
         };
@@ -172,15 +180,17 @@ pub(crate) fn run(
     };
     let max = snapshot.config.serving.max_limit;
     if limit == 0 || limit > max {
-        return Err(Error::Invalid(format!(
-            "limit must be between 1 and {max} (serving.max_limit), got {limit}"
-        )));
+        return Err(Error::invalid(
+            "limit",
+            format!("limit must be between 1 and {max} (serving.max_limit), got {limit}"),
+        ));
     }
     let max_offset = feed_lang::CheckOptions::default().max_offset as usize;
     if offset > max_offset {
-        return Err(Error::Invalid(format!(
-            "offset must be at most {max_offset}, got {offset}"
-        )));
+        return Err(Error::invalid(
+            "offset",
+            format!("offset must be at most {max_offset}, got {offset}"),
+        ));
     }
     let need = limit + offset;
     let user = params
@@ -246,7 +256,9 @@ pub(crate) fn run(
         for t in &rest.needs.truncate {
             let t = match t {
                 expr::CountArg::Lit(n) => *n,
-                expr::CountArg::Param(p) => super::args::Arg::<usize>::Param(p.clone()).get(params)?,
+                expr::CountArg::Param(p) => {
+                    super::args::Arg::<usize>::Param(p.clone()).get(params)?
+                }
             };
             cut = Some(cut.map_or(t, |c| c.min(t)));
         }
@@ -308,7 +320,10 @@ pub(crate) fn run(
                 .take(need + pages::DEPTH)
                 .map(|&(i, s)| (snapshot.catalog.id(i).to_string(), s))
                 .collect();
-            let key = format!("{}\u{0}{}\u{0}{params:?}", snapshot.manifest.model, plan.text);
+            let key = format!(
+                "{}\u{0}{}\u{0}{params:?}",
+                snapshot.manifest.model, plan.text
+            );
             let ttl = std::time::Duration::from_secs(snapshot.config.serving.page_ttl_seconds);
             // Remembered items that stopped passing the filter (e.g. seen since) are skipped.
             let keep = |id: &str| {
@@ -424,7 +439,11 @@ fn top_up(req: &Request<'_>, candidates: &mut Candidates, eligible: Eligible<'_>
 
 /// The attribute rows of a page: every column for `SELECT *`, else `item_id` and the selected
 /// ones.
-fn page_metadata(snapshot: &Snapshot, select: Option<&[String]>, page: &[Ranked]) -> Result<RecordBatch> {
+fn page_metadata(
+    snapshot: &Snapshot,
+    select: Option<&[String]>,
+    page: &[Ranked],
+) -> Result<RecordBatch> {
     let idx = UInt32Array::from_iter_values(page.iter().map(|&(i, _)| i));
     let batch = datafusion::arrow::compute::take_record_batch(&snapshot.catalog.table, &idx)
         .map_err(|e| Error::Internal(e.to_string()))?;
@@ -433,12 +452,9 @@ fn page_metadata(snapshot: &Snapshot, select: Option<&[String]>, page: &[Ranked]
     };
     let mut keep = vec![0usize];
     for name in columns {
-        keep.push(
-            batch
-                .schema()
-                .index_of(name)
-                .map_err(|_| Error::Internal(format!("bound column `{name}` is not in the catalog")))?,
-        );
+        keep.push(batch.schema().index_of(name).map_err(|_| {
+            Error::Internal(format!("bound column `{name}` is not in the catalog"))
+        })?);
     }
     batch
         .project(&keep)

@@ -107,7 +107,10 @@ fn condition(req: &Request<'_>, rest: &Bound, values: &Values<'_>) -> Result<Vec
                 seen[it as usize] = true;
             }
         }
-        columns.push((format!("seen.{k}"), Arc::new(BooleanArray::from(seen)) as ArrayRef));
+        columns.push((
+            format!("seen.{k}"),
+            Arc::new(BooleanArray::from(seen)) as ArrayRef,
+        ));
     }
     let batch = expr::batch(columns, n)?;
     let e = expr::substitute(&rest.expr, values)?;

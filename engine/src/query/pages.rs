@@ -136,12 +136,7 @@ impl Pages {
                             .collect(),
                     );
                     shard.insert(key, items.clone(), now);
-                    shard.evict(
-                        MAX_ENTRIES / SHARDS,
-                        MAX_ITEMS / SHARDS,
-                        ttl,
-                        now,
-                    );
+                    shard.evict(MAX_ENTRIES / SHARDS, MAX_ITEMS / SHARDS, ttl, now);
                     items
                 }
             }

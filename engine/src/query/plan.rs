@@ -55,5 +55,5 @@ pub struct Order {
 
 pub enum Score {
     ValueModel,
-    Expr(Bound),
+    Expr(Box<Bound>),
 }

@@ -41,10 +41,13 @@ impl Snapshot {
     pub fn rank(&self, req: &RankRequest) -> Result<Ranking> {
         let max = self.config.serving.max_limit;
         if req.limit == 0 || req.limit > max {
-            return Err(Error::Invalid(format!(
-                "limit must be between 1 and {max} (serving.max_limit), got {}",
-                req.limit
-            )));
+            return Err(Error::invalid(
+                "limit",
+                format!(
+                    "limit must be between 1 and {max} (serving.max_limit), got {}",
+                    req.limit
+                ),
+            ));
         }
         // A user with no events (listed by fetch.users only) has nothing to personalise from.
         let known = self
@@ -74,7 +77,10 @@ impl Snapshot {
                 }
             },
         };
-        let ids = top.iter().map(|&i| self.catalog.id(i as u32).to_string()).collect();
+        let ids = top
+            .iter()
+            .map(|&i| self.catalog.id(i as u32).to_string())
+            .collect();
         let metadata = if req.with_metadata {
             let idx = UInt32Array::from_iter_values(top.iter().map(|&i| i as u32));
             Some(
@@ -149,7 +155,7 @@ impl Snapshot {
             return None;
         }
         let name = &term.output.policy;
-        let index @ VectorIndex::Ivf(_) = self.policies.index(name) else {
+        let index @ VectorIndex::Ivf(_) = self.policies.vector_index(name) else {
             return None;
         };
         let policy = self

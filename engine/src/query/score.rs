@@ -40,7 +40,10 @@ pub fn batch(
         let col = snapshot.catalog.column(name).ok_or_else(|| {
             Error::Internal(format!("bound column `{name}` is not in the catalog"))
         })?;
-        columns.push((format!("item.{name}"), take(col.as_ref(), &rows, None).map_err(internal)?));
+        columns.push((
+            format!("item.{name}"),
+            take(col.as_ref(), &rows, None).map_err(internal)?,
+        ));
     }
     let outputs: Vec<_> = needs.outputs.iter().collect();
     let dense = req.user.as_ref().and_then(|u| u.dense);
@@ -50,7 +53,9 @@ pub fn batch(
     {
         columns.push((
             format!("policy.{}", o.name),
-            Arc::new(Float64Array::from_iter_values(scores.iter().map(|&v| v as f64))) as ArrayRef,
+            Arc::new(Float64Array::from_iter_values(
+                scores.iter().map(|&v| v as f64),
+            )) as ArrayRef,
         ));
     }
     for alias in &needs.retrieval {
@@ -94,9 +99,11 @@ pub fn value_model(
     items: &[u32],
     values: &Values<'_>,
 ) -> Result<Vec<Option<f64>>> {
-    req.snapshot.value.evaluate(batch, items, values, |message| {
-        Error::Internal(format!("the value model cannot be evaluated: {message}"))
-    })
+    req.snapshot
+        .value
+        .evaluate(batch, items, values, |message| {
+            Error::Internal(format!("the value model cannot be evaluated: {message}"))
+        })
 }
 
 /// Scores the candidates and orders them; without `ORDER BY`, the first retriever's score
@@ -131,7 +138,9 @@ pub fn score(
                 .column_by_name("value_model")
                 .ok_or_else(|| Error::Internal("the value model column is missing".into()))?;
             let col = col.as_primitive::<Float64Type>();
-            (0..items.len()).map(|i| col.is_valid(i).then(|| col.value(i))).collect()
+            (0..items.len())
+                .map(|i| col.is_valid(i).then(|| col.value(i)))
+                .collect()
         }
         Score::Expr(b) => {
             let e = expr::substitute(&b.expr, values)?;
@@ -148,7 +157,9 @@ pub fn score(
             })?;
             let v = cast(&v, &DataType::Float64).map_err(internal)?;
             let v = v.as_primitive::<Float64Type>();
-            (0..items.len()).map(|i| v.is_valid(i).then(|| v.value(i))).collect()
+            (0..items.len())
+                .map(|i| v.is_valid(i).then(|| v.value(i)))
+                .collect()
         }
     };
     for (s, v) in scores.iter_mut().zip(value) {

@@ -37,7 +37,11 @@ impl Window {
         Ok(match args.text("window")? {
             None => None,
             Some((Arg::Lit(s), span)) => Some(Window::Seconds(parse(&s).ok_or_else(|| {
-                check_error(format!("`{s}` is not a time window"), span, Some(HINT.into()))
+                check_error(
+                    format!("`{s}` is not a time window"),
+                    span,
+                    Some(HINT.into()),
+                )
             })?)),
             Some((Arg::Param(p), _)) => Some(Window::Param(p)),
         })
@@ -49,7 +53,10 @@ impl Window {
             Window::Param(p) => {
                 let value = Arg::<String>::Param(p.clone()).get(params)?;
                 parse(&value).ok_or_else(|| {
-                    Error::Invalid(format!("${p} = `{value}` is not a time window: {HINT}"))
+                    Error::invalid(
+                        format!("${p}"),
+                        format!("${p} = `{value}` is not a time window: {HINT}"),
+                    )
                 })
             }
         }

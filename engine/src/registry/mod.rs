@@ -280,7 +280,7 @@ impl Registry {
         }
         let _guard = self.lock_model(model)?;
         if let Some(v) = self.versions(model)?.iter().find(|v| v.status.is_running()) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::invalid("model", format!(
                 "model `{model}` has version {} in {}; wait for it to end (or stop its process) before deleting",
                 v.version, v.status
             )));

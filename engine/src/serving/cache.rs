@@ -39,7 +39,11 @@ impl<V: ?Sized> Cache<V> {
     }
 
     /// The value under `key`, computed (outside the lock) and remembered when absent.
-    pub fn get_or_try_insert(&self, key: &str, compute: impl FnOnce() -> Result<Arc<V>>) -> Result<Arc<V>> {
+    pub fn get_or_try_insert(
+        &self,
+        key: &str,
+        compute: impl FnOnce() -> Result<Arc<V>>,
+    ) -> Result<Arc<V>> {
         if let Some(v) = self.get(key) {
             return Ok(v);
         }

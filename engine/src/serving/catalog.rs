@@ -76,7 +76,8 @@ impl Catalog {
 
     /// Item `i`'s event times, sorted.
     pub fn times(&self, i: u32) -> &[i64] {
-        &self.times[self.time_offsets[i as usize] as usize..self.time_offsets[i as usize + 1] as usize]
+        &self.times
+            [self.time_offsets[i as usize] as usize..self.time_offsets[i as usize + 1] as usize]
     }
 
     /// An attribute column by its stored name.

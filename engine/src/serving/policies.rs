@@ -23,7 +23,7 @@ impl Policies {
     }
 
     /// How `policy`'s item vectors are searched.
-    pub fn index(&self, policy: &str) -> &VectorIndex {
+    pub fn vector_index(&self, policy: &str) -> &VectorIndex {
         self.indexes.get(policy).unwrap_or(&VectorIndex::Exact)
     }
 
@@ -52,9 +52,9 @@ impl Policies {
                 rows
             });
             let n = items.len();
-            let row = rows
-                .get(o.head * n..(o.head + 1) * n)
-                .ok_or_else(|| Error::Internal(format!("policy `{}` has no head {}", o.policy, o.head)))?;
+            let row = rows.get(o.head * n..(o.head + 1) * n).ok_or_else(|| {
+                Error::Internal(format!("policy `{}` has no head {}", o.policy, o.head))
+            })?;
             out.push(row.to_vec());
         }
         Ok(out)

@@ -29,7 +29,7 @@ pub enum Combine {
     /// Σ weight × output.
     Weights(Vec<Term>),
     /// A score expression over outputs and item columns.
-    Expression(Bound),
+    Expression(Box<Bound>),
 }
 
 /// One demotion: its column and factor per item.
@@ -61,12 +61,20 @@ impl ValueModel {
     ) -> Result<Self> {
         let vm = config.value_model.as_ref();
         let stored = |e: feed_lang::QueryError| {
-            Error::Internal(format!("the stored value model no longer binds: {}", e.message))
+            Error::Internal(format!(
+                "the stored value model no longer binds: {}",
+                e.message
+            ))
         };
-        let combine = match (vm.and_then(|v| v.expression.as_ref()), vm.and_then(|v| v.weights.as_ref())) {
+        let combine = match (
+            vm.and_then(|v| v.expression.as_ref()),
+            vm.and_then(|v| v.weights.as_ref()),
+        ) {
             (Some(text), _) => {
                 let e = feed_lang::parse_score(text).map_err(stored)?;
-                Combine::Expression(expr::bind(&e, Stage::ValueModel, names, &[]).map_err(stored)?)
+                Combine::Expression(Box::new(
+                    expr::bind(&e, Stage::ValueModel, names, &[]).map_err(stored)?,
+                ))
             }
             (None, Some(weights)) => Combine::Weights(
                 weights
@@ -82,10 +90,7 @@ impl ValueModel {
                         let output = names
                             .output(&parts, feed_lang::Span::new(0, key.len()))
                             .map_err(stored)?;
-                        Ok(Term {
-                            output,
-                            weight: *w,
-                        })
+                        Ok(Term { output, weight: *w })
                     })
                     .collect::<Result<_>>()?,
             ),
@@ -103,7 +108,9 @@ impl ValueModel {
         let mut demotions = Vec::new();
         for (column, strength) in vm.map(|v| &v.demotions).into_iter().flatten() {
             let col = catalog.column(column).ok_or_else(|| {
-                Error::Internal(format!("demotion column `{column}` is missing from the items"))
+                Error::Internal(format!(
+                    "demotion column `{column}` is missing from the items"
+                ))
             })?;
             let values = cast(col, &DataType::Float64).map_err(internal)?;
             let factors = values
@@ -205,7 +212,10 @@ impl ValueModel {
         let mut all: Option<Vec<u32>> = None;
         for t in terms {
             let p = policies.get(&t.output.policy).ok_or_else(|| {
-                Error::Internal(format!("ranking term `{}` has no loaded policy", t.output.name))
+                Error::Internal(format!(
+                    "ranking term `{}` has no loaded policy",
+                    t.output.name
+                ))
             })?;
             if p.heads().len() == 1 {
                 p.score_users(&[u], &mut buf);

@@ -60,9 +60,10 @@ pub fn write_table_with_vectors(
     for v in vectors {
         let column = vector_column(v.policy);
         if fields.iter().any(|f| f.name() == &column) {
-            return Err(Error::Invalid(format!(
-                "the {name} table already has a column `{column}`; rename that attribute"
-            )));
+            return Err(Error::invalid(
+                format!("fetch.{name}"),
+                format!("the {name} table already has a column `{column}`; rename that attribute"),
+            ));
         }
         let array = fixed_size_list_f32(v.values, v.dim)?;
         fields.push(Arc::new(Field::new(

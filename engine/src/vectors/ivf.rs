@@ -15,8 +15,8 @@
 //! partitions that reaches the target recall. A filtered search of k with selectivity s needs
 //! about the recall of k / s unfiltered neighbours, and probes accordingly.
 
-use crate::util::topk::TopK;
 use crate::util::linalg::Rng;
+use crate::util::topk::TopK;
 
 use super::{kmeans, simd};
 

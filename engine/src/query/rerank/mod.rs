@@ -85,12 +85,15 @@ pub(crate) fn normalise(values: &[f64]) -> Vec<f64> {
 
 /// The values of item column `column` (a bound, stored name) for `items`, as text; only the rows
 /// asked for are converted.
-pub(crate) fn column_text(req: &Request<'_>, column: &str, items: &[u32]) -> Result<Vec<Option<String>>> {
-    let col = req
-        .snapshot
-        .catalog
-        .column(column)
-        .ok_or_else(|| Error::Internal(format!("bound column `{column}` is not in the catalog")))?;
+pub(crate) fn column_text(
+    req: &Request<'_>,
+    column: &str,
+    items: &[u32],
+) -> Result<Vec<Option<String>>> {
+    let col =
+        req.snapshot.catalog.column(column).ok_or_else(|| {
+            Error::Internal(format!("bound column `{column}` is not in the catalog"))
+        })?;
     let rows = UInt32Array::from(items.to_vec());
     let taken = take(col.as_ref(), &rows, None).map_err(|e| Error::Internal(e.to_string()))?;
     let text = cast(&taken, &DataType::Utf8).map_err(|e| Error::Internal(e.to_string()))?;
@@ -106,7 +109,10 @@ mod tests {
 
     #[test]
     fn every_catalog_reranker_is_implemented_and_no_other() {
-        let mut catalog: Vec<&str> = feed_lang::catalog::RERANKERS.iter().map(|c| c.name).collect();
+        let mut catalog: Vec<&str> = feed_lang::catalog::RERANKERS
+            .iter()
+            .map(|c| c.name)
+            .collect();
         let mut implemented = IMPLEMENTED.to_vec();
         catalog.sort();
         implemented.sort();

@@ -25,7 +25,12 @@ use crate::util::topk::top_k;
 /// A retriever is bound once per query text and version ([`bind`]); per request it reads only
 /// its parameters' values and the snapshot.
 pub trait Retriever: Send + Sync {
-    fn retrieve(&self, req: &Request<'_>, eligible: Eligible<'_>, limit: usize) -> Result<Vec<Ranked>>;
+    fn retrieve(
+        &self,
+        req: &Request<'_>,
+        eligible: Eligible<'_>,
+        limit: usize,
+    ) -> Result<Vec<Ranked>>;
 
     /// Whether a page this retriever leaves short may be topped up with popular eligible items.
     /// `ids` says no: it returns exactly the items it was given.
@@ -100,7 +105,10 @@ pub(crate) fn count_between(times: &[i64], from: i64, to: i64) -> usize {
 mod tests {
     #[test]
     fn every_catalog_retriever_is_implemented_and_no_other() {
-        let mut catalog: Vec<&str> = feed_lang::catalog::RETRIEVERS.iter().map(|c| c.name).collect();
+        let mut catalog: Vec<&str> = feed_lang::catalog::RETRIEVERS
+            .iter()
+            .map(|c| c.name)
+            .collect();
         let mut implemented = super::IMPLEMENTED.to_vec();
         catalog.sort();
         implemented.sort();

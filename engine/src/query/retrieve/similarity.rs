@@ -130,7 +130,7 @@ impl Retriever for Similarity {
         let (found, method) = req
             .snapshot
             .policies
-            .index(&self.policy)
+            .vector_index(&self.policy)
             .search(vectors.items, vectors.dim, search);
         tracing::debug!(?method, found = found.len(), "similarity");
         Ok(found.into_iter().map(|(i, s)| (i, s as f64)).collect())

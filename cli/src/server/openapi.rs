@@ -1,0 +1,184 @@
+//! The OpenAPI 3.1 document of the HTTP API, generated from the wire types (their JSON Schemas,
+//! draft 2020-12, are OpenAPI 3.1 schema objects as they are) and the route table below. Served
+//! at `GET /openapi.json`, printed by `feedctl schema --openapi` and committed as
+//! `spec/openapi.json`, which a test keeps current.
+
+use schemars::generate::{SchemaGenerator, SchemaSettings};
+use schemars::JsonSchema;
+use serde_json::{json, Map, Value};
+
+use crate::wire::*;
+
+/// One operation: its route, what it takes and answers, and the errors it may give.
+struct Operation {
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    body: Option<fn(&mut SchemaGenerator) -> Value>,
+    answer: fn(&mut SchemaGenerator) -> Value,
+    /// Error statuses besides 500.
+    errors: &'static [(u16, &'static str)],
+}
+
+fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Value {
+    g.subschema_for::<T>().to_value()
+}
+
+fn list_of<T: JsonSchema>(g: &mut SchemaGenerator) -> Value {
+    json!({"type": "array", "items": schema::<T>(g)})
+}
+
+fn any_object(_: &mut SchemaGenerator) -> Value {
+    json!({"type": "object"})
+}
+
+const MODEL_ERRORS: &[(u16, &str)] = &[(404, "unknown model, or no ACTIVE version yet")];
+const RANK_ERRORS: &[(u16, &str)] = &[
+    (400, "the body is not JSON"),
+    (404, "unknown model, or no ACTIVE version yet"),
+    (
+        422,
+        "the body lacks a field, has a wrong type or an unknown field, or a value is out of range",
+    ),
+];
+const QUERY_ERRORS: &[(u16, &str)] = &[
+    (
+        400,
+        "the body is not JSON, or the query text is wrong (error_type `query`, with its location)",
+    ),
+    (404, "unknown model, saved query, or no ACTIVE version yet"),
+    (
+        422,
+        "the body is wrong, or a parameter value is missing or of the wrong type",
+    ),
+];
+
+const OPERATIONS: &[Operation] = &[
+    Operation {
+        method: "get",
+        path: "/healthz",
+        summary: "Liveness",
+        body: None,
+        answer: schema::<Health>,
+        errors: &[],
+    },
+    Operation {
+        method: "get",
+        path: "/openapi.json",
+        summary: "This document",
+        body: None,
+        answer: any_object,
+        errors: &[],
+    },
+    Operation {
+        method: "get",
+        path: "/models",
+        summary: "Every model with its ACTIVE and newest versions",
+        body: None,
+        answer: list_of::<ModelSummary>,
+        errors: &[],
+    },
+    Operation {
+        method: "get",
+        path: "/models/{name}",
+        summary: "A model: its versions and the ACTIVE version's evaluation",
+        body: None,
+        answer: schema::<ModelView>,
+        errors: MODEL_ERRORS,
+    },
+    Operation {
+        method: "post",
+        path: "/models/{name}/rank",
+        summary: "A user's best unseen items by the model's value model",
+        body: Some(schema::<RankBody>),
+        answer: schema::<RankResponse>,
+        errors: RANK_ERRORS,
+    },
+    Operation {
+        method: "post",
+        path: "/models/{name}/query",
+        summary: "Run a FeedQL query (or a saved one) against the model",
+        body: Some(schema::<QueryBody>),
+        answer: schema::<QueryResponse>,
+        errors: QUERY_ERRORS,
+    },
+    Operation {
+        method: "post",
+        path: "/query",
+        summary: "Run a FeedQL query against the model the body names",
+        body: Some(schema::<QueryBody>),
+        answer: schema::<QueryResponse>,
+        errors: QUERY_ERRORS,
+    },
+];
+
+/// The document.
+pub fn document() -> Value {
+    let mut g = SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.definitions_path = "/components/schemas".into();
+            s.meta_schema = None;
+        })
+        .into_generator();
+    let error = schema::<ErrorBody>(&mut g);
+    let mut paths = Map::new();
+    for op in OPERATIONS {
+        let mut responses = Map::new();
+        responses.insert(
+            "200".into(),
+            json!({"description": "OK", "content": {"application/json": {"schema": (op.answer)(&mut g)}}}),
+        );
+        for (status, why) in op
+            .errors
+            .iter()
+            .chain(&[(500, "a bug or a storage failure (logged by the server)")])
+        {
+            responses.insert(
+                status.to_string(),
+                json!({"description": why, "content": {"application/json": {"schema": error.clone()}}}),
+            );
+        }
+        let mut operation = json!({"summary": op.summary, "responses": responses});
+        if op.path.contains("{name}") {
+            operation["parameters"] = json!([{
+                "name": "name", "in": "path", "required": true,
+                "description": "The model's name", "schema": {"type": "string"}
+            }]);
+        }
+        if let Some(body) = op.body {
+            operation["requestBody"] = json!({
+                "required": true,
+                "content": {"application/json": {"schema": body(&mut g)}}
+            });
+        }
+        let entry = paths
+            .entry(op.path.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        entry[op.method] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Feed",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Rank and query the ACTIVE version of each model (`feedctl serve`). Prose: spec/http.md; the query language: spec/feedql.md."
+        },
+        "paths": paths,
+        "components": {"schemas": g.take_definitions(true)},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_reference_resolves() {
+        let doc = super::document();
+        let text = doc.to_string();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+            let name = piece.split('"').next().unwrap();
+            assert!(schemas.contains_key(name), "unresolved $ref {name}");
+        }
+        assert!(schemas.contains_key("QueryResponse") && schemas.contains_key("ErrorBody"));
+    }
+}

@@ -1,0 +1,430 @@
+//! The JSON shapes of the HTTP API and of `--json` output: types of our own, built from engine
+//! views, never serialised from storage structs, so a change of what is stored cannot change the
+//! API by accident. `spec/openapi.json` is generated from these types (`server/openapi.rs`).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// `GET /healthz`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Health {
+    pub status: String,
+}
+
+/// `POST /models/{name}/rank`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RankBody {
+    pub user_id: String,
+    /// Items to return (at most `serving.max_limit`).
+    #[serde(default = "default_limit")]
+    pub limit: usize,
+    /// Add each item's attributes.
+    #[serde(default)]
+    pub return_metadata: bool,
+}
+
+fn default_limit() -> usize {
+    10
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RankResponse {
+    pub model: String,
+    pub version: u32,
+    pub ids: Vec<String>,
+    pub scores: Vec<f32>,
+    /// `"popular"` when the user is unknown and the answer is the popular fallback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// Each item's attributes, in ranking order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Vec<serde_json::Value>>,
+}
+
+/// `POST /query` and `POST /models/{name}/query`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueryBody {
+    /// The model (for `POST /query`; the path names it otherwise).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// FeedQL text, or `saved`: the name of a query of the model file.
+    #[serde(default)]
+    pub query: Option<String>,
+    #[serde(default)]
+    pub saved: Option<String>,
+    /// Values of the query's `$parameters`: strings, numbers, booleans or flat lists of them.
+    #[serde(default)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// Overrides the query's LIMIT.
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// Overrides the query's OFFSET.
+    #[serde(default)]
+    pub offset: Option<usize>,
+    #[serde(default)]
+    pub return_metadata: bool,
+    /// Report per stage and per item how the page came about.
+    #[serde(default)]
+    pub explain: bool,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct QueryResponse {
+    pub model: String,
+    pub version: u32,
+    /// Items in the whole catalog that satisfy the filter.
+    pub eligible: usize,
+    pub results: Vec<QueryItem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct QueryItem {
+    pub id: String,
+    pub score: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// How a page came about: per stage, then per item.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Explanation {
+    pub stages: Vec<StageReport>,
+    pub items: Vec<ItemExplanation>,
+}
+
+/// One stage of the pipeline: items in and out, microseconds spent.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct StageReport {
+    /// `filter`, `retrieve`, `score`, `reorder` or `limit`.
+    pub stage: String,
+    pub input: usize,
+    pub output: usize,
+    pub micros: u64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ItemExplanation {
+    pub id: String,
+    /// The retrievers that found the item (`fallback`: the popularity top-up).
+    pub found_by: Vec<FoundBy>,
+    /// Brought in by an exploration reranker.
+    pub explored: bool,
+    /// Each policy output the score read, by name (`als`, `ranker.like`).
+    pub policy_scores: BTreeMap<String, f64>,
+    /// For `score(value_model)`: each term's contribution, weight × output.
+    pub value_model: BTreeMap<String, f64>,
+    /// For `score(value_model)`: each demotion's factor, 1 − strength × item.column.
+    pub demotions: BTreeMap<String, f64>,
+    pub position_before_reorder: Option<usize>,
+    pub score_before_reorder: Option<f64>,
+    pub score: f64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FoundBy {
+    pub retriever: String,
+    pub score: f64,
+    /// 1-based rank in that retriever's list.
+    pub rank: usize,
+}
+
+impl From<&feed_engine::query::Explanation> for Explanation {
+    fn from(e: &feed_engine::query::Explanation) -> Self {
+        Self {
+            stages: e
+                .stages
+                .iter()
+                .map(|s| StageReport {
+                    stage: s.stage.to_string(),
+                    input: s.input,
+                    output: s.output,
+                    micros: s.micros,
+                })
+                .collect(),
+            items: e
+                .items
+                .iter()
+                .map(|i| ItemExplanation {
+                    id: i.id.clone(),
+                    found_by: i
+                        .found_by
+                        .iter()
+                        .map(|f| FoundBy {
+                            retriever: f.retriever.clone(),
+                            score: f.score,
+                            rank: f.rank,
+                        })
+                        .collect(),
+                    explored: i.explored,
+                    policy_scores: i.policy_scores.clone(),
+                    value_model: i.value_model.clone(),
+                    demotions: i.demotions.clone(),
+                    position_before_reorder: i.position_before_reorder,
+                    score_before_reorder: i.score_before_reorder,
+                    score: i.score,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `GET /models`: one per model.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ModelSummary {
+    pub name: String,
+    pub active_version: Option<u32>,
+    pub latest_version: Option<u32>,
+    pub latest_status: Option<String>,
+}
+
+/// `list-models --json`: one per model.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ModelListing {
+    pub name: String,
+    /// `ACTIVE`, `ACTIVE (v3 TRAINING)`, or the newest version's status.
+    pub status: String,
+    pub active_version: Option<u32>,
+    pub latest_version: Option<u32>,
+    /// When the ACTIVE version was deployed (`YYYY-MM-DD HH:MM:SS`, UTC).
+    pub trained_at: Option<String>,
+    /// The primary policy's test NDCG@10.
+    #[serde(rename = "ndcg@10")]
+    pub ndcg: Option<f64>,
+}
+
+/// A version of a model: `view-model --json` and `GET /models/{name}` show the same shape.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Version {
+    pub version: u32,
+    /// SCHEDULING, FETCHING, TRAINING, DEPLOYING, ACTIVE, INACTIVE or ERROR.
+    pub status: String,
+    /// Why it is in ERROR, or what it is doing now.
+    pub message: String,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl From<&feed_engine::VersionInfo> for Version {
+    fn from(v: &feed_engine::VersionInfo) -> Self {
+        Self {
+            version: v.version,
+            status: v.status.to_string(),
+            message: v.message.clone(),
+            created_at: v.created_at,
+            updated_at: v.updated_at,
+        }
+    }
+}
+
+/// `GET /models/{name}`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ModelView {
+    pub name: String,
+    pub active_version: Option<u32>,
+    /// The policy `rank` uses when the value model has no weights.
+    pub primary_policy: Option<String>,
+    pub versions: Vec<Version>,
+    /// The evaluation of the ACTIVE version.
+    pub metrics: Option<Evaluation>,
+}
+
+/// `view-model --json`: a model, and one version in detail.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ModelDetail {
+    pub name: String,
+    pub active_version: Option<u32>,
+    pub versions: Vec<Version>,
+    /// The version detailed below.
+    pub version: u32,
+    pub status: String,
+    pub message: String,
+    /// Its status log, oldest first.
+    pub log: Vec<LogLine>,
+    pub primary_policy: Option<String>,
+    pub vector_indexes: Option<BTreeMap<String, VectorIndex>>,
+    pub metrics: Option<Evaluation>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct LogLine {
+    pub ts: DateTime<Utc>,
+    pub status: String,
+    pub message: String,
+}
+
+impl From<&feed_engine::registry::LogEntry> for LogLine {
+    fn from(e: &feed_engine::registry::LogEntry) -> Self {
+        Self {
+            ts: e.ts,
+            status: e.status.to_string(),
+            message: e.message.clone(),
+        }
+    }
+}
+
+/// How one policy's item vectors are indexed.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct VectorIndex {
+    /// `exact` or `ivf_sq8`.
+    pub kind: String,
+    pub dim: usize,
+    pub partitions: usize,
+    /// Partitions probed for k = 10, 100, 1000.
+    pub probes: Vec<usize>,
+    /// Mean recall against exact search that tuning measured at those probes.
+    pub tuned_recall: Vec<f32>,
+    pub build_seconds: f64,
+    /// Bytes the index holds in memory besides the vectors.
+    pub index_bytes: usize,
+    pub vector_bytes: usize,
+}
+
+impl From<&feed_engine::serving::artifacts::IndexInfo> for VectorIndex {
+    fn from(i: &feed_engine::serving::artifacts::IndexInfo) -> Self {
+        Self {
+            kind: i.kind.clone(),
+            dim: i.dim,
+            partitions: i.partitions,
+            probes: i.probes.clone(),
+            tuned_recall: i.tuned_recall.clone(),
+            build_seconds: i.build_seconds,
+            index_bytes: i.index_bytes,
+            vector_bytes: i.vector_bytes,
+        }
+    }
+}
+
+/// A version's offline evaluation: every policy, and popularity as the reference.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Evaluation {
+    /// How the numbers were made, in words.
+    pub protocol: String,
+    pub users: usize,
+    pub items: usize,
+    pub events: usize,
+    pub reference: PolicyEvaluation,
+    pub policies: BTreeMap<String, PolicyEvaluation>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PolicyEvaluation {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Predicting each user's last event from everything before it.
+    pub test: Metrics,
+    /// Predicting the second-to-last event (what early stopping and selection use).
+    pub valid: Metrics,
+    pub train_seconds: f64,
+    /// Epochs, device and time per epoch of a neural policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training: Option<Training>,
+}
+
+/// Ranking metrics at 10, averaged over the evaluated users.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Metrics {
+    #[serde(rename = "ndcg@10")]
+    pub ndcg: f64,
+    #[serde(rename = "hr@10")]
+    pub hit_rate: f64,
+    #[serde(rename = "mrr@10")]
+    pub mrr: f64,
+    /// Share of the catalog in at least one user's top 10.
+    #[serde(rename = "coverage@10")]
+    pub coverage: f64,
+    pub users: usize,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Training {
+    /// Where it trained, and why there.
+    pub device: String,
+    pub epochs: usize,
+    /// The epoch whose weights were kept.
+    pub best_epoch: usize,
+    pub best_valid_ndcg: Option<f64>,
+    pub seconds_per_epoch: f64,
+    pub train_seconds_per_epoch: f64,
+}
+
+impl From<&feed_engine::eval::EvalReport> for Evaluation {
+    fn from(r: &feed_engine::eval::EvalReport) -> Self {
+        fn metrics(m: &feed_engine::eval::Metrics) -> Metrics {
+            Metrics {
+                ndcg: m.ndcg,
+                hit_rate: m.hit_rate,
+                mrr: m.mrr,
+                coverage: m.coverage,
+                users: m.users,
+            }
+        }
+        fn policy(p: &feed_engine::eval::PolicyReport) -> PolicyEvaluation {
+            PolicyEvaluation {
+                kind: p.kind.clone(),
+                test: metrics(&p.test),
+                valid: metrics(&p.valid),
+                train_seconds: p.train_seconds,
+                training: p.training.as_ref().map(|t| Training {
+                    device: t.device.clone(),
+                    epochs: t.epochs,
+                    best_epoch: t.best_epoch,
+                    best_valid_ndcg: t.best_valid_ndcg,
+                    seconds_per_epoch: t.seconds_per_epoch,
+                    train_seconds_per_epoch: t.train_seconds_per_epoch,
+                }),
+            }
+        }
+        Self {
+            protocol: r.protocol.clone(),
+            users: r.users,
+            items: r.items,
+            events: r.events,
+            reference: policy(&r.reference),
+            policies: r
+                .policies
+                .iter()
+                .map(|(k, p)| (k.clone(), policy(p)))
+                .collect(),
+        }
+    }
+}
+
+/// Every error: what went wrong, its kind, and for query errors where.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ErrorBody {
+    pub error: String,
+    /// `bad_request`, `invalid_body`, `query`, `invalid`, `config`, `not_found`, `cancelled`,
+    /// `internal`.
+    pub error_type: String,
+    /// What is at fault, for the request's mistakes (422): `$since`, `limit`, `params`; for a
+    /// model file's, the field path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// What to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// For query errors: where in the query text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<QueryLocation>,
+}
+
+/// The place in a FeedQL text an error is about.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct QueryLocation {
+    pub line: usize,
+    pub column: usize,
+    /// Byte offsets of the span.
+    pub start: usize,
+    pub end: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// The error with the query line and a caret under the span.
+    pub rendered: String,
+}
