@@ -235,13 +235,12 @@ impl Connector for FileConnector {
             }
         };
         result.map_err(|e| match e {
-            // DataFusion's own bugs and gaps are not the data's fault.
-            DataFusionError::Internal(_) | DataFusionError::NotImplemented(_) => {
-                ConnectorError::Internal {
-                    connector: self.id.clone(),
-                    message: e.strip_backtrace().to_string(),
-                }
-            }
+            // DataFusion's own bugs are not the data's fault (an unsupported option is the
+            // connector block's, and stays a source error located at its path).
+            DataFusionError::Internal(_) => ConnectorError::Internal {
+                connector: self.id.clone(),
+                message: e.strip_backtrace().to_string(),
+            },
             e => ConnectorError::Source {
                 connector: self.id.clone(),
                 path: self.location.display().to_string(),

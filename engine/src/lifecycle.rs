@@ -110,8 +110,8 @@ fn check_feature_columns(config: &ModelConfig, plan: &fetch::FetchPlan) -> Resul
     Ok(())
 }
 
-/// Binds every saved query against what the fetch yields and the policies — the same binding
-/// serving does — so a broken saved query fails here, located in the model file.
+/// Binds every saved query and the value model against what the fetch yields and the policies —
+/// the same binding serving does — so a broken one fails here, located in the model file.
 fn check_saved_queries(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<()> {
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     // Ids are stored as text, whatever type the fetch yields them in.
@@ -134,6 +134,33 @@ fn check_saved_queries(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<
         .unwrap_or_else(|| Schema::new(vec![Field::new("item_id", DataType::Utf8, false)]));
     let users = schema(&plan.users);
     let names = crate::expr::Names::new(&items, users.as_ref(), &config.policies);
+    // The value model binds like a query's score: a name or type it gets wrong fails here, not
+    // when the version loads.
+    if let Some(vm) = &config.value_model {
+        if let Some(text) = &vm.expression {
+            if let Ok(e) = feed_lang::parse_score(text) {
+                crate::expr::bind(&e, crate::expr::Stage::ValueModel, &names, &[])
+                    .map_err(|e| config.error_in_text("value_model.expression", text, &e))?;
+            }
+        }
+        for column in vm.demotions.keys() {
+            let path = format!("value_model.demotions.{column}");
+            let span = feed_lang::Span::new(0, column.len());
+            let ty = match names.item(column, span) {
+                Ok((_, ty)) => crate::expr::Ty::of(ty),
+                Err(e) => return Err(config.error_at(&path, e.message, e.hint).into()),
+            };
+            if ty != crate::expr::Ty::Num {
+                return Err(config
+                    .error_at(
+                        &path,
+                        format!("a demotion multiplies by 1 − strength × `{column}`, which is {}", ty.words()),
+                        Some(format!("demote by a numeric column of `fetch.items`, or convert it there: `TRY_CAST({column} AS DOUBLE) AS {column}`")),
+                    )
+                    .into());
+            }
+        }
+    }
     for (name, saved) in &config.queries {
         let text = saved.text();
         let path = match saved {

@@ -166,6 +166,24 @@ fn saved_queries_are_bound_to_columns_and_policies_at_validation() {
         err.contains("`item.title` is text") && err.contains("TRY_CAST"),
         "{err}"
     );
+    // The value model binds at validation too: a text column in its expression, an unknown
+    // demotion column.
+    for (value_model, expected) in [
+        (
+            "  expression: \"als * item.title\"\n",
+            "value_model.expression",
+        ),
+        (
+            "  weights: {als: 1}\n  demotions: {pricey: 0.5}\n",
+            "value_model.demotions.pricey",
+        ),
+    ] {
+        std::fs::write(&file, format!("{good}value_model:\n{value_model}")).unwrap();
+        let out = ws.feedctl(&["validate", "--file", file.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(expected), "expected `{expected}` in {err}");
+    }
     // Names resolve by one rule at validation and at request time: a column written in another
     // case validates and serves.
     std::fs::write(&file, good.replace("item.year > 1990", "item.YEAR > 1990")).unwrap();

@@ -104,6 +104,8 @@ pub enum ParamType {
     Id,
     /// An id or a list of ids.
     Ids,
+    /// A whole number >= 1 (a pinned position, `truncate(n)`).
+    Position,
     /// A list of whole numbers >= 1 (pinned positions).
     Positions,
 }
@@ -133,6 +135,7 @@ impl ParamType {
                 other => scalar(other, ty),
             },
             ParamType::Count => count(v),
+            ParamType::Position => matches!(v, ParamValue::Num(n) if *n >= 1.0 && n.fract() == 0.0),
             ParamType::Id => v.as_id().is_some(),
             ParamType::Ids => match v {
                 ParamValue::List(items) => items.iter().all(|i| i.as_id().is_some()),
@@ -152,6 +155,7 @@ impl ParamType {
             ParamType::Scalar(ty) => ty.words().to_string(),
             ParamType::ScalarOrList(ty) => format!("{} or a list of them", ty.words()),
             ParamType::Count => "a whole number >= 0".into(),
+            ParamType::Position => "a whole number >= 1".into(),
             ParamType::Id => "an id (a string or a whole number)".into(),
             ParamType::Ids => "an id or a list of ids".into(),
             ParamType::Positions => "a list of positions from 1".into(),
@@ -161,9 +165,17 @@ impl ParamType {
 
 /// Checks the request's values against what the query expects: every parameter it uses is
 /// given, with a value of the expected type. These are the request's mistakes (422), not the
-/// query's.
-pub fn check_uses(uses: &BTreeMap<String, Vec<ParamUse>>, params: &Params) -> Result<()> {
+/// query's. Uses for which `skip` holds (a LIMIT the request overrides) need no value.
+pub fn check_uses(
+    uses: &BTreeMap<String, Vec<ParamUse>>,
+    params: &Params,
+    skip: impl Fn(&ParamUse) -> bool,
+) -> Result<()> {
     for (name, uses) in uses {
+        let uses: Vec<&ParamUse> = uses.iter().filter(|u| !skip(u)).collect();
+        if uses.is_empty() {
+            continue;
+        }
         let value = params.get(name).ok_or_else(|| missing(name))?;
         for u in uses {
             if !u.ty.fits(value) {

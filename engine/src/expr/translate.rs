@@ -122,6 +122,8 @@ fn column(name: String) -> DfExpr {
 }
 
 /// Binds `e` for `stage`. `retrievers` are the query's retriever aliases (for `retrieval.<a>`).
+/// The whole expression must be a condition (`WHERE`) or a number (a score); a bare parameter
+/// takes that type.
 pub fn bind(
     e: &Expr,
     stage: Stage,
@@ -134,7 +136,26 @@ pub fn bind(
         retrievers,
         needs: Needs::default(),
     };
-    let (expr, ty) = b.expr(e)?;
+    let (wanted, role) = match stage {
+        Stage::Filter => (Ty::Bool, "the condition of WHERE"),
+        Stage::Score | Stage::ValueModel => (Ty::Num, "the score"),
+    };
+    let (expr, ty) = b.operand(e, wanted, role)?;
+    // A condition must be one; a score a number (or NULL: every item unscored).
+    let fits = ty == wanted || (stage != Stage::Filter && ty == Ty::Null);
+    if !fits {
+        return Err(check_error(
+            match stage {
+                Stage::Filter => format!(
+                    "WHERE needs a condition (true or false); {}",
+                    describe(e, ty)
+                ),
+                _ => format!("a score must be a number; {}", describe(e, ty)),
+            },
+            e.span,
+            b.cast_hint(e, wanted),
+        ));
+    }
     Ok(Bound {
         expr,
         ty,
@@ -571,7 +592,7 @@ impl Binder<'_> {
                 let n = match &args[0].kind {
                     ExprKind::Num(n) if *n >= 1.0 && n.fract() == 0.0 => CountArg::Lit(*n as usize),
                     ExprKind::Param(p) => {
-                        self.param(p, ParamType::Count, "truncate()".into());
+                        self.param(p, ParamType::Position, "truncate()".into());
                         CountArg::Param(p.clone())
                     }
                     _ => {
@@ -587,7 +608,9 @@ impl Binder<'_> {
             }
             "contains" => {
                 let (haystack, ht) = self.expr(&args[0])?;
-                let (needle, nt) = self.operand(&args[1], Ty::Str, "contains()")?;
+                // A list's elements may be numbers; `|`-separated text holds text.
+                let context = if ht == Ty::List { Ty::Any } else { Ty::Str };
+                let (needle, nt) = self.operand(&args[1], context, "contains()")?;
                 match ht {
                     Ty::List => (array_has(haystack, needle), Ty::Bool),
                     Ty::Str | Ty::Any | Ty::Null => {

@@ -67,12 +67,20 @@ impl Arg<String> {
     }
 }
 
-impl Arg<Vec<String>> {
-    /// Ids from a literal list or a parameter holding one id or a list.
+/// A list given as a literal, whose elements may be parameters (`[$a, 'i9']`), or as one
+/// parameter holding a list.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListArg<T> {
+    Items(Vec<Arg<T>>),
+    Param(String),
+}
+
+impl ListArg<String> {
+    /// Ids: each element, or the parameter's one id or list of ids.
     pub fn get(&self, params: &Params) -> Result<Vec<String>> {
         match self {
-            Arg::Lit(ids) => Ok(ids.clone()),
-            Arg::Param(p) => match param(params, p)? {
+            ListArg::Items(items) => items.iter().map(|a| a.get(params)).collect(),
+            ListArg::Param(p) => match param(params, p)? {
                 ParamValue::List(items) => items
                     .iter()
                     .map(|i| i.as_id().ok_or_else(|| wrong(p, "a list of ids", i)))
@@ -86,25 +94,29 @@ impl Arg<Vec<String>> {
     }
 }
 
-impl Arg<Vec<usize>> {
+impl ListArg<usize> {
     /// Positions from 1.
     pub fn get(&self, params: &Params) -> Result<Vec<usize>> {
+        let position = |p: &str, v: &ParamValue| match v {
+            ParamValue::Num(n) if *n >= 1.0 && n.fract() == 0.0 => {
+                Ok(n.min(usize::MAX as f64) as usize)
+            }
+            other => Err(wrong(p, "a position from 1", other)),
+        };
         match self {
-            Arg::Lit(p) => Ok(p.clone()),
-            Arg::Param(p) => {
+            ListArg::Items(items) => items
+                .iter()
+                .map(|a| match a {
+                    Arg::Lit(n) => Ok(*n),
+                    Arg::Param(p) => position(p, param(params, p)?),
+                })
+                .collect(),
+            ListArg::Param(p) => {
                 let v = param(params, p)?;
                 let ParamValue::List(items) = v else {
                     return Err(wrong(p, "a list of positions from 1", v));
                 };
-                items
-                    .iter()
-                    .map(|i| match i {
-                        ParamValue::Num(n) if *n >= 1.0 && n.fract() == 0.0 => {
-                            Ok(n.min(usize::MAX as f64) as usize)
-                        }
-                        other => Err(wrong(p, "a list of positions from 1", other)),
-                    })
-                    .collect()
+                items.iter().map(|i| position(p, i)).collect()
             }
         }
     }
@@ -205,56 +217,71 @@ impl<'a> CallArgs<'a> {
         }
     }
 
-    /// Ids: a literal list (or one id), or a parameter holding one id or a list.
-    pub fn ids(&mut self, arg: &str) -> Result<Option<Arg<Vec<String>>>, QueryError> {
-        let id = |v: &Value| match v {
-            Value::Str(s, _) => Some(s.clone()),
-            Value::Num(n, _) if n.fract() == 0.0 => Some(format!("{}", *n as i64)),
-            _ => None,
+    /// Ids: a literal list (or one id) whose elements may be parameters, or a parameter holding
+    /// one id or a list.
+    pub fn ids(&mut self, arg: &str) -> Result<Option<ListArg<String>>, QueryError> {
+        let Some(v) = self.value(arg) else {
+            return Ok(None);
         };
-        match self.value(arg) {
-            None => Ok(None),
-            Some(Value::Param(p)) => {
-                self.use_param(&p.name, ParamType::Ids, arg);
-                Ok(Some(Arg::Param(p.name.clone())))
+        let mut one = |v: &Value| -> Result<Arg<String>, QueryError> {
+            match v {
+                Value::Str(s, _) => Ok(Arg::Lit(s.clone())),
+                Value::Num(n, _) if n.fract() == 0.0 => Ok(Arg::Lit(format!("{}", *n as i64))),
+                Value::Param(p) => {
+                    self.use_param(&p.name, ParamType::Id, arg);
+                    Ok(Arg::Param(p.name.clone()))
+                }
+                other => Err(self.not(arg, "a list of ids", other)),
             }
-            Some(Value::List(items, _)) => items
-                .iter()
-                .map(|v| id(v).ok_or_else(|| self.not(arg, "a list of ids", v)))
-                .collect::<Result<Vec<_>, _>>()
-                .map(|ids| Some(Arg::Lit(ids))),
-            Some(v) => id(v)
-                .map(|s| Some(Arg::Lit(vec![s])))
-                .ok_or_else(|| self.not(arg, "an id or a list of ids", v)),
-        }
+        };
+        Ok(Some(match v {
+            Value::Param(p) => {
+                self.use_param(&p.name, ParamType::Ids, arg);
+                ListArg::Param(p.name.clone())
+            }
+            Value::List(items, _) => {
+                ListArg::Items(items.iter().map(&mut one).collect::<Result<_, _>>()?)
+            }
+            other => ListArg::Items(vec![one(other)?]),
+        }))
     }
 
-    /// Positions from 1: a literal list of whole numbers, or a parameter holding one.
-    pub fn positions(&mut self, arg: &str) -> Result<Option<Arg<Vec<usize>>>, QueryError> {
-        match self.value(arg) {
-            None => Ok(None),
-            Some(Value::Param(p)) => {
+    /// Positions from 1: a literal list whose elements may be parameters, or a parameter holding
+    /// a list.
+    pub fn positions(&mut self, arg: &str) -> Result<Option<ListArg<usize>>, QueryError> {
+        let Some(v) = self.value(arg) else {
+            return Ok(None);
+        };
+        Ok(Some(match v {
+            Value::Param(p) => {
                 self.use_param(&p.name, ParamType::Positions, arg);
-                Ok(Some(Arg::Param(p.name.clone())))
+                ListArg::Param(p.name.clone())
             }
-            Some(Value::List(items, _)) => items
-                .iter()
-                .map(|v| match v {
-                    Value::Num(n, _) if *n >= 1.0 && n.fract() == 0.0 => Ok(*n as usize),
-                    other => Err(check_error(
-                        format!(
-                            "{} takes positions from 1, not {}",
-                            self.what(arg),
-                            other.kind()
-                        ),
-                        other.span(),
-                        None,
-                    )),
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(|p| Some(Arg::Lit(p))),
-            Some(v) => Err(self.not(arg, "a list of positions", v)),
-        }
+            Value::List(items, _) => ListArg::Items(
+                items
+                    .iter()
+                    .map(|v| match v {
+                        Value::Num(n, _) if *n >= 1.0 && n.fract() == 0.0 => {
+                            Ok(Arg::Lit(*n as usize))
+                        }
+                        Value::Param(p) => {
+                            self.use_param(&p.name, ParamType::Position, arg);
+                            Ok(Arg::Param(p.name.clone()))
+                        }
+                        other => Err(check_error(
+                            format!(
+                                "{} takes positions from 1, not {}",
+                                self.what(arg),
+                                other.kind()
+                            ),
+                            other.span(),
+                            None,
+                        )),
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            other => return Err(self.not(arg, "a list of positions", other)),
+        }))
     }
 
     /// A literal string that names something in the query text (a column, a policy): names are

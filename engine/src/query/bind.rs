@@ -11,11 +11,15 @@ use feed_lang::{alias_of, QueryError};
 use super::args::{Arg, CallArgs};
 use super::plan::{Filter, Order, Plan, Score, Source};
 use super::{rerank, retrieve};
-use crate::expr::{self, check_error, IdArg, Names, ParamType, ParamUse, Stage, Ty};
+use crate::expr::{self, IdArg, Names, ParamType, ParamUse, Stage};
 
 /// The retriever of a query without `FROM`, and a retriever's limit when it gives none.
 pub const DEFAULT_RETRIEVER: &str = "popular";
 pub const DEFAULT_RETRIEVER_LIMIT: usize = 100;
+
+/// What a parameter of `LIMIT` and `OFFSET` is for (a request that overrides them needs no value).
+pub const LIMIT_USE: &str = "LIMIT";
+pub const OFFSET_USE: &str = "OFFSET";
 
 /// Binds a parsed, checked query against `names`.
 pub fn bind(q: &Query, text: &str, names: &Names) -> Result<Plan, QueryError> {
@@ -75,18 +79,7 @@ pub fn bind(q: &Query, text: &str, names: &Names) -> Result<Plan, QueryError> {
             let score = match &o.score {
                 feed_lang::ast::Score::ValueModel(_) => Score::ValueModel,
                 feed_lang::ast::Score::Expr(e) => {
-                    let b = expr::bind(e, Stage::Score, names, &aliases)?;
-                    if !b.ty.fits(Ty::Num) {
-                        return Err(check_error(
-                            format!(
-                                "ORDER BY score(...) must be a number; this is {}",
-                                b.ty.words()
-                            ),
-                            e.span,
-                            None,
-                        ));
-                    }
-                    Score::Expr(Box::new(b))
+                    Score::Expr(Box::new(expr::bind(e, Stage::Score, names, &aliases)?))
                 }
             };
             let needs = match &score {
@@ -127,8 +120,8 @@ pub fn bind(q: &Query, text: &str, names: &Names) -> Result<Plan, QueryError> {
                 Some(Arg::Param(p.name.clone()))
             }
         };
-    let limit = count(&q.limit, "LIMIT", &mut params);
-    let offset = count(&q.offset, "OFFSET", &mut params);
+    let limit = count(&q.limit, LIMIT_USE, &mut params);
+    let offset = count(&q.offset, OFFSET_USE, &mut params);
 
     Ok(Plan {
         text: text.to_string(),
@@ -195,7 +188,6 @@ fn bind_filter(
             key: String::new(),
         });
     };
-    let span = others.iter().fold(first.span, |s, c| s.to(c.span));
     let combined = others.iter().fold((*first).clone(), |acc, c| Expr {
         span: acc.span.to(c.span),
         kind: ExprKind::Binary {
@@ -205,16 +197,6 @@ fn bind_filter(
         },
     });
     let bound = expr::bind(&combined, Stage::Filter, names, &[])?;
-    if !bound.ty.fits(Ty::Bool) {
-        return Err(check_error(
-            format!(
-                "WHERE needs a condition (true or false); this is {}",
-                bound.ty.words()
-            ),
-            span,
-            None,
-        ));
-    }
     merge_params(params, &bound.needs.params);
     let key = rest
         .iter()

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::bind;
 use super::explain::{self, Explanation, StageReport};
 use super::filter;
-use super::pages::{self, Pages};
+use super::pages::Pages;
 use super::plan::Plan;
 use super::rerank::RerankContext;
 use super::score;
@@ -152,7 +152,7 @@ impl Snapshot {
     }
 }
 
-fn now_seconds() -> f64 {
+pub(crate) fn now_seconds() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -167,7 +167,11 @@ pub(crate) fn run(
     params: &Params,
     pages: Option<&Pages>,
 ) -> Result<QueryResult> {
-    expr::check_uses(&plan.params, params)?;
+    // A LIMIT or OFFSET the request overrides needs no parameter value.
+    expr::check_uses(&plan.params, params, |u| {
+        (u.what == bind::LIMIT_USE && req.limit.is_some())
+            || (u.what == bind::OFFSET_USE && req.offset.is_some())
+    })?;
     let limit = match (req.limit, &plan.limit) {
         (Some(l), _) => l,
         (None, Some(l)) => l.get(params)?,
@@ -313,13 +317,10 @@ pub(crate) fn run(
     // Cut.
     let page: Vec<Ranked> = match pages {
         Some(pages) if !req.explain => {
-            // Enough of the ranking for any page the remembered list may need topping up
-            // from; not one id per candidate.
-            let fresh: Vec<(String, f64)> = ranked
+            // Ids are made only for the items the page reads, not one per candidate.
+            let fresh = ranked
                 .iter()
-                .take(need + pages::DEPTH)
-                .map(|&(i, s)| (snapshot.catalog.id(i).to_string(), s))
-                .collect();
+                .map(|&(i, s)| (snapshot.catalog.id(i).to_string(), s));
             let key = format!(
                 "{}\u{0}{}\u{0}{params:?}",
                 snapshot.manifest.model, plan.text
@@ -333,7 +334,7 @@ pub(crate) fn run(
                     .is_some_and(|i| eligible.mask[i as usize])
             };
             pages
-                .page(&key, ttl, &fresh, offset, limit, keep)
+                .page(&key, ttl, fresh, offset, limit, keep)
                 .into_iter()
                 .filter_map(|(id, s)| snapshot.catalog.dense(&id).map(|i| (i, s)))
                 .collect()
@@ -393,7 +394,10 @@ fn gather(
 ) -> Result<Candidates> {
     let one = |s: &super::plan::Source| -> Result<Vec<Ranked>> {
         let limit = s.limit.get(req.params)?;
-        let limit = at_least.map_or(limit, |a| limit.max(a));
+        // No retriever can find more items than the catalog holds.
+        let limit = at_least
+            .map_or(limit, |a| limit.max(a))
+            .min(req.snapshot.n_items());
         s.retriever.retrieve(req, eligible, limit)
     };
     let lists: Vec<Result<Vec<Ranked>>> =

@@ -114,19 +114,10 @@ fn condition(req: &Request<'_>, rest: &Bound, values: &Values<'_>) -> Result<Vec
     }
     let batch = expr::batch(columns, n)?;
     let e = expr::substitute(&rest.expr, values)?;
-    let text = &req.text;
-    let out = expr::evaluate(e, &batch, |message| {
-        Error::query(
-            feed_lang::QueryError::new(
-                feed_lang::ErrorKind::Check,
-                format!("the filter cannot be evaluated over this catalog: {message}"),
-                rest.span,
-            ),
-            text,
-        )
-    })?;
-    let out = out.as_boolean_opt().ok_or_else(|| {
-        Error::Internal("a bound condition evaluated to something other than true or false".into())
-    })?;
+    let failed = |message: String| super::score::evaluation_error(req, rest, "the filter", message);
+    let out = expr::evaluate(e, &batch, failed)?;
+    let out = out
+        .as_boolean_opt()
+        .ok_or_else(|| failed("it is not a condition (true or false)".into()))?;
     Ok((0..n).map(|i| out.is_valid(i) && out.value(i)).collect())
 }

@@ -15,7 +15,7 @@ const MAX_ITEMS: usize = 4_000_000;
 /// The most lists remembered by a server.
 const MAX_ENTRIES: usize = 100_000;
 /// The longest list remembered for one query, beyond what its first request asked for.
-pub const DEPTH: usize = 1_000;
+const DEPTH: usize = 1_000;
 
 struct Entry {
     at: Instant,
@@ -101,15 +101,15 @@ impl Pages {
     }
 
     /// The page `[offset, offset + limit)` of the ranking a user is paging through. `fresh` is
-    /// the ranking computed now (its first `offset + limit + DEPTH` items are enough); page 1
-    /// (offset 0) starts a new list. Items for which `keep` is false (no longer eligible, or
-    /// gone from the catalog) are skipped, and the page is topped up with fresh items the list
-    /// does not hold yet, so it stays full and never repeats.
+    /// the ranking computed now, read lazily (only as far as the page needs); page 1 (offset 0)
+    /// starts a new list. Items for which `keep` is false (no longer eligible, or gone from the
+    /// catalog) are skipped, and the page is topped up with fresh items the list does not hold
+    /// yet, so it stays full and never repeats.
     pub fn page(
         &self,
         key: &str,
         ttl: Duration,
-        fresh: &[(String, f64)],
+        fresh: impl Iterator<Item = (String, f64)> + Clone,
         offset: usize,
         limit: usize,
         keep: impl Fn(&str) -> bool,
@@ -128,13 +128,8 @@ impl Pages {
                 None => {
                     // Built outside the lock would mean building it for every request; a page 1
                     // copies at most DEPTH ids, which is what it stores anyway.
-                    let items: Arc<Vec<(String, f64)>> = Arc::new(
-                        fresh
-                            .iter()
-                            .take(DEPTH.max(offset + limit))
-                            .cloned()
-                            .collect(),
-                    );
+                    let items: Arc<Vec<(String, f64)>> =
+                        Arc::new(fresh.clone().take(DEPTH.max(offset + limit)).collect());
                     shard.insert(key, items.clone(), now);
                     shard.evict(MAX_ENTRIES / SHARDS, MAX_ITEMS / SHARDS, ttl, now);
                     items
@@ -145,11 +140,11 @@ impl Pages {
         let held: HashSet<&str> = stored.iter().map(|(id, _)| id.as_str()).collect();
         stored
             .iter()
-            .chain(fresh.iter().filter(|(id, _)| !held.contains(id.as_str())))
+            .cloned()
+            .chain(fresh.filter(|(id, _)| !held.contains(id.as_str())))
             .filter(|(id, _)| keep(id))
             .skip(offset)
             .take(limit)
-            .cloned()
             .collect()
     }
 }
@@ -157,6 +152,10 @@ impl Pages {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn it(ids: &[&str]) -> std::vec::IntoIter<(String, f64)> {
+        list(ids).into_iter()
+    }
 
     fn list(ids: &[&str]) -> Vec<(String, f64)> {
         ids.iter()
@@ -169,40 +168,30 @@ mod tests {
     fn later_pages_continue_the_first() {
         let pages = Pages::new();
         let ttl = Duration::from_secs(60);
-        let p1 = pages.page("k", ttl, &list(&["a", "b", "c", "d"]), 0, 2, |_| true);
+        let p1 = pages.page("k", ttl, it(&["a", "b", "c", "d"]), 0, 2, |_| true);
         assert_eq!(p1, list(&["a", "b"]));
         // Scores moved: `b` would now come third; page 2 still continues page 1.
-        let p2 = pages.page(
-            "k",
-            ttl,
-            &list(&["a", "c", "b", "e", "d", "f"]),
-            2,
-            2,
-            |_| true,
-        );
+        let p2 = pages.page("k", ttl, it(&["a", "c", "b", "e", "d", "f"]), 2, 2, |_| {
+            true
+        });
         assert_eq!(
             p2.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(),
             ["c", "d"]
         );
         // Beyond what was remembered: fresh items not shown before.
-        let p3 = pages.page(
-            "k",
-            ttl,
-            &list(&["a", "c", "b", "e", "d", "f"]),
-            4,
-            2,
-            |_| true,
-        );
+        let p3 = pages.page("k", ttl, it(&["a", "c", "b", "e", "d", "f"]), 4, 2, |_| {
+            true
+        });
         assert_eq!(
             p3.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(),
             ["e", "f"]
         );
         // A new page 1 starts over; an expired list is not continued.
-        let p = pages.page("k", Duration::ZERO, &list(&["x", "y", "z"]), 1, 1, |_| true);
+        let p = pages.page("k", Duration::ZERO, it(&["x", "y", "z"]), 1, 1, |_| true);
         assert_eq!(p[0].0, "y");
         // An item that stopped being eligible is skipped and the page topped up.
-        pages.page("q", ttl, &list(&["a", "b", "c", "d", "e"]), 0, 2, |_| true);
-        let p = pages.page("q", ttl, &list(&["a", "b", "c", "d", "e"]), 2, 2, |id| {
+        pages.page("q", ttl, it(&["a", "b", "c", "d", "e"]), 0, 2, |_| true);
+        let p = pages.page("q", ttl, it(&["a", "b", "c", "d", "e"]), 2, 2, |id| {
             id != "c"
         });
         assert_eq!(

@@ -123,15 +123,17 @@ impl Snapshot {
                 params: &params,
                 user: &user_value,
                 user_types: &needs.user_columns,
-                now_seconds: 0.0,
+                now_seconds: super::execute::now_seconds(),
             };
             let items: Vec<u32> = (0..n as u32).collect();
             let batch = score::batch(&request, needs, &items, None, &values)?;
             let value = score::value_model(&request, &batch, &items, &values)?;
+            // Items without a value rank after every valued one, but still rank: only seen
+            // items are excluded.
             row = Some(
                 value
                     .into_iter()
-                    .map(|v| v.map_or(f32::NEG_INFINITY, |v| v as f32))
+                    .map(|v| v.filter(|v| v.is_finite()).map_or(f32::MIN, |v| v as f32))
                     .collect(),
             );
         }

@@ -10,7 +10,7 @@ use datafusion::arrow::datatypes::{DataType, Float64Type};
 use super::plan::{Order, Score};
 use super::{Candidates, Request};
 use crate::error::{Error, Result};
-use crate::expr::{self, Needs, Values};
+use crate::expr::{self, Bound, Needs, Values};
 
 /// The scored candidates: their order (indexes into the candidates), scores, and the batch the
 /// scores were computed from (for `explain`).
@@ -18,6 +18,20 @@ pub struct Scored {
     pub order: Vec<usize>,
     pub scores: Vec<f64>,
     pub batch: Option<RecordBatch>,
+}
+
+/// An expression that bound but fails on this data: the request's values when it reads
+/// parameters (422), else the query's text (400, at its span).
+pub fn evaluation_error(req: &Request<'_>, b: &Bound, what: &str, message: String) -> Error {
+    let message = format!("{what} cannot be evaluated: {message}");
+    match b.needs.params.keys().next() {
+        Some(p) if b.needs.params.len() == 1 => Error::invalid(format!("${p}"), message),
+        Some(_) => Error::invalid("params", message),
+        None => Error::query(
+            feed_lang::QueryError::new(feed_lang::ErrorKind::Check, message, b.span),
+            req.text,
+        ),
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> Error {
@@ -144,18 +158,10 @@ pub fn score(
         }
         Score::Expr(b) => {
             let e = expr::substitute(&b.expr, values)?;
-            let text = req.text;
-            let v = expr::evaluate(e, &batch, |message| {
-                Error::query(
-                    feed_lang::QueryError::new(
-                        feed_lang::ErrorKind::Check,
-                        format!("the score cannot be evaluated: {message}"),
-                        b.span,
-                    ),
-                    text,
-                )
-            })?;
-            let v = cast(&v, &DataType::Float64).map_err(internal)?;
+            let failed = |message: String| evaluation_error(req, b, "the score", message);
+            let v = expr::evaluate(e, &batch, failed)?;
+            let v = cast(&v, &DataType::Float64)
+                .map_err(|e| failed(format!("it is not a number: {e}")))?;
             let v = v.as_primitive::<Float64Type>();
             (0..items.len())
                 .map(|i| v.is_valid(i).then(|| v.value(i)))

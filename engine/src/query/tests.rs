@@ -403,6 +403,46 @@ fn query_mistakes_are_400_with_spans_and_parameter_values_422() {
     }
     let e = run(&s, "SELECT * LIMIT $n", &[]).unwrap_err();
     assert!(matches!(e, Error::Invalid { what, .. } if what == "$n"));
+    // ... unless the request overrides what the parameter was for.
+    let r = s
+        .query(&QueryRequest {
+            text: Some("SELECT * LIMIT $n".into()),
+            limit: Some(3),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(r.ids.len(), 3);
+    // A condition must be one: NULL is not, and a bare parameter must be true or false.
+    let (_, _, at) = query_error(run(&s, "SELECT * WHERE NULL", &[]).unwrap_err());
+    assert_eq!(at, "NULL");
+    let e = run(
+        &s,
+        "SELECT * WHERE $flag",
+        &[("flag", ParamValue::Str("yes".into()))],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, Error::Invalid { what, .. } if what == "$flag"),
+        "{e:?}"
+    );
+    let r = run(
+        &s,
+        "SELECT * WHERE $flag LIMIT 2",
+        &[("flag", ParamValue::Bool(false))],
+    )
+    .unwrap();
+    assert_eq!(r.eligible, 0);
+    // truncate() keeps at least one candidate.
+    let e = run(
+        &s,
+        "SELECT * WHERE truncate($n)",
+        &[("n", ParamValue::Num(0.0))],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, Error::Invalid { what, .. } if what == "$n"),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -451,6 +491,14 @@ fn rerankers_keep_the_filter() {
     .unwrap();
     let ids = num(&r.ids);
     assert_eq!(ids[0], 15, "{ids:?}");
+    // Parameters inside literal lists: one id and one position come with the request.
+    let r = run(
+        &s,
+        "SELECT * FROM popular(limit = 20) REORDER BY pin(ids = [$a, 'i30'], positions = [$slot, 1]) LIMIT 4",
+        &[("a", ParamValue::Str("i25".into())), ("slot", ParamValue::Num(3.0))],
+    )
+    .unwrap();
+    assert_eq!(num(&r.ids), vec![30, 0, 25, 1]);
     assert!(ids.iter().all(|&i| i >= 10), "{ids:?}");
     // Spacing: comedies first by score, yet no two in a row share a genre set.
     let r = run(
@@ -462,4 +510,111 @@ fn rerankers_keep_the_filter() {
     .unwrap();
     let g: Vec<usize> = num(&r.ids).iter().map(|i| i % 3).collect();
     assert!(g.windows(2).all(|w| w[0] != w[1]), "{g:?}");
+}
+
+/// A policy with two heads, as a multi-task ranker would have: the seam needs nothing outside
+/// the policy's own file but its declared heads.
+struct TwoHeads {
+    n_items: usize,
+}
+
+impl Scorer for TwoHeads {
+    fn n_items(&self) -> usize {
+        self.n_items
+    }
+
+    fn score_users(&self, _: &[u32], out: &mut [f32]) {
+        out.fill(0.0);
+    }
+}
+
+impl TrainedPolicy for TwoHeads {
+    fn kind(&self) -> &'static str {
+        "two_heads"
+    }
+
+    fn refit(&mut self, _: crate::dataset::Interactions<'_>) -> crate::Result<()> {
+        Ok(())
+    }
+
+    fn save(&self, _: &Path) -> crate::Result<()> {
+        Ok(())
+    }
+
+    fn heads(&self) -> Vec<String> {
+        vec!["like".into(), "hide".into()]
+    }
+
+    /// `like` = the item's id, `hide` = 1 for every third item.
+    fn score_heads(&self, _: u32, items: &[u32], out: &mut [f32]) {
+        let n = items.len();
+        for (k, &i) in items.iter().enumerate() {
+            out[k] = i as f32;
+            out[n + k] = if i % 3 == 0 { 1.0 } else { 0.0 };
+        }
+    }
+}
+
+#[test]
+fn outputs_of_a_multi_head_policy_are_addressed_by_name() {
+    let s = snapshot();
+    let mut names = s.names().clone();
+    names.policies.push(crate::expr::PolicyNames {
+        name: "ranker".into(),
+        heads: vec!["like".into(), "hide".into()],
+        vectors: false,
+    });
+    let text = "SELECT * ORDER BY score(ranker.like - 100 * ranker.HIDE) LIMIT 5";
+    let plan = bind(&feed_lang::parse(text).unwrap(), text, &names).unwrap();
+    let outputs: Vec<(String, usize)> = plan
+        .order
+        .as_ref()
+        .unwrap()
+        .needs
+        .outputs
+        .iter()
+        .map(|o| (o.name.clone(), o.head))
+        .collect();
+    assert_eq!(
+        outputs,
+        [
+            ("ranker.hide".to_string(), 1),
+            ("ranker.like".to_string(), 0)
+        ]
+    );
+    // A bare name of a policy with several outputs must say which.
+    let text = "SELECT * ORDER BY score(ranker)";
+    let (message, hint, at) = query_error(Error::query(
+        bind(&feed_lang::parse(text).unwrap(), text, &names)
+            .err()
+            .unwrap(),
+        text,
+    ));
+    assert!(message.contains("2 outputs"), "{message}");
+    assert_eq!(at, "ranker");
+    assert_eq!(hint.as_deref(), Some("`ranker.like`, `ranker.hide`"));
+    // Scoring reads each head by its index, the policy scored once.
+    let mut trained: BTreeMap<String, Box<dyn TrainedPolicy>> = BTreeMap::new();
+    trained.insert("ranker".into(), Box::new(TwoHeads { n_items: 40 }));
+    let policies = crate::serving::Policies {
+        trained,
+        indexes: BTreeMap::new(),
+    };
+    let like = crate::expr::OutputRef {
+        name: "ranker.like".into(),
+        policy: "ranker".into(),
+        head: 0,
+    };
+    let hide = crate::expr::OutputRef {
+        name: "ranker.hide".into(),
+        policy: "ranker".into(),
+        head: 1,
+    };
+    let cols = policies
+        .score(Some(0), &[3, 4, 6], &[&hide, &like])
+        .unwrap();
+    assert_eq!(cols, vec![vec![1.0, 0.0, 1.0], vec![3.0, 4.0, 6.0]]);
+    // An unknown user has no personal scores.
+    let cols = policies.score(None, &[3, 4], &[&like]).unwrap();
+    assert_eq!(cols, vec![vec![0.0, 0.0]]);
 }

@@ -7,12 +7,12 @@ use std::collections::{HashMap, HashSet};
 
 use super::{RerankContext, Reranker};
 use crate::error::Result;
-use crate::query::args::{Arg, CallArgs};
+use crate::query::args::{CallArgs, ListArg};
 use crate::query::Ranked;
 
 struct Pin {
-    ids: Arg<Vec<String>>,
-    positions: Arg<Vec<usize>>,
+    ids: ListArg<String>,
+    positions: ListArg<usize>,
 }
 
 pub(super) fn bind(args: &mut CallArgs<'_>) -> Result<Box<dyn Reranker>, feed_lang::QueryError> {

@@ -5,11 +5,11 @@ use std::collections::HashSet;
 
 use super::Retriever;
 use crate::error::Result;
-use crate::query::args::{Arg, CallArgs};
+use crate::query::args::{CallArgs, ListArg};
 use crate::query::{Eligible, Ranked, Request};
 
 struct Ids {
-    ids: Arg<Vec<String>>,
+    ids: ListArg<String>,
 }
 
 pub(super) fn bind(args: &mut CallArgs<'_>) -> Result<Box<dyn Retriever>, feed_lang::QueryError> {

@@ -6,7 +6,7 @@
 
 use super::Retriever;
 use crate::error::Result;
-use crate::query::args::{Arg, CallArgs};
+use crate::query::args::{Arg, CallArgs, ListArg};
 use crate::query::{Eligible, Ranked, Request};
 use crate::serving::artifacts::HISTORY_LEN;
 use crate::vectors::Search;
@@ -18,7 +18,7 @@ enum Encoder {
     /// The user's latest items, through the policy's sequence encoder or averaged.
     History(Option<Arg<String>>),
     Item(Arg<String>),
-    Items(Arg<Vec<String>>),
+    Items(ListArg<String>),
 }
 
 struct Similarity {
