@@ -137,7 +137,7 @@ fn check_saved_queries(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<
     // The value model binds like a query's score: a name or type it gets wrong fails here, not
     // when the version loads.
     if let Some(vm) = &config.value_model {
-        if let Some(text) = &vm.expression {
+        if let crate::config::Combine::Expression(text) = &vm.combine {
             if let Ok(e) = feed_lang::parse_score(text) {
                 crate::expr::bind(&e, crate::expr::Stage::ValueModel, &names, &[])
                     .map_err(|e| config.error_in_text("value_model.expression", text, &e))?;
@@ -161,17 +161,39 @@ fn check_saved_queries(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<
             }
         }
     }
-    for (name, saved) in &config.queries {
-        let text = saved.text();
-        let path = match saved {
-            crate::config::SavedQuery::Text(_) => format!("queries.{name}"),
-            crate::config::SavedQuery::WithDefaults(_) => format!("queries.{name}.query"),
-        };
+    for saved in config.queries.values() {
+        let text = saved.text.as_str();
         // Parsing and static checks passed when the file was read.
-        if let Ok(q) = feed_lang::parse_query(text) {
-            crate::query::bind(&q, text, &names)
-                .map_err(|e| config.error_in_text(&path, text, &e))?;
-        }
+        let Ok(q) = feed_lang::parse_query(text) else {
+            continue;
+        };
+        let plan = crate::query::bind(&q, text, &names)
+            .map_err(|e| config.error_in_text(&saved.path, text, &e))?;
+        // A default must be a value its parameter can take.
+        let defaults: crate::expr::Params = saved
+            .defaults
+            .iter()
+            .map(|(k, v)| (k.clone(), crate::expr::from_default(v)))
+            .collect();
+        // (Parameters without a default come with each request.)
+        let with_defaults: std::collections::BTreeMap<_, _> = plan
+            .params
+            .iter()
+            .filter(|(k, _)| defaults.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        crate::expr::check_uses(&with_defaults, &defaults, |_| false).map_err(|e| match e {
+            Error::Invalid { what, message, .. } => Error::from(config.error_at(
+                &format!(
+                    "{}.params.{}",
+                    saved.path.trim_end_matches(".query"),
+                    what.trim_start_matches('$')
+                ),
+                message,
+                Some("give a default of the type the query uses it as".into()),
+            )),
+            e => e,
+        })?;
     }
     Ok(())
 }

@@ -166,6 +166,21 @@ fn saved_queries_are_bound_to_columns_and_policies_at_validation() {
         err.contains("`item.title` is text") && err.contains("TRY_CAST"),
         "{err}"
     );
+    // A parameter default must be a value its parameter can take.
+    std::fs::write(
+        &file,
+        format!(
+            "{good}  recent:\n    query: SELECT * WHERE item.year >= $since\n    params: {{since: soon}}\n"
+        ),
+    )
+    .unwrap();
+    let out = ws.feedctl(&["validate", "--file", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("queries.recent.params.since") && err.contains("must be a number"),
+        "{err}"
+    );
     // The value model binds at validation too: a text column in its expression, an unknown
     // demotion column.
     for (value_model, expected) in [

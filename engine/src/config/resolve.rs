@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use feed_connectors::ConnectorConfig;
 
 use super::raw::{
-    PolicyConfig, RawFetch, RawModelFile, SavedQuery, ServingConfig, TrainingConfig,
+    DefaultParam, PolicyConfig, RawFetch, RawModelFile, SavedQuery, ServingConfig, TrainingConfig,
     ValueModelConfig,
 };
 use super::{FitConfig, Locations, SequenceLoss};
@@ -30,10 +30,49 @@ pub struct ModelConfig {
     pub fetch: RawFetch,
     pub policies: Vec<PolicyConfig>,
     pub training: TrainingConfig,
-    pub value_model: Option<ValueModelConfig>,
-    pub queries: BTreeMap<String, SavedQuery>,
+    /// The value model with its outputs resolved; `None` when the file declares none (then
+    /// the primary policy ranks alone).
+    pub value_model: Option<ValueModel>,
+    pub queries: BTreeMap<String, Saved>,
     pub serving: ServingConfig,
     locations: Locations,
+}
+
+/// The value model, resolved: weights over policy outputs by their canonical names, or an
+/// expression (bound against the data's names by `validate` and when a version loads).
+#[derive(Debug, Clone)]
+pub struct ValueModel {
+    pub combine: Combine,
+    /// Item column → strength in [0, 1]: value × (1 − strength × item.column).
+    pub demotions: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Combine {
+    /// Σ weight × output, in the file's key order.
+    Weights(Vec<Weight>),
+    /// A FeedQL score expression (parsed and checked).
+    Expression(String),
+}
+
+/// One term of a weighted value model: a policy output and its weight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Weight {
+    /// The output's canonical name (`als`, `ranker.like`).
+    pub output: String,
+    pub policy: String,
+    /// The head's index among the policy's outputs.
+    pub head: usize,
+    pub weight: f64,
+}
+
+/// A saved query: its text (parsed and checked), the defaults of its parameters, and where the
+/// text is in the model file (for located errors).
+#[derive(Debug, Clone)]
+pub struct Saved {
+    pub text: String,
+    pub defaults: BTreeMap<String, DefaultParam>,
+    pub path: String,
 }
 
 impl ModelConfig {
@@ -121,7 +160,7 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<ModelConfig, Con
     let locations = Locations::index(text);
     let raw: RawModelFile =
         serde_yaml::from_str(text).map_err(|e| serde_error(&e, text, file, &locations))?;
-    let cfg = ModelConfig {
+    let mut cfg = ModelConfig {
         name: raw.model.name,
         description: raw.model.description,
         file: file.to_string(),
@@ -131,12 +170,18 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<ModelConfig, Con
         fetch: raw.fetch,
         policies: raw.policies,
         training: raw.training,
-        value_model: raw.value_model,
-        queries: raw.queries,
+        value_model: None,
+        queries: BTreeMap::new(),
         serving: raw.serving,
         locations,
     };
     check(&cfg)?;
+    cfg.value_model = raw
+        .value_model
+        .as_ref()
+        .map(|vm| resolve_value_model(&cfg, vm))
+        .transpose()?;
+    cfg.queries = resolve_queries(&cfg, raw.queries)?;
     Ok(cfg)
 }
 
@@ -221,41 +266,6 @@ fn check(cfg: &ModelConfig) -> Result<(), ConfigError> {
             ));
         }
         check_policy(cfg, &path, p)?;
-    }
-
-    if let Some(vm) = &cfg.value_model {
-        check_value_model(cfg, vm)?;
-    }
-
-    for (name, saved) in &cfg.queries {
-        let text = saved.text();
-        let path = match saved {
-            SavedQuery::Text(_) => format!("queries.{name}"),
-            SavedQuery::WithDefaults(_) => format!("queries.{name}.query"),
-        };
-        check_name(cfg, &path, name)?;
-        if text.trim().is_empty() {
-            return Err(cfg.error_at(&path, "is empty", Some("write a FeedQL query".into())));
-        }
-        let options = feed_lang::CheckOptions {
-            max_limit: cfg.serving.max_limit as u64,
-            ..Default::default()
-        };
-        if let Err(e) = feed_lang::parse_with(text, &options) {
-            return Err(cfg.error_in_text(&path, text, &e));
-        }
-        // Defaults must belong to a parameter the query uses.
-        if let Some(defaults) = saved.defaults() {
-            for key in defaults.keys() {
-                if !text.contains(&format!("${key}")) {
-                    return Err(cfg.error_at(
-                        &format!("queries.{name}.params.{key}"),
-                        format!("the query has no parameter `${key}`"),
-                        Some("remove it, or use it in the query".into()),
-                    ));
-                }
-            }
-        }
     }
 
     if let Some(p) = &cfg.serving.policy {
@@ -481,8 +491,63 @@ fn check_fit(
     )
 }
 
-fn check_value_model(cfg: &ModelConfig, vm: &ValueModelConfig) -> Result<(), ConfigError> {
-    match (&vm.weights, &vm.expression) {
+/// Checks each saved query (name, text, parameter defaults) and resolves it.
+fn resolve_queries(
+    cfg: &ModelConfig,
+    queries: BTreeMap<String, SavedQuery>,
+) -> Result<BTreeMap<String, Saved>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (name, saved) in queries {
+        let text = saved.text();
+        let path = match &saved {
+            SavedQuery::Text(_) => format!("queries.{name}"),
+            SavedQuery::WithDefaults(_) => format!("queries.{name}.query"),
+        };
+        check_name(cfg, &path, &name)?;
+        if text.trim().is_empty() {
+            return Err(cfg.error_at(&path, "is empty", Some("write a FeedQL query".into())));
+        }
+        let options = feed_lang::CheckOptions {
+            max_limit: cfg.serving.max_limit as u64,
+            ..Default::default()
+        };
+        if let Err(e) = feed_lang::parse_with(text, &options) {
+            return Err(cfg.error_in_text(&path, text, &e));
+        }
+        // Defaults must belong to a parameter the query uses.
+        if let Some(defaults) = saved.defaults() {
+            for key in defaults.keys() {
+                if !text.contains(&format!("${key}")) {
+                    return Err(cfg.error_at(
+                        &format!("queries.{name}.params.{key}"),
+                        format!("the query has no parameter `${key}`"),
+                        Some("remove it, or use it in the query".into()),
+                    ));
+                }
+            }
+        }
+        let (text, defaults) = match saved {
+            SavedQuery::Text(t) => (t, BTreeMap::new()),
+            SavedQuery::WithDefaults(q) => (q.query, q.params),
+        };
+        out.insert(
+            name,
+            Saved {
+                text,
+                defaults,
+                path,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Checks the value model and resolves its weights to policy outputs.
+fn resolve_value_model(
+    cfg: &ModelConfig,
+    vm: &ValueModelConfig,
+) -> Result<ValueModel, ConfigError> {
+    let combine = match (&vm.weights, &vm.expression) {
         (Some(_), Some(_)) => {
             return Err(cfg.error_at(
                 "value_model",
@@ -499,6 +564,7 @@ fn check_value_model(cfg: &ModelConfig, vm: &ValueModelConfig) -> Result<(), Con
         }
         (None, Some(text)) => {
             let path = "value_model.expression";
+            let text = text.trim();
             let e = feed_lang::parse_score(text).map_err(|e| cfg.error_in_text(path, text, &e))?;
             // Names other than item./user. columns are policy outputs: check them now, not at
             // the first query.
@@ -534,6 +600,7 @@ fn check_value_model(cfg: &ModelConfig, vm: &ValueModelConfig) -> Result<(), Con
                     return Err(err(e.message, e.hint, path_expr.span));
                 }
             }
+            Combine::Expression(text.to_string())
         }
         (Some(weights), None) => {
             if weights.is_empty() {
@@ -543,6 +610,7 @@ fn check_value_model(cfg: &ModelConfig, vm: &ValueModelConfig) -> Result<(), Con
                     Some("e.g. `{als: 1}`".into()),
                 ));
             }
+            let mut terms = Vec::with_capacity(weights.len());
             for (key, w) in weights {
                 let path = format!("value_model.weights.{key}");
                 if !w.is_finite() {
@@ -555,12 +623,18 @@ fn check_value_model(cfg: &ModelConfig, vm: &ValueModelConfig) -> Result<(), Con
                 let Some(declared) = cfg.policy(policy) else {
                     return Err(unknown_policy(cfg, &path, policy));
                 };
-                if let Err(e) = super::output_name(policy, &declared.heads(), head) {
-                    return Err(cfg.error_at(&path, e.message, e.hint));
-                }
+                let (output, head) = super::output_name(policy, &declared.heads(), head)
+                    .map_err(|e| cfg.error_at(&path, e.message, e.hint))?;
+                terms.push(Weight {
+                    output,
+                    policy: policy.to_string(),
+                    head,
+                    weight: *w,
+                });
             }
+            Combine::Weights(terms)
         }
-    }
+    };
     for (col, s) in &vm.demotions {
         if !(s.is_finite() && (0.0..=1.0).contains(s)) {
             return Err(cfg.error_at(
@@ -570,7 +644,10 @@ fn check_value_model(cfg: &ModelConfig, vm: &ValueModelConfig) -> Result<(), Con
             ));
         }
     }
-    Ok(())
+    Ok(ValueModel {
+        combine,
+        demotions: vm.demotions.clone(),
+    })
 }
 
 /// Lists of internally tagged blocks: serde buffers each element, so its errors lose the

@@ -74,19 +74,6 @@ pub async fn plan(cfg: &ModelConfig) -> Result<FetchPlan> {
         Some(sql) => Some(plan_one(cfg, &ctx, Fetch::Users, sql).await?),
         None => None,
     };
-    if let (Some(vm), Some(items)) = (&cfg.value_model, &items) {
-        for col in vm.demotions.keys() {
-            if items.schema().as_arrow().index_of(col).is_err() {
-                return Err(cfg
-                    .error_at(
-                        &format!("value_model.demotions.{col}"),
-                        format!("fetch.items yields no column `{col}`"),
-                        None,
-                    )
-                    .into());
-            }
-        }
-    }
     Ok(FetchPlan {
         events,
         items,

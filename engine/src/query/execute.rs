@@ -127,7 +127,7 @@ impl Snapshot {
                             .map(|s| format!("did you mean `{s}`?"))
                             .or_else(|| Some("see `queries:` in the model file".into())),
                     })?;
-                (saved.text(), saved.defaults())
+                (saved.text.as_str(), Some(&saved.defaults))
             }
             _ => {
                 return Err(Error::invalid(

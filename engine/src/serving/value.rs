@@ -14,7 +14,7 @@ use datafusion::arrow::datatypes::{DataType, Float64Type};
 
 use super::catalog::Catalog;
 use super::policies::Policies;
-use crate::config::ModelConfig;
+use crate::config::{self, ModelConfig};
 use crate::error::{Error, Result};
 use crate::expr::{self, Bound, Names, Needs, OutputRef, Stage, Values};
 
@@ -59,51 +59,42 @@ impl ValueModel {
         catalog: &Catalog,
         primary: &str,
     ) -> Result<Self> {
-        let vm = config.value_model.as_ref();
         let stored = |e: feed_lang::QueryError| {
             Error::Internal(format!(
                 "the stored value model no longer binds: {}",
                 e.message
             ))
         };
-        let combine = match (
-            vm.and_then(|v| v.expression.as_ref()),
-            vm.and_then(|v| v.weights.as_ref()),
-        ) {
-            (Some(text), _) => {
+        let vm = config.value_model.as_ref();
+        let combine = match vm.map(|v| &v.combine) {
+            Some(config::Combine::Expression(text)) => {
                 let e = feed_lang::parse_score(text).map_err(stored)?;
                 Combine::Expression(Box::new(
                     expr::bind(&e, Stage::ValueModel, names, &[]).map_err(stored)?,
                 ))
             }
-            (None, Some(weights)) => Combine::Weights(
+            Some(config::Combine::Weights(weights)) => Combine::Weights(
                 weights
                     .iter()
-                    .map(|(key, w)| {
-                        let parts: Vec<feed_lang::ast::Ident> = key
-                            .split('.')
-                            .map(|p| feed_lang::ast::Ident {
-                                name: p.to_string(),
-                                span: feed_lang::Span::new(0, key.len()),
-                            })
-                            .collect();
-                        let output = names
-                            .output(&parts, feed_lang::Span::new(0, key.len()))
-                            .map_err(stored)?;
-                        Ok(Term { output, weight: *w })
+                    .map(|w| Term {
+                        output: OutputRef {
+                            name: w.output.clone(),
+                            policy: w.policy.clone(),
+                            head: w.head,
+                        },
+                        weight: w.weight,
                     })
-                    .collect::<Result<_>>()?,
+                    .collect(),
             ),
-            (None, None) => {
-                let parts = [feed_lang::ast::Ident {
+            // Without a value model, the primary policy alone (its one output).
+            None => Combine::Weights(vec![Term {
+                output: OutputRef {
                     name: primary.to_string(),
-                    span: feed_lang::Span::new(0, 0),
-                }];
-                Combine::Weights(vec![Term {
-                    output: names.output(&parts, parts[0].span).map_err(stored)?,
-                    weight: 1.0,
-                }])
-            }
+                    policy: primary.to_string(),
+                    head: 0,
+                },
+                weight: 1.0,
+            }]),
         };
         let mut demotions = Vec::new();
         for (column, strength) in vm.map(|v| &v.demotions).into_iter().flatten() {
