@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::{column_text, normalise, window_size, RerankContext, Reranker};
+use super::{column_text, normalise, reordered, window_size, RerankContext, Reranker};
 use crate::error::{Error, Result};
 use crate::expr::check_error;
 use crate::query::args::{Arg, CallArgs};
@@ -119,11 +119,7 @@ impl Reranker for Diversity {
             chosen.push(left.remove(pos));
         }
         chosen.extend(left);
-        Ok(chosen
-            .into_iter()
-            .map(|c| head[c])
-            .chain(tail.iter().copied())
-            .collect())
+        Ok(reordered(head, chosen, tail))
     }
 }
 

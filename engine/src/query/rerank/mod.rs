@@ -65,6 +65,16 @@ pub(crate) fn window_size(ctx: &RerankContext<'_>, len: usize) -> usize {
     (ctx.need * 10).max(500).min(len)
 }
 
+/// A greedy reranker's result: the window's items in the chosen `order` (indexes into `head`),
+/// then the items it did not look at, in their order.
+pub(crate) fn reordered(head: &[Ranked], order: Vec<usize>, tail: &[Ranked]) -> Vec<Ranked> {
+    order
+        .into_iter()
+        .map(|c| head[c])
+        .chain(tail.iter().copied())
+        .collect()
+}
+
 /// Min-max normalised to [0, 1]; non-finite values 0 (a constant list is all 1).
 pub(crate) fn normalise(values: &[f64]) -> Vec<f64> {
     let (lo, hi) = values

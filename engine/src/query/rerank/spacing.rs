@@ -2,7 +2,7 @@
 //! an attribute; an item that would extend a run too far waits for the next position where it
 //! fits.
 
-use super::{column_text, window_size, RerankContext, Reranker};
+use super::{column_text, reordered, window_size, RerankContext, Reranker};
 use crate::error::Result;
 use crate::query::args::{Arg, CallArgs};
 use crate::query::Ranked;
@@ -45,10 +45,6 @@ impl Reranker for Spacing {
             out.push(left.remove(pos));
         }
         out.extend(left);
-        Ok(out
-            .into_iter()
-            .map(|c| head[c])
-            .chain(tail.iter().copied())
-            .collect())
+        Ok(reordered(head, out, tail))
     }
 }
