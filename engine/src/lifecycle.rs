@@ -139,8 +139,19 @@ fn check_saved_queries(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<
     if let Some(vm) = &config.value_model {
         if let crate::config::Combine::Expression(text) = &vm.combine {
             if let Ok(e) = feed_lang::parse_score(text) {
-                crate::expr::bind(&e, crate::expr::Stage::ValueModel, &names, &[])
-                    .map_err(|e| config.error_in_text("value_model.expression", text, &e))?;
+                let path = "value_model.expression";
+                let bound = crate::expr::bind(&e, crate::expr::Stage::ValueModel, &names, &[])
+                    .map_err(|e| config.error_in_text(path, text, &e))?;
+                // `rank` requests carry no parameters: the value model cannot read one.
+                if let Some(p) = bound.needs.params.keys().next() {
+                    return Err(config
+                        .error_at(
+                            path,
+                            format!("reads the parameter ${p}, but the value model is evaluated without parameters (`rank` has none)"),
+                            Some("write the value in, or weigh it in a saved query's ORDER BY score(...)".into()),
+                        )
+                        .into());
+                }
             }
         }
         for column in vm.demotions.keys() {
@@ -150,7 +161,7 @@ fn check_saved_queries(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<
                 Ok((_, ty)) => crate::expr::Ty::of(ty),
                 Err(e) => return Err(config.error_at(&path, e.message, e.hint).into()),
             };
-            if ty != crate::expr::Ty::Num {
+            if !matches!(ty, crate::expr::Ty::Num | crate::expr::Ty::Bool) {
                 return Err(config
                     .error_at(
                         &path,
@@ -161,7 +172,7 @@ fn check_saved_queries(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<
             }
         }
     }
-    for saved in config.queries.values() {
+    for (name, saved) in &config.queries {
         let text = saved.text.as_str();
         // Parsing and static checks passed when the file was read.
         let Ok(q) = feed_lang::parse_query(text) else {
@@ -184,11 +195,7 @@ fn check_saved_queries(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<
             .collect();
         crate::expr::check_uses(&with_defaults, &defaults, |_| false).map_err(|e| match e {
             Error::Invalid { what, message, .. } => Error::from(config.error_at(
-                &format!(
-                    "{}.params.{}",
-                    saved.path.trim_end_matches(".query"),
-                    what.trim_start_matches('$')
-                ),
+                &format!("queries.{name}.params.{}", what.trim_start_matches('$')),
                 message,
                 Some("give a default of the type the query uses it as".into()),
             )),
@@ -206,6 +213,23 @@ pub async fn run(
     mode: Mode,
     options: RunOptions,
 ) -> Result<Outcome> {
+    // One writer per model, taken before the existence checks so that they cannot race: of two
+    // creates started together, one makes the model and the other is refused.
+    let Some(_writer) = registry.try_writer(&config.name)? else {
+        return Err(Error::invalid(
+            "model.name",
+            match mode {
+                Mode::Create => format!(
+                    "model `{}` already exists: another run is creating it",
+                    config.name
+                ),
+                Mode::Update => format!(
+                    "model `{}` is being changed by another run; wait for it to end (or stop its process)",
+                    config.name
+                ),
+            },
+        ));
+    };
     match mode {
         // A model whose versions all failed can be created again.
         Mode::Create if registry.active_version(&config.name)?.is_some() => {

@@ -246,3 +246,39 @@ fn a_failure_while_fetching_ends_in_error_and_keeps_the_active_version() {
     );
     ws.ok(&["rank", "--model-name", "f", "--user-id", "u1"]);
 }
+
+#[test]
+fn two_creates_started_together_make_one_model() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let file = ws.write("model.yaml", &model_yaml("twin", 3, 8));
+    let spawn = || {
+        std::process::Command::new(feedctl_bin())
+            .arg("--home")
+            .arg(ws.home())
+            .args(["create-model", "--file", file.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let codes: Vec<Option<i32>> = outs.iter().map(|o| o.status.code()).collect();
+    let errors: Vec<String> = outs
+        .iter()
+        .map(|o| String::from_utf8_lossy(&o.stderr).to_string())
+        .collect();
+    // Whichever came second (while the first ran, or after it) is refused; only one version.
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(0)).count(),
+        1,
+        "{codes:?} {errors:?}"
+    );
+    let refused = codes.iter().position(|c| *c != Some(0)).unwrap();
+    assert_eq!(codes[refused], Some(2), "{errors:?}");
+    assert!(errors[refused].contains("already exists"), "{errors:?}");
+    let view = ws.view_json("twin");
+    assert_eq!(view["versions"].as_array().unwrap().len(), 1, "{view}");
+    assert_eq!(view["active_version"], 1, "{view}");
+}

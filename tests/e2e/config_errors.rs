@@ -182,6 +182,11 @@ fn saved_queries_are_bound_to_columns_and_policies_at_validation() {
         format!("{good}value_model:\n  weights: {{als: 1}}\n  demotions: {{pricey: 0.5}}\n"),
         &["value_model.demotions.pricey"],
     );
+    // `rank` has no parameters to give a value model.
+    refused(
+        format!("{good}value_model:\n  expression: \"als * $w\"\n"),
+        &["value_model.expression", "$w"],
+    );
     // Names resolve by one rule at validation and at request time: a column written in another
     // case validates and serves.
     std::fs::write(&file, good.replace("item.year > 1990", "item.YEAR > 1990")).unwrap();

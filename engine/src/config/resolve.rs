@@ -564,7 +564,6 @@ fn resolve_value_model(
         }
         (None, Some(text)) => {
             let path = "value_model.expression";
-            let text = text.trim();
             let e = feed_lang::parse_score(text).map_err(|e| cfg.error_in_text(path, text, &e))?;
             // Names other than item./user. columns are policy outputs: check them now, not at
             // the first query.

@@ -141,8 +141,10 @@ pub fn bind(
         Stage::Score | Stage::ValueModel => (Ty::Num, "the score"),
     };
     let (expr, ty) = b.operand(e, wanted, role)?;
-    // A condition must be one; a score a number (or NULL: every item unscored).
-    let fits = ty == wanted || (stage != Stage::Filter && ty == Ty::Null);
+    // A condition must be one; a score a number (or NULL: every item unscored). A value whose
+    // type binding cannot know (a date column, a parameter in a branch) is checked when it is
+    // evaluated.
+    let fits = ty == wanted || ty == Ty::Any || (stage != Stage::Filter && ty == Ty::Null);
     if !fits {
         return Err(check_error(
             match stage {

@@ -133,7 +133,10 @@ impl Snapshot {
             row = Some(
                 value
                     .into_iter()
-                    .map(|v| v.filter(|v| v.is_finite()).map_or(f32::MIN, |v| v as f32))
+                    .map(|v| {
+                        v.filter(|v| v.is_finite())
+                            .map_or(f32::MIN, |v| (v as f32).max(f32::MIN))
+                    })
                     .collect(),
             );
         }

@@ -20,18 +20,20 @@ pub struct Scored {
     pub batch: Option<RecordBatch>,
 }
 
-/// An expression that bound but fails on this data: the request's values when it reads
-/// parameters (422), else the query's text (400, at its span).
+/// An expression that bound but fails on this data (an integer division by zero, a value of a
+/// type binding could not know): the query's, at its span (400); the hint names the parameters
+/// it reads, whose values may be the cause.
 pub fn evaluation_error(req: &Request<'_>, b: &Bound, what: &str, message: String) -> Error {
-    let message = format!("{what} cannot be evaluated: {message}");
-    match b.needs.params.keys().next() {
-        Some(p) if b.needs.params.len() == 1 => Error::invalid(format!("${p}"), message),
-        Some(_) => Error::invalid("params", message),
-        None => Error::query(
-            feed_lang::QueryError::new(feed_lang::ErrorKind::Check, message, b.span),
-            req.text,
-        ),
+    let mut e = feed_lang::QueryError::new(
+        feed_lang::ErrorKind::Check,
+        format!("{what} cannot be evaluated: {message}"),
+        b.span,
+    );
+    if !b.needs.params.is_empty() {
+        let names: Vec<String> = b.needs.params.keys().map(|p| format!("${p}")).collect();
+        e.hint = Some(format!("check the values of {}", names.join(", ")));
     }
+    Error::query(e, req.text)
 }
 
 fn internal(e: impl std::fmt::Display) -> Error {

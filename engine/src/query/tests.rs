@@ -432,6 +432,14 @@ fn query_mistakes_are_400_with_spans_and_parameter_values_422() {
     )
     .unwrap();
     assert_eq!(r.eligible, 0);
+    // A value whose type binding cannot know (a parameter in a branch) is checked when used.
+    let r = run(
+        &s,
+        "SELECT * ORDER BY score(if(item.year > 2000, $boost, 1)) LIMIT 3",
+        &[("boost", ParamValue::Num(5.0))],
+    )
+    .unwrap();
+    assert_eq!(num(&r.ids), vec![31, 32, 33]);
     // truncate() keeps at least one candidate.
     let e = run(
         &s,

@@ -278,6 +278,12 @@ impl Registry {
         if !self.exists(model) {
             return Err(self.unknown_model(model));
         }
+        let Some(_writer) = self.try_writer(model)? else {
+            return Err(Error::invalid(
+                "model",
+                format!("model `{model}` is being changed by another run; wait for it to end (or stop its process) before deleting"),
+            ));
+        };
         let _guard = self.lock_model(model)?;
         if let Some(v) = self.versions(model)?.iter().find(|v| v.status.is_running()) {
             return Err(Error::invalid("model", format!(
@@ -295,6 +301,30 @@ impl Registry {
         std::fs::remove_dir_all(&trash).ctx(|| format!("deleting {}", trash.display()))
     }
 
+    /// The one writer of `model`: a create, update or delete holds it for its whole run, so two
+    /// of them never interleave. `None` when another process holds it (its run is in progress);
+    /// the caller refuses at once instead of waiting for a training to end.
+    pub fn try_writer(&self, model: &str) -> Result<Option<ModelWriter>> {
+        let dir = self.model_dir(model);
+        // A model folder without `versions/` is not a model (see `exists`): the lock alone
+        // creates nothing visible.
+        std::fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(".writer.lock");
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ctx(|| format!("opening {}", path.display()))?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(ModelWriter { _lock: f })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(Error::storage(format!("locking {}", path.display()), e))
+            }
+        }
+    }
+
     fn lock_model(&self, model: &str) -> Result<File> {
         let path = self.model_dir(model).join(".lock");
         let f = File::options()
@@ -306,6 +336,12 @@ impl Registry {
         f.lock().ctx(|| format!("locking {}", path.display()))?;
         Ok(f)
     }
+}
+
+/// The right to change a model (see [`Registry::try_writer`]); released when dropped or when
+/// the process dies.
+pub struct ModelWriter {
+    _lock: File,
 }
 
 /// The process's handle on the version it is making. Dropping it (or dying) releases the lock.

@@ -98,11 +98,17 @@ impl ValueModel {
         };
         let mut demotions = Vec::new();
         for (column, strength) in vm.map(|v| &v.demotions).into_iter().flatten() {
-            let col = catalog.column(column).ok_or_else(|| {
-                Error::Internal(format!(
-                    "demotion column `{column}` is missing from the items"
-                ))
-            })?;
+            // By the one name rule, as `validate` checked it.
+            let span = feed_lang::Span::new(0, column.len());
+            let col = names
+                .item(column, span)
+                .ok()
+                .and_then(|(stored, _)| catalog.column(stored))
+                .ok_or_else(|| {
+                    Error::Internal(format!(
+                        "demotion column `{column}` is missing from the items"
+                    ))
+                })?;
             let values = cast(col, &DataType::Float64).map_err(internal)?;
             let factors = values
                 .as_primitive::<Float64Type>()
