@@ -400,7 +400,8 @@ impl From<&feed_engine::eval::EvalReport> for Evaluation {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ErrorBody {
     pub error: String,
-    /// `bad_request`, `invalid_body`, `query`, `invalid`, `config`, `not_found`, `cancelled`,
+    /// `bad_request`, `invalid_body`, `query`, `invalid`, `config`, `not_found`,
+    /// `method_not_allowed`, `timeout`, `too_large`, `unsupported_media_type`, `cancelled`,
     /// `internal`.
     pub error_type: String,
     /// What is at fault, for the request's mistakes (422): `$since`, `limit`, `params`; for a

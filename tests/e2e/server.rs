@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::server_support::start;
+use crate::server_support::{start, start_with};
 use crate::support::*;
 
 #[test]
@@ -179,4 +179,77 @@ fn switches_to_new_active_version_without_failing_a_request() {
         seen.windows(2).all(|w| w[0] <= w[1]),
         "never back to the old version"
     );
+}
+
+#[test]
+fn slow_clients_and_bad_requests_get_json_errors_and_closed_sockets() {
+    use std::io::{Read, Write};
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let file = ws.write("model.yaml", &model_yaml("t", 3, 8));
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    let srv = start_with(
+        &ws,
+        &[
+            "--idle-timeout-seconds",
+            "1",
+            "--request-timeout-seconds",
+            "2",
+        ],
+    );
+    let a = srv.addr.as_str();
+
+    // Errors are JSON on every status.
+    let (st, r) = http(a, "GET", "/no/such/route", None);
+    assert_eq!(
+        (st, r["error_type"].as_str()),
+        (404, Some("not_found")),
+        "{r}"
+    );
+    let (st, r) = http(a, "DELETE", "/models/t/rank", None);
+    assert_eq!(
+        (st, r["error_type"].as_str()),
+        (405, Some("method_not_allowed")),
+        "{r}"
+    );
+    let big = format!(r#"{{"user_id": "{}"}}"#, "x".repeat(2 << 20));
+    let (st, r) = http(a, "POST", "/models/t/rank", Some(&big));
+    assert_eq!(st, 413, "{r}");
+    assert!(
+        r["error"].as_str().unwrap().contains("1048576 bytes"),
+        "{r}"
+    );
+    let mut s = std::net::TcpStream::connect(a).unwrap();
+    s.write_all(b"POST /models/t/rank HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 415"), "{resp}");
+    assert!(resp.contains("unsupported_media_type"), "{resp}");
+
+    // A connection that sends nothing, or half a request head, is closed after the idle timeout.
+    for first in [&b""[..], b"GET /healthz HTTP/1.1\r\nHost:"] {
+        let mut s = std::net::TcpStream::connect(a).unwrap();
+        s.write_all(first).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let opened = Instant::now();
+        let mut buf = Vec::new();
+        // The server closes its end: the read ends (an error response or none, then EOF).
+        let _ = s.read_to_end(&mut buf);
+        assert!(
+            opened.elapsed() < Duration::from_secs(30),
+            "the idle connection was not closed"
+        );
+    }
+    // A body that never completes gets 408 after the request timeout.
+    let mut s = std::net::TcpStream::connect(a).unwrap();
+    s.write_all(b"POST /models/t/rank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"user_id\"")
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.1 408"), "{resp}");
+    // And the server still answers.
+    assert_eq!(http(a, "GET", "/healthz", None).0, 200);
 }

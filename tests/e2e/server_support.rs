@@ -18,10 +18,16 @@ impl Drop for Server {
 }
 
 pub fn start(ws: &Workspace) -> Server {
+    start_with(ws, &[])
+}
+
+/// The server with extra `serve` arguments (limits).
+pub fn start_with(ws: &Workspace, extra: &[&str]) -> Server {
     let mut child = Command::new(feedctl_bin())
         .arg("--home")
         .arg(ws.home())
         .args(["serve", "--addr", "127.0.0.1:0", "--poll-ms", "50"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -17,6 +17,16 @@ pub struct ServeArgs {
     /// How often to look for newly ACTIVE versions, in milliseconds.
     #[arg(long, default_value_t = 250)]
     poll_ms: u64,
+    /// Close a connection that has not sent a complete request head for this long: an idle
+    /// keep-alive connection, or a client that sends nothing or partial headers.
+    #[arg(long, default_value_t = 10)]
+    idle_timeout_seconds: u64,
+    /// Answer 408 to a request (body included) not handled within this long.
+    #[arg(long, default_value_t = 30)]
+    request_timeout_seconds: u64,
+    /// Connections served at once; beyond, new ones are closed at once.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
 }
 
 pub async fn run(home: &Path, args: ServeArgs) -> anyhow::Result<()> {
@@ -24,7 +34,12 @@ pub async fn run(home: &Path, args: ServeArgs) -> anyhow::Result<()> {
     crate::server::serve(
         registry,
         args.addr,
-        Duration::from_millis(args.poll_ms.max(10)),
+        crate::server::Limits {
+            poll: Duration::from_millis(args.poll_ms.max(10)),
+            idle: Duration::from_secs(args.idle_timeout_seconds.max(1)),
+            request: Duration::from_secs(args.request_timeout_seconds.max(1)),
+            connections: args.max_connections.max(1),
+        },
     )
     .await
 }

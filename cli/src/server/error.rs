@@ -26,14 +26,27 @@ impl From<Error> for ApiError {
 
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(r: axum::extract::rejection::JsonRejection) -> Self {
-        use axum::extract::rejection::JsonRejection as J;
-        let status = match &r {
-            J::JsonDataError(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            _ => StatusCode::BAD_REQUEST,
+        // The rejection knows its status: 400 not JSON, 413 too large, 415 not declared JSON,
+        // 422 the wrong fields.
+        let status = r.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!(
+                "the body is larger than the limit of {} bytes",
+                super::routes::BODY_LIMIT
+            )
+        } else {
+            r.body_text()
         };
+        ApiError::Body { status, message }
+    }
+}
+
+impl ApiError {
+    /// A bare status with a message, as JSON like every error.
+    pub fn status(status: StatusCode, message: &str) -> Self {
         ApiError::Body {
             status,
-            message: r.body_text(),
+            message: message.to_string(),
         }
     }
 }
@@ -45,10 +58,14 @@ impl IntoResponse for ApiError {
         let (status, error_type, error) = match self {
             ApiError::Body { status, message } => (
                 status,
-                if status == StatusCode::BAD_REQUEST {
-                    "bad_request"
-                } else {
-                    "invalid_body"
+                match status {
+                    StatusCode::BAD_REQUEST => "bad_request",
+                    StatusCode::NOT_FOUND => "not_found",
+                    StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+                    StatusCode::REQUEST_TIMEOUT => "timeout",
+                    StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                    _ => "invalid_body",
                 },
                 message,
             ),

@@ -15,8 +15,21 @@ use feed_engine::Registry;
 
 pub use state::AppState;
 
+/// How the server protects itself from slow and numerous clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// How often to look for newly ACTIVE versions.
+    pub poll: Duration,
+    /// The longest wait for a request head (also how long an idle connection stays open).
+    pub idle: Duration,
+    /// The longest a request may take, reading its body included (then 408).
+    pub request: Duration,
+    /// Connections served at once.
+    pub connections: usize,
+}
+
 /// Serves until Ctrl-C (or SIGTERM). Loads every model's ACTIVE version before listening.
-pub async fn serve(registry: Registry, addr: SocketAddr, poll: Duration) -> anyhow::Result<()> {
+pub async fn serve(registry: Registry, addr: SocketAddr, limits: Limits) -> anyhow::Result<()> {
     let state = Arc::new(AppState::new(registry));
     state.refresh_blocking().await;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -25,12 +38,51 @@ pub async fn serve(registry: Registry, addr: SocketAddr, poll: Duration) -> anyh
     let local = listener.local_addr()?;
     // Tests and scripts read this line to learn the port when binding port 0.
     println!("listening on http://{local}");
-    tracing::info!(%local, "serving");
-    let watcher = tokio::spawn(state::watch(state.clone(), poll));
-    axum::serve(listener, routes::router(state))
-        .with_graceful_shutdown(shutdown())
-        .await
-        .context("serving HTTP")?;
+    tracing::info!(%local, ?limits, "serving");
+    let watcher = tokio::spawn(state::watch(state.clone(), limits.poll));
+    let app = routes::router(state, limits.request);
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.connections));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown());
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!("accepting a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection limit ({}) reached; closing", limits.connections);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let mut conn = std::pin::pin!(hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.idle)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stopped.changed() => {
+                    // Finish the request in flight, then close.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, "connection: {e}");
+            }
+            drop(permit);
+        });
+    }
+    let _ = stop.send(true);
     watcher.abort();
     Ok(())
 }

@@ -37,6 +37,12 @@ const RANK_ERRORS: &[(u16, &str)] = &[
     (400, "the body is not JSON"),
     (404, "unknown model, or no ACTIVE version yet"),
     (
+        408,
+        "the request (its body included) took longer than the server's request timeout",
+    ),
+    (413, "the body is larger than the limit (1 MiB)"),
+    (415, "the body is not declared `application/json`"),
+    (
         422,
         "the body lacks a field, has a wrong type or an unknown field, or a value is out of range",
     ),
@@ -47,6 +53,12 @@ const QUERY_ERRORS: &[(u16, &str)] = &[
         "the body is not JSON, or the query text is wrong (error_type `query`, with its location)",
     ),
     (404, "unknown model, saved query, or no ACTIVE version yet"),
+    (
+        408,
+        "the request (its body included) took longer than the server's request timeout",
+    ),
+    (413, "the body is larger than the limit (1 MiB)"),
+    (415, "the body is not declared `application/json`"),
     (
         422,
         "the body is wrong, or a parameter value is missing or of the wrong type",

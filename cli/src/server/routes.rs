@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use feed_engine::arrow::record_batch::RecordBatch;
@@ -19,7 +21,10 @@ use crate::wire::{
 
 type Shared = State<Arc<AppState>>;
 
-pub fn router(state: Arc<AppState>) -> Router {
+/// The largest request body accepted (a query with its parameters fits many times over).
+pub const BODY_LIMIT: usize = 1 << 20;
+
+pub fn router(state: Arc<AppState>, request_timeout: std::time::Duration) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
@@ -28,6 +33,37 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/models/{name}/rank", post(rank))
         .route("/models/{name}/query", post(query_model))
         .route("/query", post(query))
+        // Every error is JSON, unknown routes and methods included.
+        .fallback(|| async {
+            ApiError::status(
+                StatusCode::NOT_FOUND,
+                "no such route; see GET /openapi.json",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this route does not take that method; see GET /openapi.json",
+            )
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        // A request (its body included) that takes longer is answered 408; a slow client cannot
+        // hold a worker.
+        .layer(axum::middleware::from_fn(
+            move |req, next: axum::middleware::Next| async move {
+                match tokio::time::timeout(request_timeout, next.run(req)).await {
+                    Ok(response) => response,
+                    Err(_) => ApiError::status(
+                        StatusCode::REQUEST_TIMEOUT,
+                        &format!(
+                            "the request took longer than {} s",
+                            request_timeout.as_secs()
+                        ),
+                    )
+                    .into_response(),
+                }
+            },
+        ))
         .with_state(state)
 }
 
