@@ -24,6 +24,16 @@ struct Cli {
     #[arg(long, global = true, env = "FEED_HOME", default_value = ".feed")]
     home: PathBuf,
 
+    /// A folder file connectors may read besides the model file's own (repeatable; the
+    /// environment variable takes a `:`-separated list). Data elsewhere is refused.
+    #[arg(
+        long = "data-root",
+        global = true,
+        env = "FEED_DATA_ROOTS",
+        value_delimiter = ':'
+    )]
+    data_roots: Vec<PathBuf>,
+
     /// Log verbosity for diagnostics on stderr (error, warn, info, debug, trace).
     #[arg(long, global = true, env = "FEED_LOG", default_value = "warn")]
     log: String,
@@ -74,18 +84,19 @@ fn main() -> ExitCode {
         }
     };
     let home = cli.home;
+    let roots = cli.data_roots;
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::CreateModel(a) => commands::create::create(&home, a).await,
-            Command::UpdateModel(a) => commands::create::update(&home, a).await,
+            Command::CreateModel(a) => commands::create::create(&home, &roots, a).await,
+            Command::UpdateModel(a) => commands::create::update(&home, &roots, a).await,
             Command::ListModels(a) => commands::list::run(&home, a),
             Command::ViewModel(a) => commands::view::run(&home, a),
             Command::DeleteModel(a) => commands::delete::run(&home, a),
-            Command::Validate(a) => commands::validate::run(a).await,
+            Command::Validate(a) => commands::validate::run(&roots, a).await,
             Command::Rank(a) => commands::rank::run(&home, a).await,
             Command::Query(a) => commands::query::run(&home, a).await,
             Command::Serve(a) => commands::serve::run(&home, a).await,
-            Command::Bench(a) => commands::bench::run(a).await,
+            Command::Bench(a) => commands::bench::run(&roots, a).await,
             Command::BenchVectors(a) => commands::bench_vectors::run(a).await,
             Command::Schema(a) => commands::schema::run(a),
             Command::Synth(a) => commands::synth::run(a),

@@ -1,11 +1,9 @@
 //! The `Connector` extension point.
 
-use std::path::Path;
-
 use async_trait::async_trait;
 use datafusion::prelude::SessionContext;
 
-use crate::{ConnectorConfig, ConnectorError, FileConnector};
+use crate::{ConnectorConfig, ConnectorError, DataPaths, FileConnector};
 
 /// A source of tables for fetch SQL.
 ///
@@ -26,13 +24,14 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
     async fn register(&self, ctx: &SessionContext) -> Result<(), ConnectorError>;
 }
 
-/// Builds the connector for one configuration block. Relative paths resolve against `base_dir`
-/// (the folder of the model file). Checks the block without touching the data.
+/// Builds the connector for one configuration block. Relative paths resolve against the model
+/// file's folder, and files are read only under the data roots (`paths`). Checks the block
+/// without reading the data.
 pub fn build(
     config: &ConnectorConfig,
-    base_dir: &Path,
+    paths: &DataPaths,
 ) -> Result<Box<dyn Connector>, ConnectorError> {
     match config {
-        ConnectorConfig::File(c) => Ok(Box::new(FileConnector::new(c, base_dir)?)),
+        ConnectorConfig::File(c) => Ok(Box::new(FileConnector::new(c, paths)?)),
     }
 }

@@ -8,7 +8,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
 
-use crate::{ColumnType, Connector, ConnectorError, FileConnectorConfig, FileFormat};
+use crate::{ColumnType, Connector, ConnectorError, DataPaths, FileConnectorConfig, FileFormat};
 
 /// A resolved `file` connector.
 #[derive(Debug, Clone)]
@@ -36,7 +36,8 @@ enum LocationKind {
 impl FileConnector {
     /// Resolves the block against `base_dir` and checks that the location exists and holds at
     /// least one file, so that a typo in a path fails validation, not training.
-    pub fn new(config: &FileConnectorConfig, base_dir: &Path) -> Result<Self, ConnectorError> {
+    pub fn new(config: &FileConnectorConfig, paths: &DataPaths) -> Result<Self, ConnectorError> {
+        let base_dir = paths.base_dir();
         let id = config.id.clone();
         let config_err = |field: &str, message: String| ConnectorError::Config {
             connector: id.clone(),
@@ -61,11 +62,25 @@ impl FileConnector {
             message,
         };
         let is_glob = config.path.contains(['*', '?', '[']);
+        // Confined to the data roots before anything is read (the fixed part of a glob first).
+        let fixed: PathBuf = location
+            .components()
+            .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+            .collect();
+        paths
+            .check_lexically(if is_glob { &fixed } else { &location })
+            .map_err(|m| config_err("path", m))?;
+        if !is_glob {
+            paths
+                .check_resolved(&location)
+                .map_err(|m| config_err("path", m))?;
+        }
         let (kind, sample) = if is_glob {
+            // Files a link leads outside the roots are not matches (and are not named).
             let matches: Vec<PathBuf> = glob::glob(&display)
                 .map_err(|e| config_err("path", format!("is not a valid glob: {e}")))?
                 .filter_map(Result::ok)
-                .filter(|p| p.is_file())
+                .filter(|p| p.is_file() && paths.allows_resolved(p))
                 .collect();
             let first = matches.into_iter().next().ok_or_else(|| {
                 source_err(
@@ -361,7 +376,7 @@ mod tests {
             ("lines", 2),
         ] {
             let ctx = SessionContext::new();
-            let c = FileConnector::new(&cfg(path), dir.path()).unwrap();
+            let c = FileConnector::new(&cfg(path), &DataPaths::new(dir.path(), &[])).unwrap();
             c.register(&ctx).await.unwrap();
             assert_eq!(count(&ctx).await, n, "{path}");
         }
@@ -385,7 +400,7 @@ mod tests {
                 data_type: ColumnType::Int,
             },
         ]);
-        let conn = FileConnector::new(&c, dir.path()).unwrap();
+        let conn = FileConnector::new(&c, &DataPaths::new(dir.path(), &[])).unwrap();
         let ctx = SessionContext::new();
         conn.register(&ctx).await.unwrap();
         let df = ctx
@@ -419,7 +434,8 @@ mod tests {
         .await
         .unwrap();
         let ctx = SessionContext::new();
-        let c = FileConnector::new(&cfg("events.parquet"), dir.path()).unwrap();
+        let c =
+            FileConnector::new(&cfg("events.parquet"), &DataPaths::new(dir.path(), &[])).unwrap();
         assert_eq!(c.format(), FileFormat::Parquet);
         c.register(&ctx).await.unwrap();
         assert_eq!(count(&ctx).await, 3);
@@ -428,7 +444,8 @@ mod tests {
     #[test]
     fn missing_file_names_connector_and_path() {
         let dir = tempfile::tempdir().unwrap();
-        let err = FileConnector::new(&cfg("nope.csv"), dir.path()).unwrap_err();
+        let err =
+            FileConnector::new(&cfg("nope.csv"), &DataPaths::new(dir.path(), &[])).unwrap_err();
         let msg = err.to_string();
         assert!(
             msg.contains("connector `t`")
@@ -436,7 +453,8 @@ mod tests {
                 && msg.contains("no such file"),
             "{msg}"
         );
-        let err = FileConnector::new(&cfg("*.parquet"), dir.path()).unwrap_err();
+        let err =
+            FileConnector::new(&cfg("*.parquet"), &DataPaths::new(dir.path(), &[])).unwrap_err();
         assert!(err.to_string().contains("matches no file"), "{err}");
     }
 
@@ -444,7 +462,7 @@ mod tests {
     fn unknown_extension_asks_for_format() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("x.dat"), "1,2\n").unwrap();
-        let err = FileConnector::new(&cfg("x.dat"), dir.path()).unwrap_err();
+        let err = FileConnector::new(&cfg("x.dat"), &DataPaths::new(dir.path(), &[])).unwrap_err();
         assert!(
             matches!(err, ConnectorError::Config { ref field, .. } if field == "format"),
             "{err}"

@@ -9,8 +9,10 @@ mod config;
 mod connector;
 mod error;
 mod file;
+mod paths;
 
 pub use config::{ColumnType, ConnectorConfig, FileConnectorConfig, FileFormat, SchemaField};
 pub use connector::{build, Connector};
 pub use error::ConnectorError;
 pub use file::FileConnector;
+pub use paths::DataPaths;

@@ -203,3 +203,70 @@ fn saved_queries_are_bound_to_columns_and_policies_at_validation() {
     ]);
     assert!(out.contains("version 1"), "{out}");
 }
+
+#[test]
+fn data_outside_the_roots_is_refused() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("outside"));
+    let good = model_yaml("r", 2, 8);
+    // The model file in its own folder; the data beside it, not under it.
+    let file = ws.write("model/model.yaml", &good.replace("data/", "../outside/"));
+    let file = file.to_str().unwrap();
+    let out = ws.feedctl(&["validate", "--file", file]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("outside the data roots") && err.contains("connectors[0].path"),
+        "{err}"
+    );
+    // The operator can allow the folder, by flag or environment.
+    let root = ws.path("outside");
+    ws.ok(&[
+        "validate",
+        "--data-root",
+        root.to_str().unwrap(),
+        "--file",
+        file,
+    ]);
+    let out = std::process::Command::new(feedctl_bin())
+        .arg("--home")
+        .arg(ws.home())
+        .args(["validate", "--file", file])
+        .env(
+            "FEED_DATA_ROOTS",
+            format!("/nonexistent:{}", root.display()),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // System files, directly or by a glob: refused without reading or listing anything there.
+    for path in ["/etc/passwd", "/etc/*", "../../../../../../etc/passwd"] {
+        let text = good.replace("data/ratings.csv", path).replace(
+            "{id: ratings, type: file,",
+            "{id: ratings, type: file, delimiter: ':',",
+        );
+        std::fs::write(file, text).unwrap();
+        let out = ws.feedctl(&["validate", "--file", file]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{path}: {err}");
+        assert!(err.contains("outside the data roots"), "{path}: {err}");
+        assert!(
+            !err.contains("root:") && !err.contains("hosts"),
+            "{path}: {err}"
+        );
+    }
+    // A link under the model folder that leads outside is refused too.
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(ws.path("outside"), ws.path("model/data")).unwrap();
+        std::fs::write(file, &good).unwrap();
+        let out = ws.feedctl(&["validate", "--file", file]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("symbolic link"), "{err}");
+    }
+}

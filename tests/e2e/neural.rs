@@ -166,7 +166,14 @@ training: {{seed: 42, device: cpu}}
         ),
     );
     let start = Instant::now();
-    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    // The data lives outside the model file's folder: the operator allows its folder.
+    ws.ok(&[
+        "create-model",
+        "--data-root",
+        dir,
+        "--file",
+        file.to_str().unwrap(),
+    ]);
     let view = ws.view_json("ml100k");
     let (pop, als, sasrec, towers) = (
         ndcg(&view, "reference"),

@@ -35,8 +35,10 @@ pub struct BenchArgs {
     out: Option<PathBuf>,
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let config = ModelConfig::load(&args.file).map_err(Error::from)?;
+pub async fn run(roots: &[PathBuf], args: BenchArgs) -> anyhow::Result<()> {
+    let config = ModelConfig::load(&args.file)
+        .map_err(Error::from)?
+        .with_data_roots(roots.to_vec());
     let profile = if cfg!(debug_assertions) {
         "dev"
     } else {

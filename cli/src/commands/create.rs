@@ -34,16 +34,24 @@ pub struct UpdateArgs {
     retrain: bool,
 }
 
-pub async fn create(home: &Path, args: CreateArgs) -> anyhow::Result<()> {
-    run(home, &args.file, Mode::Create, true).await
+pub async fn create(home: &Path, roots: &[PathBuf], args: CreateArgs) -> anyhow::Result<()> {
+    run(home, roots, &args.file, Mode::Create, true).await
 }
 
-pub async fn update(home: &Path, args: UpdateArgs) -> anyhow::Result<()> {
-    run(home, &args.file, Mode::Update, args.retrain).await
+pub async fn update(home: &Path, roots: &[PathBuf], args: UpdateArgs) -> anyhow::Result<()> {
+    run(home, roots, &args.file, Mode::Update, args.retrain).await
 }
 
-async fn run(home: &Path, file: &Path, mode: Mode, retrain: bool) -> anyhow::Result<()> {
-    let config = ModelConfig::load(file).map_err(Error::from)?;
+async fn run(
+    home: &Path,
+    roots: &[PathBuf],
+    file: &Path,
+    mode: Mode,
+    retrain: bool,
+) -> anyhow::Result<()> {
+    let config = ModelConfig::load(file)
+        .map_err(Error::from)?
+        .with_data_roots(roots.to_vec());
     let registry =
         Registry::open(home).with_context(|| format!("opening home {}", home.display()))?;
     let cancel = Arc::new(AtomicBool::new(false));

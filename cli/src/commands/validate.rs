@@ -15,8 +15,10 @@ pub struct ValidateArgs {
     file: PathBuf,
 }
 
-pub async fn run(args: ValidateArgs) -> anyhow::Result<()> {
-    let config = ModelConfig::load(&args.file).map_err(Error::from)?;
+pub async fn run(roots: &[PathBuf], args: ValidateArgs) -> anyhow::Result<()> {
+    let config = ModelConfig::load(&args.file)
+        .map_err(Error::from)?
+        .with_data_roots(roots.to_vec());
     lifecycle::validate(&config).await?;
     println!(
         "{}: ok (model `{}`, {} connectors, {} policies)",

@@ -24,6 +24,9 @@ pub struct ModelConfig {
     pub file: String,
     /// The folder relative paths resolve against.
     pub base_dir: PathBuf,
+    /// Folders besides `base_dir` that file connectors may read (`--data-root`,
+    /// `FEED_DATA_ROOTS`); not part of the file, nor of its training key.
+    pub data_roots: Vec<PathBuf>,
     /// The exact text, stored with each version.
     pub text: String,
     pub connectors: Vec<ConnectorConfig>,
@@ -149,6 +152,12 @@ impl ModelConfig {
         err
     }
 
+    /// The same file, allowed to read data under `roots` too.
+    pub fn with_data_roots(mut self, roots: Vec<PathBuf>) -> Self {
+        self.data_roots = roots;
+        self
+    }
+
     pub fn policy(&self, name: &str) -> Option<&PolicyConfig> {
         self.policies.iter().find(|p| p.name() == name)
     }
@@ -165,6 +174,7 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<ModelConfig, Con
         description: raw.model.description,
         file: file.to_string(),
         base_dir: base_dir.to_path_buf(),
+        data_roots: Vec::new(),
         text: text.to_string(),
         connectors: raw.connectors,
         fetch: raw.fetch,

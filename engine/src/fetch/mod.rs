@@ -57,9 +57,10 @@ pub async fn plan(cfg: &ModelConfig) -> Result<FetchPlan> {
     // order of events with equal timestamps, and so the split. Several partitions would
     // interleave nondeterministically.
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+    let paths = feed_connectors::DataPaths::new(&cfg.base_dir, &cfg.data_roots);
     for (i, block) in cfg.connectors.iter().enumerate() {
         let connector =
-            feed_connectors::build(block, &cfg.base_dir).map_err(|e| connector_error(cfg, i, e))?;
+            feed_connectors::build(block, &paths).map_err(|e| connector_error(cfg, i, e))?;
         connector
             .register(&ctx)
             .await
