@@ -340,7 +340,25 @@ async fn execute(
 ) -> Result<Outcome> {
     run.set_status(Status::Fetching, "fetching events, items and users")?;
     let start = Instant::now();
-    let ds = dataset::build(plan, options.progress.as_ref()).await?;
+    // The fetch runs within its time budget; on expiry the stream is dropped, which stops the
+    // query.
+    let limits = config.fetch_limits;
+    let ds = tokio::time::timeout(
+        limits.timeout,
+        dataset::build(plan, limits.memory_bytes, options.progress.as_ref()),
+    )
+    .await
+    .map_err(|_| Error::Invalid {
+        what: "fetch.timeout_seconds".into(),
+        message: format!(
+            "the fetch took longer than `fetch.timeout_seconds` ({} s) allows",
+            limits.timeout.as_secs()
+        ),
+        hint: Some(
+            "narrow the SQL (a recursive or multiplying query?), or raise `fetch.timeout_seconds`"
+                .into(),
+        ),
+    })??;
     run.set_status(
         Status::Fetching,
         &format!(

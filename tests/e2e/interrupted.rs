@@ -126,3 +126,42 @@ fn sigkill_while_deploying_the_index_keeps_previous_active() {
         .exists());
     assert_previous_active(&ws, "DEPLOYING");
 }
+
+#[test]
+fn fetches_beyond_their_time_or_memory_fail_and_the_previous_version_serves() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let good = model_yaml("k", 2, 8);
+    let file = ws.write("model.yaml", &good);
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    let events = "SELECT user_id, item_id, timestamp FROM ratings";
+    let cases = [
+        (
+            "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r) \
+             SELECT CAST(n AS VARCHAR) AS user_id, CAST(n AS VARCHAR) AS item_id, n AS timestamp FROM r",
+            "  timeout_seconds: 2\n",
+            "fetch.timeout_seconds",
+        ),
+        (
+            "SELECT a.user_id, b.item_id, c.timestamp FROM ratings a, ratings b, ratings c",
+            "  memory_limit: 32MB\n",
+            "fetch.memory_limit",
+        ),
+    ];
+    for (version, (sql, limit, expected)) in cases.into_iter().enumerate() {
+        let text = good
+            .replace(events, sql)
+            .replace("fetch:\n", &format!("fetch:\n{limit}"));
+        ws.write("model.yaml", &text);
+        let started = Instant::now();
+        let out = ws.feedctl(&["update-model", "--file", file.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(expected), "expected `{expected}` in {err}");
+        assert!(started.elapsed() < Duration::from_secs(120), "{expected}");
+        let view = ws.view_json("k");
+        assert_eq!(view["active_version"], 1, "{view}");
+        assert_eq!(view["versions"][version + 1]["status"], "ERROR", "{view}");
+        ws.ok(&["rank", "--model-name", "k", "--user-id", "u1"]);
+    }
+}

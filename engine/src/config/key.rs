@@ -27,7 +27,12 @@ impl ModelConfig {
             "format": FORMAT,
             "data_dir": dir,
             "connectors": self.connectors.iter().map(chosen).collect::<Vec<_>>(),
-            "fetch": chosen::<RawFetch>(&self.fetch),
+            // The SQL, not its limits: a larger budget trains the same models.
+            "fetch": chosen::<RawFetch>(&RawFetch {
+                memory_limit: None,
+                timeout_seconds: None,
+                ..self.fetch.clone()
+            }),
             "policies": self.policies.iter().map(chosen::<PolicyConfig>).collect::<Vec<_>>(),
             "training": chosen::<TrainingConfig>(&self.training),
         })

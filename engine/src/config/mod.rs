@@ -16,7 +16,9 @@ pub use raw::{
     PolicyConfig, PopularConfig, RawModelFile, SasrecConfig, SavedQuery, SequenceLoss,
     ServingConfig, TrainingConfig, TwoTowerConfig, TypedFeature, ValueModelConfig,
 };
-pub use resolve::{parse, Combine, ModelConfig, Saved, ValueModel, Weight};
+pub use resolve::{
+    parse, parse_bytes, Combine, FetchLimits, ModelConfig, Saved, ValueModel, Weight,
+};
 
 /// The JSON Schema of the model file, generated from the Rust types (`spec/model.schema.json`).
 pub fn json_schema() -> serde_json::Value {

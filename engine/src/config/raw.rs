@@ -54,6 +54,14 @@ pub struct RawFetch {
     /// Must yield `user_id`; every other column is a user attribute.
     #[serde(default)]
     pub users: Option<String>,
+    /// The most memory the fetch may use, e.g. `2GB`, `512MB` (the SQL's operators and the
+    /// events read); by default half of the machine's memory. A fetch that needs more fails
+    /// its version (the ACTIVE one keeps serving).
+    #[serde(default)]
+    pub memory_limit: Option<String>,
+    /// The longest the fetch may run, in seconds (default 3600).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
 }
 
 /// One policy; `type` picks the algorithm.

@@ -24,6 +24,8 @@ pub struct ModelConfig {
     pub file: String,
     /// The folder relative paths resolve against.
     pub base_dir: PathBuf,
+    /// The fetch's memory and time budget.
+    pub fetch_limits: FetchLimits,
     /// Folders besides `base_dir` that file connectors may read (`--data-root`,
     /// `FEED_DATA_ROOTS`); not part of the file, nor of its training key.
     pub data_roots: Vec<PathBuf>,
@@ -67,6 +69,85 @@ pub struct Weight {
     /// The head's index among the policy's outputs.
     pub head: usize,
     pub weight: f64,
+}
+
+/// How much memory and time the fetch may take.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FetchLimits {
+    pub memory_bytes: u64,
+    pub timeout: std::time::Duration,
+}
+
+impl Default for FetchLimits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: default_memory_limit(),
+            timeout: std::time::Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Half of the machine's memory (from `/proc/meminfo`), or 4 GiB where it cannot be read.
+fn default_memory_limit() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            let line = t.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024 / 2)
+        })
+        .unwrap_or(4 << 30)
+}
+
+/// `512MB`, `2GB`, `1.5GiB`, `1000000` (bytes) in bytes.
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number.parse().ok()?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = n * scale;
+    (1.0..1e18).contains(&bytes).then_some(bytes as u64)
+}
+
+fn resolve_fetch_limits(cfg: &ModelConfig) -> Result<FetchLimits, ConfigError> {
+    let mut limits = FetchLimits::default();
+    if let Some(text) = &cfg.fetch.memory_limit {
+        limits.memory_bytes = parse_bytes(text).ok_or_else(|| {
+            cfg.error_at(
+                "fetch.memory_limit",
+                format!("`{text}` is not an amount of memory"),
+                Some("write a number and a unit: `512MB`, `2GB`, `1.5GiB`".into()),
+            )
+        })?;
+        if limits.memory_bytes < 1 << 20 {
+            return Err(cfg.error_at(
+                "fetch.memory_limit",
+                format!("`{text}` is below 1 MiB, too little for any fetch"),
+                None,
+            ));
+        }
+    }
+    if let Some(s) = cfg.fetch.timeout_seconds {
+        if s == 0 {
+            return Err(cfg.error_at("fetch.timeout_seconds", "must be at least 1", None));
+        }
+        limits.timeout = std::time::Duration::from_secs(s);
+    }
+    Ok(limits)
 }
 
 /// A saved query: its text (parsed and checked), the defaults of its parameters, and where the
@@ -175,6 +256,7 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<ModelConfig, Con
         file: file.to_string(),
         base_dir: base_dir.to_path_buf(),
         data_roots: Vec::new(),
+        fetch_limits: FetchLimits::default(),
         text: text.to_string(),
         connectors: raw.connectors,
         fetch: raw.fetch,
@@ -186,6 +268,7 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<ModelConfig, Con
         locations,
     };
     check(&cfg)?;
+    cfg.fetch_limits = resolve_fetch_limits(&cfg)?;
     cfg.value_model = raw
         .value_model
         .as_ref()
@@ -854,6 +937,16 @@ fn serde_error_at(e: &serde_yaml::Error, file: &str, locations: &Locations) -> C
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_amounts_parse_with_units() {
+        assert_eq!(parse_bytes("512MB"), Some(512_000_000));
+        assert_eq!(parse_bytes("1.5 GiB"), Some(1_610_612_736));
+        assert_eq!(parse_bytes("2048"), Some(2048));
+        for bad in ["", "lots", "5 parsecs", "-1GB", "1e30"] {
+            assert_eq!(parse_bytes(bad), None, "{bad}");
+        }
+    }
 
     const GOOD: &str = r#"
 model: {name: ml, description: test}

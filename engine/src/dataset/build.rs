@@ -77,9 +77,9 @@ impl FetchStats {
     }
 }
 
-/// Runs the fetch plan and builds the dataset.
+/// Runs the fetch plan and builds the dataset, within `memory_limit` bytes of events held.
 #[tracing::instrument(skip_all)]
-pub async fn build(plan: FetchPlan, progress: &dyn Progress) -> Result<Dataset> {
+pub async fn build(plan: FetchPlan, memory_limit: u64, progress: &dyn Progress) -> Result<Dataset> {
     let mut stats = FetchStats::default();
     let mut items = IdMap::default();
     let mut users = IdMap::default();
@@ -129,8 +129,18 @@ pub async fn build(plan: FetchPlan, progress: &dyn Progress) -> Result<Dataset> 
     progress.start("fetch events", None);
     let mut stream = fetch::stream(plan.events, Fetch::Events).await?;
     while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|e| Error::source("fetch.events", e.strip_backtrace()))?;
+        let batch = batch.map_err(|e| fetch::read_error(Fetch::Events, e))?;
         stats.event_rows += batch.num_rows() as u64;
+        // The events held count against the fetch's budget too (DataFusion's pool sees only
+        // its own operators).
+        if (stats.event_rows as usize).saturating_mul(std::mem::size_of::<Raw>()) as u64
+            > memory_limit
+        {
+            return Err(fetch::over_budget(
+                Fetch::Events,
+                &format!("{} events read", stats.event_rows),
+            ));
+        }
         let user_col = text_column(&batch, "user_id")?;
         let item_col = text_column(&batch, "item_id")?;
         let time_col = time_column(&batch)?;

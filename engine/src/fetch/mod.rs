@@ -56,7 +56,14 @@ pub async fn plan(cfg: &ModelConfig) -> Result<FetchPlan> {
     // One partition: rows arrive in source order (or the SQL's ORDER BY), which decides the
     // order of events with equal timestamps, and so the split. Several partitions would
     // interleave nondeterministically.
-    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+    // The SQL's operators (joins, sorts, aggregations) reserve from a pool of the fetch's
+    // memory budget and fail when it is spent, instead of taking the machine's memory.
+    let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_memory_limit(cfg.fetch_limits.memory_bytes as usize, 1.0)
+        .build_arc()
+        .map_err(|e| Error::Internal(e.strip_backtrace()))?;
+    let ctx =
+        SessionContext::new_with_config_rt(SessionConfig::new().with_target_partitions(1), runtime);
     let paths = feed_connectors::DataPaths::new(&cfg.base_dir, &cfg.data_roots);
     for (i, block) in cfg.connectors.iter().enumerate() {
         let connector =
@@ -84,9 +91,31 @@ pub async fn plan(cfg: &ModelConfig) -> Result<FetchPlan> {
 
 /// Starts streaming one planned fetch.
 pub async fn stream(df: DataFrame, which: Fetch) -> Result<SendableRecordBatchStream> {
-    df.execute_stream()
-        .await
-        .map_err(|e| Error::source(which.field(), e.strip_backtrace()))
+    df.execute_stream().await.map_err(|e| read_error(which, e))
+}
+
+/// A failure while reading a fetch's rows: the memory budget spent is the model file's to
+/// change (`fetch.memory_limit`); anything else is the source's.
+pub fn read_error(which: Fetch, e: datafusion::error::DataFusionError) -> Error {
+    let e = e.find_root();
+    match e {
+        datafusion::error::DataFusionError::ResourcesExhausted(m) => over_budget(which, m),
+        other => Error::source(which.field(), other.strip_backtrace()),
+    }
+}
+
+/// The error of a fetch that needs more memory than `fetch.memory_limit` gives it.
+pub fn over_budget(which: Fetch, detail: &str) -> Error {
+    Error::Invalid {
+        what: "fetch.memory_limit".into(),
+        message: format!(
+            "{} needs more memory than `fetch.memory_limit` allows ({detail})",
+            which.field()
+        ),
+        hint: Some(
+            "narrow the SQL (a join that multiplies rows?), or raise `fetch.memory_limit`".into(),
+        ),
+    }
 }
 
 /// A connector's failure, by who must act: a wrong block or an unreadable source is the model
