@@ -282,3 +282,25 @@ fn two_creates_started_together_make_one_model() {
     assert_eq!(view["versions"].as_array().unwrap().len(), 1, "{view}");
     assert_eq!(view["active_version"], 1, "{view}");
 }
+
+#[test]
+fn a_closed_pipe_ends_the_cli_quietly() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let file = ws.write("model.yaml", &model_yaml("p", 2, 8));
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    // `feedctl view-model ... | head -0`: the reader is gone before anything is written.
+    let mut child = std::process::Command::new(feedctl_bin())
+        .arg("--home")
+        .arg(ws.home())
+        .args(["view-model", "--model-name", "p"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_ne!(out.status.code(), Some(101), "{err}");
+}

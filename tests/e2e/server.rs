@@ -85,6 +85,19 @@ fn routes_and_errors() {
     );
     let (st, _) = http(a, "POST", "/models/s/rank", Some(r#"{"limit": 3}"#));
     assert_eq!(st, 422);
+    // serde's type names stay out of messages.
+    let (st, r) = http(
+        a,
+        "POST",
+        "/models/s/rank",
+        Some(r#"{"user_id": "u1", "limit": -1}"#),
+    );
+    assert_eq!(st, 422, "{r}");
+    let message = r["error"].as_str().unwrap();
+    assert!(
+        message.contains("a whole number >= 0") && !message.contains("usize"),
+        "{r}"
+    );
     let (st, _) = http(a, "GET", "/models/nope", None);
     assert_eq!(st, 404);
 }

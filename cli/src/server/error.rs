@@ -35,7 +35,8 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
                 super::routes::BODY_LIMIT
             )
         } else {
-            r.body_text()
+            // serde's words (`expected usize`) in the API's.
+            feed_engine::config::plain_words(&r.body_text())
         };
         ApiError::Body { status, message }
     }

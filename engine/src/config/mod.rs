@@ -17,7 +17,7 @@ pub use raw::{
     ServingConfig, TrainingConfig, TwoTowerConfig, TypedFeature, ValueModelConfig,
 };
 pub use resolve::{
-    parse, parse_bytes, Combine, FetchLimits, ModelConfig, Saved, ValueModel, Weight,
+    parse, parse_bytes, plain_words, Combine, FetchLimits, ModelConfig, Saved, ValueModel, Weight,
 };
 
 /// The JSON Schema of the model file, generated from the Rust types (`spec/model.schema.json`).

@@ -833,6 +833,12 @@ fn serde_error(
     locations: &Locations,
 ) -> ConfigError {
     let mut err = serde_error_at(e, file, locations);
+    // YAML does not allow tabs for indentation; serde_yaml's words do not say so.
+    if let Some(line) = err.line.and_then(|l| text.lines().nth(l - 1)) {
+        if line.trim_start_matches(' ').starts_with('\t') {
+            err.hint = Some("YAML is indented with spaces; this line starts with a tab".into());
+        }
+    }
     if err.path == "policies" || err.path == "connectors" {
         if let Some((path, inner, item)) = refine_in_list(text, &err.path) {
             let mut refined = serde_error_at(&inner, file, locations);
@@ -924,19 +930,68 @@ fn serde_error_at(e: &serde_yaml::Error, file: &str, locations: &Locations) -> C
         }
         _ => message,
     };
+    if message.contains("struct RawModelFile") {
+        hint = Some("a model file is a mapping with `model:`, `connectors:`, `fetch:` and `policies:` (see spec/config.md)".into());
+    }
     ConfigError {
         file: file.to_string(),
         line: pos.map(|p| p.0),
         column: pos.map(|p| p.1),
         path,
-        message,
+        message: plain_words(&message),
         hint,
     }
+}
+
+/// serde's words for types, in the model file's terms: no Rust type names in a message.
+pub fn plain_words(message: &str) -> String {
+    let mut out = message.to_string();
+    for (rust, plain) in [
+        ("expected usize", "expected a whole number >= 0"),
+        ("expected u64", "expected a whole number >= 0"),
+        ("expected u32", "expected a whole number >= 0"),
+        ("expected u16", "expected a whole number >= 0"),
+        ("expected i64", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+    ] {
+        // As a whole word (`expected u32`, not `expected u32x`), wherever it stands.
+        let mut from = 0;
+        while let Some(i) = out[from..].find(rust).map(|i| i + from) {
+            let end = i + rust.len();
+            if out[end..].starts_with(|c: char| c.is_ascii_alphanumeric()) {
+                from = end;
+                continue;
+            }
+            out.replace_range(i..end, plain);
+            from = i + plain.len();
+        }
+    }
+    // `expected struct RawModelFile`, `struct PopularConfig`: a mapping, in the file's words.
+    while let Some(i) = out.find("struct ") {
+        let end = out[i + 7..]
+            .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .map_or(out.len(), |e| i + 7 + e);
+        out.replace_range(i..end, "a mapping of keys");
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serde_messages_are_in_the_files_words() {
+        let e = parse("- a\n- b\n", "m.yaml", Path::new(".")).unwrap_err();
+        assert!(!e.to_string().contains("RawModelFile"), "{e}");
+        assert!(e.hint.unwrap().contains("`model:`"));
+        let e = err(&GOOD.replace("factors: 16", "factors: -5"));
+        assert!(e.message.contains("a whole number >= 0"), "{e}");
+        let e = parse("model:\n\tname: m\n", "m.yaml", Path::new(".")).unwrap_err();
+        assert!(e.hint.as_deref().unwrap_or("").contains("tab"), "{e:?}");
+    }
 
     #[test]
     fn memory_amounts_parse_with_units() {
