@@ -140,7 +140,19 @@ async fn plan_one(
     sql: &str,
 ) -> Result<DataFrame> {
     let field = which.field();
-    let statement = check_select(sql).map_err(|(msg, hint)| cfg.error_at(field, msg, hint))?;
+    let statement = check_select(sql).map_err(|e| match e.at {
+        // Located inside the SQL, which may be a block scalar several lines down.
+        Some(at) => {
+            let mut q = feed_lang::QueryError::new(
+                feed_lang::ErrorKind::Syntax,
+                e.message,
+                feed_lang::Span::new(at, (at + 1).min(sql.len()).max(at)),
+            );
+            q.hint = e.hint;
+            cfg.error_in_text(field, sql, &q)
+        }
+        None => cfg.error_at(field, e.message, e.hint),
+    })?;
     let state = ctx.state();
     let tables = state
         .resolve_table_references(&statement)
@@ -181,21 +193,68 @@ async fn plan_one(
 
 /// Exactly one read-only query: a SELECT (with CTEs, unions, ...). Anything that writes, copies
 /// or configures is refused.
-fn check_select(sql: &str) -> Result<Statement, (String, Option<String>)> {
+/// A SQL syntax error in words, and where in the SQL it is (1-based line and column), from the
+/// parser's `... at Line: L, Column: C`.
+fn syntax_error(e: &datafusion::error::DataFusionError) -> (String, Option<(usize, usize)>) {
+    let words = match e.find_root() {
+        datafusion::error::DataFusionError::SQL(p, _) => p.to_string(),
+        other => other.strip_backtrace(),
+    };
+    let words = words
+        .strip_prefix("sql parser error: ")
+        .unwrap_or(&words)
+        .to_string();
+    match words.rsplit_once(" at Line: ") {
+        Some((message, at)) => {
+            let place = at
+                .split_once(", Column: ")
+                .and_then(|(l, c)| Some((l.trim().parse().ok()?, c.trim().parse().ok()?)));
+            (message.to_string(), place)
+        }
+        None => (words, None),
+    }
+}
+
+/// The byte offset of 1-based `line` and `column` (in characters) in `text`.
+fn offset_of(text: &str, line: usize, column: usize) -> Option<usize> {
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(line.checked_sub(1)?)
+        .map(str::len)
+        .sum();
+    let rest = text.get(start..)?;
+    let within = rest
+        .char_indices()
+        .nth(column.checked_sub(1)?)
+        .map_or(rest.len(), |(i, _)| i);
+    Some(start + within)
+}
+
+/// Why a fetch is not one SELECT, with the place in the SQL when the parser gives one.
+struct SelectError {
+    message: String,
+    hint: Option<String>,
+    at: Option<usize>,
+}
+
+fn check_select(sql: &str) -> Result<Statement, SelectError> {
     let mut statements = DFParser::parse_sql(sql).map_err(|e| {
-        (
-            format!("SQL syntax error: {}", e.strip_backtrace()),
-            Some("write one SELECT statement".to_string()),
-        )
+        let (words, place) = syntax_error(&e);
+        SelectError {
+            message: format!("SQL syntax error: {words}"),
+            hint: Some("write one SELECT statement".to_string()),
+            at: place.and_then(|(l, c)| offset_of(sql, l, c)),
+        }
     })?;
     if statements.len() != 1 {
-        return Err((
-            format!(
+        return Err(SelectError {
+            message: format!(
                 "must be exactly one SELECT statement, found {}",
                 statements.len()
             ),
-            Some("remove the extra statements (and any `;` between them)".into()),
-        ));
+            hint: Some("remove the extra statements (and any `;` between them)".into()),
+            at: None,
+        });
     }
     let statement = statements.pop_front().expect("one statement");
     match &statement {
@@ -207,10 +266,11 @@ fn check_select(sql: &str) -> Result<Statement, (String, Option<String>)> {
                 .take(2)
                 .collect::<Vec<_>>()
                 .join(" ");
-            Err((
-                format!("must be a SELECT; `{verb} ...` is not allowed in fetch"),
-                Some("fetch only reads: write a SELECT".into()),
-            ))
+            Err(SelectError {
+                message: format!("must be a SELECT; `{verb} ...` is not allowed in fetch"),
+                hint: Some("fetch only reads: write a SELECT".into()),
+                at: None,
+            })
         }
     }
 }
@@ -336,12 +396,23 @@ mod tests {
             "INSERT INTO t VALUES (1)",
             "SELEC a FROM t",
         ] {
-            let (msg, hint) = check_select(bad).unwrap_err();
-            assert!(hint.is_some(), "{bad}: {msg}");
+            let e = check_select(bad).unwrap_err();
+            assert!(e.hint.is_some(), "{bad}: {}", e.message);
         }
         assert!(check_select("DELETE FROM t")
             .unwrap_err()
-            .0
+            .message
             .contains("DELETE"));
+    }
+
+    #[test]
+    fn syntax_errors_are_in_words_and_located_in_the_sql() {
+        let sql = "SELECT user_id,\n  item_id\n  FROM ratings WHERE user_id = = 1";
+        let e = check_select(sql).unwrap_err();
+        assert!(!e.message.contains("ParserError"), "{}", e.message);
+        assert!(!e.message.contains("Line:"), "{}", e.message);
+        let at = e.at.expect("located");
+        assert_eq!(at, sql.rfind("= 1").unwrap(), "{}", e.message);
+        assert_eq!(offset_of("ab\ncd", 2, 2), Some(4));
     }
 }
