@@ -42,6 +42,8 @@ pub struct Outcome {
     pub version: u32,
     pub status: Status,
     pub report: EvalReport,
+    /// What the fetch skipped (rows with null ids or times, duplicates), also in the status log.
+    pub warnings: Vec<String>,
 }
 
 /// Checks a model file against its data sources without training: the whole of `validate`.
@@ -369,8 +371,9 @@ async fn execute(
             start.elapsed().as_secs_f64()
         ),
     )?;
-    for w in ds.stats.warnings() {
-        run.log(Status::Fetching, &w);
+    let warnings = ds.stats.warnings();
+    for w in &warnings {
+        run.log(Status::Fetching, w);
     }
     // Only neural policies use a GPU; the probe (which may start CUDA) runs only for them.
     let device = if config.policies.iter().any(|p| p.is_neural()) {
@@ -412,7 +415,10 @@ async fn execute(
         })
         .await?
     };
-    Ok(run.outcome(status, report))
+    Ok(Outcome {
+        warnings,
+        ..run.outcome(status, report)
+    })
 }
 
 type Trained = BTreeMap<String, Box<dyn TrainedPolicy>>;
@@ -534,6 +540,7 @@ impl VersionRun {
             version: self.version,
             status,
             report,
+            warnings: Vec::new(),
         }
     }
 }

@@ -304,3 +304,21 @@ fn a_closed_pipe_ends_the_cli_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_ne!(out.status.code(), Some(101), "{err}");
 }
+
+#[test]
+fn create_model_says_what_the_fetch_skipped() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let ratings = ws.path("data/ratings.csv");
+    let mut text = std::fs::read_to_string(&ratings).unwrap();
+    text.push_str(",i1,5,1600000000\nu1,,4,1600000001\n");
+    std::fs::write(&ratings, text).unwrap();
+    let file = ws.write("model.yaml", &model_yaml("nulls", 2, 8));
+    let out = ws.feedctl(&["create-model", "--file", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: 2 events skipped: null user_id or item_id"),
+        "{err}"
+    );
+}

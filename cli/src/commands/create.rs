@@ -87,5 +87,10 @@ async fn run(
         outcome.model, outcome.version, outcome.status
     );
     print!("{}", output::metrics_table(&outcome.report));
+    // What the fetch skipped, so that it is seen where the model is made, not only in
+    // `view-model`.
+    for w in &outcome.warnings {
+        eprintln!("warning: {w}");
+    }
     Ok(())
 }

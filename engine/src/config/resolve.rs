@@ -968,6 +968,18 @@ pub fn plain_words(message: &str) -> String {
             from = i + plain.len();
         }
     }
+    // A value quoted in the message is cut short: a CSV given as `--file` is one long string,
+    // and the whole file must not come back in the error.
+    const SHOWN: usize = 60;
+    if let (Some(open), Some(close)) = (out.find('"'), out.rfind('"')) {
+        if close > open + SHOWN {
+            let cut = (open + 1..=open + SHOWN)
+                .rev()
+                .find(|&i| out.is_char_boundary(i))
+                .unwrap_or(open + 1);
+            out.replace_range(cut..close, "…");
+        }
+    }
     // `expected struct RawModelFile`, `struct PopularConfig`: a mapping, in the file's words.
     while let Some(i) = out.find("struct ") {
         let end = out[i + 7..]
@@ -989,6 +1001,9 @@ mod tests {
         assert!(e.hint.unwrap().contains("`model:`"));
         let e = err(&GOOD.replace("factors: 16", "factors: -5"));
         assert!(e.message.contains("a whole number >= 0"), "{e}");
+        let csv = format!("user_id,item_id,timestamp\n{}", "u1,i1,1\n".repeat(100_000));
+        let e = parse(&csv, "ratings.csv", Path::new(".")).unwrap_err();
+        assert!(e.to_string().len() < 400, "{}", &e.to_string()[..400]);
         let e = parse("model:\n\tname: m\n", "m.yaml", Path::new(".")).unwrap_err();
         assert!(e.hint.as_deref().unwrap_or("").contains("tab"), "{e:?}");
     }
