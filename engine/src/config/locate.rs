@@ -39,6 +39,25 @@ impl Locations {
         }
     }
 
+    /// The position of the key at exactly `path`, if the document has it.
+    pub fn keys_at(&self, path: &str) -> Option<(usize, usize)> {
+        self.keys.get(path).copied()
+    }
+
+    /// The position of key `word` somewhere under `path` (inside list elements too), when one
+    /// entry has it: for errors that name a key but not the element it is in.
+    pub fn key_under(&self, path: &str, word: &str) -> Option<(usize, usize)> {
+        let suffix = format!(".{word}");
+        let mut found = self
+            .keys
+            .iter()
+            .filter(|(k, _)| k.starts_with(path) && k.ends_with(&suffix));
+        match (found.next(), found.next()) {
+            (Some((_, pos)), None) => Some(*pos),
+            _ => None,
+        }
+    }
+
     /// The position of the key of the mapping entry at `path` (for unknown-key errors).
     pub fn key(&self, path: &str) -> Option<(usize, usize)> {
         self.keys.get(path).copied().or_else(|| self.value(path))

@@ -849,7 +849,8 @@ fn serde_error(
             } else {
                 None
             };
-            let unknown_field = refined.message.starts_with("unknown field");
+            let unknown_field = refined.message.starts_with("unknown field")
+                || refined.message.starts_with("duplicate field");
             refined.path = match &field {
                 Some(f) => format!("{path}.{f}"),
                 None => path.clone(),
@@ -905,6 +906,22 @@ fn serde_error_at(e: &serde_yaml::Error, file: &str, locations: &Locations) -> C
                     pos = Some(p);
                 }
             }
+        }
+    } else if message.starts_with("duplicate field") {
+        // The index keeps the last position of a key: where the repeat is.
+        if let Some(word) = ticked.first() {
+            let key_path = if path.is_empty() {
+                word.to_string()
+            } else {
+                format!("{path}.{word}")
+            };
+            if let Some(p) = locations
+                .keys_at(&key_path)
+                .or_else(|| locations.key_under(&path, word))
+            {
+                pos = Some(p);
+            }
+            hint = Some(format!("`{word}` is given twice here: keep one"));
         }
     } else if message.starts_with("missing field") {
         if let Some(word) = ticked.first() {
@@ -1001,6 +1018,13 @@ mod tests {
         assert!(e.hint.unwrap().contains("`model:`"));
         let e = err(&GOOD.replace("factors: 16", "factors: -5"));
         assert!(e.message.contains("a whole number >= 0"), "{e}");
+        let e = parse(
+            "model: {name: m}\nmodel: {name: n}\n",
+            "m.yaml",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.column), (Some(2), Some(1)), "{e}");
         let csv = format!("user_id,item_id,timestamp\n{}", "u1,i1,1\n".repeat(100_000));
         let e = parse(&csv, "ratings.csv", Path::new(".")).unwrap_err();
         assert!(e.to_string().len() < 400, "{}", &e.to_string()[..400]);
