@@ -188,6 +188,30 @@ fn check_saved_queries(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<
             .iter()
             .map(|(k, v)| (k.clone(), crate::expr::from_default(v)))
             .collect();
+        // A default LIMIT or OFFSET must be one a request could give.
+        for (param, uses) in &plan.params {
+            let Some(crate::expr::ParamValue::Num(n)) = defaults.get(param) else {
+                continue;
+            };
+            for u in uses {
+                let (low, max) = match u.what.as_str() {
+                    crate::query::LIMIT_USE => (1.0, config.serving.max_limit as f64),
+                    crate::query::OFFSET_USE => {
+                        (0.0, feed_lang::CheckOptions::default().max_offset as f64)
+                    }
+                    _ => continue,
+                };
+                if *n < low || *n > max {
+                    return Err(config
+                        .error_at(
+                            &format!("queries.{name}.params.{param}"),
+                            format!("{} must be between {low} and {max}, got {n}", u.what),
+                            Some("the LIMIT bound is `serving.max_limit`".into()),
+                        )
+                        .into());
+                }
+            }
+        }
         // (Parameters without a default come with each request.)
         let with_defaults: std::collections::BTreeMap<_, _> = plan
             .params

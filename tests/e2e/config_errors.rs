@@ -172,6 +172,11 @@ fn saved_queries_are_bound_to_columns_and_policies_at_validation() {
         ),
         &["queries.recent.params.since", "must be a number"],
     );
+    // A default LIMIT a request could not give.
+    refused(
+        format!("{good}  some:\n    query: SELECT * LIMIT $n\n    params: {{n: 0}}\n"),
+        &["queries.some.params.n", "LIMIT must be between 1"],
+    );
     // The value model binds at validation too: a text column in its expression, an unknown
     // demotion column.
     refused(

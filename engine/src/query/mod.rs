@@ -27,7 +27,7 @@ mod tests;
 
 use std::collections::HashMap;
 
-pub use bind::bind;
+pub use bind::{bind, LIMIT_USE, OFFSET_USE};
 pub use execute::{QueryRequest, QueryResult};
 pub use explain::{Explanation, FoundBy, ItemExplanation, StageReport};
 pub use pages::Pages;
