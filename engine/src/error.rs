@@ -116,6 +116,14 @@ impl Error {
         }
     }
 
+    /// The same error with what to do about it (for [`Error::Invalid`]; others are unchanged).
+    pub fn with_hint(mut self, h: impl Into<String>) -> Self {
+        if let Error::Invalid { hint, .. } = &mut self {
+            *hint = Some(h.into());
+        }
+        self
+    }
+
     /// Reading `what` from its source failed.
     pub fn source(what: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Source {

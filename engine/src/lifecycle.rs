@@ -374,16 +374,17 @@ async fn execute(
         dataset::build(plan, limits.memory_bytes, options.progress.as_ref()),
     )
     .await
-    .map_err(|_| Error::Invalid {
-        what: "fetch.timeout_seconds".into(),
-        message: format!(
-            "the fetch took longer than `fetch.timeout_seconds` ({} s) allows",
-            limits.timeout.as_secs()
-        ),
-        hint: Some(
-            "narrow the SQL (a recursive or multiplying query?), or raise `fetch.timeout_seconds`"
-                .into(),
-        ),
+    .map_err(|_| {
+        Error::invalid(
+            "fetch.timeout_seconds",
+            format!(
+                "the fetch took longer than `fetch.timeout_seconds` ({} s) allows",
+                limits.timeout.as_secs()
+            ),
+        )
+        .with_hint(
+            "narrow the SQL (a recursive or multiplying query?), or raise `fetch.timeout_seconds`",
+        )
     })??;
     run.set_status(
         Status::Fetching,

@@ -6,12 +6,14 @@
 //! Below `serving` so that a version's value model binds here when it loads, and below `query`,
 //! whose planner binds `WHERE` and `ORDER BY` through the same code that `validate` uses.
 
+pub(crate) mod arg;
 mod eval;
 mod names;
 mod params;
 mod translate;
 mod types;
 
+pub use arg::Arg;
 pub use eval::{batch, evaluate, substitute, Values};
 pub(crate) use names::check_error;
 pub use names::{resolve, Names, OutputRef, PolicyNames};
@@ -19,5 +21,5 @@ pub use params::{
     check as check_params, check_uses, from_default, missing, ParamType, ParamUse, ParamValue,
     Params,
 };
-pub use translate::{bind, Bound, CountArg, IdArg, Needs, Stage};
+pub use translate::{bind, Bound, Needs, Stage};
 pub use types::Ty;

@@ -19,6 +19,7 @@ use datafusion::scalar::ScalarValue;
 use feed_lang::ast::{BinaryOp, Expr, ExprKind, UnaryOp};
 use feed_lang::{QueryError, Span};
 
+use super::arg::Arg;
 use super::names::{check_error, Names, OutputRef};
 use super::params::{ParamType, ParamUse};
 use super::Ty;
@@ -34,20 +35,6 @@ pub enum Stage {
     ValueModel,
 }
 
-/// An id given as a literal or a parameter (`seen($user_id)`, `seen('u1')`).
-#[derive(Debug, Clone, PartialEq)]
-pub enum IdArg {
-    Lit(String),
-    Param(String),
-}
-
-/// A whole number given as a literal or a parameter (`truncate(50)`).
-#[derive(Debug, Clone, PartialEq)]
-pub enum CountArg {
-    Lit(usize),
-    Param(String),
-}
-
 /// What a bound expression reads; the stages fill exactly these columns.
 #[derive(Debug, Clone, Default)]
 pub struct Needs {
@@ -60,13 +47,13 @@ pub struct Needs {
     pub user_columns: BTreeMap<String, DataType>,
     pub params: BTreeMap<String, Vec<ParamUse>>,
     /// The users of `seen(...)`, in column order (`seen.0`, `seen.1`, ...).
-    pub seen: Vec<IdArg>,
+    pub seen: Vec<Arg<String>>,
     /// Reads the `value_model` column.
     pub value_model: bool,
     /// Reads `now_seconds()`.
     pub now: bool,
     /// `truncate(n)` calls: the candidates are cut to the smallest.
-    pub truncate: Vec<CountArg>,
+    pub truncate: Vec<Arg<usize>>,
 }
 
 impl Needs {
@@ -551,13 +538,13 @@ impl Binder<'_> {
         }
     }
 
-    fn id_arg(&mut self, e: &Expr, what: &str) -> Result<IdArg, QueryError> {
+    fn id_arg(&mut self, e: &Expr, what: &str) -> Result<Arg<String>, QueryError> {
         match &e.kind {
-            ExprKind::Str(s) => Ok(IdArg::Lit(s.clone())),
-            ExprKind::Num(n) if n.fract() == 0.0 => Ok(IdArg::Lit(format!("{}", *n as i64))),
+            ExprKind::Str(s) => Ok(Arg::Lit(s.clone())),
+            ExprKind::Num(n) if n.fract() == 0.0 => Ok(Arg::Lit(format!("{}", *n as i64))),
             ExprKind::Param(p) => {
                 self.param(p, ParamType::Id, what.into());
-                Ok(IdArg::Param(p.clone()))
+                Ok(Arg::Param(p.clone()))
             }
             _ => Err(check_error(format!("{what} takes a user id"), e.span, None)),
         }
@@ -592,10 +579,10 @@ impl Binder<'_> {
             }
             "truncate" => {
                 let n = match &args[0].kind {
-                    ExprKind::Num(n) if *n >= 1.0 && n.fract() == 0.0 => CountArg::Lit(*n as usize),
+                    ExprKind::Num(n) if *n >= 1.0 && n.fract() == 0.0 => Arg::Lit(*n as usize),
                     ExprKind::Param(p) => {
                         self.param(p, ParamType::Position, "truncate()".into());
-                        CountArg::Param(p.clone())
+                        Arg::Param(p.clone())
                     }
                     _ => {
                         return Err(check_error(

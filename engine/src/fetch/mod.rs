@@ -106,16 +106,14 @@ pub fn read_error(which: Fetch, e: datafusion::error::DataFusionError) -> Error 
 
 /// The error of a fetch that needs more memory than `fetch.memory_limit` gives it.
 pub fn over_budget(which: Fetch, detail: &str) -> Error {
-    Error::Invalid {
-        what: "fetch.memory_limit".into(),
-        message: format!(
+    Error::invalid(
+        "fetch.memory_limit",
+        format!(
             "{} needs more memory than `fetch.memory_limit` allows ({detail})",
             which.field()
         ),
-        hint: Some(
-            "narrow the SQL (a join that multiplies rows?), or raise `fetch.memory_limit`".into(),
-        ),
-    }
+    )
+    .with_hint("narrow the SQL (a join that multiplies rows?), or raise `fetch.memory_limit`")
 }
 
 /// A connector's failure, by who must act: a wrong block or an unreadable source is the model

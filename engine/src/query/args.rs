@@ -7,65 +7,10 @@ use std::collections::BTreeMap;
 use feed_lang::ast::{Call, Value};
 use feed_lang::{QueryError, Span};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::expr::arg::{param, wrong};
+pub use crate::expr::Arg;
 use crate::expr::{check_error, Names, ParamType, ParamUse, ParamValue, Params, PolicyNames, Ty};
-
-/// A value given as a literal or a `$parameter`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Arg<T> {
-    Lit(T),
-    Param(String),
-}
-
-fn param<'p>(params: &'p Params, name: &str) -> Result<&'p ParamValue> {
-    params.get(name).ok_or_else(|| crate::expr::missing(name))
-}
-
-fn wrong(name: &str, wanted: &str, got: &ParamValue) -> Error {
-    Error::invalid(
-        format!("${name}"),
-        format!("${name} must be {wanted}, got {}", got.kind()),
-    )
-}
-
-impl Arg<usize> {
-    pub fn get(&self, params: &Params) -> Result<usize> {
-        match self {
-            Arg::Lit(n) => Ok(*n),
-            Arg::Param(p) => match param(params, p)? {
-                ParamValue::Num(n) if *n >= 0.0 && n.fract() == 0.0 => {
-                    Ok(n.min(usize::MAX as f64) as usize)
-                }
-                other => Err(wrong(p, "a whole number", other)),
-            },
-        }
-    }
-}
-
-impl Arg<f64> {
-    pub fn get(&self, params: &Params) -> Result<f64> {
-        match self {
-            Arg::Lit(n) => Ok(*n),
-            Arg::Param(p) => match param(params, p)? {
-                ParamValue::Num(n) => Ok(*n),
-                other => Err(wrong(p, "a number", other)),
-            },
-        }
-    }
-}
-
-impl Arg<String> {
-    /// As text (a string parameter), or as an id (a string or a whole number).
-    pub fn get(&self, params: &Params) -> Result<String> {
-        match self {
-            Arg::Lit(s) => Ok(s.clone()),
-            Arg::Param(p) => {
-                let v = param(params, p)?;
-                v.as_id().ok_or_else(|| wrong(p, "a string", v))
-            }
-        }
-    }
-}
 
 /// A list given as a literal, whose elements may be parameters (`[$a, 'i9']`), or as one
 /// parameter holding a list.

@@ -11,7 +11,7 @@ use feed_lang::{alias_of, QueryError};
 use super::args::{Arg, CallArgs};
 use super::plan::{Filter, Order, Plan, Score, Source};
 use super::{rerank, retrieve};
-use crate::expr::{self, IdArg, Names, ParamType, ParamUse, Stage};
+use crate::expr::{self, Names, ParamType, ParamUse, Stage};
 
 /// The retriever of a query without `FROM`, and a retriever's limit when it gives none.
 pub const DEFAULT_RETRIEVER: &str = "popular";
@@ -167,16 +167,16 @@ fn bind_filter(
     let mut rest: Vec<&Expr> = Vec::new();
     for c in conjuncts {
         match not_seen_user(c) {
-            Some(ExprKind::Str(s)) => not_seen.push(IdArg::Lit(s.clone())),
+            Some(ExprKind::Str(s)) => not_seen.push(Arg::Lit(s.clone())),
             Some(ExprKind::Num(n)) if n.fract() == 0.0 => {
-                not_seen.push(IdArg::Lit(format!("{}", *n as i64)))
+                not_seen.push(Arg::Lit(format!("{}", *n as i64)))
             }
             Some(ExprKind::Param(p)) => {
                 params.entry(p.clone()).or_default().push(ParamUse {
                     ty: ParamType::Id,
                     what: "the user of seen()".into(),
                 });
-                not_seen.push(IdArg::Param(p.clone()));
+                not_seen.push(Arg::Param(p.clone()));
             }
             _ => rest.push(c),
         }

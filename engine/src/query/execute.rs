@@ -258,12 +258,7 @@ pub(crate) fn run(
     if let Some(rest) = &plan.filter.rest {
         let mut cut: Option<usize> = None;
         for t in &rest.needs.truncate {
-            let t = match t {
-                expr::CountArg::Lit(n) => *n,
-                expr::CountArg::Param(p) => {
-                    super::args::Arg::<usize>::Param(p.clone()).get(params)?
-                }
-            };
+            let t = t.get(params)?;
             cut = Some(cut.map_or(t, |c| c.min(t)));
         }
         if let Some(t) = cut {

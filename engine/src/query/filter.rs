@@ -10,7 +10,7 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use super::plan::Filter;
 use super::{Eligible, Request};
 use crate::error::{Error, Result};
-use crate::expr::{self, Bound, IdArg, Values};
+use crate::expr::{self, Bound, Values};
 
 /// The cache key of the mask that lets every item through (no filter).
 const ALL_ITEMS: &str = "\u{0}all";
@@ -29,14 +29,6 @@ impl Mask {
             mask: self.owned.as_deref().unwrap_or(&self.base.0),
             count: self.count,
         }
-    }
-}
-
-/// The id an [`IdArg`] stands for in this request.
-pub fn id(arg: &IdArg, req: &Request<'_>) -> Result<String> {
-    match arg {
-        IdArg::Lit(s) => Ok(s.clone()),
-        IdArg::Param(p) => super::args::Arg::<String>::Param(p.clone()).get(req.params),
     }
 }
 
@@ -71,7 +63,7 @@ pub fn evaluate(req: &Request<'_>, filter: &Filter, values: &Values<'_>) -> Resu
         owned: None,
     };
     for user in &filter.not_seen {
-        if let Some(view) = snapshot.user_state().user(&id(user, req)?) {
+        if let Some(view) = snapshot.user_state().user(&user.get(req.params)?) {
             for &it in view.seen.iter() {
                 let m = mask.owned.get_or_insert_with(|| mask.base.0.clone());
                 if m[it as usize] {
@@ -102,7 +94,7 @@ fn condition(req: &Request<'_>, rest: &Bound, values: &Values<'_>) -> Result<Vec
     }
     for (k, user) in rest.needs.seen.iter().enumerate() {
         let mut seen = vec![false; n];
-        if let Some(view) = snapshot.user_state().user(&id(user, req)?) {
+        if let Some(view) = snapshot.user_state().user(&user.get(req.params)?) {
             for &it in view.seen.iter() {
                 seen[it as usize] = true;
             }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::args::Arg;
 use super::rerank::Reranker;
 use super::retrieve::Retriever;
-use crate::expr::{Bound, IdArg, Needs, ParamUse};
+use crate::expr::{Bound, Needs, ParamUse};
 
 pub struct Plan {
     /// The query text, for errors found while executing.
@@ -29,7 +29,7 @@ pub struct Plan {
 /// The hard filter, split so that the common cases cost least.
 pub struct Filter {
     /// Users of top-level `NOT seen(...)` conjuncts: their items are switched off directly.
-    pub not_seen: Vec<IdArg>,
+    pub not_seen: Vec<Arg<String>>,
     /// The other conjuncts as one condition; `None` when there are none.
     pub rest: Option<Bound>,
     /// The text of those conjuncts: with the values of the parameters they read, the key of the

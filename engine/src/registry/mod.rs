@@ -253,12 +253,8 @@ impl Registry {
         };
         // Blocking: the folder is new, so the only other holder can be a reader probing it.
         let lock_path = dir.join("run.lock");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .and_then(|f| f.lock().map(|_| f))
+        let lock = lock_file(&lock_path)?;
+        lock.lock()
             .ctx(|| format!("locking {}", lock_path.display()))?;
         store::fsync_dir(&versions)?;
         let run = VersionRun {
@@ -310,12 +306,7 @@ impl Registry {
         // creates nothing visible.
         std::fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
         let path = dir.join(".writer.lock");
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .ctx(|| format!("opening {}", path.display()))?;
+        let f = lock_file(&path)?;
         match f.try_lock() {
             Ok(()) => Ok(Some(ModelWriter { _lock: f })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
@@ -327,15 +318,20 @@ impl Registry {
 
     fn lock_model(&self, model: &str) -> Result<File> {
         let path = self.model_dir(model).join(".lock");
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .ctx(|| format!("opening {}", path.display()))?;
+        let f = lock_file(&path)?;
         f.lock().ctx(|| format!("locking {}", path.display()))?;
         Ok(f)
     }
+}
+
+/// A lock file (created if absent, never truncated), not yet locked.
+fn lock_file(path: &Path) -> Result<File> {
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .ctx(|| format!("opening {}", path.display()))
 }
 
 /// The right to change a model (see [`Registry::try_writer`]); released when dropped or when
