@@ -49,7 +49,7 @@ pub struct Outcome {
 /// Checks a model file against its data sources without training: the whole of `validate`.
 pub async fn validate(config: &ModelConfig) -> Result<()> {
     let plan = fetch::plan(config).await?;
-    check_saved_queries(config, &plan)?;
+    check_bindings(config, &plan)?;
     check_feature_columns(config, &plan)
 }
 
@@ -114,7 +114,14 @@ fn check_feature_columns(config: &ModelConfig, plan: &fetch::FetchPlan) -> Resul
 
 /// Binds every saved query and the value model against what the fetch yields and the policies —
 /// the same binding serving does — so a broken one fails here, located in the model file.
-fn check_saved_queries(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<()> {
+fn check_bindings(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<()> {
+    let names = fetch_names(config, plan);
+    check_value_model(config, &names)?;
+    check_saved_queries(config, &names)
+}
+
+/// What queries may name, as the fetch yields it (the names a version will serve).
+fn fetch_names(config: &ModelConfig, plan: &fetch::FetchPlan) -> crate::expr::Names {
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     // Ids are stored as text, whatever type the fetch yields them in.
     let schema = |df: &Option<datafusion::dataframe::DataFrame>| -> Option<Schema> {
@@ -135,14 +142,18 @@ fn check_saved_queries(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<
     let items = schema(&plan.items)
         .unwrap_or_else(|| Schema::new(vec![Field::new("item_id", DataType::Utf8, false)]));
     let users = schema(&plan.users);
-    let names = crate::expr::Names::new(&items, users.as_ref(), &config.policies);
+    crate::expr::Names::new(&items, users.as_ref(), &config.policies)
+}
+
+/// The value model's expression and demotion columns, against the fetch's names.
+fn check_value_model(config: &ModelConfig, names: &crate::expr::Names) -> Result<()> {
     // The value model binds like a query's score: a name or type it gets wrong fails here, not
     // when the version loads.
     if let Some(vm) = &config.value_model {
         if let crate::config::Combine::Expression(text) = &vm.combine {
             if let Ok(e) = feed_lang::parse_score(text) {
                 let path = "value_model.expression";
-                let bound = crate::expr::bind(&e, crate::expr::Stage::ValueModel, &names, &[])
+                let bound = crate::expr::bind(&e, crate::expr::Stage::ValueModel, names, &[])
                     .map_err(|e| config.error_in_text(path, text, &e))?;
                 // `rank` requests carry no parameters: the value model cannot read one.
                 if let Some(p) = bound.needs.params.keys().next() {
@@ -174,13 +185,18 @@ fn check_saved_queries(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<
             }
         }
     }
+    Ok(())
+}
+
+/// Each saved query, and its parameter defaults against their uses.
+fn check_saved_queries(config: &ModelConfig, names: &crate::expr::Names) -> Result<()> {
     for (name, saved) in &config.queries {
         let text = saved.text.as_str();
         // Parsing and static checks passed when the file was read.
         let Ok(q) = feed_lang::parse_query(text) else {
             continue;
         };
-        let plan = crate::query::bind(&q, text, &names)
+        let plan = crate::query::bind(&q, text, names)
             .map_err(|e| config.error_in_text(&saved.path, text, &e))?;
         // A default must be a value its parameter can take.
         let defaults: crate::expr::Params = saved
@@ -273,7 +289,7 @@ pub async fn run(
         _ => {}
     }
     let plan = fetch::plan(&config).await?;
-    check_saved_queries(&config, &plan)?;
+    check_bindings(&config, &plan)?;
     check_feature_columns(&config, &plan)?;
     let what = match mode {
         Mode::Create => "create-model",
