@@ -28,11 +28,17 @@ pub fn from_json(name: &str, v: &serde_json::Value) -> Result<ParamValue, String
     })
 }
 
+/// The `params` of a request body; an error names the parameter at fault.
 pub fn from_json_object(
     map: &serde_json::Map<String, serde_json::Value>,
-) -> Result<Params, String> {
+) -> Result<Params, feed_engine::Error> {
     map.iter()
-        .map(|(k, v)| Ok((k.trim_start_matches('$').to_string(), from_json(k, v)?)))
+        .map(|(k, v)| {
+            let name = k.trim_start_matches('$');
+            let value = from_json(name, v)
+                .map_err(|m| feed_engine::Error::invalid(format!("${name}"), m))?;
+            Ok((name.to_string(), value))
+        })
         .collect()
 }
 

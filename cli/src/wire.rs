@@ -325,6 +325,20 @@ pub struct PolicyEvaluation {
     /// Epochs, device and time per epoch of a neural policy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub training: Option<Training>,
+    /// Training memory: the estimate the run was admitted with against `training.memory_limit`,
+    /// and the measured peak.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Memory {
+    pub estimated_bytes: u64,
+    /// The most resident memory training added over what the process held before it; absent
+    /// on a GPU or where `/proc` cannot be read.
+    pub measured_bytes: Option<u64>,
+    /// The estimate by part (`attention maps`, `full-softmax logits` …), in bytes.
+    pub parts: BTreeMap<String, u64>,
 }
 
 /// Ranking metrics at 10, averaged over the evaluated users.
@@ -378,6 +392,11 @@ impl From<&feed_engine::eval::EvalReport> for Evaluation {
                     best_valid_ndcg: t.best_valid_ndcg,
                     seconds_per_epoch: t.seconds_per_epoch,
                     train_seconds_per_epoch: t.train_seconds_per_epoch,
+                }),
+                memory: p.memory.as_ref().map(|m| Memory {
+                    estimated_bytes: m.estimated_bytes,
+                    measured_bytes: m.measured_bytes,
+                    parts: m.parts.iter().cloned().collect(),
                 }),
             }
         }

@@ -3,7 +3,10 @@
 
 #[test]
 fn spec_examples() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/feedql.md");
+    let path = format!(
+        "{}/../spec/feedql.md",
+        std::env::var("CARGO_MANIFEST_DIR").unwrap()
+    );
     let text = std::fs::read_to_string(path).unwrap();
     let mut blocks: Vec<(String, String)> = Vec::new();
     let mut current: Option<(String, String)> = None;

@@ -110,7 +110,7 @@ fn schema_in_spec_is_up_to_date() {
     let ws = Workspace::new();
     let out = ws.ok(&["schema"]);
     let generated: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/model.schema.json");
+    let path = repo_path("spec/model.schema.json");
     let committed: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert!(
@@ -124,7 +124,7 @@ fn openapi_in_spec_is_up_to_date() {
     let ws = Workspace::new();
     let out = ws.ok(&["schema", "--openapi"]);
     let generated: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/openapi.json");
+    let path = repo_path("spec/openapi.json");
     let committed: serde_json::Value = std::fs::read_to_string(path)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -141,7 +141,7 @@ fn example_model_files_validate_against_their_schema_shape() {
     // The example files parse (their data may not be fetched in this checkout, so only the
     // file-level checks run: a missing data file is the one acceptable error).
     for f in ["ml-100k.yaml", "ml-1m.yaml"] {
-        let path = format!("{}/../examples/movielens/{f}", env!("CARGO_MANIFEST_DIR"));
+        let path = repo_path(&format!("examples/movielens/{f}"));
         let ws = Workspace::new();
         let out = ws.feedctl(&["validate", "--file", &path]);
         let err = String::from_utf8_lossy(&out.stderr);

@@ -165,3 +165,67 @@ fn fetches_beyond_their_time_or_memory_fail_and_the_previous_version_serves() {
         ws.ok(&["rank", "--model-name", "k", "--user-id", "u1"]);
     }
 }
+
+/// Training is admitted against `training.memory_limit` twice: from the settings alone at
+/// `validate` (a SASRec of 4096 × 4096 cannot fit any machine), and from the data's shape after
+/// the fetch (an ALS whose factors fit only a small catalog). Both refusals give the estimate,
+/// the budget and the setting to lower; the second ends its version in ERROR with the ACTIVE
+/// one serving, and a run that fits records estimated against measured memory.
+#[test]
+fn training_beyond_its_memory_budget_is_refused_with_the_estimate() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let good = model_yaml("t", 2, 8);
+    let file = ws.write("model.yaml", &good);
+    let file = file.to_str().unwrap();
+
+    let oom = format!(
+        "{good}  - {{name: seq, type: sasrec, hidden: 4096, max_seq_len: 4096, layers: 2, batch_size: 128}}\n"
+    );
+    ws.write("model.yaml", &oom);
+    let out = ws.feedctl(&["validate", "--file", file]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for piece in [
+        "model.yaml:11:",
+        "policies[2].batch_size",
+        "would need about",
+        "GB",
+        "training.memory_limit",
+        "attention maps",
+        "lower `batch_size` or `max_seq_len`",
+    ] {
+        assert!(err.contains(piece), "expected `{piece}` in {err}");
+    }
+
+    ws.write("model.yaml", &good);
+    ws.ok(&["create-model", "--file", file]);
+    let view = ws.view_json("t");
+    let memory = &view["metrics"]["policies"]["als"]["memory"];
+    assert!(memory["estimated_bytes"].as_u64().unwrap() > 0, "{memory}");
+    assert!(memory["parts"]["factors"].as_u64().unwrap() > 0, "{memory}");
+
+    // 300 users and 200 items of 1024 factors are 2 MB of factors: over a budget of 1.5 MB,
+    // which the settings alone (no catalog yet) do not exceed.
+    let wide = format!(
+        "{}training:\n  memory_limit: 1.5MB\n",
+        good.replace("factors: 8", "factors: 1024")
+    );
+    ws.write("model.yaml", &wide);
+    ws.ok(&["validate", "--file", file]);
+    let out = ws.feedctl(&["update-model", "--file", file]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for piece in [
+        "policies[1].factors",
+        "for the fetched data",
+        "1.5 MB",
+        "lower `factors`",
+    ] {
+        assert!(err.contains(piece), "expected `{piece}` in {err}");
+    }
+    let view = ws.view_json("t");
+    assert_eq!(view["active_version"], 1, "{view}");
+    assert_eq!(view["versions"][1]["status"], "ERROR", "{view}");
+    ws.ok(&["rank", "--model-name", "t", "--user-id", "u1"]);
+}

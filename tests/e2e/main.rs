@@ -3,6 +3,7 @@
 
 mod support;
 
+mod bad_inputs;
 mod cli_flow;
 mod config_errors;
 mod interrupted;

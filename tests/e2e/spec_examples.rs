@@ -5,8 +5,7 @@ use crate::server_support::start;
 use crate::support::*;
 
 fn examples() -> Vec<String> {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/feedql.md")).unwrap();
+    let text = std::fs::read_to_string(repo_path("spec/feedql.md")).unwrap();
     let mut out = Vec::new();
     let mut current: Option<String> = None;
     for line in text.lines() {

@@ -10,6 +10,13 @@ pub fn feedctl_bin() -> &'static str {
     env!("CARGO_BIN_EXE_feedctl")
 }
 
+/// A path in the repository, read when the test runs (not baked in when it compiles: a build
+/// cache shared between clones at other paths would otherwise point elsewhere).
+pub fn repo_path(rel: &str) -> String {
+    let cli = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    format!("{cli}/../{rel}")
+}
+
 /// A temp folder with a home, a data folder and a model file.
 pub struct Workspace {
     pub dir: tempfile::TempDir,

@@ -58,10 +58,7 @@ fn filtered_similarity_on_a_100k_catalog_is_exact() {
 
     // Python `lance` opens the datasets and finds the rows and dimensions.
     if std::env::var("FEED_SKIP_PYLANCE").as_deref() != Ok("1") {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tests/python/check_lance.py"
-        );
+        let script = &repo_path("tests/python/check_lance.py");
         let out = Command::new("python3")
             .arg(script)
             .arg(&version)

@@ -24,7 +24,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 2000)]
     requests: usize,
     /// Items per ranking.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true)]
     limit: usize,
     /// A FeedQL query to time as well (`$user_id` is bound to random known users), with the
     /// share of time per stage.

@@ -69,7 +69,6 @@ async fn run(
             }
         });
     }
-    let name = config.name.clone();
     let outcome = lifecycle::run(
         &registry,
         config,
@@ -80,8 +79,7 @@ async fn run(
             retrain,
         },
     )
-    .await
-    .with_context(|| format!("model `{name}`"))?;
+    .await?;
     println!(
         "model `{}` version {} is {}",
         outcome.model, outcome.version, outcome.status

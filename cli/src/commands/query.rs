@@ -25,10 +25,10 @@ pub struct QueryArgs {
     #[arg(long = "param", value_name = "NAME=VALUE")]
     params: Vec<String>,
     /// Override the query's LIMIT.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     limit: Option<usize>,
     /// Override the query's OFFSET.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     offset: Option<usize>,
     /// Show the items' attributes.
     #[arg(long)]

@@ -18,7 +18,7 @@ pub struct RankArgs {
     #[arg(long)]
     user_id: String,
     /// How many items.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true)]
     limit: usize,
     /// Show the items' attributes.
     #[arg(long)]

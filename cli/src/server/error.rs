@@ -11,10 +11,14 @@ use crate::wire::{ErrorBody, QueryLocation};
 #[derive(Debug)]
 pub enum ApiError {
     Engine(Error),
-    /// The request body is not valid JSON (400) or has wrong fields (422).
+    /// The request body is not valid JSON (400) or has wrong fields (422); also the bare
+    /// statuses of routing (404, 405), size (413) and time (408).
     Body {
         status: StatusCode,
         message: String,
+        /// The body field at fault, when serde names one.
+        field: Option<String>,
+        hint: Option<String>,
     },
 }
 
@@ -29,16 +33,70 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
         // The rejection knows its status: 400 not JSON, 413 too large, 415 not declared JSON,
         // 422 the wrong fields.
         let status = r.status();
-        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            format!(
-                "the body is larger than the limit of {} bytes",
-                super::routes::BODY_LIMIT
-            )
-        } else {
-            // serde's words (`expected usize`) in the API's.
-            feed_engine::config::plain_words(&r.body_text())
-        };
-        ApiError::Body { status, message }
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::status(
+                status,
+                &format!(
+                    "the body is larger than the limit of {} MiB ({} bytes)",
+                    super::routes::BODY_LIMIT >> 20,
+                    super::routes::BODY_LIMIT
+                ),
+            );
+        }
+        body_error(status, &r.body_text())
+    }
+}
+
+/// The body field names of the requests, for "did you mean".
+const BODY_FIELDS: &[&str] = &[
+    "model",
+    "query",
+    "saved",
+    "params",
+    "limit",
+    "offset",
+    "return_metadata",
+    "explain",
+    "user_id",
+];
+
+/// axum's rejection text in the API's words, with the field serde names: `limit: invalid
+/// value ...` (a field's value), `unknown field `limt`` or `missing field `user_id``.
+fn body_error(status: StatusCode, text: &str) -> ApiError {
+    let text = [
+        "Failed to deserialize the JSON body into the target type: ",
+        "Failed to parse the request body as JSON: ",
+    ]
+    .iter()
+    .find_map(|p| text.strip_prefix(p))
+    .unwrap_or(text);
+    let (path, rest) = match text.split_once(": ") {
+        Some((p, r)) if !p.contains(' ') && !p.is_empty() => (Some(p.to_string()), r),
+        _ => (None, text),
+    };
+    let ticked = rest.split('`').nth(1).map(str::to_string);
+    let (field, hint) = if rest.starts_with("unknown field") {
+        let word = ticked.unwrap_or_default();
+        let hint = feed_engine::did_you_mean(&word, BODY_FIELDS.iter().copied())
+            .map(|s| format!("did you mean `{s}`?"));
+        (Some(word), hint)
+    } else if rest.starts_with("missing field") {
+        (ticked, None)
+    } else {
+        (path.clone(), None)
+    };
+    let message = match &path {
+        Some(p) if !rest.starts_with("unknown field") && !rest.starts_with("missing field") => {
+            format!("{p}: {rest}")
+        }
+        _ => rest.to_string(),
+    };
+    ApiError::Body {
+        status,
+        // serde's words (`expected usize`) in the API's.
+        message: feed_engine::config::plain_words(&message),
+        field,
+        hint,
     }
 }
 
@@ -48,6 +106,8 @@ impl ApiError {
         ApiError::Body {
             status,
             message: message.to_string(),
+            field: None,
+            hint: None,
         }
     }
 }
@@ -57,9 +117,14 @@ impl IntoResponse for ApiError {
         let mut location = None;
         let (mut field, mut hint) = (None, None);
         let (status, error_type, error) = match self {
-            ApiError::Body { status, message } => (
+            ApiError::Body {
                 status,
-                match status {
+                message,
+                field: f,
+                hint: h,
+            } => {
+                (field, hint) = (f, h);
+                let kind = match status {
                     StatusCode::BAD_REQUEST => "bad_request",
                     StatusCode::NOT_FOUND => "not_found",
                     StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
@@ -67,9 +132,9 @@ impl IntoResponse for ApiError {
                     StatusCode::PAYLOAD_TOO_LARGE => "too_large",
                     StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
                     _ => "invalid_body",
-                },
-                message,
-            ),
+                };
+                (status, kind, message)
+            }
             ApiError::Engine(e) => {
                 let (status, kind) = match &e {
                     Error::Config(_) => (StatusCode::UNPROCESSABLE_ENTITY, "config"),

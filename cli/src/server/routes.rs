@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -34,16 +34,19 @@ pub fn router(state: Arc<AppState>, request_timeout: std::time::Duration) -> Rou
         .route("/models/{name}/query", post(query_model))
         .route("/query", post(query))
         // Every error is JSON, unknown routes and methods included.
-        .fallback(|| async {
+        .fallback(|method: Method, uri: Uri| async move {
             ApiError::status(
                 StatusCode::NOT_FOUND,
-                "no such route; see GET /openapi.json",
+                &format!("no route `{method} {}`; see GET /openapi.json", uri.path()),
             )
         })
-        .method_not_allowed_fallback(|| async {
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
             ApiError::status(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "this route does not take that method; see GET /openapi.json",
+                &format!(
+                    "`{}` does not take {method}; see GET /openapi.json",
+                    uri.path()
+                ),
             )
         })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
@@ -155,9 +158,9 @@ async fn query(
     body: Result<Json<QueryBody>, JsonRejection>,
 ) -> Result<Json<QueryResponse>, ApiError> {
     let Json(body) = body?;
-    let model = body.model.clone().ok_or_else(|| ApiError::Body {
-        status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-        message: "`model` is required".into(),
+    let model = body.model.clone().ok_or_else(|| {
+        Error::invalid("model", "`model` is required: the model to query")
+            .with_hint("or POST to /models/{name}/query")
     })?;
     run_query(state, model, body).await
 }
@@ -177,8 +180,7 @@ async fn run_query(
     body: QueryBody,
 ) -> Result<Json<QueryResponse>, ApiError> {
     let snapshot = active(&state, &model)?;
-    let params =
-        crate::params::from_json_object(&body.params).map_err(|m| Error::invalid("params", m))?;
+    let params = crate::params::from_json_object(&body.params)?;
     let req = QueryRequest {
         text: body.query,
         saved: body.saved,

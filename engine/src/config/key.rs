@@ -34,7 +34,11 @@ impl ModelConfig {
                 ..self.fetch.clone()
             }),
             "policies": self.policies.iter().map(chosen::<PolicyConfig>).collect::<Vec<_>>(),
-            "training": chosen::<TrainingConfig>(&self.training),
+            // Nor the training's memory budget: it admits runs, it does not change them.
+            "training": chosen::<TrainingConfig>(&TrainingConfig {
+                memory_limit: None,
+                ..self.training.clone()
+            }),
         })
     }
 }

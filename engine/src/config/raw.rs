@@ -427,6 +427,12 @@ pub struct TrainingConfig {
     /// all. Full ranking costs users × items × dimension: cap it for large catalogs.
     #[serde(default)]
     pub eval_users: Option<usize>,
+    /// The most memory one policy's training may need (`8GB`, `512MiB`); by default half of
+    /// the machine's memory. Each policy's peak is estimated from its settings (at `validate`)
+    /// and from the data's shape (after the fetch); a run over the limit is refused with the
+    /// estimate and the setting to lower.
+    #[serde(default)]
+    pub memory_limit: Option<String>,
 }
 
 impl Default for TrainingConfig {
@@ -435,6 +441,7 @@ impl Default for TrainingConfig {
             device: Device::default(),
             seed: defaults::seed(),
             eval_users: None,
+            memory_limit: None,
         }
     }
 }

@@ -26,6 +26,9 @@ pub struct ModelConfig {
     pub base_dir: PathBuf,
     /// The fetch's memory and time budget.
     pub fetch_limits: FetchLimits,
+    /// The most memory a policy's training may be estimated to need (`training.memory_limit`;
+    /// by default half of the machine's).
+    pub training_memory: u64,
     /// Folders besides `base_dir` that file connectors may read (`--data-root`,
     /// `FEED_DATA_ROOTS`); not part of the file, nor of its training key.
     pub data_roots: Vec<PathBuf>,
@@ -81,22 +84,10 @@ pub struct FetchLimits {
 impl Default for FetchLimits {
     fn default() -> Self {
         Self {
-            memory_bytes: default_memory_limit(),
+            memory_bytes: crate::util::memory::default_budget(),
             timeout: std::time::Duration::from_secs(3600),
         }
     }
-}
-
-/// Half of the machine's memory (from `/proc/meminfo`), or 4 GiB where it cannot be read.
-fn default_memory_limit() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|t| {
-            let line = t.lines().find(|l| l.starts_with("MemTotal:"))?;
-            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kib * 1024 / 2)
-        })
-        .unwrap_or(4 << 30)
 }
 
 /// `512MB`, `2GB`, `1.5GiB`, `1000000` (bytes) in bytes.
@@ -123,23 +114,29 @@ pub fn parse_bytes(text: &str) -> Option<u64> {
     (1.0..1e18).contains(&bytes).then_some(bytes as u64)
 }
 
+/// A `memory_limit` setting at `path` in bytes (at least 1 MiB).
+fn memory_setting(cfg: &ModelConfig, path: &str, text: &str) -> Result<u64, ConfigError> {
+    let bytes = parse_bytes(text).ok_or_else(|| {
+        cfg.error_at(
+            path,
+            format!("`{text}` is not an amount of memory"),
+            Some("write a number and a unit: `512MB`, `2GB`, `1.5GiB`".into()),
+        )
+    })?;
+    if bytes < 1 << 20 {
+        return Err(cfg.error_at(
+            path,
+            format!("`{text}` is below 1 MiB, too little to work in"),
+            None,
+        ));
+    }
+    Ok(bytes)
+}
+
 fn resolve_fetch_limits(cfg: &ModelConfig) -> Result<FetchLimits, ConfigError> {
     let mut limits = FetchLimits::default();
     if let Some(text) = &cfg.fetch.memory_limit {
-        limits.memory_bytes = parse_bytes(text).ok_or_else(|| {
-            cfg.error_at(
-                "fetch.memory_limit",
-                format!("`{text}` is not an amount of memory"),
-                Some("write a number and a unit: `512MB`, `2GB`, `1.5GiB`".into()),
-            )
-        })?;
-        if limits.memory_bytes < 1 << 20 {
-            return Err(cfg.error_at(
-                "fetch.memory_limit",
-                format!("`{text}` is below 1 MiB, too little for any fetch"),
-                None,
-            ));
-        }
+        limits.memory_bytes = memory_setting(cfg, "fetch.memory_limit", text)?;
     }
     if let Some(s) = cfg.fetch.timeout_seconds {
         if s == 0 {
@@ -247,6 +244,19 @@ impl ModelConfig {
 /// Parses and checks model-file text. `file` names it in errors; relative paths resolve
 /// against `base_dir`.
 pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<ModelConfig, ConfigError> {
+    let blank = |l: &str| l.trim().is_empty() || l.trim_start().starts_with('#');
+    if text.lines().all(blank) {
+        return Err(ConfigError {
+            file: file.to_string(),
+            line: Some(1),
+            column: Some(1),
+            path: String::new(),
+            message: "the model file is empty".into(),
+            hint: Some(
+                "a model file is a mapping with `model:`, `connectors:`, `fetch:` and `policies:` (see spec/config.md; `feedctl synth` writes one)".into(),
+            ),
+        });
+    }
     let locations = Locations::index(text);
     let raw: RawModelFile =
         serde_yaml::from_str(text).map_err(|e| serde_error(&e, text, file, &locations))?;
@@ -257,6 +267,7 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<ModelConfig, Con
         base_dir: base_dir.to_path_buf(),
         data_roots: Vec::new(),
         fetch_limits: FetchLimits::default(),
+        training_memory: crate::util::memory::default_budget(),
         text: text.to_string(),
         connectors: raw.connectors,
         fetch: raw.fetch,
@@ -269,6 +280,9 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<ModelConfig, Con
     };
     check(&cfg)?;
     cfg.fetch_limits = resolve_fetch_limits(&cfg)?;
+    if let Some(text) = &cfg.training.memory_limit {
+        cfg.training_memory = memory_setting(&cfg, "training.memory_limit", text)?;
+    }
     cfg.value_model = raw
         .value_model
         .as_ref()
@@ -833,6 +847,19 @@ fn serde_error(
     locations: &Locations,
 ) -> ConfigError {
     let mut err = serde_error_at(e, file, locations);
+    // An alias bomb (aliases of aliases expanding past serde_yaml's limit) has no position:
+    // point at the first alias, which is where the expansion starts.
+    if err.line.is_none() && err.message.contains("repetition limit exceeded") {
+        let first_alias = text.lines().enumerate().find_map(|(i, l)| {
+            l.find(['*', '&'])
+                .filter(|&at| l[at + 1..].starts_with(|c: char| c.is_alphanumeric()))
+                .map(|at| (i + 1, at + 1))
+        });
+        err.line = first_alias.map(|p| p.0).or(Some(1));
+        err.column = first_alias.map(|p| p.1).or(Some(1));
+        err.message = "the file's aliases (`&name` … `*name`) expand past the limit".into();
+        err.hint = Some("write the repeated parts out, or use fewer nested aliases".into());
+    }
     // YAML does not allow tabs for indentation; serde_yaml's words do not say so.
     if let Some(line) = err.line.and_then(|l| text.lines().nth(l - 1)) {
         if line.trim_start_matches(' ').starts_with('\t') {

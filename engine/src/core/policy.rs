@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{DeviceChoice, Metrics, TrainingSummary};
+use super::{DeviceChoice, MemoryEstimate, Metrics, TrainingSummary};
 use crate::dataset::Interactions;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -56,8 +56,14 @@ impl TrainContext<'_> {
 /// leaks held-out events), is deterministic for a given seed on the CPU, checks
 /// `ctx.cancel` at least once per iteration, and returns a model that scores every item of the
 /// catalog (items without interactions included).
+///
+/// `memory` estimates the peak memory of `train` on `data` (or, with `None`, from the settings
+/// alone: catalog-sized parts count zero and sequences fill their configured length, so that
+/// `validate` can refuse a configuration no data makes fit). It must not start the work it
+/// estimates; a run is refused when the estimate exceeds `training.memory_limit`.
 pub trait Policy: Send + Sync {
     fn name(&self) -> &str;
+    fn memory(&self, data: Option<Interactions<'_>>) -> Result<MemoryEstimate>;
     fn train(
         &self,
         data: Interactions<'_>,

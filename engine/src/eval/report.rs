@@ -31,6 +31,9 @@ pub struct PolicyReport {
     /// Epochs, device and time per epoch of a neural policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training: Option<crate::core::TrainingSummary>,
+    /// Estimated against measured training memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<crate::core::MemoryReport>,
 }
 
 pub const PROTOCOL: &str =

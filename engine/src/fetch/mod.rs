@@ -138,19 +138,8 @@ async fn plan_one(
     sql: &str,
 ) -> Result<DataFrame> {
     let field = which.field();
-    let statement = check_select(sql).map_err(|e| match e.at {
-        // Located inside the SQL, which may be a block scalar several lines down.
-        Some(at) => {
-            let mut q = feed_lang::QueryError::new(
-                feed_lang::ErrorKind::Syntax,
-                e.message,
-                feed_lang::Span::new(at, (at + 1).min(sql.len()).max(at)),
-            );
-            q.hint = e.hint;
-            cfg.error_in_text(field, sql, &q)
-        }
-        None => cfg.error_at(field, e.message, e.hint),
-    })?;
+    let statement =
+        check_select(sql).map_err(|e| sql_error(cfg, field, sql, e.at, e.message, e.hint))?;
     let state = ctx.state();
     let tables = state
         .resolve_table_references(&statement)
@@ -171,22 +160,77 @@ async fn plan_one(
                         .join(", ")
                 ),
             };
-            return Err(cfg
-                .error_at(
-                    field,
-                    format!("reads table `{table}`, which no connector declares"),
-                    Some(hint),
-                )
-                .into());
+            return Err(sql_error(
+                cfg,
+                field,
+                sql,
+                word_in(sql, table.table()),
+                format!("reads table `{table}`, which no connector declares"),
+                Some(hint),
+            )
+            .into());
         }
     }
-    let plan = state
-        .statement_to_plan(statement)
-        .await
-        .map_err(|e| cfg.error_at(field, e.strip_backtrace().to_string(), None))?;
+    let plan = state.statement_to_plan(statement).await.map_err(|e| {
+        let message = e.strip_backtrace().to_string();
+        // DataFusion names the unknown column or function; the error points at it.
+        let named = ["No field named ", "Invalid function '", "Invalid function "]
+            .iter()
+            .find_map(|p| message.split_once(p).map(|(_, rest)| rest))
+            .map(|rest| {
+                rest.trim_start_matches(['\'', '"'])
+                    .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end_matches('.')
+            });
+        let at = named.and_then(|n| word_in(sql, n.rsplit('.').next().unwrap_or(n)));
+        sql_error(cfg, field, sql, at, message, None)
+    })?;
     let df = DataFrame::new(state, plan);
-    check_columns(cfg, which, df.schema().as_arrow())?;
+    check_columns(cfg, which, sql, df.schema().as_arrow())?;
     Ok(df)
+}
+
+/// An error about the SQL of `field`, at byte `at` of it when known (the SQL may be a block
+/// scalar several lines down the file), else at the field.
+fn sql_error(
+    cfg: &ModelConfig,
+    field: &str,
+    sql: &str,
+    at: Option<usize>,
+    message: String,
+    hint: Option<String>,
+) -> ConfigError {
+    match at {
+        Some(at) => {
+            let mut q = feed_lang::QueryError::new(
+                feed_lang::ErrorKind::Syntax,
+                message,
+                feed_lang::Span::new(at, (at + 1).min(sql.len()).max(at)),
+            );
+            q.hint = hint;
+            cfg.error_in_text(field, sql, &q)
+        }
+        None => cfg.error_at(field, message, hint),
+    }
+}
+
+/// The byte offset of the first whole-word, case-insensitive occurrence of `word` in `sql`.
+fn word_in(sql: &str, word: &str) -> Option<usize> {
+    if word.is_empty() {
+        return None;
+    }
+    let (hay, needle) = (sql.to_ascii_lowercase(), word.to_ascii_lowercase());
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    hay.match_indices(&needle).map(|(i, _)| i).find(|&i| {
+        let before = hay[..i].chars().next_back().is_none_or(|c| !is_word(c));
+        let after = hay[i + needle.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !is_word(c));
+        before && after
+    })
 }
 
 /// Exactly one read-only query: a SELECT (with CTEs, unions, ...). Anything that writes, copies
@@ -241,7 +285,12 @@ fn check_select(sql: &str) -> Result<Statement, SelectError> {
         SelectError {
             message: format!("SQL syntax error: {words}"),
             hint: Some("write one SELECT statement".to_string()),
-            at: place.and_then(|(l, c)| offset_of(sql, l, c)),
+            // An error at the end ("found: EOF") has no position: it is after the last word.
+            at: place.and_then(|(l, c)| offset_of(sql, l, c)).or_else(|| {
+                words
+                    .contains("found: EOF")
+                    .then(|| sql.trim_end().len().saturating_sub(1))
+            }),
         }
     })?;
     if statements.len() != 1 {
@@ -273,7 +322,12 @@ fn check_select(sql: &str) -> Result<Statement, SelectError> {
     }
 }
 
-fn check_columns(cfg: &ModelConfig, which: Fetch, schema: &Schema) -> Result<(), ConfigError> {
+fn check_columns(
+    cfg: &ModelConfig,
+    which: Fetch,
+    sql: &str,
+    schema: &Schema,
+) -> Result<(), ConfigError> {
     let field = which.field();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     for required in which.required() {
@@ -314,14 +368,40 @@ fn check_columns(cfg: &ModelConfig, which: Fetch, schema: &Schema) -> Result<(),
                 "value" => "a number",
                 _ => "text",
             };
-            return Err(cfg.error_at(
+            // At the last mention of the column: its alias, when the SELECT renames into it.
+            let at = sql
+                .to_ascii_lowercase()
+                .rfind(&f.name().to_ascii_lowercase());
+            return Err(sql_error(
+                cfg,
                 field,
-                format!("column `{}` has type {t}; expected {expected}", f.name()),
+                sql,
+                at,
+                format!(
+                    "column `{}` is {}; expected {expected}",
+                    f.name(),
+                    type_words(t)
+                ),
                 Some("CAST it in the SELECT".into()),
             ));
         }
     }
     Ok(())
+}
+
+/// An Arrow type as a user of SQL would say it.
+fn type_words(t: &DataType) -> String {
+    match t {
+        t if is_text_type(t) => "text".into(),
+        t if t.is_integer() => "an integer".into(),
+        t if t.is_floating() => "a floating-point number".into(),
+        DataType::Boolean => "a boolean".into(),
+        DataType::Null => "always NULL".into(),
+        DataType::Date32 | DataType::Date64 => "a date".into(),
+        DataType::List(_) | DataType::LargeList(_) => "a list".into(),
+        DataType::Struct(_) => "a struct".into(),
+        other => format!("of type {other}"),
+    }
 }
 
 fn is_text_type(t: &DataType) -> bool {

@@ -192,6 +192,15 @@ impl FeatureTable {
         (&self.tokens[range.clone()], &self.weights[range])
     }
 
+    /// The most tokens one row has: what a batch pads its rows to.
+    pub fn most_row_tokens(&self) -> usize {
+        self.offsets
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or(0)
+    }
+
     pub fn row_numeric(&self, r: usize) -> &[f32] {
         &self.numeric[r * self.n_numeric..(r + 1) * self.n_numeric]
     }

@@ -5,10 +5,10 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use super::embeddings::Embeddings;
 use super::sasrec::{NetConfig, SasRecNet};
-use super::sequences::TrainingSequences;
+use super::sequences::{BatchShape, TrainingSequences};
 use super::train::{fit, one_at_a_time, Fitted, Loop};
 use crate::config::{FitConfig, SequenceLoss};
-use crate::core::TrainContext;
+use crate::core::{MemoryEstimate, TrainContext};
 use crate::dataset::Interactions;
 use crate::error::{Error, Result};
 use crate::util::linalg::Rng;
@@ -20,6 +20,99 @@ pub struct SasrecFit<'a> {
     pub fit: FitConfig,
     pub loss: SequenceLoss,
     pub negatives: usize,
+}
+
+/// `[rows·len, hidden]` tensors one block keeps for its backward pass and the gradients that
+/// pass makes (norms, projections, residuals, feed-forward, dropout masks), and those of the
+/// embedding stage.
+const ACTIVATIONS_PER_LAYER: f64 = 20.0;
+const ACTIVATIONS_EMBEDDING: f64 = 6.0;
+/// `[rows, heads, len, len]` maps per block: scores, masked, softmax, dropout mask and output,
+/// and the gradient of one of them during the backward pass.
+const ATTENTION_MAPS_PER_LAYER: f64 = 6.0;
+/// `[targets, items]` matrices of the full softmax: probabilities, the gradient written from
+/// them, and one transient copy (`softmax_ce`).
+const FULL_SOFTMAX_COPIES: f64 = 3.0;
+/// Weights, gradients, AdamW's two moments and the best epoch's copy.
+const PARAMETER_COPIES: f64 = 5.0;
+/// Sequences a validation pass encodes at once (`SasRecNet::encode`).
+const ENCODE_ROWS: f64 = 256.0;
+/// Users a validation pass ranks at once per thread (`eval::evaluate`).
+const RANK_ROWS: f64 = 128.0;
+
+/// The peak memory of [`fit_sasrec`] on `data` (or of the settings' worst case without it): the
+/// parameters with their optimiser state and the epoch's batches throughout, plus the larger of
+/// a training step and a validation pass (they do not overlap).
+pub fn memory(s: &SasrecFit<'_>, data: Option<Interactions<'_>>) -> MemoryEstimate {
+    let net = &s.net;
+    let (d, heads, layers) = (net.hidden as f64, net.heads as f64, net.layers as f64);
+    let items = net.n_items as f64;
+    // An epoch's batches hold every sequence padded (item ids), its slots and targets, and
+    // its row end.
+    let (users, batch, epoch) = match data {
+        Some(data) => {
+            let seqs = TrainingSequences::new(data, net.max_len);
+            let b = seqs.largest_batch(s.fit.batch_size);
+            let n = seqs.n_sequences();
+            (data.n_users(), b, n * (b.len + 1) + 2 * seqs.n_targets())
+        }
+        None => (0, BatchShape::full(s.fit.batch_size, net.max_len), 0),
+    };
+    let mut e = MemoryEstimate::new(data.is_some());
+    let params = items * d + net.max_len as f64 * d + layers * (6.0 * d * d + 10.0 * d) + 2.0 * d;
+    e.floats(
+        "parameters and optimiser state",
+        PARAMETER_COPIES * params,
+        &["hidden", "layers"],
+    );
+    e.floats("the epoch's batches", epoch as f64, &["max_seq_len"]);
+
+    let (rows, len, targets) = (batch.rows as f64, batch.len as f64, batch.targets);
+    let mut step = MemoryEstimate::new(data.is_some());
+    step.floats(
+        "activations",
+        rows * len * d * (ACTIVATIONS_PER_LAYER * layers + ACTIVATIONS_EMBEDDING),
+        &["batch_size", "max_seq_len", "hidden", "layers"],
+    );
+    step.floats(
+        "attention maps",
+        rows * heads * len * len * ATTENTION_MAPS_PER_LAYER * layers,
+        &["max_seq_len", "batch_size", "heads", "layers"],
+    );
+    // The item embeddings' gradients, dense: one from the input lookup, one from the output.
+    step.floats("embedding gradients", 2.0 * items * d, &["hidden"]);
+    match s.loss {
+        SequenceLoss::FullSoftmax => step.floats(
+            "full-softmax logits",
+            FULL_SOFTMAX_COPIES * targets * items,
+            &["batch_size", "max_seq_len", "loss"],
+        ),
+        SequenceLoss::SampledSoftmax => step.floats(
+            "sampled logits",
+            4.0 * targets * s.negatives.min(net.n_items.max(1)) as f64,
+            &["negatives", "batch_size"],
+        ),
+        SequenceLoss::Bce => step.floats(
+            "negative scores",
+            6.0 * targets * d,
+            &["batch_size", "max_seq_len"],
+        ),
+    }
+    let mut validation = MemoryEstimate::new(data.is_some());
+    let encode_len = len.min(net.max_len as f64);
+    validation.floats(
+        "validation encoding",
+        ENCODE_ROWS * (3.0 * heads * encode_len * encode_len + 8.0 * encode_len * d)
+            + users as f64 * d,
+        &["max_seq_len"],
+    );
+    validation.floats(
+        "validation ranking",
+        rayon::current_num_threads() as f64 * RANK_ROWS * items,
+        &[],
+    );
+    e.add_larger(step, validation);
+    e
 }
 
 /// Trains a SASRec network on `data` with backend `B`.

@@ -18,6 +18,27 @@ pub struct SeqBatch {
     pub last: Vec<i32>,
 }
 
+/// The size of a training batch: what its memory grows with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchShape {
+    pub rows: usize,
+    /// Slots per row (padded).
+    pub len: usize,
+    /// Slots with a next item to predict.
+    pub targets: f64,
+}
+
+impl BatchShape {
+    /// The settings' own worst case, before the data is known: every row fills `max_len`.
+    pub fn full(batch_size: usize, max_len: usize) -> Self {
+        Self {
+            rows: batch_size,
+            len: max_len,
+            targets: (batch_size * max_len) as f64,
+        }
+    }
+}
+
 /// Each user's training window: the latest `max_len + 1` visible items, so that inputs are the
 /// first `n - 1` and targets the last `n - 1` (every position predicts its next item).
 pub struct TrainingSequences<'a> {
@@ -40,6 +61,25 @@ impl<'a> TrainingSequences<'a> {
 
     pub fn n_targets(&self) -> usize {
         self.windows.iter().map(|w| w.len() - 1).sum()
+    }
+
+    /// The shape of the largest batch an epoch of `batch_size` will likely hold: every batch
+    /// pads to its longest input, which the longest window bounds; its targets are the mean
+    /// batch's plus 2.5 standard deviations of a random batch's sum (capped by the longest
+    /// windows' own total).
+    pub fn largest_batch(&self, batch_size: usize) -> BatchShape {
+        let rows = batch_size.min(self.windows.len()).max(1);
+        let mut targets: Vec<f64> = self.windows.iter().map(|w| (w.len() - 1) as f64).collect();
+        let n = targets.len().max(1) as f64;
+        let mean = targets.iter().sum::<f64>() / n;
+        let var = targets.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / n;
+        targets.sort_by(|a, b| b.total_cmp(a));
+        let cap: f64 = targets.iter().take(rows).sum();
+        BatchShape {
+            rows,
+            len: targets.first().map_or(1, |&t| t as usize).max(1),
+            targets: (rows as f64 * mean + 2.5 * (rows as f64 * var).sqrt()).min(cap),
+        }
     }
 
     /// One epoch's batches: users in a seeded random order, `batch_size` at a time, each batch
@@ -133,5 +173,18 @@ mod tests {
             vec![(1, 2), (2, 3), (3, 4), (7, 8), (9, 10), (10, 11)]
         );
         assert_eq!(seqs.n_targets(), 6);
+    }
+
+    #[test]
+    fn the_largest_batch_pads_to_the_longest_window_and_never_exceeds_the_longest_rows() {
+        let (a, b, c) = ([1u32, 2, 3, 4], [7u32, 8], [9u32, 10, 11]);
+        let seqs = TrainingSequences {
+            windows: vec![&a, &b, &c],
+        };
+        let one = seqs.largest_batch(1);
+        assert_eq!((one.rows, one.len), (1, 3));
+        assert!(one.targets <= 3.0 && one.targets >= 2.0, "{one:?}");
+        let all = seqs.largest_batch(10);
+        assert_eq!((all.rows, all.len, all.targets), (3, 3, 6.0));
     }
 }

@@ -16,7 +16,7 @@ use super::layers::{matrix, normal, Dense};
 use super::sequences::shuffle;
 use super::train::{fit, one_at_a_time, Fitted, Loop};
 use crate::config::FitConfig;
-use crate::core::TrainContext;
+use crate::core::{MemoryEstimate, TrainContext};
 use crate::dataset::Interactions;
 use crate::error::{Error, Result};
 use crate::util::linalg::Rng;
@@ -313,6 +313,100 @@ impl TowerData<'_> {
         let keep: Vec<f32> = trained.iter().map(|&t| if t { 1.0 } else { 0.0 }).collect();
         net.encode(false, &ids, &keep, self.items, &[])
     }
+}
+
+/// What a two-tower run's memory grows with besides its settings.
+pub struct TowerShape {
+    pub net: NetConfig,
+    pub events: usize,
+    /// The most feature tokens of one user (item) row: what batches pad to.
+    pub user_row_tokens: usize,
+    pub item_row_tokens: usize,
+    /// History items the user tower averages.
+    pub history: usize,
+}
+
+/// `[rows, hidden]` tensors a tower keeps for its backward pass and the gradients it makes
+/// (sums of inputs, the MLP, the residual, the normalisation).
+const TOWER_ACTIVATIONS: f64 = 15.0;
+/// Copies of a `[rows, k, hidden]` lookup (token or history pooling): the gathered rows, their
+/// weighted product and its gradient.
+const POOLING_COPIES: f64 = 3.0;
+/// `[users, items]` matrices of the in-batch softmax: logits, tempered, corrected, masked, the
+/// log-softmax and its gradient.
+const LOGIT_COPIES: f64 = 6.0;
+/// Weights, gradients, AdamW's two moments and the best epoch's copy.
+const PARAMETER_COPIES: f64 = 5.0;
+/// Encoding (no autodiff) keeps nothing for a backward pass: a pooled lookup and its weighted
+/// product are alive together, and a few `[rows, hidden]` tensors through the MLP.
+const ENCODE_POOLING_COPIES: f64 = 2.0;
+const ENCODE_ACTIVATIONS: f64 = 6.0;
+/// Users a validation pass ranks at once per thread (`eval::evaluate`).
+const RANK_ROWS: f64 = 128.0;
+
+/// The peak memory of [`fit_two_tower`] for `shape`: the parameters with their optimiser state
+/// and the shuffled examples throughout, plus the larger of a training step and a validation
+/// pass.
+pub fn memory(
+    shape: &TowerShape,
+    batch_size: usize,
+    negatives: usize,
+    with_data: bool,
+) -> MemoryEstimate {
+    let c = &shape.net;
+    let d = c.hidden as f64;
+    let (users, items) = (c.n_users as f64, c.n_items as f64);
+    let mut e = MemoryEstimate::new(with_data);
+    let ids = users + items + (c.user_tokens + c.item_tokens) as f64;
+    let params = ids * d + (c.user_numeric + c.item_numeric) as f64 * d + 4.0 * (d * d + d);
+    e.floats(
+        "parameters and optimiser state",
+        PARAMETER_COPIES * params,
+        &["hidden"],
+    );
+    // (user, position) pairs, shuffled, and the epoch's chunks of them.
+    e.bytes("training examples", 16.0 * shape.events as f64, &[]);
+
+    let rows = if with_data {
+        batch_size.min(shape.events.max(1))
+    } else {
+        batch_size
+    } as f64;
+    let columns = rows + negatives as f64;
+    let mut step = MemoryEstimate::new(with_data);
+    let pooled = rows * (shape.history + shape.user_row_tokens) as f64
+        + columns * shape.item_row_tokens as f64;
+    step.floats(
+        "tower activations",
+        (rows + columns) * d * TOWER_ACTIVATIONS + pooled * d * POOLING_COPIES,
+        &["batch_size", "history", "hidden"],
+    );
+    step.floats(
+        "in-batch logits",
+        rows * columns * LOGIT_COPIES,
+        &["batch_size", "negatives"],
+    );
+    // Dense gradients of the id tables: users once, items twice (item tower and history).
+    step.floats(
+        "id embedding gradients",
+        (users + 2.0 * items) * d,
+        &["hidden"],
+    );
+    let mut validation = MemoryEstimate::new(with_data);
+    let chunk = ENCODE_BATCH as f64;
+    validation.floats(
+        "validation encoding",
+        chunk * d * (ENCODE_ACTIVATIONS + ENCODE_POOLING_COPIES * shape.history as f64)
+            + (users + items) * d,
+        &["history"],
+    );
+    validation.floats(
+        "validation ranking",
+        rayon::current_num_threads() as f64 * RANK_ROWS * items,
+        &[],
+    );
+    e.add_larger(step, validation);
+    e
 }
 
 pub struct TwoTowerFit<'a> {

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::{Policy, Scorer, TrainContext, TrainedPolicy};
+use super::{MemoryEstimate, Policy, Scorer, TrainContext, TrainedPolicy};
 use crate::config::AlsConfig;
 use crate::dataset::Interactions;
 use crate::error::{Error, Result};
@@ -215,6 +215,23 @@ fn init(n: usize, k: usize, rng: &mut Rng) -> Vec<f32> {
 impl Policy for Als {
     fn name(&self) -> &str {
         &self.config.name
+    }
+
+    /// The factors of both sides and the confidence matrix stored both ways (8 bytes an entry,
+    /// one entry per distinct user–item pair, counted as one per event).
+    fn memory(&self, data: Option<Interactions<'_>>) -> Result<MemoryEstimate> {
+        let mut e = MemoryEstimate::new(data.is_some());
+        let (users, items, events) = data
+            .map(|d| (d.n_users(), d.n_items(), d.n_events()))
+            .unwrap_or_default();
+        let k = self.config.factors as f64;
+        e.floats("factors", (users + items) as f64 * k, &["factors"]);
+        e.bytes(
+            "confidence matrix",
+            events as f64 * 16.0 + (users + items) as f64 * 8.0,
+            &[],
+        );
+        Ok(e)
     }
 
     fn train(

@@ -13,7 +13,9 @@ pub use popular::{Popular, TrainedPopular};
 pub use sasrec::{Sasrec, TrainedSasrec};
 pub use two_tower::{TrainedTwoTower, TwoTower};
 
-pub use crate::core::{Policy, Scorer, TrainContext, TrainedPolicy, Validate, Vectors};
+pub use crate::core::{
+    MemoryEstimate, Policy, Scorer, TrainContext, TrainedPolicy, Validate, Vectors,
+};
 
 use crate::config::PolicyConfig;
 use crate::error::Result;

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::{Policy, Scorer, TrainContext, TrainedPolicy};
+use super::{MemoryEstimate, Policy, Scorer, TrainContext, TrainedPolicy};
 use crate::config::PopularConfig;
 use crate::dataset::Interactions;
 use crate::error::Result;
@@ -72,6 +72,13 @@ impl TrainedPopular {
 impl Policy for Popular {
     fn name(&self) -> &str {
         &self.config.name
+    }
+
+    /// One score per item.
+    fn memory(&self, data: Option<Interactions<'_>>) -> Result<MemoryEstimate> {
+        let mut e = MemoryEstimate::new(data.is_some());
+        e.floats("scores", data.map_or(0, |d| d.n_items()) as f64, &[]);
+        Ok(e)
     }
 
     fn train(

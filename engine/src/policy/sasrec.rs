@@ -7,7 +7,7 @@ use std::path::Path;
 
 use burn::backend::Autodiff;
 
-use super::{Policy, Scorer, TrainContext, TrainedPolicy, Vectors};
+use super::{MemoryEstimate, Policy, Scorer, TrainContext, TrainedPolicy, Vectors};
 use crate::config::SasrecConfig;
 use crate::dataset::Interactions;
 use crate::error::{Error, Result};
@@ -25,6 +25,19 @@ pub struct Sasrec {
 impl Sasrec {
     pub fn new(config: SasrecConfig) -> Self {
         Self { config }
+    }
+
+    fn fit_spec(&self, n_items: usize) -> nn::sasrec_fit::SasrecFit<'_> {
+        let c = &self.config;
+        nn::sasrec_fit::SasrecFit {
+            name: &c.name,
+            net: net_config(c, n_items),
+            fit: c.fit(),
+            loss: c.loss,
+            negatives: c
+                .negatives
+                .unwrap_or_else(crate::config::raw_defaults::negatives),
+        }
     }
 }
 
@@ -44,6 +57,11 @@ impl Policy for Sasrec {
         &self.config.name
     }
 
+    fn memory(&self, data: Option<Interactions<'_>>) -> Result<MemoryEstimate> {
+        let spec = self.fit_spec(data.map_or(0, |d| d.n_items()));
+        Ok(nn::sasrec_fit::memory(&spec, data))
+    }
+
     fn train(
         &self,
         data: Interactions<'_>,
@@ -56,15 +74,7 @@ impl Policy for Sasrec {
                 format!("{}: the catalog is empty", c.name),
             ));
         }
-        let spec = nn::sasrec_fit::SasrecFit {
-            name: &c.name,
-            net: net_config(c, data.n_items()),
-            fit: c.fit(),
-            loss: c.loss,
-            negatives: c
-                .negatives
-                .unwrap_or_else(crate::config::raw_defaults::negatives),
-        };
+        let spec = self.fit_spec(data.n_items());
         let mut fitted = match ctx.device.compute {
             Compute::Cpu => {
                 nn::sasrec_fit::fit_sasrec::<Autodiff<Cpu>>(Default::default(), &spec, data, ctx)?

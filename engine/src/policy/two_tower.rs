@@ -6,13 +6,16 @@ use std::path::Path;
 
 use burn::backend::Autodiff;
 
-use super::{Policy, Scorer, TrainContext, TrainedPolicy, Vectors};
+use super::{MemoryEstimate, Policy, Scorer, TrainContext, TrainedPolicy, Vectors};
 use crate::config::TwoTowerConfig;
 use crate::dataset::Interactions;
 use crate::error::{Error, Result};
 use crate::nn::embeddings::{restore, Embeddings};
 use crate::nn::features::FeatureTable;
-use crate::nn::two_tower::{fit_two_tower, NetConfig, TowerData, TwoTowerFit, TwoTowerNet};
+use crate::nn::two_tower::{
+    fit_two_tower, memory as two_tower_memory, NetConfig, TowerData, TowerShape, TwoTowerFit,
+    TwoTowerNet,
+};
 use crate::nn::{Compute, Cpu, TrainingSummary};
 use crate::store;
 
@@ -25,6 +28,50 @@ pub struct TwoTower {
 impl TwoTower {
     pub fn new(config: TwoTowerConfig) -> Self {
         Self { config }
+    }
+
+    /// The user and item feature tables the towers read.
+    fn tables(&self, data: Interactions<'_>) -> Result<(FeatureTable, FeatureTable)> {
+        let (c, ds) = (&self.config, data.ds);
+        let users = FeatureTable::build(
+            ds.n_users(),
+            ds.user_attributes.as_ref(),
+            &c.user_features,
+            "fetch.users",
+        )?;
+        let items = FeatureTable::build(
+            ds.n_items(),
+            ds.item_attributes.as_ref(),
+            &c.item_features,
+            "fetch.items",
+        )?;
+        Ok((users, items))
+    }
+
+    fn fit_spec(
+        &self,
+        data: Interactions<'_>,
+        users: &FeatureTable,
+        items: &FeatureTable,
+    ) -> TwoTowerFit<'_> {
+        let c = &self.config;
+        TwoTowerFit {
+            name: &c.name,
+            net: NetConfig {
+                n_users: data.n_users(),
+                n_items: data.n_items(),
+                hidden: c.hidden,
+                user_tokens: users.n_tokens,
+                user_numeric: users.n_numeric,
+                item_tokens: items.n_tokens,
+                item_numeric: items.n_numeric,
+            },
+            fit: c.fit(),
+            temperature: c.temperature,
+            negatives: c.negatives,
+            logq_correction: c.logq_correction,
+            id_dropout: c.id_dropout,
+        }
     }
 }
 
@@ -51,6 +98,46 @@ impl Policy for TwoTower {
         &self.config.name
     }
 
+    /// With data, from the feature tables training would build; without, one token per declared
+    /// feature and no id tables.
+    fn memory(&self, data: Option<Interactions<'_>>) -> Result<MemoryEstimate> {
+        let c = &self.config;
+        let shape = match data {
+            Some(data) => {
+                let (users, items) = self.tables(data)?;
+                let spec = self.fit_spec(data, &users, &items);
+                TowerShape {
+                    events: data.n_events(),
+                    user_row_tokens: users.most_row_tokens(),
+                    item_row_tokens: items.most_row_tokens(),
+                    history: c.history,
+                    net: spec.net,
+                }
+            }
+            None => TowerShape {
+                events: 0,
+                user_row_tokens: c.user_features.len(),
+                item_row_tokens: c.item_features.len(),
+                history: c.history,
+                net: NetConfig {
+                    n_users: 0,
+                    n_items: 0,
+                    hidden: c.hidden,
+                    user_tokens: 0,
+                    user_numeric: 0,
+                    item_tokens: 0,
+                    item_numeric: 0,
+                },
+            },
+        };
+        Ok(two_tower_memory(
+            &shape,
+            c.batch_size,
+            c.negatives,
+            data.is_some(),
+        ))
+    }
+
     fn train(
         &self,
         data: Interactions<'_>,
@@ -63,43 +150,15 @@ impl Policy for TwoTower {
                 format!("{}: the catalog is empty", c.name),
             ));
         }
-        let ds = data.ds;
-        let users = FeatureTable::build(
-            ds.n_users(),
-            ds.user_attributes.as_ref(),
-            &c.user_features,
-            "fetch.users",
-        )?;
-        let items = FeatureTable::build(
-            ds.n_items(),
-            ds.item_attributes.as_ref(),
-            &c.item_features,
-            "fetch.items",
-        )?;
+        let (users, items) = self.tables(data)?;
         for line in users.described.iter().map(|d| format!("user feature {d}")) {
             (ctx.log)(format!("{}: {line}", c.name));
         }
         for line in items.described.iter().map(|d| format!("item feature {d}")) {
             (ctx.log)(format!("{}: {line}", c.name));
         }
-        let net = NetConfig {
-            n_users: ds.n_users(),
-            n_items: ds.n_items(),
-            hidden: c.hidden,
-            user_tokens: users.n_tokens,
-            user_numeric: users.n_numeric,
-            item_tokens: items.n_tokens,
-            item_numeric: items.n_numeric,
-        };
-        let spec = TwoTowerFit {
-            name: &c.name,
-            net,
-            fit: c.fit(),
-            temperature: c.temperature,
-            negatives: c.negatives,
-            logq_correction: c.logq_correction,
-            id_dropout: c.id_dropout,
-        };
+        let spec = self.fit_spec(data, &users, &items);
+        let net = spec.net;
         let td = TowerData {
             data,
             users: &users,

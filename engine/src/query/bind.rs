@@ -6,16 +6,27 @@
 use std::collections::BTreeMap;
 
 use feed_lang::ast::{BinaryOp, Call, Count, Expr, ExprKind, Query, Select, UnaryOp};
-use feed_lang::{alias_of, QueryError};
+use feed_lang::{alias_of, QueryError, Span};
 
 use super::args::{Arg, CallArgs};
 use super::plan::{Filter, Order, Plan, Score, Source};
 use super::{rerank, retrieve};
-use crate::expr::{self, Names, ParamType, ParamUse, Stage};
+use crate::expr::{self, check_error, Names, ParamType, ParamUse, Stage};
 
 /// The retriever of a query without `FROM`, and a retriever's limit when it gives none.
 pub const DEFAULT_RETRIEVER: &str = "popular";
 pub const DEFAULT_RETRIEVER_LIMIT: usize = 100;
+/// The most candidates one retriever may be asked for: beyond it a request no longer answers
+/// in milliseconds, and no page needs more (the page itself is at most `serving.max_limit`).
+pub const MAX_RETRIEVER_LIMIT: usize = 1_000_000;
+
+fn retriever_limit_error(n: usize, span: Span) -> QueryError {
+    check_error(
+        format!("a retriever finds at most {MAX_RETRIEVER_LIMIT} candidates, not {n}"),
+        span,
+        Some("ask for fewer candidates; the page size is the query's LIMIT".into()),
+    )
+}
 
 /// What a parameter of `LIMIT` and `OFFSET` is for (a request that overrides them needs no value).
 pub const LIMIT_USE: &str = "LIMIT";
@@ -55,6 +66,11 @@ pub fn bind(q: &Query, text: &str, names: &Names) -> Result<Plan, QueryError> {
         let limit = args
             .count("limit")?
             .unwrap_or(Arg::Lit(DEFAULT_RETRIEVER_LIMIT));
+        if let Arg::Lit(n) = limit {
+            if n > MAX_RETRIEVER_LIMIT {
+                return Err(retriever_limit_error(n, args.span("limit")));
+            }
+        }
         let retriever = retrieve::bind(call, &mut args)?;
         sources.push(Source {
             alias: alias_of(call).to_ascii_lowercase(),

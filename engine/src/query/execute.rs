@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use datafusion::arrow::array::{RecordBatch, UInt32Array};
 use rayon::prelude::*;
 
+use super::args::Arg;
 use super::bind;
 use super::explain::{self, Explanation, StageReport};
 use super::filter;
@@ -389,6 +390,15 @@ fn gather(
 ) -> Result<Candidates> {
     let one = |s: &super::plan::Source| -> Result<Vec<Ranked>> {
         let limit = s.limit.get(req.params)?;
+        if let (Arg::Param(p), true) = (&s.limit, limit > bind::MAX_RETRIEVER_LIMIT) {
+            return Err(Error::invalid(
+                format!("${p}"),
+                format!(
+                    "${p} asks a retriever for {limit} candidates; it finds at most {}",
+                    bind::MAX_RETRIEVER_LIMIT
+                ),
+            ));
+        }
         // No retriever can find more items than the catalog holds.
         let limit = at_least
             .map_or(limit, |a| limit.max(a))
