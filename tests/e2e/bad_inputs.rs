@@ -801,20 +801,20 @@ fn every_bad_input_is_refused_where_it_is_and_the_active_version_keeps_answering
 /// Runs one input: its status, its message (stderr, or the response body), and for a query
 /// error the text of the query its span covers.
 fn run(ws: &Workspace, addr: &str, dir: &str, input: &Input) -> (u16, String, Option<String>) {
+    let feedctl = |args: &[&str]| {
+        let out = ws.feedctl(args);
+        let message = String::from_utf8_lossy(&out.stderr).to_string();
+        (out.status.code().unwrap_or(-1) as u16, message, None)
+    };
     match input {
         Input::File(text) => {
             // Beside the good file, so that its relative data paths hold.
             let file = ws.write("model.yaml", text);
-            let out = ws.feedctl(&["update-model", "--file", file.to_str().unwrap()]);
-            let message = String::from_utf8_lossy(&out.stderr).to_string();
-            (out.status.code().unwrap_or(-1) as u16, message, None)
+            feedctl(&["update-model", "--file", file.to_str().unwrap()])
         }
         Input::Cli(args) => {
             let args: Vec<String> = args.iter().map(|a| a.replace("{dir}", dir)).collect();
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let out = ws.feedctl(&args);
-            let message = String::from_utf8_lossy(&out.stderr).to_string();
-            (out.status.code().unwrap_or(-1) as u16, message, None)
+            feedctl(&args.iter().map(String::as_str).collect::<Vec<_>>())
         }
         Input::Query(text, params) => {
             let body = json!({"model": "m", "query": text, "params": params}).to_string();

@@ -51,7 +51,10 @@ fn movielens_1m_als_beats_popularity_twice_and_runs_are_reproducible() {
         for p in policies.values_mut() {
             let p = p.as_object_mut().unwrap();
             p.remove("train_seconds");
-            p["memory"].as_object_mut().unwrap().remove("measured_bytes");
+            p["memory"]
+                .as_object_mut()
+                .unwrap()
+                .remove("measured_bytes");
         }
         m.as_object_mut().unwrap().remove("reference");
         m

@@ -67,6 +67,18 @@ impl Workspace {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Runs feedctl and asserts that it refuses with exit 2 and a message holding every piece;
+    /// returns the message.
+    pub fn refused(&self, args: &[&str], pieces: &[&str]) -> String {
+        let out = self.feedctl(args);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(2), "feedctl {args:?}: {err}");
+        for piece in pieces {
+            assert!(err.contains(piece), "expected `{piece}` in {err}");
+        }
+        err
+    }
+
     pub fn view_json(&self, model: &str) -> serde_json::Value {
         serde_json::from_str(&self.ok(&["view-model", "--model-name", model, "--json"])).unwrap()
     }

@@ -14,6 +14,15 @@ use crate::util::topk::{rank_of, top_k};
 
 pub use crate::core::{Metrics, K};
 
+/// Users ranked at once per thread: each batch holds `RANK_BATCH × items` scores.
+pub const RANK_BATCH: usize = 128;
+
+/// The floats an evaluation holds at once over `items` items (a batch of scores per thread):
+/// part of a training run's memory, since validation runs between epochs.
+pub fn ranking_floats(items: usize) -> f64 {
+    (rayon::current_num_threads() * RANK_BATCH) as f64 * items as f64
+}
+
 #[derive(Default)]
 struct Acc {
     ndcg: f64,
@@ -38,11 +47,10 @@ pub fn evaluate(
     if users.is_empty() || n == 0 {
         return Metrics::default();
     }
-    const BATCH: usize = 128;
     // Per-batch sums, collected in batch order and added up sequentially: a parallel reduce
     // would group the float sums differently from run to run, and two runs must agree exactly.
     let batches: Vec<Acc> = users
-        .par_chunks(BATCH)
+        .par_chunks(RANK_BATCH)
         .map(|chunk| {
             let mut acc = Acc::default();
             let ids: Vec<u32> = chunk.iter().map(|c| c.0).collect();

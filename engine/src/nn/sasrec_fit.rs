@@ -6,7 +6,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use super::embeddings::Embeddings;
 use super::sasrec::{NetConfig, SasRecNet};
 use super::sequences::{BatchShape, TrainingSequences};
-use super::train::{fit, one_at_a_time, Fitted, Loop};
+use super::train::{fit, loop_memory, one_at_a_time, Fitted, Loop};
 use crate::config::{FitConfig, SequenceLoss};
 use crate::core::{MemoryEstimate, TrainContext};
 use crate::dataset::Interactions;
@@ -33,12 +33,8 @@ const ATTENTION_MAPS_PER_LAYER: f64 = 6.0;
 /// `[targets, items]` matrices of the full softmax: probabilities, the gradient written from
 /// them, and one transient copy (`softmax_ce`).
 const FULL_SOFTMAX_COPIES: f64 = 3.0;
-/// Weights, gradients, AdamW's two moments and the best epoch's copy.
-const PARAMETER_COPIES: f64 = 5.0;
 /// Sequences a validation pass encodes at once (`SasRecNet::encode`).
 const ENCODE_ROWS: f64 = 256.0;
-/// Users a validation pass ranks at once per thread (`eval::evaluate`).
-const RANK_ROWS: f64 = 128.0;
 
 /// The peak memory of [`fit_sasrec`] on `data` (or of the settings' worst case without it): the
 /// parameters with their optimiser state and the epoch's batches throughout, plus the larger of
@@ -58,11 +54,16 @@ pub fn memory(s: &SasrecFit<'_>, data: Option<Interactions<'_>>) -> MemoryEstima
         }
         None => (0, BatchShape::full(s.fit.batch_size, net.max_len), 0),
     };
-    let mut e = MemoryEstimate::new(data.is_some());
+    let (mut e, mut validation) = (
+        MemoryEstimate::new(data.is_some()),
+        MemoryEstimate::new(data.is_some()),
+    );
     let params = items * d + net.max_len as f64 * d + layers * (6.0 * d * d + 10.0 * d) + 2.0 * d;
-    e.floats(
-        "parameters and optimiser state",
-        PARAMETER_COPIES * params,
+    loop_memory(
+        &mut e,
+        &mut validation,
+        params,
+        net.n_items,
         &["hidden", "layers"],
     );
     e.floats("the epoch's batches", epoch as f64, &["max_seq_len"]);
@@ -98,18 +99,12 @@ pub fn memory(s: &SasrecFit<'_>, data: Option<Interactions<'_>>) -> MemoryEstima
             &["batch_size", "max_seq_len"],
         ),
     }
-    let mut validation = MemoryEstimate::new(data.is_some());
     let encode_len = len.min(net.max_len as f64);
     validation.floats(
         "validation encoding",
         ENCODE_ROWS * (3.0 * heads * encode_len * encode_len + 8.0 * encode_len * d)
             + users as f64 * d,
         &["max_seq_len"],
-    );
-    validation.floats(
-        "validation ranking",
-        rayon::current_num_threads() as f64 * RANK_ROWS * items,
-        &[],
     );
     e.add_larger(step, validation);
     e

@@ -12,7 +12,7 @@ use burn::tensor::backend::AutodiffBackend;
 use super::embeddings::Embeddings;
 use super::sasrec::scalar;
 use crate::config::FitConfig;
-use crate::core::{TrainContext, TrainingSummary};
+use crate::core::{MemoryEstimate, TrainContext, TrainingSummary};
 use crate::dataset::{Cut, Interactions};
 use crate::error::{Error, Result};
 use crate::util::linalg::Rng;
@@ -21,6 +21,32 @@ use crate::util::linalg::Rng;
 /// global, so two runs at once would draw from each other's stream and lose reproducibility;
 /// and one run already keeps every core busy.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Per parameter, what the loop holds: weights, gradients, AdamW's two moments and the best
+/// epoch's copy.
+const PARAMETER_COPIES: f64 = 5.0;
+
+/// The loop's own share of a network's training memory: `params` parameters with their
+/// gradients, optimiser state and best copy (in `e`, for the whole run), and the ranking of a
+/// validation pass over `items` (in `validation`, which does not overlap a training step).
+pub fn loop_memory(
+    e: &mut MemoryEstimate,
+    validation: &mut MemoryEstimate,
+    params: f64,
+    items: usize,
+    settings: &'static [&'static str],
+) {
+    e.floats(
+        "parameters and optimiser state",
+        PARAMETER_COPIES * params,
+        settings,
+    );
+    validation.floats(
+        "validation ranking",
+        crate::eval::ranking_floats(items),
+        &[],
+    );
+}
 
 /// The outcome of a fit: the best weights as a burn record (backend-independent bytes).
 pub struct Fitted {

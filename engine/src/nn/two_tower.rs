@@ -14,7 +14,7 @@ use super::embeddings::Embeddings;
 use super::features::FeatureTable;
 use super::layers::{matrix, normal, Dense};
 use super::sequences::shuffle;
-use super::train::{fit, one_at_a_time, Fitted, Loop};
+use super::train::{fit, loop_memory, one_at_a_time, Fitted, Loop};
 use crate::config::FitConfig;
 use crate::core::{MemoryEstimate, TrainContext};
 use crate::dataset::Interactions;
@@ -335,14 +335,10 @@ const POOLING_COPIES: f64 = 3.0;
 /// `[users, items]` matrices of the in-batch softmax: logits, tempered, corrected, masked, the
 /// log-softmax and its gradient.
 const LOGIT_COPIES: f64 = 6.0;
-/// Weights, gradients, AdamW's two moments and the best epoch's copy.
-const PARAMETER_COPIES: f64 = 5.0;
 /// Encoding (no autodiff) keeps nothing for a backward pass: a pooled lookup and its weighted
 /// product are alive together, and a few `[rows, hidden]` tensors through the MLP.
 const ENCODE_POOLING_COPIES: f64 = 2.0;
 const ENCODE_ACTIVATIONS: f64 = 6.0;
-/// Users a validation pass ranks at once per thread (`eval::evaluate`).
-const RANK_ROWS: f64 = 128.0;
 
 /// The peak memory of [`fit_two_tower`] for `shape`: the parameters with their optimiser state
 /// and the shuffled examples throughout, plus the larger of a training step and a validation
@@ -356,14 +352,13 @@ pub fn memory(
     let c = &shape.net;
     let d = c.hidden as f64;
     let (users, items) = (c.n_users as f64, c.n_items as f64);
-    let mut e = MemoryEstimate::new(with_data);
+    let (mut e, mut validation) = (
+        MemoryEstimate::new(with_data),
+        MemoryEstimate::new(with_data),
+    );
     let ids = users + items + (c.user_tokens + c.item_tokens) as f64;
     let params = ids * d + (c.user_numeric + c.item_numeric) as f64 * d + 4.0 * (d * d + d);
-    e.floats(
-        "parameters and optimiser state",
-        PARAMETER_COPIES * params,
-        &["hidden"],
-    );
+    loop_memory(&mut e, &mut validation, params, c.n_items, &["hidden"]);
     // (user, position) pairs, shuffled, and the epoch's chunks of them.
     e.bytes("training examples", 16.0 * shape.events as f64, &[]);
 
@@ -392,18 +387,12 @@ pub fn memory(
         (users + 2.0 * items) * d,
         &["hidden"],
     );
-    let mut validation = MemoryEstimate::new(with_data);
     let chunk = ENCODE_BATCH as f64;
     validation.floats(
         "validation encoding",
         chunk * d * (ENCODE_ACTIVATIONS + ENCODE_POOLING_COPIES * shape.history as f64)
             + (users + items) * d,
         &["history"],
-    );
-    validation.floats(
-        "validation ranking",
-        rayon::current_num_threads() as f64 * RANK_ROWS * items,
-        &[],
     );
     e.add_larger(step, validation);
     e
