@@ -2,6 +2,7 @@
 //! JSON wire types and exit codes.
 
 mod commands;
+pub mod events;
 mod exit;
 mod output;
 mod params;
@@ -55,6 +56,7 @@ enum Command {
     Serve(commands::serve::ServeArgs),
     Bench(commands::bench::BenchArgs),
     BenchVectors(commands::bench_vectors::BenchVectorsArgs),
+    Events(commands::events::EventsArgs),
     Schema(commands::schema::SchemaArgs),
     Synth(commands::synth::SynthArgs),
 }
@@ -105,6 +107,7 @@ fn main() -> ExitCode {
             Command::Serve(a) => commands::serve::run(&home, a).await,
             Command::Bench(a) => commands::bench::run(&roots, a).await,
             Command::BenchVectors(a) => commands::bench_vectors::run(a).await,
+            Command::Events(a) => commands::events::run(&home, a),
             Command::Schema(a) => commands::schema::run(a),
             Command::Synth(a) => commands::synth::run(a),
         }

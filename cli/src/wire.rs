@@ -45,6 +45,17 @@ pub struct RankResponse {
     pub metadata: Option<Vec<serde_json::Value>>,
 }
 
+/// The answer to `POST /models/{name}/events`: given once every accepted event is on disk.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EventsResponse {
+    /// Events in the batch.
+    pub received: usize,
+    /// Events written.
+    pub accepted: usize,
+    /// Events whose `event_id` was already accepted: counted, not written again.
+    pub duplicates: usize,
+}
+
 /// `POST /query` and `POST /models/{name}/query`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

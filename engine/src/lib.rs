@@ -11,6 +11,7 @@ pub mod eval;
 pub mod expr;
 pub mod fetch;
 pub mod lifecycle;
+pub mod live;
 pub mod nn;
 pub mod policy;
 pub mod progress;

@@ -7,6 +7,7 @@ mod bad_inputs;
 mod cli_flow;
 mod config_errors;
 mod interrupted;
+mod live;
 mod movielens;
 mod neural;
 mod query;

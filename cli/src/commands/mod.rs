@@ -4,6 +4,7 @@ pub mod bench;
 pub mod bench_vectors;
 pub mod create;
 pub mod delete;
+pub mod events;
 pub mod list;
 pub mod query;
 pub mod rank;

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::Args;
+use feed_engine::live::LiveUsers;
 use feed_engine::{Error, Params, QueryRequest, Registry, Snapshot};
 
 use crate::output::ranking_table;
@@ -58,7 +59,8 @@ pub async fn run(home: &Path, args: QueryArgs) -> anyhow::Result<()> {
     };
     let result = tokio::task::spawn_blocking(move || {
         let snapshot = Snapshot::load_active(&registry, &args.model_name)?;
-        snapshot.query(&req)
+        let live = LiveUsers::of_model(&registry, &args.model_name)?;
+        snapshot.query_live(&req, None, &live.over(&snapshot))
     })
     .await?
     .with_context(|| format!("querying model `{name}`"))?;

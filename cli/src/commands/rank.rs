@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::Args;
+use feed_engine::live::LiveUsers;
 use feed_engine::{RankRequest, Registry, Snapshot};
 
 use crate::output::ranking_table;
@@ -30,11 +31,13 @@ pub async fn run(home: &Path, args: RankArgs) -> anyhow::Result<()> {
     let name = args.model_name.clone();
     let ranking = tokio::task::spawn_blocking(move || {
         let snapshot = Snapshot::load_active(&registry, &args.model_name)?;
-        snapshot.rank(&RankRequest {
+        let live = LiveUsers::of_model(&registry, &args.model_name)?;
+        let req = RankRequest {
             user_id: args.user_id,
             limit: args.limit,
             with_metadata: args.metadata,
-        })
+        };
+        snapshot.rank_live(&req, &live.over(&snapshot))
     })
     .await?
     .with_context(|| format!("ranking with model `{name}`"))?;

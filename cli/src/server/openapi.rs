@@ -15,6 +15,8 @@ struct Operation {
     path: &'static str,
     summary: &'static str,
     body: Option<fn(&mut SchemaGenerator) -> Value>,
+    /// The schema of one line, for a body that may also come as NDJSON.
+    ndjson_line: Option<fn(&mut SchemaGenerator) -> Value>,
     answer: fn(&mut SchemaGenerator) -> Value,
     /// Error statuses besides 500.
     errors: &'static [(u16, &'static str)],
@@ -71,6 +73,7 @@ const OPERATIONS: &[Operation] = &[
         path: "/healthz",
         summary: "Liveness",
         body: None,
+        ndjson_line: None,
         answer: schema::<Health>,
         errors: &[],
     },
@@ -79,6 +82,7 @@ const OPERATIONS: &[Operation] = &[
         path: "/openapi.json",
         summary: "This document",
         body: None,
+        ndjson_line: None,
         answer: any_object,
         errors: &[],
     },
@@ -87,6 +91,7 @@ const OPERATIONS: &[Operation] = &[
         path: "/models",
         summary: "Every model with its ACTIVE and newest versions",
         body: None,
+        ndjson_line: None,
         answer: list_of::<ModelSummary>,
         errors: &[],
     },
@@ -95,6 +100,7 @@ const OPERATIONS: &[Operation] = &[
         path: "/models/{name}",
         summary: "A model: its versions and the ACTIVE version's evaluation",
         body: None,
+        ndjson_line: None,
         answer: schema::<ModelView>,
         errors: MODEL_ERRORS,
     },
@@ -103,6 +109,7 @@ const OPERATIONS: &[Operation] = &[
         path: "/models/{name}/rank",
         summary: "A user's best unseen items by the model's value model",
         body: Some(schema::<RankBody>),
+        ndjson_line: None,
         answer: schema::<RankResponse>,
         errors: RANK_ERRORS,
     },
@@ -111,6 +118,7 @@ const OPERATIONS: &[Operation] = &[
         path: "/models/{name}/query",
         summary: "Run a FeedQL query (or a saved one) against the model",
         body: Some(schema::<QueryBody>),
+        ndjson_line: None,
         answer: schema::<QueryResponse>,
         errors: QUERY_ERRORS,
     },
@@ -119,9 +127,36 @@ const OPERATIONS: &[Operation] = &[
         path: "/query",
         summary: "Run a FeedQL query against the model the body names",
         body: Some(schema::<QueryBody>),
+        ndjson_line: None,
         answer: schema::<QueryResponse>,
         errors: QUERY_ERRORS,
     },
+    Operation {
+        method: "post",
+        path: "/models/{name}/events",
+        summary: "Append live events (a JSON array, or NDJSON): answered once they are on disk; the next query sees them",
+        body: Some(list_of::<crate::events::EventBody>),
+        ndjson_line: Some(schema::<crate::events::EventBody>),
+        answer: schema::<EventsResponse>,
+        errors: EVENTS_ERRORS,
+    },
+];
+
+const EVENTS_ERRORS: &[(u16, &str)] = &[
+    (
+        400,
+        "a row is not JSON (`field` names the row: `events[3]`)",
+    ),
+    (404, "unknown model, or no ACTIVE version yet"),
+    (
+        408,
+        "the request (its body included) took longer than the server's request timeout",
+    ),
+    (413, "the body is larger than the limit (16 MiB)"),
+    (
+        422,
+        "a row lacks a field, has a wrong type or an unknown field, or an event type the model does not accept (`field`: `events[3].type`); nothing of the batch is written",
+    ),
 ];
 
 /// The document.
@@ -158,10 +193,16 @@ pub fn document() -> Value {
             }]);
         }
         if let Some(body) = op.body {
-            operation["requestBody"] = json!({
-                "required": true,
-                "content": {"application/json": {"schema": body(&mut g)}}
-            });
+            let mut content = json!({"application/json": {"schema": body(&mut g)}});
+            if let Some(line) = op.ndjson_line {
+                // OpenAPI 3.1 has no schema for a stream of lines (3.2's `itemSchema`): the text,
+                // with each line's schema as an extension.
+                content["application/x-ndjson"] = json!({
+                    "schema": {"type": "string", "description": "one JSON object a line"},
+                    "x-item-schema": line(&mut g),
+                });
+            }
+            operation["requestBody"] = json!({"required": true, "content": content});
         }
         let entry = paths
             .entry(op.path.to_string())

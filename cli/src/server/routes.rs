@@ -15,14 +15,16 @@ use feed_engine::{Error, QueryRequest, RankRequest};
 use super::error::ApiError;
 use super::AppState;
 use crate::wire::{
-    Evaluation, Explanation, Health, ModelSummary, ModelView, QueryBody, QueryItem, QueryResponse,
-    RankBody, RankResponse, Version,
+    Evaluation, EventsResponse, Explanation, Health, ModelSummary, ModelView, QueryBody, QueryItem,
+    QueryResponse, RankBody, RankResponse, Version,
 };
 
 type Shared = State<Arc<AppState>>;
 
 /// The largest request body accepted (a query with its parameters fits many times over).
 pub const BODY_LIMIT: usize = 1 << 20;
+/// The largest batch of events (about 100,000 events of ordinary size).
+pub const EVENTS_BODY_LIMIT: usize = 16 << 20;
 
 pub fn router(state: Arc<AppState>, request_timeout: std::time::Duration) -> Router {
     Router::new()
@@ -32,6 +34,10 @@ pub fn router(state: Arc<AppState>, request_timeout: std::time::Duration) -> Rou
         .route("/models/{name}", get(view_model))
         .route("/models/{name}/rank", post(rank))
         .route("/models/{name}/query", post(query_model))
+        .route(
+            "/models/{name}/events",
+            post(post_events).layer(axum::extract::DefaultBodyLimit::max(EVENTS_BODY_LIMIT)),
+        )
         .route("/query", post(query))
         // Every error is JSON, unknown routes and methods included.
         .fallback(|method: Method, uri: Uri| async move {
@@ -141,7 +147,8 @@ async fn rank(
         limit: body.limit,
         with_metadata: body.return_metadata,
     };
-    let ranking = blocking(move || snapshot.rank(&req)).await?;
+    let live = state.live(&name);
+    let ranking = blocking(move || snapshot.rank_live(&req, &live.users.over(&snapshot))).await?;
     let metadata = ranking.metadata.as_ref().map(to_json).transpose()?;
     Ok(Json(RankResponse {
         model: ranking.model,
@@ -150,6 +157,43 @@ async fn rank(
         scores: ranking.scores,
         fallback: ranking.fallback.map(str::to_string),
         metadata,
+    }))
+}
+
+/// `POST /models/{name}/events`: a JSON array or NDJSON of events, acknowledged once durable.
+async fn post_events(
+    State(state): Shared,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<EventsResponse>, ApiError> {
+    let snapshot = active(&state, &name)?;
+    let events = crate::events::parse(&body, crate::events::now()).map_err(|e| {
+        let status = if e.syntax {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        ApiError::Body {
+            status,
+            message: e.to_string(),
+            field: Some(e.path()),
+            hint: None,
+        }
+    })?;
+    let live = state.live(&name);
+    let appended = blocking(move || {
+        feed_engine::live::check_batch(&events, &snapshot.config.events)?;
+        let received = events.len();
+        let appended = live.log()?.append(events)?;
+        // Read back before answering: the next query sees these events.
+        live.users.catch_up()?;
+        Ok((received, appended))
+    })
+    .await?;
+    Ok(Json(EventsResponse {
+        received: appended.0,
+        accepted: appended.1.accepted,
+        duplicates: appended.1.duplicates,
     }))
 }
 
@@ -191,7 +235,11 @@ async fn run_query(
         explain: body.explain,
     };
     let shared = state.clone();
-    let result = blocking(move || snapshot.query_paged(&req, &shared.pages)).await?;
+    let live = state.live(&model);
+    let result = blocking(move || {
+        snapshot.query_live(&req, Some(&shared.pages), &live.users.over(&snapshot))
+    })
+    .await?;
     let explanation = result.explanation.as_ref().map(Explanation::from);
     let mut metadata = match &result.metadata {
         Some(m) => to_json(m)?.into_iter().map(Some).collect(),

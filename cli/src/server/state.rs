@@ -2,12 +2,31 @@
 //! (no lock on the request path); one watcher task replaces entries when ACTIVE moves.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use feed_engine::live::{EventLog, LiveUsers};
 use feed_engine::query::Pages;
 use feed_engine::{Registry, Snapshot};
+
+/// A model's live events: the overlay read from its log by every request, and the log's
+/// writer, started on the first batch this server takes.
+pub struct Live {
+    pub users: LiveUsers,
+    log: OnceLock<EventLog>,
+}
+
+impl Live {
+    /// The writer of the log (its thread starts on first use).
+    pub fn log(&self) -> feed_engine::Result<&EventLog> {
+        if let Some(log) = self.log.get() {
+            return Ok(log);
+        }
+        let log = EventLog::open(self.users.dir())?;
+        Ok(self.log.get_or_init(|| log))
+    }
+}
 
 pub struct AppState {
     pub registry: Registry,
@@ -16,6 +35,8 @@ pub struct AppState {
     snapshots: ArcSwap<HashMap<String, Arc<Snapshot>>>,
     /// Versions that failed to load: not retried (their files do not change), logged once.
     failed: Mutex<HashSet<(String, u32)>>,
+    /// Live events by model, read from each model's log.
+    live_models: Mutex<HashMap<String, Arc<Live>>>,
 }
 
 impl AppState {
@@ -25,6 +46,37 @@ impl AppState {
             pages: Pages::new(),
             snapshots: ArcSwap::from_pointee(HashMap::new()),
             failed: Mutex::new(HashSet::new()),
+            live_models: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The live events of `model` (its log read so far); created on first use.
+    pub fn live(&self, model: &str) -> Arc<Live> {
+        let mut live = self.live_models.lock().unwrap_or_else(|e| e.into_inner());
+        live.entry(model.to_string())
+            .or_insert_with(|| {
+                let dir = feed_engine::live::log_dir(&self.registry.model_dir(model));
+                Arc::new(Live {
+                    users: LiveUsers::new(&dir),
+                    log: OnceLock::new(),
+                })
+            })
+            .clone()
+    }
+
+    /// Reads what the logs of served models gained from other processes (`feedctl events
+    /// push`); this server's own batches are read as it acknowledges them.
+    fn catch_up_live(&self, models: &[String]) {
+        let mut live = self.live_models.lock().unwrap_or_else(|e| e.into_inner());
+        live.retain(|m, _| models.contains(m));
+        drop(live);
+        for model in models {
+            let dir = feed_engine::live::log_dir(&self.registry.model_dir(model));
+            if dir.exists() {
+                if let Err(e) = self.live(model).users.catch_up() {
+                    tracing::warn!(%model, "reading live events: {e}");
+                }
+            }
         }
     }
 
@@ -47,6 +99,7 @@ impl AppState {
         let mut next: HashMap<String, Arc<Snapshot>> = HashMap::with_capacity(models.len());
         let mut changed = false;
         let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        let names = models.clone();
         for model in models {
             let active = match self.registry.active_version(&model) {
                 Ok(v) => v,
@@ -85,6 +138,8 @@ impl AppState {
                 (None, None) => {}
             }
         }
+        drop(failed);
+        self.catch_up_live(&names);
         // Deleted models, or models whose snapshot went away, change the key set.
         changed |= next.len() != current.len() || next.keys().any(|k| !current.contains_key(k));
         if changed {

@@ -12,9 +12,9 @@ pub use locate::Locations;
 pub use outputs::{output_name, OutputError, SINGLE_HEAD};
 pub(crate) use raw::defaults as raw_defaults;
 pub use raw::{
-    AlsConfig, DefaultParam, Device, FeatureKind, FeatureSpec, FitConfig, IndexConfig, IndexType,
-    PolicyConfig, PopularConfig, RawModelFile, SasrecConfig, SavedQuery, SequenceLoss,
-    ServingConfig, TrainingConfig, TwoTowerConfig, TypedFeature, ValueModelConfig,
+    AlsConfig, DefaultParam, Device, EventsConfig, FeatureKind, FeatureSpec, FitConfig,
+    IndexConfig, IndexType, PolicyConfig, PopularConfig, RawModelFile, SasrecConfig, SavedQuery,
+    SequenceLoss, ServingConfig, TrainingConfig, TwoTowerConfig, TypedFeature, ValueModelConfig,
 };
 pub use resolve::{
     parse, parse_bytes, plain_words, Combine, FetchLimits, ModelConfig, Saved, ValueModel, Weight,

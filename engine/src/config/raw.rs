@@ -31,6 +31,38 @@ pub struct RawModelFile {
     /// Serving options.
     #[serde(default)]
     pub serving: ServingConfig,
+    /// Live events: what `POST /models/{name}/events` accepts and what counts as an interaction.
+    #[serde(default)]
+    pub events: EventsConfig,
+}
+
+/// The event types live ingest accepts, and which of them are interactions: items the user
+/// has seen (`NOT seen()`, `rank`'s exclusions) and their history (the `history` encoder).
+/// Other types (`hide`, `impression`) are recorded but change neither.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Accepted types (`[click, like, purchase, hide, impression]`); by default any.
+    #[serde(default)]
+    pub types: Vec<String>,
+    /// The accepted types that are interactions; by default every accepted type.
+    #[serde(default)]
+    pub interactions: Option<Vec<String>>,
+}
+
+impl EventsConfig {
+    /// Whether ingest accepts `kind`.
+    pub fn accepts(&self, kind: &str) -> bool {
+        self.types.is_empty() || self.types.iter().any(|t| t == kind)
+    }
+
+    /// Whether an event of `kind` is an interaction.
+    pub fn is_interaction(&self, kind: &str) -> bool {
+        match &self.interactions {
+            Some(list) => list.iter().any(|t| t == kind),
+            None => self.accepts(kind),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

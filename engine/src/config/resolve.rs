@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use feed_connectors::ConnectorConfig;
 
 use super::raw::{
-    DefaultParam, PolicyConfig, RawFetch, RawModelFile, SavedQuery, ServingConfig, TrainingConfig,
-    ValueModelConfig,
+    DefaultParam, EventsConfig, PolicyConfig, RawFetch, RawModelFile, SavedQuery, ServingConfig,
+    TrainingConfig, ValueModelConfig,
 };
 use super::{FitConfig, Locations, SequenceLoss};
 use crate::error::{did_you_mean, ConfigError};
@@ -43,6 +43,7 @@ pub struct ModelConfig {
     pub value_model: Option<ValueModel>,
     pub queries: BTreeMap<String, Saved>,
     pub serving: ServingConfig,
+    pub events: EventsConfig,
     locations: Locations,
 }
 
@@ -276,6 +277,7 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<ModelConfig, Con
         value_model: None,
         queries: BTreeMap::new(),
         serving: raw.serving,
+        events: raw.events,
         locations,
     };
     check(&cfg)?;
@@ -290,6 +292,27 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<ModelConfig, Con
         .transpose()?;
     cfg.queries = resolve_queries(&cfg, raw.queries)?;
     Ok(cfg)
+}
+
+/// Event types are names; interactions are among the accepted types.
+fn check_events(cfg: &ModelConfig) -> Result<(), ConfigError> {
+    let e = &cfg.events;
+    for (i, t) in e.types.iter().enumerate() {
+        check_name(cfg, &format!("events.types[{i}]"), t)?;
+    }
+    for (i, t) in e.interactions.iter().flatten().enumerate() {
+        if !e.accepts(t) {
+            let hint = did_you_mean(t, e.types.iter().map(String::as_str))
+                .map(|s| format!("did you mean `{s}`?"))
+                .unwrap_or_else(|| format!("add `{t}` to `events.types`"));
+            return Err(cfg.error_at(
+                &format!("events.interactions[{i}]"),
+                format!("`{t}` is not an accepted event type"),
+                Some(hint),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Whether `name` is a valid identifier: `[a-z0-9_]+`, at most 64 characters.
@@ -319,6 +342,7 @@ fn check_name(cfg: &ModelConfig, path: &str, name: &str) -> Result<(), ConfigErr
 
 fn check(cfg: &ModelConfig) -> Result<(), ConfigError> {
     check_name(cfg, "model.name", &cfg.name)?;
+    check_events(cfg)?;
 
     if cfg.connectors.is_empty() {
         return Err(cfg.error_at(

@@ -20,7 +20,7 @@ use super::score;
 use super::{Candidates, Eligible, Ranked, Request};
 use crate::error::{did_you_mean, Error, Result};
 use crate::expr::{self, ParamValue, Params, Values};
-use crate::serving::Snapshot;
+use crate::serving::{Snapshot, UserState};
 
 /// A query against one model version.
 #[derive(Debug, Clone, Default)]
@@ -77,14 +77,26 @@ impl Snapshot {
     /// Runs a FeedQL query.
     #[tracing::instrument(skip_all, fields(model = %self.manifest.model, version = self.manifest.version))]
     pub fn query(&self, req: &QueryRequest) -> Result<QueryResult> {
-        self.query_with(req, None)
+        self.query_with(req, None, self.user_state())
     }
 
     /// Runs a FeedQL query whose later pages continue the ranking of its first page (within
     /// `serving.page_ttl_seconds`), as remembered in `pages`.
     #[tracing::instrument(skip_all, fields(model = %self.manifest.model, version = self.manifest.version))]
     pub fn query_paged(&self, req: &QueryRequest, pages: &Pages) -> Result<QueryResult> {
-        self.query_with(req, Some(pages))
+        self.query_with(req, Some(pages), self.user_state())
+    }
+
+    /// [`Self::query_paged`] with `users` for this version's own user state: live events
+    /// layered over it (`live::LiveUsers::over`).
+    #[tracing::instrument(skip_all, fields(model = %self.manifest.model, version = self.manifest.version))]
+    pub fn query_live(
+        &self,
+        req: &QueryRequest,
+        pages: Option<&Pages>,
+        users: &dyn UserState,
+    ) -> Result<QueryResult> {
+        self.query_with(req, pages, users)
     }
 
     /// The bound plan of `text` in this version, bound once and cached.
@@ -112,7 +124,12 @@ impl Snapshot {
             .map_err(|_| Error::Internal("the plan cache holds something else".into()))
     }
 
-    fn query_with(&self, req: &QueryRequest, pages: Option<&Pages>) -> Result<QueryResult> {
+    fn query_with(
+        &self,
+        req: &QueryRequest,
+        pages: Option<&Pages>,
+        users: &dyn UserState,
+    ) -> Result<QueryResult> {
         expr::check_params(&req.params)?;
         let (text, defaults) = match (&req.text, &req.saved) {
             (Some(t), None) => (t.as_str(), None),
@@ -149,7 +166,7 @@ impl Snapshot {
             }
             _ => Cow::Borrowed(&req.params),
         };
-        run(self, &plan, req, &params, pages)
+        run(self, &plan, req, &params, pages, users)
     }
 }
 
@@ -167,6 +184,7 @@ pub(crate) fn run(
     req: &QueryRequest,
     params: &Params,
     pages: Option<&Pages>,
+    users: &dyn UserState,
 ) -> Result<QueryResult> {
     // A LIMIT or OFFSET the request overrides needs no parameter value.
     expr::check_uses(&plan.params, params, |u| {
@@ -201,9 +219,10 @@ pub(crate) fn run(
     let user = params
         .get("user_id")
         .and_then(ParamValue::as_id)
-        .and_then(|id| snapshot.user_state().user(&id));
+        .and_then(|id| users.user(&id));
     let request = Request {
         snapshot,
+        users,
         params,
         user,
         text: &plan.text,

@@ -63,7 +63,7 @@ pub fn evaluate(req: &Request<'_>, filter: &Filter, values: &Values<'_>) -> Resu
         owned: None,
     };
     for user in &filter.not_seen {
-        if let Some(view) = snapshot.user_state().user(&user.get(req.params)?) {
+        if let Some(view) = req.users.user(&user.get(req.params)?) {
             for &it in view.seen.iter() {
                 let m = mask.owned.get_or_insert_with(|| mask.base.0.clone());
                 if m[it as usize] {
@@ -94,7 +94,7 @@ fn condition(req: &Request<'_>, rest: &Bound, values: &Values<'_>) -> Result<Vec
     }
     for (k, user) in rest.needs.seen.iter().enumerate() {
         let mut seen = vec![false; n];
-        if let Some(view) = snapshot.user_state().user(&user.get(req.params)?) {
+        if let Some(view) = req.users.user(&user.get(req.params)?) {
             for &it in view.seen.iter() {
                 seen[it as usize] = true;
             }

@@ -37,7 +37,7 @@ pub use rerank::{RerankContext, Reranker};
 pub use retrieve::Retriever;
 
 pub use crate::expr::{check_params, ParamValue, Params};
-use crate::serving::{Snapshot, UserView};
+use crate::serving::{Snapshot, UserState, UserView};
 
 /// A ranked item: dense id and score.
 pub type Ranked = (u32, f64);
@@ -45,6 +45,8 @@ pub type Ranked = (u32, f64);
 /// What a request brings to the stages of a plan.
 pub struct Request<'a> {
     pub snapshot: &'a Snapshot,
+    /// Where user state is read: the version's own, or live events layered over it.
+    pub users: &'a dyn UserState,
     pub params: &'a Params,
     /// The requesting user (`$user_id`), when the version (or live state) knows them.
     pub user: Option<UserView<'a>>,

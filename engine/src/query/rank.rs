@@ -7,7 +7,7 @@ use datafusion::arrow::compute::take_record_batch;
 use super::{score, Request};
 use crate::error::{Error, Result};
 use crate::expr::{Params, Values};
-use crate::serving::{Snapshot, UserView};
+use crate::serving::{Snapshot, UserState, UserView};
 use crate::util::topk::top_k;
 use crate::vectors::{Search, VectorIndex};
 
@@ -39,6 +39,12 @@ pub struct Ranking {
 impl Snapshot {
     #[tracing::instrument(skip(self), fields(model = %self.manifest.model, version = self.manifest.version))]
     pub fn rank(&self, req: &RankRequest) -> Result<Ranking> {
+        self.rank_live(req, self.user_state())
+    }
+
+    /// [`Self::rank`] reading user state from `users` (live events over this version's).
+    #[tracing::instrument(skip(self, users), fields(model = %self.manifest.model, version = self.manifest.version))]
+    pub fn rank_live(&self, req: &RankRequest, users: &dyn UserState) -> Result<Ranking> {
         let max = self.config.serving.max_limit;
         if req.limit == 0 || req.limit > max {
             return Err(Error::invalid(
@@ -49,18 +55,19 @@ impl Snapshot {
                 ),
             ));
         }
-        // A user with no events (listed by fetch.users only) has nothing to personalise from.
-        let known = self
-            .user_state()
-            .user(&req.user_id)
-            .filter(|u| u.has_events());
-        let (top, scores, fallback) = match known {
-            // The precomputed popularity order (ties by item order, as `top_k`): no scan.
-            None => {
+        // A user with no events (listed by fetch.users only) has nothing to personalise from;
+        // one the version never trained on (known from live events only) has no vectors yet.
+        let view = users.user(&req.user_id).filter(|u| u.has_events());
+        let (top, scores, fallback) = match view {
+            // The precomputed popularity order (ties by item order, as `top_k`): no scan. What
+            // the user already interacted with stays out, as in a personal ranking.
+            Some(UserView { dense: None, .. }) | None => {
+                let seen = view.as_ref().map(|v| &v.seen[..]).unwrap_or_default();
                 let top: Vec<usize> = self
                     .catalog
                     .popular_order
                     .iter()
+                    .filter(|i| seen.binary_search(i).is_err())
                     .take(req.limit)
                     .map(|&i| i as usize)
                     .collect();
@@ -113,6 +120,7 @@ impl Snapshot {
             let params = Params::new();
             let request = Request {
                 snapshot: self,
+                users: self.user_state(),
                 params: &params,
                 user: Some(user.clone()),
                 text: "",

@@ -71,7 +71,8 @@ impl Registry {
         &self.home
     }
 
-    fn model_dir(&self, model: &str) -> PathBuf {
+    /// The folder of `model` (its versions, locks and live event log).
+    pub fn model_dir(&self, model: &str) -> PathBuf {
         self.home.join("models").join(model)
     }
 

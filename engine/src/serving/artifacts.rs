@@ -23,6 +23,19 @@ pub const MANIFEST: &str = "manifest.json";
 pub const METRICS: &str = "metrics.json";
 /// Items per user the `history` encoder averages (the latest ones).
 pub const HISTORY_LEN: usize = 50;
+
+/// How many of a user's latest items serving keeps: as many as the longest sequence encoder
+/// reads, and at least [`HISTORY_LEN`].
+pub fn recent_len(config: &ModelConfig) -> usize {
+    config
+        .policies
+        .iter()
+        .filter_map(|p| match p {
+            crate::config::PolicyConfig::Sasrec(c) => Some(c.max_seq_len),
+            _ => None,
+        })
+        .fold(HISTORY_LEN, usize::max)
+}
 /// The layout version of what [`write`] writes: 2 added the Lance vector store.
 pub const FORMAT: u32 = 2;
 
@@ -115,16 +128,8 @@ pub fn write(
     store::write_u64s(&data.join("seen_offsets.u64"), &offsets)?;
     store::write_u32s(&data.join("seen_items.u32"), &seen)?;
 
-    // Each user's latest items in time order (oldest first): the `history` encoder's input, as
-    // many as the longest sequence encoder reads.
-    let keep = config
-        .policies
-        .iter()
-        .filter_map(|p| match p {
-            crate::config::PolicyConfig::Sasrec(c) => Some(c.max_seq_len),
-            _ => None,
-        })
-        .fold(HISTORY_LEN, usize::max);
+    // Each user's latest items in time order (oldest first): the `history` encoder's input.
+    let keep = recent_len(config);
     let mut recent_offsets = Vec::with_capacity(ds.n_users() + 1);
     let mut recent = Vec::new();
     recent_offsets.push(0u64);

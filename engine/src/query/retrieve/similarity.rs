@@ -84,7 +84,7 @@ impl Similarity {
         // The user named by the call, not any user; else the request's.
         let named = |user: &Option<Arg<String>>| -> Result<Option<crate::serving::UserView<'_>>> {
             Ok(match user {
-                Some(arg) => snapshot.user_state().user(&arg.get(req.params)?),
+                Some(arg) => req.users.user(&arg.get(req.params)?),
                 None => req.user.clone(),
             })
         };

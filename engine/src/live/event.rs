@@ -1,0 +1,132 @@
+//! One live event as the engine keeps it, and the checks a batch passes before anything of it
+//! is written: the whole batch or nothing.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::EventsConfig;
+use crate::error::{Error, Result};
+
+/// The longest id (user, item, event, request) an event may carry.
+pub const MAX_ID: usize = 512;
+
+/// An event: a user did `kind` to an item at `timestamp` (seconds since the epoch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The sender's id for the event; a second event with an accepted id is a duplicate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    pub user_id: String,
+    pub item_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Seconds since the epoch; the time of acceptance when the sender gives none.
+    pub timestamp: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// The served page (`request_id` of `/query` or `/rank`) the event came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// 1-based position of the item on that page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u32>,
+}
+
+/// Checks every event of a batch against the model's event types: the first wrong one is an
+/// error naming its row (`events[3].type`), and nothing of the batch is accepted.
+pub fn check_batch(events: &[Event], config: &EventsConfig) -> Result<()> {
+    for (row, e) in events.iter().enumerate() {
+        let at = |field: &str| format!("events[{row}].{field}");
+        for (field, value) in [
+            ("user_id", Some(&e.user_id)),
+            ("item_id", Some(&e.item_id)),
+            ("event_id", e.event_id.as_ref()),
+            ("request_id", e.request_id.as_ref()),
+        ] {
+            match value {
+                Some(v) if v.is_empty() => {
+                    return Err(Error::invalid(at(field), format!("{} is empty", at(field))))
+                }
+                Some(v) if v.len() > MAX_ID => {
+                    return Err(Error::invalid(
+                        at(field),
+                        format!("{} is longer than {MAX_ID} bytes", at(field)),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        if !config.accepts(&e.kind) {
+            let hint = crate::error::did_you_mean(&e.kind, config.types.iter().map(String::as_str))
+                .map(|s| format!("did you mean `{s}`?"))
+                .unwrap_or_else(|| format!("accepted types: {}", config.types.join(", ")));
+            return Err(Error::invalid(
+                at("type"),
+                format!(
+                    "{}: `{}` is not an event type of this model",
+                    at("type"),
+                    e.kind
+                ),
+            )
+            .with_hint(hint));
+        }
+        if !e.timestamp.is_finite() || e.timestamp < 0.0 {
+            return Err(Error::invalid(
+                at("timestamp"),
+                format!("{} must be seconds since the epoch", at("timestamp")),
+            ));
+        }
+        if e.value.is_some_and(|v| !v.is_finite()) {
+            return Err(Error::invalid(
+                at("value"),
+                format!("{} must be a finite number", at("value")),
+            ));
+        }
+        if e.position == Some(0) {
+            return Err(Error::invalid(
+                at("position"),
+                format!("{} is 1-based", at("position")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn event(user: &str, item: &str, kind: &str) -> Event {
+        Event {
+            event_id: None,
+            user_id: user.into(),
+            item_id: item.into(),
+            kind: kind.into(),
+            timestamp: 1.0,
+            value: None,
+            request_id: None,
+            position: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_is_refused_at_its_first_wrong_row() {
+        let config = EventsConfig {
+            types: vec!["click".into(), "like".into()],
+            interactions: None,
+        };
+        let mut batch = vec![event("u", "i", "click"), event("u", "i", "lik")];
+        let e = check_batch(&batch, &config).unwrap_err().to_string();
+        assert!(
+            e.contains("events[1].type") && e.contains("did you mean `like`?"),
+            "{e}"
+        );
+        batch[1].kind = "like".into();
+        batch[0].user_id.clear();
+        let e = check_batch(&batch, &config).unwrap_err().to_string();
+        assert!(e.contains("events[0].user_id is empty"), "{e}");
+        batch[0].user_id = "u".into();
+        check_batch(&batch, &config).unwrap();
+        // Without declared types, any type is accepted.
+        check_batch(&[event("u", "i", "anything")], &EventsConfig::default()).unwrap();
+    }
+}

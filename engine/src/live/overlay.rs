@@ -1,0 +1,143 @@
+//! Live user state: the events of the log, per user, layered over a version's users through
+//! [`UserState`]. A query sees an interaction posted a moment ago in the user's seen items
+//! (`NOT seen()`, rank's exclusions) and in their history (the `history` encoder), and a user
+//! the version never trained on gets a history of their own.
+//!
+//! The overlay keeps external item ids, not dense ones: it outlives a version, and the next
+//! version numbers its catalog anew. Which types are interactions is read from the serving
+//! version's file at each lookup, so a change of `events.interactions` applies with the version.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+
+use super::log::{read_from, Position};
+use crate::error::Result;
+use crate::registry::Registry;
+use crate::serving::artifacts::recent_len;
+use crate::serving::{Snapshot, UserState, UserView};
+
+/// One live event of a user, as the overlay keeps it.
+#[derive(Debug, Clone)]
+struct Live {
+    item: String,
+    kind: String,
+}
+
+#[derive(Default)]
+struct State {
+    users: HashMap<String, Vec<Live>>,
+    events: u64,
+}
+
+/// The live events of one model, read from its log.
+pub struct LiveUsers {
+    dir: PathBuf,
+    state: RwLock<State>,
+    /// How far the log has been read (a catch-up at a time).
+    read: Mutex<Position>,
+}
+
+impl LiveUsers {
+    /// The overlay of the log in `dir`, empty until [`Self::catch_up`].
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            state: RwLock::new(State::default()),
+            read: Mutex::new(Position::default()),
+        }
+    }
+
+    /// Reads what the log gained since the last call (this process's appends and other
+    /// writers'); returns how many events that was. Cheap when nothing is new: one directory
+    /// listing and a read at the end of the last segment.
+    pub fn catch_up(&self) -> Result<usize> {
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        let found = read_from(&self.dir, *read)?;
+        let n: usize = found.records.iter().map(|r| r.events.len()).sum();
+        if n > 0 {
+            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+            for e in found.records.into_iter().flat_map(|r| r.events) {
+                state.users.entry(e.user_id).or_default().push(Live {
+                    item: e.item_id,
+                    kind: e.kind,
+                });
+            }
+            state.events += n as u64;
+        }
+        *read = found.end;
+        Ok(n)
+    }
+
+    /// The live events of `model` in `registry`, read to the end of its log (none when the
+    /// model has no log yet): what a one-shot command (`feedctl rank`, `query`) layers over
+    /// the version it loads.
+    pub fn of_model(registry: &Registry, model: &str) -> Result<Self> {
+        let live = Self::new(&super::log_dir(&registry.model_dir(model)));
+        live.catch_up()?;
+        Ok(live)
+    }
+
+    /// The log's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Events read so far, and users they name.
+    pub fn counts(&self) -> (u64, usize) {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        (state.events, state.users.len())
+    }
+
+    /// User state of `snapshot` with these live events over it.
+    pub fn over<'a>(&'a self, snapshot: &'a Snapshot) -> Layered<'a> {
+        Layered {
+            live: self,
+            snapshot,
+        }
+    }
+}
+
+/// A version's users with the live events over them.
+pub struct Layered<'a> {
+    live: &'a LiveUsers,
+    snapshot: &'a Snapshot,
+}
+
+impl UserState for Layered<'_> {
+    fn user(&self, id: &str) -> Option<UserView<'_>> {
+        let base = self.snapshot.user_state().user(id);
+        let state = self.live.state.read().unwrap_or_else(|e| e.into_inner());
+        let Some(events) = state.users.get(id) else {
+            return base;
+        };
+        let types = &self.snapshot.config.events;
+        let catalog = &self.snapshot.catalog;
+        // Items the version's catalog lacks cannot be excluded or encoded: they wait for the
+        // version that has them.
+        let items: Vec<u32> = events
+            .iter()
+            .filter(|e| types.is_interaction(&e.kind))
+            .filter_map(|e| catalog.dense(&e.item))
+            .collect();
+        if items.is_empty() {
+            return base;
+        }
+        let (dense, mut seen, mut recent) = match base {
+            Some(v) => (v.dense, v.seen.into_owned(), v.recent.into_owned()),
+            None => (None, Vec::new(), Vec::new()),
+        };
+        seen.extend_from_slice(&items);
+        seen.sort_unstable();
+        seen.dedup();
+        recent.extend_from_slice(&items);
+        let keep = recent_len(&self.snapshot.config);
+        recent.drain(..recent.len().saturating_sub(keep));
+        Some(UserView {
+            dense,
+            seen: Cow::Owned(seen),
+            recent: Cow::Owned(recent),
+        })
+    }
+}

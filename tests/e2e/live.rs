@@ -1,0 +1,319 @@
+//! Live events: acknowledged batches are on disk (they survive SIGKILL), the next query sees
+//! them, and wrong batches are refused whole, naming the row and field.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use feed_engine::live::{read_from, Position};
+use serde_json::{json, Value};
+
+use crate::server_support::{start, start_with};
+use crate::support::*;
+
+fn model(name: &str) -> String {
+    format!(
+        "{}events:\n  types: [click, like, hide]\n  interactions: [click, like]\n",
+        model_yaml(name, 4, 16)
+    )
+}
+
+fn post_events(addr: &str, model: &str, body: &str) -> (u16, Value) {
+    raw_post(addr, &format!("/models/{model}/events"), body)
+}
+
+/// A POST whose body is sent as given (NDJSON is not JSON).
+fn raw_post(addr: &str, path: &str, body: &str) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let _ = stream.write_all(body.as_bytes());
+    let mut resp = Vec::new();
+    let _ = stream.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn ids(addr: &str, model: &str, query: &str, user: &str) -> Vec<String> {
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/query",
+        Some(&json!({"model": model, "query": query, "params": {"user_id": user}}).to_string()),
+    );
+    assert_eq!(status, 200, "{body}");
+    body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_next_query_sees_an_event_and_wrong_batches_are_refused_whole() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let file = ws.write("model.yaml", &model("live"));
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    let server = start(&ws);
+    let addr = &server.addr;
+    let unseen = "SELECT * FROM popular(limit = 300) WHERE NOT seen($user_id) LIMIT 10";
+
+    // A like excludes the item at once; a hide (not an interaction) does not.
+    let before = ids(addr, "live", unseen, "u1");
+    let (liked, hidden) = (&before[0], &before[1]);
+    let body = format!(
+        "{{\"user_id\": \"u1\", \"item_id\": \"{liked}\", \"type\": \"like\", \"event_id\": \"e1\"}}\n\
+         {{\"user_id\": \"u1\", \"item_id\": \"{hidden}\", \"type\": \"hide\"}}\n"
+    );
+    let (status, r) = post_events(addr, "live", &body);
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["accepted"], 2, "{r}");
+    let after = ids(addr, "live", unseen, "u1");
+    assert!(!after.contains(liked), "{liked} still served: {after:?}");
+    assert!(after.contains(hidden), "{after:?}");
+    // `rank` excludes it too.
+    let (_, ranked) = http(
+        addr,
+        "POST",
+        "/models/live/rank",
+        Some(r#"{"user_id": "u1", "limit": 50}"#),
+    );
+    assert!(
+        !ranked["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i == liked.as_str()),
+        "{ranked}"
+    );
+
+    // The same event id again is a duplicate, counted and not written.
+    let (status, r) = post_events(addr, "live", body.lines().next().unwrap());
+    assert_eq!(
+        (status, r["accepted"].clone(), r["duplicates"].clone()),
+        (200, json!(0), json!(1)),
+        "{r}"
+    );
+
+    // A user the version never saw: three likes of one taste group (items i100..i119 are group
+    // 5) give a history, and the history encoder finds that group instead of the popular
+    // fallback (whose items come from every group, the low ids first).
+    let history = "SELECT * FROM similarity(embedding = 'als', encoder = 'history', user = $user_id, limit = 10) LIMIT 10";
+    let in_group = |found: &[String]| {
+        found
+            .iter()
+            .filter(|i| (100..120).contains(&i[1..].parse::<usize>().unwrap()))
+            .count()
+    };
+    assert!(in_group(&ids(addr, "live", history, "newcomer")) <= 2);
+    let likes: String = ["i103", "i105", "i108"]
+        .iter()
+        .map(|i| {
+            format!("{{\"user_id\": \"newcomer\", \"item_id\": \"{i}\", \"type\": \"like\"}}\n")
+        })
+        .collect();
+    assert_eq!(post_events(addr, "live", &likes).0, 200);
+    let found = ids(addr, "live", history, "newcomer");
+    assert!(
+        in_group(&found) >= 6,
+        "the newcomer's history should find group 5: {found:?}"
+    );
+
+    // Wrong batches: nothing of them is written, and the error names the row and field.
+    let (events_before, _) = log_events(&ws, "live");
+    for (body, status, field) in [
+        (
+            "{\"user_id\": \"u1\", \"item_id\": \"i1\", \"type\": \"like\"}\n{\"user_id\": \"u1\", \"item_id\": \"i2\", \"type\": \"lik\"}\n",
+            422,
+            "events[1].type",
+        ),
+        (
+            "{\"user_id\": \"u1\", \"item_id\": \"i1\", \"type\": \"like\"}\n{\"user_id\": \"u1\"",
+            400,
+            "events[1]",
+        ),
+        (
+            "{\"user_id\": {\"a\": 1}, \"item_id\": \"i1\", \"type\": \"like\"}\n",
+            422,
+            "events[0].user_id",
+        ),
+        (
+            "{\"user_id\": \"u1\", \"item_id\": \"i1\", \"type\": \"like\", \"position\": -2}\n",
+            422,
+            "events[0].position",
+        ),
+    ] {
+        let (got, r) = post_events(addr, "live", body);
+        assert_eq!(got, status, "{r}");
+        assert_eq!(r["field"], field, "{r}");
+    }
+    assert_eq!(log_events(&ws, "live").0, events_before);
+    assert_eq!(post_events(addr, "nope", "").0, 404);
+    let huge = "x".repeat(17 << 20);
+    assert_eq!(post_events(addr, "live", &huge).0, 413);
+
+    // `feedctl events push` writes to the same log; the server reads it within its poll.
+    let pushed = ws.write(
+        "push.ndjson",
+        &format!(
+            "{{\"user_id\": \"u2\", \"item_id\": \"{}\", \"type\": \"click\"}}\n",
+            ids(addr, "live", unseen, "u2")[0]
+        ),
+    );
+    let first = ids(addr, "live", unseen, "u2")[0].clone();
+    let out = ws.ok(&[
+        "events",
+        "push",
+        "--model-name",
+        "live",
+        "--file",
+        pushed.to_str().unwrap(),
+    ]);
+    assert!(out.contains("1 written"), "{out}");
+    poll(
+        Duration::from_secs(30),
+        "the pushed click to reach the server",
+        || {
+            let now = ids(addr, "live", unseen, "u2");
+            if now.contains(&first) {
+                Err(format!("{now:?}"))
+            } else {
+                Ok(())
+            }
+        },
+    );
+    // And the local commands read the log as well.
+    let out = ws.ok(&[
+        "query",
+        "--model-name",
+        "live",
+        "--query",
+        unseen,
+        "--param",
+        "user_id=u2",
+    ]);
+    assert!(!out.contains(&format!(" {first} ")), "{out}");
+}
+
+/// Events and distinct event ids in a model's log, read as a restarted server would.
+fn log_events(ws: &Workspace, model: &str) -> (usize, HashSet<String>) {
+    let dir = ws.home().join("models").join(model).join("events");
+    let read = read_from(&dir, Position::default()).unwrap();
+    let events: Vec<_> = read.records.into_iter().flat_map(|r| r.events).collect();
+    let ids = events.iter().filter_map(|e| e.event_id.clone()).collect();
+    (events.len(), ids)
+}
+
+#[test]
+fn acknowledged_events_survive_sigkill_and_a_torn_tail() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let file = ws.write("model.yaml", &model("durable"));
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
+    for round in 0..3 {
+        let server = start_with(&ws, &[]);
+        let addr = server.addr.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        // Four clients post batches of 50 until the server dies under them.
+        let clients: Vec<_> = (0..4)
+            .map(|c| {
+                let (addr, acked, stop) = (addr.clone(), acked.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let batch: Vec<String> = (0..50)
+                            .map(|k| format!("r{round}-c{c}-{n}-{k}"))
+                            .collect();
+                        let body: String = batch
+                            .iter()
+                            .map(|id| format!("{{\"event_id\": \"{id}\", \"user_id\": \"u{c}\", \"item_id\": \"i{}\", \"type\": \"click\"}}\n", n % 200))
+                            .collect();
+                        let result = std::panic::catch_unwind(|| post_events(&addr, "durable", &body));
+                        match result {
+                            Ok((200, r)) if r["accepted"] == 50 => {
+                                acked.lock().unwrap().extend(batch);
+                            }
+                            _ => std::thread::sleep(Duration::from_millis(5)),
+                        }
+                        n += 1;
+                    }
+                })
+            })
+            .collect();
+        // Let some batches through, then SIGKILL the server mid-stream.
+        poll(Duration::from_secs(60), "acknowledged batches", || {
+            let n = acked.lock().unwrap().len();
+            if n >= (round + 1) * 1000 {
+                Ok(())
+            } else {
+                Err(format!("{n} acknowledged"))
+            }
+        });
+        drop(server);
+        stop.store(true, Ordering::Relaxed);
+        for c in clients {
+            c.join().unwrap();
+        }
+        let (_, logged) = log_events(&ws, "durable");
+        let acked = acked.lock().unwrap();
+        let lost: Vec<_> = acked.difference(&logged).take(5).collect();
+        assert!(
+            lost.is_empty(),
+            "round {round}: acknowledged but not in the log: {lost:?}"
+        );
+    }
+    // A torn tail (half a record, as a crash mid-write leaves): the next server starts, keeps
+    // every acknowledged event, and writes after them.
+    let dir = ws.home().join("models/durable/events");
+    let last = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .max()
+        .unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&last)
+        .unwrap();
+    std::io::Write::write_all(&mut f, &[200, 0, 0, 0, 1, 2, 3, 4, 5]).unwrap();
+    drop(f);
+    let server = start(&ws);
+    let (status, r) = post_events(
+        &server.addr,
+        "durable",
+        "{\"event_id\": \"after\", \"user_id\": \"u1\", \"item_id\": \"i1\", \"type\": \"click\"}\n",
+    );
+    assert_eq!(status, 200, "{r}");
+    let (_, logged) = log_events(&ws, "durable");
+    assert!(logged.contains("after"));
+    let acked = acked.lock().unwrap();
+    assert!(
+        acked.is_subset(&logged),
+        "acknowledged events lost after the torn tail"
+    );
+    // The server serves, with the live events.
+    let (status, _) = http(
+        &server.addr,
+        "POST",
+        "/models/durable/rank",
+        Some(r#"{"user_id": "u1"}"#),
+    );
+    assert_eq!(status, 200);
+}
