@@ -1,6 +1,7 @@
 //! One file per verb.
 
 pub mod bench;
+pub mod bench_events;
 pub mod bench_vectors;
 pub mod create;
 pub mod delete;
