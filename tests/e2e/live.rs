@@ -317,3 +317,70 @@ fn acknowledged_events_survive_sigkill_and_a_torn_tail() {
     );
     assert_eq!(status, 200);
 }
+
+/// The next version trains on the log's interactions and records how far it read; the overlay
+/// keeps only what came after. Events posted before and after an update are each counted once.
+#[test]
+fn events_before_and_after_an_update_are_each_counted_once() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let file = ws.write("model.yaml", &model("across"));
+    let file = file.to_str().unwrap();
+    ws.ok(&["create-model", "--file", file]);
+    let events = |ws: &Workspace| {
+        ws.view_json("across")["metrics"]["events"]
+            .as_u64()
+            .unwrap()
+    };
+    let fetched = events(&ws);
+    let server = start(&ws);
+    let addr = &server.addr;
+    let unseen = "SELECT * FROM popular(limit = 300) WHERE NOT seen($user_id) LIMIT 20";
+    let click = |user: &str, item: &str, kind: &str| {
+        format!("{{\"user_id\": \"{user}\", \"item_id\": \"{item}\", \"type\": \"{kind}\"}}\n")
+    };
+
+    // Before the update: five clicks and a hide (not an interaction: not trained on).
+    let before: Vec<String> = ids(addr, "across", unseen, "u1")[..5].to_vec();
+    let mut body: String = before.iter().map(|i| click("u1", i, "click")).collect();
+    body.push_str(&click("u1", "i199", "hide"));
+    assert_eq!(post_events(addr, "across", &body).0, 200);
+    ws.ok(&["update-model", "--file", file]);
+    assert_eq!(
+        events(&ws),
+        fetched + 5,
+        "the update trains on the five logged clicks once"
+    );
+
+    // After it: three more, served from the overlay over version 2.
+    poll(
+        Duration::from_secs(30),
+        "the server to serve version 2",
+        || {
+            let (_, r) = http(
+                addr,
+                "POST",
+                "/query",
+                Some(&json!({"model": "across", "query": "SELECT * LIMIT 1"}).to_string()),
+            );
+            if r["version"] == 2 {
+                Ok(())
+            } else {
+                Err(r.to_string())
+            }
+        },
+    );
+    let after: Vec<String> = ids(addr, "across", unseen, "u1")[..3].to_vec();
+    let body: String = after.iter().map(|i| click("u1", i, "click")).collect();
+    assert_eq!(post_events(addr, "across", &body).0, 200);
+    let now = ids(addr, "across", unseen, "u1");
+    for item in before.iter().chain(&after) {
+        assert!(!now.contains(item), "{item} served again: {now:?}");
+    }
+    ws.ok(&["update-model", "--file", file]);
+    assert_eq!(
+        events(&ws),
+        fetched + 8,
+        "each logged click is trained on exactly once"
+    );
+}

@@ -47,7 +47,13 @@ pub async fn run(roots: &[PathBuf], args: BenchArgs) -> anyhow::Result<()> {
 
     let t = Instant::now();
     let plan = fetch::plan(&config).await?;
-    let ds = dataset::build(plan, config.fetch_limits.memory_bytes, &NoProgress).await?;
+    let ds = dataset::build(
+        plan,
+        config.fetch_limits.memory_bytes,
+        dataset::Logged::default(),
+        &NoProgress,
+    )
+    .await?;
     let fetch_s = t.elapsed().as_secs_f64();
     let (users, items, events) = (ds.n_users(), ds.n_items(), ds.n_events());
     drop(ds);

@@ -202,7 +202,7 @@ pub fn run(args: BenchEventsArgs) -> anyhow::Result<()> {
         probe.post(
             &events_path,
             "application/x-ndjson",
-            &events(&user, &[item.clone()], &args.event_type),
+            &events(&user, std::slice::from_ref(&item), &args.event_type),
         )?;
         let acknowledged = Instant::now();
         let mut polls = 0;

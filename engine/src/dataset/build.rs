@@ -34,6 +34,29 @@ pub struct FetchStats {
     pub items_without_events: u64,
     /// Items in events that `fetch.items` does not list.
     pub items_without_attributes: u64,
+    /// Interactions from the model's live event log added to the fetched events.
+    pub logged_events: u64,
+    /// The log's events numbered below this are in the dataset (see [`Logged::watermark`]).
+    pub live_watermark: u64,
+}
+
+/// Events of the model's live log to train on with the fetched ones: the interactions among
+/// the log's first `watermark` events (numbered from 0). The version records the watermark,
+/// and serving's overlay keeps only the events at or above it, so no event counts twice.
+#[derive(Debug, Clone, Default)]
+pub struct Logged {
+    pub events: Vec<LoggedEvent>,
+    pub watermark: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoggedEvent {
+    pub user_id: String,
+    pub item_id: String,
+    /// Seconds since the epoch.
+    pub time: i64,
+    pub kind: String,
+    pub value: f32,
 }
 
 impl FetchStats {
@@ -79,8 +102,38 @@ impl FetchStats {
 
 /// Runs the fetch plan and builds the dataset, within `memory_limit` bytes of events held.
 #[tracing::instrument(skip_all)]
-pub async fn build(plan: FetchPlan, memory_limit: u64, progress: &dyn Progress) -> Result<Dataset> {
-    let mut stats = FetchStats::default();
+/// The index of event type `name`, added on first sight.
+fn intern_type(
+    types: &mut Vec<String>,
+    index: &mut HashMap<String, u16>,
+    name: &str,
+) -> Result<u16> {
+    if let Some(&k) = index.get(name) {
+        return Ok(k);
+    }
+    if types.len() >= u16::MAX as usize {
+        return Err(Error::source(
+            "fetch.events",
+            "more than 65535 distinct event_type values",
+        ));
+    }
+    let k = types.len() as u16;
+    types.push(name.to_string());
+    index.insert(name.to_string(), k);
+    Ok(k)
+}
+
+pub async fn build(
+    plan: FetchPlan,
+    memory_limit: u64,
+    logged: Logged,
+    progress: &dyn Progress,
+) -> Result<Dataset> {
+    let mut stats = FetchStats {
+        logged_events: logged.events.len() as u64,
+        live_watermark: logged.watermark,
+        ..FetchStats::default()
+    };
     let mut items = IdMap::default();
     let mut users = IdMap::default();
 
@@ -172,21 +225,7 @@ pub async fn build(plan: FetchPlan, memory_limit: u64, progress: &dyn Progress) 
                 Some(c) if !c.is_null(row) => c.value(row),
                 _ => "event",
             };
-            let kind = match type_index.get(kind_name) {
-                Some(&k) => k,
-                None => {
-                    if event_types.len() >= u16::MAX as usize {
-                        return Err(Error::source(
-                            "fetch.events",
-                            "more than 65535 distinct event_type values",
-                        ));
-                    }
-                    let k = event_types.len() as u16;
-                    event_types.push(kind_name.to_string());
-                    type_index.insert(kind_name.to_string(), k);
-                    k
-                }
-            };
+            let kind = intern_type(&mut event_types, &mut type_index, kind_name)?;
             let item = items.intern(i.value(row));
             if (item as usize) < n_listed_items {
                 seen_item[item as usize] = true;
@@ -205,6 +244,20 @@ pub async fn build(plan: FetchPlan, memory_limit: u64, progress: &dyn Progress) 
         progress.inc(batch.num_rows() as u64);
     }
     progress.finish();
+    for e in logged.events {
+        let kind = intern_type(&mut event_types, &mut type_index, &e.kind)?;
+        let item = items.intern(&e.item_id);
+        if (item as usize) < n_listed_items {
+            seen_item[item as usize] = true;
+        }
+        raw.push(Raw {
+            user: users.intern(&e.user_id),
+            item,
+            time: e.time,
+            kind,
+            value: e.value,
+        });
+    }
     if raw.is_empty() {
         return Err(Error::source(
             "fetch.events",

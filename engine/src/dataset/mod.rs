@@ -5,7 +5,7 @@ mod build;
 mod ids;
 mod split;
 
-pub use build::{build, FetchStats};
+pub use build::{build, FetchStats, Logged, LoggedEvent};
 pub use ids::IdMap;
 pub use split::{Cut, Interactions, Target};
 

@@ -329,7 +329,10 @@ pub async fn run(
     )?);
     let result = match reusable {
         Some(from) => redeploy(run.clone(), Arc::new(config), from).await,
-        None => execute(run.clone(), Arc::new(config), plan, options).await,
+        None => {
+            let log_dir = crate::live::log_dir(&registry.model_dir(&config.name));
+            execute(run.clone(), Arc::new(config), plan, options, &log_dir).await
+        }
     };
     match result {
         Ok(outcome) => Ok(outcome),
@@ -402,15 +405,24 @@ async fn execute(
     config: Arc<ModelConfig>,
     plan: fetch::FetchPlan,
     options: RunOptions,
+    log_dir: &std::path::Path,
 ) -> Result<Outcome> {
     run.set_status(Status::Fetching, "fetching events, items and users")?;
     let start = Instant::now();
     // The fetch runs within its time budget; on expiry the stream is dropped, which stops the
     // query.
     let limits = config.fetch_limits;
+    // The live log's interactions up to now train with the fetched events.
+    let logged = {
+        let (dir, events) = (log_dir.to_path_buf(), config.events.clone());
+        on_blocking_pool("reading the event log", move || {
+            crate::live::for_training(&dir, &events)
+        })
+        .await?
+    };
     let ds = tokio::time::timeout(
         limits.timeout,
-        dataset::build(plan, limits.memory_bytes, options.progress.as_ref()),
+        dataset::build(plan, limits.memory_bytes, logged, options.progress.as_ref()),
     )
     .await
     .map_err(|_| {
@@ -428,8 +440,9 @@ async fn execute(
     run.set_status(
         Status::Fetching,
         &format!(
-            "fetched {} events of {} users on {} items in {:.1}s",
+            "fetched {} events ({} from the live event log) of {} users on {} items in {:.1}s",
             ds.n_events(),
+            ds.stats.logged_events,
             ds.n_users(),
             ds.n_items(),
             start.elapsed().as_secs_f64()

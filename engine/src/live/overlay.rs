@@ -23,6 +23,8 @@ use crate::serving::{Snapshot, UserState, UserView};
 struct Live {
     item: String,
     kind: String,
+    /// The event's number in the log (against a version's watermark).
+    seq: u64,
 }
 
 #[derive(Default)]
@@ -58,11 +60,14 @@ impl LiveUsers {
         let n: usize = found.records.iter().map(|r| r.events.len()).sum();
         if n > 0 {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-            for e in found.records.into_iter().flat_map(|r| r.events) {
-                state.users.entry(e.user_id).or_default().push(Live {
-                    item: e.item_id,
-                    kind: e.kind,
-                });
+            for r in found.records {
+                for (k, e) in r.events.into_iter().enumerate() {
+                    state.users.entry(e.user_id).or_default().push(Live {
+                        item: e.item_id,
+                        kind: e.kind,
+                        seq: r.seq + k as u64,
+                    });
+                }
             }
             state.events += n as u64;
         }
@@ -114,11 +119,12 @@ impl UserState for Layered<'_> {
         };
         let types = &self.snapshot.config.events;
         let catalog = &self.snapshot.catalog;
-        // Items the version's catalog lacks cannot be excluded or encoded: they wait for the
-        // version that has them.
+        // Events the version trained on are in its arrays already. Items its catalog lacks
+        // cannot be excluded or encoded: they wait for the version that has them.
+        let watermark = self.snapshot.manifest.live_watermark;
         let items: Vec<u32> = events
             .iter()
-            .filter(|e| types.is_interaction(&e.kind))
+            .filter(|e| e.seq >= watermark && types.is_interaction(&e.kind))
             .filter_map(|e| catalog.dense(&e.item))
             .collect();
         if items.is_empty() {
@@ -139,5 +145,64 @@ impl UserState for Layered<'_> {
             seen: Cow::Owned(seen),
             recent: Cow::Owned(recent),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EventsConfig;
+    use crate::live::{Event, EventLog};
+
+    fn event(user: &str, item: &str, kind: &str) -> Event {
+        Event {
+            event_id: None,
+            user_id: user.into(),
+            item_id: item.into(),
+            kind: kind.into(),
+            timestamp: 1.0,
+            value: None,
+            request_id: None,
+            position: None,
+        }
+    }
+
+    #[test]
+    fn interactions_after_the_watermark_join_seen_and_recent() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path()).unwrap();
+        log.append(vec![
+            event("u0", "i30", "click"),
+            event("u0", "i31", "click"),
+            event("u0", "i32", "hide"),
+            event("stranger", "i7", "click"),
+            event("stranger", "not-in-catalog", "click"),
+        ])
+        .unwrap();
+        let live = LiveUsers::new(dir.path());
+        assert_eq!(live.catch_up().unwrap(), 5);
+        assert_eq!(live.catch_up().unwrap(), 0);
+        let mut snapshot = crate::query::tests::snapshot();
+        snapshot.config.events = EventsConfig {
+            types: vec!["click".into(), "hide".into()],
+            interactions: Some(vec!["click".into()]),
+        };
+        // The version trained on the log's first event already.
+        snapshot.manifest.live_watermark = 1;
+        let users = live.over(&snapshot);
+
+        let u0 = users.user("u0").unwrap();
+        assert_eq!(u0.dense, Some(0));
+        assert_eq!(&u0.seen[..], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 31]);
+        assert_eq!(u0.recent.last(), Some(&31));
+        // A user the version never saw: their live interactions, no dense id.
+        let s = users.user("stranger").unwrap();
+        assert_eq!(
+            (s.dense, &s.seen[..], &s.recent[..]),
+            (None, &[7u32][..], &[7u32][..])
+        );
+        // Users without live events read as the version has them.
+        assert_eq!(&users.user("u1").unwrap().seen[..], &[10, 11, 12, 13, 14]);
+        assert!(users.user("nobody").is_none());
     }
 }

@@ -204,6 +204,7 @@ pub(crate) fn snapshot() -> Snapshot {
             deployed_at: chrono::Utc::now(),
             training_key: serde_json::Value::Null,
             reuses: None,
+            live_watermark: 0,
             index_config: Default::default(),
             indexes: BTreeMap::new(),
         },

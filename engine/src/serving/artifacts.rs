@@ -58,6 +58,10 @@ pub struct Manifest {
     /// The version whose trained artifacts this one reuses, if it was not trained itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reuses: Option<u32>,
+    /// The live event log's events numbered below this are in the version's training data;
+    /// serving's overlay keeps only those from here on.
+    #[serde(default)]
+    pub live_watermark: u64,
     /// `serving.index` as the vector indexes were built with.
     #[serde(default)]
     pub index_config: IndexConfig,
@@ -221,6 +225,7 @@ pub fn write(
         deployed_at: Utc::now(),
         training_key: config.training_key(),
         reuses: None,
+        live_watermark: ds.stats.live_watermark,
         index_config: config.serving.index.clone(),
         indexes,
     };
