@@ -33,6 +33,8 @@ fn default_limit() -> usize {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct RankResponse {
+    /// This page's id: events that name it (`request_id`) join to its impressions.
+    pub request_id: String,
     pub model: String,
     pub version: u32,
     pub ids: Vec<String>,
@@ -86,6 +88,8 @@ pub struct QueryBody {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct QueryResponse {
+    /// This page's id: events that name it (`request_id`) join to its impressions.
+    pub request_id: String,
     pub model: String,
     pub version: u32,
     /// Items in the whole catalog that satisfy the filter.

@@ -384,3 +384,72 @@ fn events_before_and_after_an_update_are_each_counted_once() {
         "each logged click is trained on exactly once"
     );
 }
+
+/// With `serving.log_impressions`, each served page is logged: one impression per item with
+/// the page's `request_id` and the item's position and score. Impressions are not interactions:
+/// what was shown is not excluded as seen.
+#[test]
+fn served_pages_are_logged_as_impressions_that_events_join_by_request_id() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let text = format!("{}serving:\n  log_impressions: true\n", model("shown"));
+    let file = ws.write("model.yaml", &text);
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    let server = start(&ws);
+    let query = json!({"model": "shown", "query": "SELECT * FROM popular(limit = 100) WHERE NOT seen($user_id) LIMIT 5 OFFSET 5", "params": {"user_id": "u3"}}).to_string();
+    let (status, first) = http(&server.addr, "POST", "/query", Some(&query));
+    assert_eq!(status, 200, "{first}");
+    let request_id = first["request_id"].as_str().unwrap().to_string();
+    let shown: Vec<&str> = first["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    let logged = poll(
+        Duration::from_secs(30),
+        "the page's impressions in the log",
+        || {
+            let dir = ws.home().join("models/shown/events");
+            let read = read_from(&dir, Position::default()).map_err(|e| e.to_string())?;
+            let page: Vec<_> = read
+                .records
+                .into_iter()
+                .flat_map(|r| r.events)
+                .filter(|e| e.request_id.as_deref() == Some(request_id.as_str()))
+                .collect();
+            if page.len() == shown.len() {
+                Ok(page)
+            } else {
+                Err(format!("{} logged", page.len()))
+            }
+        },
+    );
+    for (k, e) in logged.iter().enumerate() {
+        assert_eq!((e.kind.as_str(), e.user_id.as_str()), ("impression", "u3"));
+        assert_eq!(e.item_id, shown[k]);
+        assert_eq!(
+            e.position,
+            Some(6 + k as u32),
+            "positions continue the earlier page"
+        );
+        assert!(e.value.is_some());
+    }
+    // Shown is not seen: the same page again.
+    let (_, again) = http(&server.addr, "POST", "/query", Some(&query));
+    assert_eq!(again["results"], first["results"]);
+    assert_ne!(again["request_id"], first["request_id"]);
+    // A click that names the page joins to it.
+    let click = format!(
+        "{{\"user_id\": \"u3\", \"item_id\": \"{}\", \"type\": \"click\", \"request_id\": \"{request_id}\", \"position\": 6}}\n",
+        shown[0]
+    );
+    assert_eq!(post_events(&server.addr, "shown", &click).0, 200);
+    let (_, rank) = http(
+        &server.addr,
+        "POST",
+        "/models/shown/rank",
+        Some(r#"{"user_id": "u3", "limit": 3}"#),
+    );
+    assert!(rank["request_id"].is_string(), "{rank}");
+}

@@ -148,9 +148,22 @@ async fn rank(
         with_metadata: body.return_metadata,
     };
     let live = state.live(&name);
+    let user = req.user_id.clone();
+    let served = snapshot.clone();
     let ranking = blocking(move || snapshot.rank_live(&req, &live.users.over(&snapshot))).await?;
     let metadata = ranking.metadata.as_ref().map(to_json).transpose()?;
+    let request_id = state.request_id();
+    let items = ranking.ids.iter().cloned();
+    let scores = ranking.scores.iter().map(|&s| s as f64);
+    state.log_impressions(
+        &served,
+        Some(user),
+        &request_id,
+        items.zip(scores).collect(),
+        0,
+    );
     Ok(Json(RankResponse {
+        request_id,
         model: ranking.model,
         version: ranking.version,
         ids: ranking.ids,
@@ -236,10 +249,22 @@ async fn run_query(
     };
     let shared = state.clone();
     let live = state.live(&model);
+    let served = snapshot.clone();
+    let user = req
+        .params
+        .get("user_id")
+        .and_then(feed_engine::ParamValue::as_id);
     let result = blocking(move || {
         snapshot.query_live(&req, Some(&shared.pages), &live.users.over(&snapshot))
     })
     .await?;
+    let request_id = state.request_id();
+    let page = result
+        .ids
+        .iter()
+        .cloned()
+        .zip(result.scores.iter().copied());
+    state.log_impressions(&served, user, &request_id, page.collect(), result.offset);
     let explanation = result.explanation.as_ref().map(Explanation::from);
     let mut metadata = match &result.metadata {
         Some(m) => to_json(m)?.into_iter().map(Some).collect(),
@@ -257,6 +282,7 @@ async fn run_query(
         })
         .collect();
     Ok(Json(QueryResponse {
+        request_id,
         model: result.model,
         version: result.version,
         eligible: result.eligible,

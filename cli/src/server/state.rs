@@ -2,6 +2,7 @@
 //! (no lock on the request path); one watcher task replaces entries when ACTIVE moves.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -37,6 +38,10 @@ pub struct AppState {
     failed: Mutex<HashSet<(String, u32)>>,
     /// Live events by model, read from each model's log.
     live_models: Mutex<HashMap<String, Arc<Live>>>,
+    /// Served pages so far: the low half of each `request_id`.
+    requests: AtomicU64,
+    /// When this server started (ns): the high half, so ids differ across restarts.
+    started: u64,
 }
 
 impl AppState {
@@ -47,7 +52,45 @@ impl AppState {
             snapshots: ArcSwap::from_pointee(HashMap::new()),
             failed: Mutex::new(HashSet::new()),
             live_models: Mutex::new(HashMap::new()),
+            requests: AtomicU64::new(0),
+            started: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0),
         }
+    }
+
+    /// A new id for a served page, unique to this server's run.
+    pub fn request_id(&self) -> String {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        format!("{:x}-{n:x}", self.started)
+    }
+
+    /// With `serving.log_impressions`, appends the impressions of a served page to the model's
+    /// log, off the request's path: the answer does not wait for the fsync.
+    pub fn log_impressions(
+        &self,
+        snapshot: &Snapshot,
+        user: Option<String>,
+        request_id: &str,
+        items: Vec<(String, f64)>,
+        offset: usize,
+    ) {
+        let Some(user) = user.filter(|_| snapshot.config.serving.log_impressions) else {
+            return;
+        };
+        let events =
+            feed_engine::live::impressions(&user, request_id, &items, offset, crate::events::now());
+        let live = self.live(&snapshot.manifest.model);
+        tokio::task::spawn_blocking(move || {
+            let logged = live
+                .log()
+                .and_then(|log| log.append(events))
+                .and_then(|_| live.users.catch_up());
+            if let Err(e) = logged {
+                tracing::warn!("logging impressions: {e}");
+            }
+        });
     }
 
     /// The live events of `model` (its log read so far); created on first use.

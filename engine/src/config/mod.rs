@@ -15,6 +15,7 @@ pub use raw::{
     AlsConfig, DefaultParam, Device, EventsConfig, FeatureKind, FeatureSpec, FitConfig,
     IndexConfig, IndexType, PolicyConfig, PopularConfig, RawModelFile, SasrecConfig, SavedQuery,
     SequenceLoss, ServingConfig, TrainingConfig, TwoTowerConfig, TypedFeature, ValueModelConfig,
+    IMPRESSION,
 };
 pub use resolve::{
     parse, parse_bytes, plain_words, Combine, FetchLimits, ModelConfig, Saved, ValueModel, Weight,

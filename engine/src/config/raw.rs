@@ -36,6 +36,9 @@ pub struct RawModelFile {
     pub events: EventsConfig,
 }
 
+/// The type of the events `serving.log_impressions` writes: one per served item.
+pub const IMPRESSION: &str = "impression";
+
 /// The event types live ingest accepts, and which of them are interactions: items the user
 /// has seen (`NOT seen()`, `rank`'s exclusions) and their history (the `history` encoder).
 /// Other types (`hide`, `impression`) are recorded but change neither.
@@ -56,11 +59,12 @@ impl EventsConfig {
         self.types.is_empty() || self.types.iter().any(|t| t == kind)
     }
 
-    /// Whether an event of `kind` is an interaction.
+    /// Whether an event of `kind` is an interaction. The impressions serving logs
+    /// ([`IMPRESSION`]) are one only when `interactions` names them.
     pub fn is_interaction(&self, kind: &str) -> bool {
         match &self.interactions {
             Some(list) => list.iter().any(|t| t == kind),
-            None => self.accepts(kind),
+            None => kind != IMPRESSION && self.accepts(kind),
         }
     }
 }
@@ -519,6 +523,11 @@ pub struct ServingConfig {
     /// The vector index behind `similarity` retrieval, built at DEPLOYING.
     #[serde(default)]
     pub index: IndexConfig,
+    /// Append each served page to the model's event log: one `impression` event per item with
+    /// the user, the page's `request_id`, the item's 1-based position and its score. Events that
+    /// carry the `request_id` join to it (training data for a ranker, with positions).
+    #[serde(default)]
+    pub log_impressions: bool,
 }
 
 /// How the item vectors of each vector-producing policy are searched.
@@ -576,6 +585,7 @@ impl Default for ServingConfig {
             max_limit: defaults::max_limit(),
             page_ttl_seconds: defaults::page_ttl_seconds(),
             index: IndexConfig::default(),
+            log_impressions: false,
         }
     }
 }

@@ -31,6 +31,31 @@ pub struct Event {
     pub position: Option<u32>,
 }
 
+/// The impressions of a served page: one `impression` event per item, with its 1-based
+/// position (after `offset` items of earlier pages) and score, all naming `request_id`.
+pub fn impressions(
+    user_id: &str,
+    request_id: &str,
+    items: &[(String, f64)],
+    offset: usize,
+    now: f64,
+) -> Vec<Event> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(k, (item, score))| Event {
+            event_id: None,
+            user_id: user_id.to_string(),
+            item_id: item.clone(),
+            kind: crate::config::IMPRESSION.to_string(),
+            timestamp: now,
+            value: score.is_finite().then_some(*score),
+            request_id: Some(request_id.to_string()),
+            position: Some((offset + k + 1) as u32),
+        })
+        .collect()
+}
+
 /// Checks every event of a batch against the model's event types: the first wrong one is an
 /// error naming its row (`events[3].type`), and nothing of the batch is accepted.
 pub fn check_batch(events: &[Event], config: &EventsConfig) -> Result<()> {

@@ -8,7 +8,7 @@ pub mod event;
 pub mod log;
 mod overlay;
 
-pub use event::{check_batch, Event};
+pub use event::{check_batch, impressions, Event};
 pub use log::{read_from, Appended, EventLog, Position, Record};
 pub use overlay::{Layered, LiveUsers};
 

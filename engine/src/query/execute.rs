@@ -45,6 +45,8 @@ pub struct QueryResult {
     pub scores: Vec<f64>,
     /// Items that satisfy the filter, in the whole catalog.
     pub eligible: usize,
+    /// Items of earlier pages before this one (the request's or the query's OFFSET).
+    pub offset: usize,
     pub metadata: Option<RecordBatch>,
     /// Per stage: items in and out, time spent (always reported; cheap).
     pub stages: Vec<StageReport>,
@@ -392,6 +394,7 @@ pub(crate) fn run(
         ids,
         scores: page_scores,
         eligible: eligible.count,
+        offset,
         metadata,
         stages,
         explanation,
