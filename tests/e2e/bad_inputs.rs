@@ -6,10 +6,6 @@
 //! A case is data: its input, the status, the place, and fragments the message must hold. To
 //! add one, add a row; the runner does the rest.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 use crate::server_support;
@@ -687,31 +683,6 @@ fn active_answer(addr: &str) -> Value {
     let mut body = body;
     body.as_object_mut().unwrap().remove("request_id");
     body
-}
-
-/// One raw request with its own content type; the status and the body as text.
-fn raw_http(addr: &str, method: &str, path: &str, content_type: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(req.as_bytes()).unwrap();
-    // The server may answer (413) before reading a large body; a reset while writing is fine.
-    let _ = stream.write_all(body.as_bytes());
-    let mut resp = Vec::new();
-    let _ = stream.read_to_end(&mut resp);
-    let text = String::from_utf8_lossy(&resp).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, body.to_string())
 }
 
 #[test]

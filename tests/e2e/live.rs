@@ -23,29 +23,10 @@ fn post_events(addr: &str, model: &str, body: &str) -> (u16, Value) {
     raw_post(addr, &format!("/models/{model}/events"), body)
 }
 
-/// A POST whose body is sent as given (NDJSON is not JSON).
+/// A POST of NDJSON (not JSON: sent as given).
 fn raw_post(addr: &str, path: &str, body: &str) -> (u16, Value) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    let _ = stream.write_all(body.as_bytes());
-    let mut resp = Vec::new();
-    let _ = stream.read_to_end(&mut resp);
-    let text = String::from_utf8_lossy(&resp).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    let (status, text) = raw_http(addr, "POST", path, "application/x-ndjson", body);
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 fn ids(addr: &str, model: &str, query: &str, user: &str) -> Vec<String> {

@@ -184,6 +184,38 @@ pub fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, s
     (status, json)
 }
 
+/// One HTTP/1.1 request sent as given (any content type, a body the server may refuse before
+/// reading it all); the status and the body as text.
+pub fn raw_http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    // The server may answer (413) before reading a large body; a reset while writing is fine.
+    let _ = stream.write_all(body.as_bytes());
+    let mut resp = Vec::new();
+    let _ = stream.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
+}
+
 /// Polls `check` every 50 ms until it yields a value. Tests that wait on another process or
 /// server use it instead of assuming how far the other side has got (CI machines are loaded).
 /// Panics after `timeout` with `what` and the last thing `check` reported.

@@ -100,6 +100,31 @@ fn events(user: &str, items: &[String], kind: &str) -> String {
         .collect()
 }
 
+const NDJSON: &str = "application/x-ndjson";
+
+/// Runs `post` on `--clients` connections at once; the events it reports, and the seconds.
+fn from_clients(
+    args: &BenchEventsArgs,
+    post: impl Fn(usize, &mut Client) -> anyhow::Result<usize> + Sync,
+) -> anyhow::Result<(usize, f64)> {
+    let started = Instant::now();
+    let total = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..args.clients)
+            .map(|c| {
+                let post = &post;
+                scope.spawn(move || post(c, &mut Client::connect(&args.addr)?))
+            })
+            .collect();
+        threads.into_iter().try_fold(0, |sum, t| {
+            let n = t
+                .join()
+                .map_err(|_| anyhow::anyhow!("a client panicked"))??;
+            anyhow::Ok(sum + n)
+        })
+    })?;
+    Ok((total, started.elapsed().as_secs_f64()))
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -125,61 +150,26 @@ pub fn run(args: BenchEventsArgs) -> anyhow::Result<()> {
     let run_id = std::process::id();
 
     // Batches from several connections at once: what group commit is for.
-    let started = Instant::now();
-    let threads: Vec<_> = (0..args.clients)
-        .map(|c| {
-            let (addr, path, items) = (args.addr.clone(), events_path.clone(), items.clone());
-            let (kind, size, batches) = (args.event_type.clone(), args.batch_size, args.batches);
-            std::thread::spawn(move || -> anyhow::Result<usize> {
-                let mut client = Client::connect(&addr)?;
-                let mut sent = 0;
-                for b in 0..batches {
-                    let user = format!("bench-{run_id}-{c}-{b}");
-                    let batch: Vec<String> =
-                        (0..size).map(|k| items[k % items.len()].clone()).collect();
-                    let r = client.post(
-                        &path,
-                        "application/x-ndjson",
-                        &events(&user, &batch, &kind),
-                    )?;
-                    sent += r["accepted"].as_u64().unwrap_or(0) as usize;
-                }
-                Ok(sent)
-            })
-        })
-        .collect();
-    let mut batched = 0;
-    for t in threads {
-        batched += t
-            .join()
-            .map_err(|_| anyhow::anyhow!("a client panicked"))??;
-    }
-    let batch_seconds = started.elapsed().as_secs_f64();
-
+    let (size, kind) = (args.batch_size, args.event_type.as_str());
+    let (batched, batch_seconds) = from_clients(&args, |c, client| {
+        let mut sent = 0;
+        for b in 0..args.batches {
+            let user = format!("bench-{run_id}-{c}-{b}");
+            let batch: Vec<String> = (0..size).map(|k| items[k % items.len()].clone()).collect();
+            let r = client.post(&events_path, NDJSON, &events(&user, &batch, kind))?;
+            sent += r["accepted"].as_u64().unwrap_or(0) as usize;
+        }
+        Ok(sent)
+    })?;
     // One event per request.
-    let started = Instant::now();
-    let threads: Vec<_> = (0..args.clients)
-        .map(|c| {
-            let (addr, path, items) = (args.addr.clone(), events_path.clone(), items.clone());
-            let (kind, singles) = (args.event_type.clone(), args.singles);
-            std::thread::spawn(move || -> anyhow::Result<usize> {
-                let mut client = Client::connect(&addr)?;
-                for k in 0..singles {
-                    let user = format!("single-{run_id}-{c}");
-                    let one = [items[k % items.len()].clone()];
-                    client.post(&path, "application/x-ndjson", &events(&user, &one, &kind))?;
-                }
-                Ok(singles)
-            })
-        })
-        .collect();
-    let mut singles = 0;
-    for t in threads {
-        singles += t
-            .join()
-            .map_err(|_| anyhow::anyhow!("a client panicked"))??;
-    }
-    let single_seconds = started.elapsed().as_secs_f64();
+    let (singles, single_seconds) = from_clients(&args, |c, client| {
+        let user = format!("single-{run_id}-{c}");
+        for k in 0..args.singles {
+            let one = std::slice::from_ref(&items[k % items.len()]);
+            client.post(&events_path, NDJSON, &events(&user, one, kind))?;
+        }
+        Ok(args.singles)
+    })?;
 
     // Freshness: a fresh user's top unseen item; click it; time until the query moves past it.
     let mut fresh = Vec::with_capacity(args.probes);
@@ -201,7 +191,7 @@ pub fn run(args: BenchEventsArgs) -> anyhow::Result<()> {
         let item = top(&mut probe)?;
         probe.post(
             &events_path,
-            "application/x-ndjson",
+            NDJSON,
             &events(&user, std::slice::from_ref(&item), &args.event_type),
         )?;
         let acknowledged = Instant::now();

@@ -116,22 +116,25 @@ pub fn check_batch(events: &[Event], config: &EventsConfig) -> Result<()> {
     Ok(())
 }
 
+/// An event of `kind` at time 1 with nothing optional, for tests.
+#[cfg(test)]
+pub(crate) fn test_event(user: &str, item: &str, kind: &str) -> Event {
+    Event {
+        event_id: None,
+        user_id: user.into(),
+        item_id: item.into(),
+        kind: kind.into(),
+        timestamp: 1.0,
+        value: None,
+        request_id: None,
+        position: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_event as event;
     use super::*;
-
-    pub(crate) fn event(user: &str, item: &str, kind: &str) -> Event {
-        Event {
-            event_id: None,
-            user_id: user.into(),
-            item_id: item.into(),
-            kind: kind.into(),
-            timestamp: 1.0,
-            value: None,
-            request_id: None,
-            position: None,
-        }
-    }
 
     #[test]
     fn a_batch_is_refused_at_its_first_wrong_row() {

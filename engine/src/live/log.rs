@@ -380,13 +380,7 @@ mod tests {
     fn event(user: &str, item: &str, id: Option<&str>) -> Event {
         Event {
             event_id: id.map(str::to_string),
-            user_id: user.into(),
-            item_id: item.into(),
-            kind: "click".into(),
-            timestamp: 1.0,
-            value: None,
-            request_id: None,
-            position: None,
+            ..crate::live::event::test_event(user, item, "click")
         }
     }
 

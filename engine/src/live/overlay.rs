@@ -152,20 +152,8 @@ impl UserState for Layered<'_> {
 mod tests {
     use super::*;
     use crate::config::EventsConfig;
-    use crate::live::{Event, EventLog};
-
-    fn event(user: &str, item: &str, kind: &str) -> Event {
-        Event {
-            event_id: None,
-            user_id: user.into(),
-            item_id: item.into(),
-            kind: kind.into(),
-            timestamp: 1.0,
-            value: None,
-            request_id: None,
-            position: None,
-        }
-    }
+    use crate::live::event::test_event as event;
+    use crate::live::EventLog;
 
     #[test]
     fn interactions_after_the_watermark_join_seen_and_recent() {
