@@ -39,7 +39,9 @@ pub struct RankResponse {
     pub version: u32,
     pub ids: Vec<String>,
     pub scores: Vec<f32>,
-    /// `"popular"` when the user is unknown and the answer is the popular fallback.
+    /// `"popular"` when the user is unknown and the answer is the popular fallback; `"history"`
+    /// when the version never trained on the user and the answer comes from their live
+    /// interactions (the primary policy's vectors searched from their history).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback: Option<String>,
     /// Each item's attributes, in ranking order.

@@ -115,6 +115,24 @@ fn the_next_query_sees_an_event_and_wrong_batches_are_refused_whole() {
         in_group(&found) >= 6,
         "the newcomer's history should find group 5: {found:?}"
     );
+    // `rank` answers from the same history, without the items liked.
+    let (_, ranked) = http(
+        addr,
+        "POST",
+        "/models/live/rank",
+        Some(r#"{"user_id": "newcomer", "limit": 10}"#),
+    );
+    assert_eq!(ranked["fallback"], "history", "{ranked}");
+    let ranked: Vec<String> = ranked["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap().to_string())
+        .collect();
+    assert!(in_group(&ranked) >= 6, "{ranked:?}");
+    assert!(!ranked
+        .iter()
+        .any(|i| ["i103", "i105", "i108"].contains(&i.as_str())));
 
     // Wrong batches: nothing of them is written, and the error names the row and field.
     let (events_before, _) = log_events(&ws, "live");

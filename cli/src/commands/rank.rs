@@ -45,10 +45,10 @@ pub async fn run(home: &Path, args: RankArgs) -> anyhow::Result<()> {
         "model `{}` version {}{}",
         ranking.model,
         ranking.version,
-        if ranking.fallback.is_some() {
-            " (unknown user: popular fallback)"
-        } else {
-            ""
+        match ranking.fallback {
+            Some("popular") => " (unknown user: popular fallback)",
+            Some(_) => " (a user only live events know: from their history)",
+            None => "",
         }
     );
     let scores: Vec<f64> = ranking.scores.iter().map(|&s| s as f64).collect();

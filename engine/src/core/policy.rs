@@ -145,4 +145,19 @@ impl Vectors<'_> {
     pub fn item(&self, i: u32) -> &[f32] {
         &self.items[i as usize * self.dim..(i as usize + 1) * self.dim]
     }
+
+    /// The mean of `items`' vectors: the query vector of a history or an item list for a
+    /// policy without a sequence encoder. `None` for no items.
+    pub fn mean_of(&self, items: &[u32]) -> Option<Vec<f32>> {
+        if items.is_empty() {
+            return None;
+        }
+        let mut q = vec![0f32; self.dim];
+        for &i in items {
+            for (a, b) in q.iter_mut().zip(self.item(i)) {
+                *a += b / items.len() as f32;
+            }
+        }
+        Some(q)
+    }
 }

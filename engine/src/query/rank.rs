@@ -7,6 +7,7 @@ use datafusion::arrow::compute::take_record_batch;
 use super::{score, Request};
 use crate::error::{Error, Result};
 use crate::expr::{Params, Values};
+use crate::serving::artifacts::HISTORY_LEN;
 use crate::serving::{Snapshot, UserState, UserView};
 use crate::util::topk::top_k;
 use crate::vectors::{Search, VectorIndex};
@@ -30,7 +31,9 @@ pub struct Ranking {
     pub version: u32,
     pub ids: Vec<String>,
     pub scores: Vec<f32>,
-    /// Set when the user is unknown (or has no events) and the answer is the popular fallback.
+    /// `popular` when the user is unknown (or has no events) and the answer is the popular
+    /// fallback; `history` when only live events know the user and the answer searches the
+    /// primary policy's vectors from their history.
     pub fallback: Option<&'static str>,
     /// The items' attribute rows, in ranking order.
     pub metadata: Option<RecordBatch>,
@@ -59,28 +62,35 @@ impl Snapshot {
         // one the version never trained on (known from live events only) has no vectors yet.
         let view = users.user(&req.user_id).filter(|u| u.has_events());
         let (top, scores, fallback) = match view {
-            // The precomputed popularity order (ties by item order, as `top_k`): no scan. What
-            // the user already interacted with stays out, as in a personal ranking.
-            Some(UserView { dense: None, .. }) | None => {
-                let seen = view.as_ref().map(|v| &v.seen[..]).unwrap_or_default();
-                let top: Vec<usize> = self
-                    .catalog
-                    .popular_order
-                    .iter()
-                    .filter(|i| seen.binary_search(i).is_err())
-                    .take(req.limit)
-                    .map(|&i| i as usize)
-                    .collect();
-                let scores = top.iter().map(|&i| self.catalog.popular[i]).collect();
-                (top, scores, Some("popular"))
-            }
-            Some(user) => match self.rank_by_index(&user, req.limit) {
+            Some(user) if user.dense.is_some() => match self.rank_by_index(&user, req.limit) {
                 Some((top, scores)) => (top, scores, None),
                 None => {
                     let mut row = self.value_row(&user)?;
                     let top = top_k(&row, req.limit);
                     let scores = top.iter().map(|&i| std::mem::take(&mut row[i])).collect();
                     (top, scores, None)
+                }
+            },
+            // A user the version never trained on, with live interactions: their history.
+            // Otherwise the precomputed popularity order (ties by item order, as `top_k`): no
+            // scan. What the user already interacted with stays out, as in a personal ranking.
+            view => match view
+                .as_ref()
+                .and_then(|u| self.rank_by_history(u, req.limit))
+            {
+                Some((top, scores)) => (top, scores, Some("history")),
+                None => {
+                    let seen = view.as_ref().map(|v| &v.seen[..]).unwrap_or_default();
+                    let top: Vec<usize> = self
+                        .catalog
+                        .popular_order
+                        .iter()
+                        .filter(|i| seen.binary_search(i).is_err())
+                        .take(req.limit)
+                        .map(|&i| i as usize)
+                        .collect();
+                    let scores = top.iter().map(|&i| self.catalog.popular[i]).collect();
+                    (top, scores, Some("popular"))
                 }
             },
         };
@@ -159,6 +169,35 @@ impl Snapshot {
     /// catalog with an ANN index is a nearest-neighbour search of the user's vector, seen items
     /// excluded: the index answers instead of a scan of every item. `None` when it does not
     /// apply.
+    /// For a user the version never trained on but who has live interactions: the primary
+    /// policy's item vectors searched from their history (its sequence encoder, else the mean
+    /// of their latest items), their items excluded. `None` when that policy has no vectors.
+    fn rank_by_history(&self, user: &UserView<'_>, limit: usize) -> Option<(Vec<usize>, Vec<f32>)> {
+        let name = &self.manifest.primary_policy;
+        let policy = self.policies.get(name)?;
+        let vectors = policy.vectors()?;
+        let recent = &user.recent[..];
+        let latest = &recent[recent.len().saturating_sub(HISTORY_LEN)..];
+        let query = policy
+            .encode_sequence(recent)
+            .or_else(|| vectors.mean_of(latest))?;
+        let mut mask = vec![true; self.n_items()];
+        for &i in user.seen.iter() {
+            mask[i as usize] = false;
+        }
+        let search = Search {
+            query: &query,
+            k: limit,
+            mask: Some(&mask),
+            eligible: self.n_items() - user.seen.len(),
+        };
+        let (found, _) =
+            self.policies
+                .vector_index(name)
+                .search(vectors.items, vectors.dim, search);
+        Some(found.into_iter().map(|(i, s)| (i as usize, s)).unzip())
+    }
+
     fn rank_by_index(&self, user: &UserView<'_>, limit: usize) -> Option<(Vec<usize>, Vec<f32>)> {
         let [term] = self.value.terms()? else {
             return None;

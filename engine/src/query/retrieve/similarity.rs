@@ -69,18 +69,7 @@ impl Similarity {
         let vectors = model.vectors().ok_or_else(|| {
             crate::error::Error::Internal(format!("policy `{}` lost its vectors", self.policy))
         })?;
-        let mean = |items: &[u32]| -> Option<Vec<f32>> {
-            if items.is_empty() {
-                return None;
-            }
-            let mut q = vec![0f32; vectors.dim];
-            for &i in items {
-                for (a, b) in q.iter_mut().zip(vectors.item(i)) {
-                    *a += b / items.len() as f32;
-                }
-            }
-            Some(q)
-        };
+        let mean = |items: &[u32]| vectors.mean_of(items);
         // The user named by the call, not any user; else the request's.
         let named = |user: &Option<Arg<String>>| -> Result<Option<crate::serving::UserView<'_>>> {
             Ok(match user {
