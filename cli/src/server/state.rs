@@ -108,17 +108,20 @@ impl AppState {
     }
 
     /// Reads what the logs of served models gained from other processes (`feedctl events
-    /// push`); this server's own batches are read as it acknowledges them.
-    fn catch_up_live(&self, models: &[String]) {
+    /// push`; this server's own batches are read as it acknowledges them), and forgets the
+    /// events each serving version already trained on.
+    fn catch_up_live(&self, serving: &HashMap<String, Arc<Snapshot>>) {
         let mut live = self.live_models.lock().unwrap_or_else(|e| e.into_inner());
-        live.retain(|m, _| models.contains(m));
+        live.retain(|m, _| serving.contains_key(m));
         drop(live);
-        for model in models {
+        for (model, snapshot) in serving {
             let dir = feed_engine::live::log_dir(&self.registry.model_dir(model));
             if dir.exists() {
-                if let Err(e) = self.live(model).users.catch_up() {
+                let live = self.live(model);
+                if let Err(e) = live.users.catch_up() {
                     tracing::warn!(%model, "reading live events: {e}");
                 }
+                live.users.forget_before(snapshot.manifest.live_watermark);
             }
         }
     }
@@ -142,7 +145,6 @@ impl AppState {
         let mut next: HashMap<String, Arc<Snapshot>> = HashMap::with_capacity(models.len());
         let mut changed = false;
         let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
-        let names = models.clone();
         for model in models {
             let active = match self.registry.active_version(&model) {
                 Ok(v) => v,
@@ -182,7 +184,7 @@ impl AppState {
             }
         }
         drop(failed);
-        self.catch_up_live(&names);
+        self.catch_up_live(&next);
         // Deleted models, or models whose snapshot went away, change the key set.
         changed |= next.len() != current.len() || next.keys().any(|k| !current.contains_key(k));
         if changed {

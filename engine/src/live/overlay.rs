@@ -30,7 +30,10 @@ struct Live {
 #[derive(Default)]
 struct State {
     users: HashMap<String, Vec<Live>>,
+    /// Events held.
     events: u64,
+    /// The watermark of the last [`LiveUsers::forget_before`].
+    forgotten: u64,
 }
 
 /// The live events of one model, read from its log.
@@ -75,6 +78,24 @@ impl LiveUsers {
         Ok(n)
     }
 
+    /// Drops the events numbered below `watermark`: a version that trained on them serves
+    /// them from its own arrays, and the overlay skips them anyway (see [`Layered`]).
+    pub fn forget_before(&self, watermark: u64) {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if state.forgotten >= watermark {
+            return;
+        }
+        let mut dropped = 0;
+        state.users.retain(|_, events| {
+            let before = events.len();
+            events.retain(|e| e.seq >= watermark);
+            dropped += before - events.len();
+            !events.is_empty()
+        });
+        state.events -= dropped as u64;
+        state.forgotten = watermark;
+    }
+
     /// The live events of `model` in `registry`, read to the end of its log (none when the
     /// model has no log yet): what a one-shot command (`feedctl rank`, `query`) layers over
     /// the version it loads.
@@ -89,7 +110,7 @@ impl LiveUsers {
         &self.dir
     }
 
-    /// Events read so far, and users they name.
+    /// Events held (read and not forgotten), and the users they name.
     pub fn counts(&self) -> (u64, usize) {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         (state.events, state.users.len())
@@ -192,5 +213,13 @@ mod tests {
         // Users without live events read as the version has them.
         assert_eq!(&users.user("u1").unwrap().seen[..], &[10, 11, 12, 13, 14]);
         assert!(users.user("nobody").is_none());
+
+        // Forgetting what the version trained on changes no answer, and frees the events.
+        let before = users.user("u0").unwrap().seen.into_owned();
+        live.forget_before(1);
+        assert_eq!(live.counts(), (4, 2));
+        assert_eq!(users.user("u0").unwrap().seen.into_owned(), before);
+        live.forget_before(5);
+        assert_eq!(live.counts(), (0, 0));
     }
 }
