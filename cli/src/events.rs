@@ -56,29 +56,34 @@ pub enum Time {
     Text(String),
 }
 
-/// Where a batch is wrong: the row, the field when one is at fault, and what is wrong. `syntax`
-/// when the text is not JSON at all (400), else the row's content (422).
+/// Where a batch is wrong: the row (when known: a JSON array that does not parse has no row,
+/// serde's line and column say where), the field when one is at fault, and what is wrong.
+/// `syntax` when the text is not JSON at all (400), else the row's content (422).
 #[derive(Debug)]
 pub struct RowError {
-    pub row: usize,
+    pub row: Option<usize>,
     pub field: Option<String>,
     pub message: String,
     pub syntax: bool,
 }
 
 impl RowError {
-    /// `events[3].user_id`, or `events[3]`.
-    pub fn path(&self) -> String {
-        match &self.field {
-            Some(f) => format!("events[{}].{f}", self.row),
-            None => format!("events[{}]", self.row),
-        }
+    /// `events[3].user_id`, `events[3]`, or nothing for the body as a whole.
+    pub fn path(&self) -> Option<String> {
+        let row = self.row?;
+        Some(match &self.field {
+            Some(f) => format!("events[{row}].{f}"),
+            None => format!("events[{row}]"),
+        })
     }
 }
 
 impl std::fmt::Display for RowError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path(), self.message)
+        match self.path() {
+            Some(p) => write!(f, "{p}: {}", self.message),
+            None => write!(f, "{}", self.message),
+        }
     }
 }
 
@@ -86,14 +91,14 @@ impl std::fmt::Display for RowError {
 /// skipped). `now` is the time given to events without one.
 pub fn parse(body: &[u8], now: f64) -> Result<Vec<Event>, RowError> {
     let text = std::str::from_utf8(body).map_err(|e| RowError {
-        row: 0,
+        row: None,
         field: None,
         message: format!("the body is not UTF-8 (byte {})", e.valid_up_to()),
         syntax: true,
     })?;
     let rows: Vec<serde_json::Value> = if text.trim_start().starts_with('[') {
         serde_json::from_str(text).map_err(|e| RowError {
-            row: 0,
+            row: None,
             field: None,
             message: format!("not a JSON array of events: {e} (or send NDJSON: one object a line)"),
             syntax: true,
@@ -104,7 +109,7 @@ pub fn parse(body: &[u8], now: f64) -> Result<Vec<Event>, RowError> {
             .enumerate()
             .map(|(row, line)| {
                 serde_json::from_str(line).map_err(|e| RowError {
-                    row,
+                    row: Some(row),
                     field: None,
                     message: format!("not a JSON object: {e}"),
                     syntax: true,
@@ -120,7 +125,7 @@ pub fn parse(body: &[u8], now: f64) -> Result<Vec<Event>, RowError> {
 
 fn event(row: usize, value: serde_json::Value, now: f64) -> Result<Event, RowError> {
     let wrong = |field: Option<String>, message: String| RowError {
-        row,
+        row: Some(row),
         field,
         message,
         syntax: false,
@@ -202,23 +207,25 @@ mod tests {
             0.0,
         )
         .unwrap_err();
-        assert_eq!((e.row, e.syntax), (1, true));
+        assert_eq!((e.row, e.syntax), (Some(1), true));
         let e = parse(br#"[{"user_id": "u", "item_id": "a", "type": "x"}, {"user_id": {}, "item_id": "a", "type": "x"}]"#, 0.0).unwrap_err();
-        assert_eq!(e.path(), "events[1].user_id");
+        assert_eq!(e.path().unwrap(), "events[1].user_id");
         assert!(e.message.contains("text or a whole number"), "{e}");
         let e = parse(br#"[{"user_id": "u", "type": "x"}]"#, 0.0).unwrap_err();
-        assert_eq!(e.path(), "events[0].item_id");
+        assert_eq!(e.path().unwrap(), "events[0].item_id");
         let e = parse(
             br#"[{"user_id": "u", "item_id": "a", "type": "x", "positon": 1}]"#,
             0.0,
         )
         .unwrap_err();
-        assert_eq!(e.path(), "events[0].positon");
+        assert_eq!(e.path().unwrap(), "events[0].positon");
         let e = parse(
             br#"[{"user_id": "u", "item_id": "a", "type": "x", "timestamp": "soon"}]"#,
             0.0,
         )
         .unwrap_err();
-        assert_eq!(e.path(), "events[0].timestamp");
+        assert_eq!(e.path().unwrap(), "events[0].timestamp");
+        let e = parse(b"[{\"user_id\": 1,", 0.0).unwrap_err();
+        assert_eq!((e.path(), e.syntax), (None, true));
     }
 }

@@ -53,8 +53,10 @@ fn push(home: &Path, args: PushArgs) -> anyhow::Result<()> {
     let body = std::fs::read(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))
         .map_err(|e| Error::invalid("--file", format!("{e:#}")))?;
-    let events = crate::events::parse(&body, crate::events::now())
-        .map_err(|e| Error::invalid(e.path(), format!("{}: {e}", args.file.display())))?;
+    let events = crate::events::parse(&body, crate::events::now()).map_err(|e| {
+        let what = e.path().unwrap_or_else(|| "--file".into());
+        Error::invalid(what, format!("{}: {e}", args.file.display()))
+    })?;
     live::check_batch(&events, &config.events)?;
     let received = events.len();
     let log = EventLog::open(&live::log_dir(&registry.model_dir(name)))?;

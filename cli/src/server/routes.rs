@@ -180,26 +180,30 @@ async fn post_events(
     body: axum::body::Bytes,
 ) -> Result<Json<EventsResponse>, ApiError> {
     let snapshot = active(&state, &name)?;
-    let events = crate::events::parse(&body, crate::events::now()).map_err(|e| {
-        let status = if e.syntax {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::UNPROCESSABLE_ENTITY
-        };
-        ApiError::Body {
-            status,
-            message: e.to_string(),
-            field: Some(e.path()),
-            hint: None,
-        }
-    })?;
     let live = state.live(&name);
-    let appended = blocking(move || {
+    // Parsing up to 16 MiB and the fsync run on the blocking pool, off the async workers.
+    let appended = blocking_api(move || {
+        let events = crate::events::parse(&body, crate::events::now()).map_err(|e| {
+            let status = if e.syntax {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            ApiError::Body {
+                status,
+                message: e.to_string(),
+                field: e.path(),
+                hint: None,
+            }
+        })?;
         feed_engine::live::check_batch(&events, &snapshot.config.events)?;
         let received = events.len();
         let appended = live.log()?.append(events)?;
-        // Read back before answering: the next query sees these events.
-        live.users.catch_up()?;
+        // Read back before answering, so that the next query sees these events. They are
+        // durable already: a failure here must not make the client send them again.
+        if let Err(e) = live.users.catch_up() {
+            tracing::warn!("reading back live events: {e}");
+        }
         Ok((received, appended))
     })
     .await?;
@@ -298,6 +302,15 @@ fn active(state: &AppState, name: &str) -> Result<Arc<feed_engine::Snapshot>, Ap
         None if state.registry.exists(name) => Err(state.registry.no_active_version(name).into()),
         None => Err(state.registry.unknown_model(name).into()),
     }
+}
+
+/// [`blocking`] for work whose own errors are already HTTP errors.
+async fn blocking_api<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Engine(Error::Internal(format!("worker failed: {e}"))))?
 }
 
 async fn blocking<T: Send + 'static>(

@@ -66,8 +66,8 @@ impl AppState {
         format!("{:x}-{n:x}", self.started)
     }
 
-    /// With `serving.log_impressions`, appends the impressions of a served page to the model's
-    /// log, off the request's path: the answer does not wait for the fsync.
+    /// With `serving.log_impressions`, queues the impressions of a served page for the model's
+    /// log: the answer does not wait for the write, and no thread waits on its fsync.
     pub fn log_impressions(
         &self,
         snapshot: &Snapshot,
@@ -82,15 +82,11 @@ impl AppState {
         let events =
             feed_engine::live::impressions(&user, request_id, &items, offset, crate::events::now());
         let live = self.live(&snapshot.manifest.model);
-        tokio::task::spawn_blocking(move || {
-            let logged = live
-                .log()
-                .and_then(|log| log.append(events))
-                .and_then(|_| live.users.catch_up());
-            if let Err(e) = logged {
-                tracing::warn!("logging impressions: {e}");
-            }
-        });
+        // Queued for the log's next group; no thread waits on its fsync.
+        match live.log() {
+            Ok(log) => log.submit(events),
+            Err(e) => tracing::warn!("logging impressions: {e}"),
+        }
     }
 
     /// The live events of `model` (its log read so far); created on first use.
@@ -110,18 +106,16 @@ impl AppState {
     /// Reads what the logs of served models gained from other processes (`feedctl events
     /// push`; this server's own batches are read as it acknowledges them), and forgets the
     /// events each serving version already trained on.
-    fn catch_up_live(&self, serving: &HashMap<String, Arc<Snapshot>>) {
+    fn catch_up_live(&self, watermarks: &HashMap<String, u64>) {
         let mut live = self.live_models.lock().unwrap_or_else(|e| e.into_inner());
-        live.retain(|m, _| serving.contains_key(m));
+        live.retain(|m, _| watermarks.contains_key(m));
         drop(live);
-        for (model, snapshot) in serving {
+        for (model, &watermark) in watermarks {
             let dir = feed_engine::live::log_dir(&self.registry.model_dir(model));
             if dir.exists() {
-                let live = self.live(model);
-                if let Err(e) = live.users.catch_up() {
+                if let Err(e) = self.live(model).users.follow(watermark) {
                     tracing::warn!(%model, "reading live events: {e}");
                 }
-                live.users.forget_before(snapshot.manifest.live_watermark);
             }
         }
     }
@@ -184,12 +178,22 @@ impl AppState {
             }
         }
         drop(failed);
-        self.catch_up_live(&next);
         // Deleted models, or models whose snapshot went away, change the key set.
         changed |= next.len() != current.len() || next.keys().any(|k| !current.contains_key(k));
+        // The overlay forgets only what both the version served until now and the one
+        // stored here trained on: a request still on the old version finds the events between
+        // their watermarks (the next poll forgets them).
+        let watermarks: HashMap<String, u64> = next
+            .iter()
+            .map(|(m, s)| {
+                let old = current.get(m).map_or(0, |o| o.manifest.live_watermark);
+                (m.clone(), old.min(s.manifest.live_watermark))
+            })
+            .collect();
         if changed {
             self.snapshots.store(Arc::new(next));
         }
+        self.catch_up_live(&watermarks);
     }
 
     /// [`Self::refresh`] on the blocking pool (it reads files and may load arrays).

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::raw::{PolicyConfig, RawFetch, TrainingConfig};
+use super::raw::{EventsConfig, PolicyConfig, RawFetch, TrainingConfig};
 use super::ModelConfig;
 
 /// Bumped when the key's shape changes on purpose (a stored key of another format never matches,
@@ -23,7 +23,7 @@ impl ModelConfig {
     /// out.
     pub fn training_key(&self) -> Value {
         let dir = std::fs::canonicalize(&self.base_dir).unwrap_or_else(|_| self.base_dir.clone());
-        serde_json::json!({
+        let mut key = serde_json::json!({
             "format": FORMAT,
             "data_dir": dir,
             "connectors": self.connectors.iter().map(chosen).collect::<Vec<_>>(),
@@ -39,7 +39,13 @@ impl ModelConfig {
                 memory_limit: None,
                 ..self.training.clone()
             }),
-        })
+        });
+        // Which live events are interactions decides what trains; a file that declares none
+        // keeps the key it had before `events` existed.
+        if self.events != EventsConfig::default() {
+            key["events"] = chosen(&self.events);
+        }
+        key
     }
 }
 

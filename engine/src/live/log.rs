@@ -95,7 +95,7 @@ fn encode(seq: u64, events: &[Event]) -> Result<Vec<u8>> {
 }
 
 /// The complete records at the start of `buf`, and how many bytes they take. Parsing stops at
-/// the first record that is incomplete or fails its checksum: everything after is a torn tail.
+/// the first record that is incomplete or fails its checksum.
 fn decode(buf: &[u8]) -> (Vec<Record>, usize) {
     let mut records = Vec::new();
     let mut at = 0;
@@ -119,6 +119,17 @@ fn decode(buf: &[u8]) -> (Vec<Record>, usize) {
         at += HEADER + len;
     }
     (records, at)
+}
+
+/// Whether `rest` (from the first record that does not read to the end of the segment) is what
+/// an interrupted append leaves: one record cut short, or one whose declared length reaches the
+/// end of the file (its bytes not all on disk), or zeros.
+fn is_tail(rest: &[u8]) -> bool {
+    if rest.len() < HEADER || rest.iter().all(|&b| b == 0) {
+        return true;
+    }
+    let len = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+    HEADER + len >= rest.len()
 }
 
 /// What a read found: the records from a position on, where it stopped, and whether it stopped
@@ -155,11 +166,14 @@ pub fn read_from(dir: &Path, from: Position) -> Result<Read> {
             offset: offset + used as u64,
         };
         if used < buf.len() {
-            if k + 1 < all.len() {
-                // Only the last segment can end torn (a writer truncates it before writing on);
-                // bytes that do not read in an older one are damage, not a crash.
+            // A crash mid-write leaves a tail: the last record cut short, or its bytes not all
+            // written (zeros, or a checksum that fails on the last record). Bytes that do not
+            // read with a whole record's worth after them, or in an older segment (a writer
+            // truncates the last one before it writes on), are damage: refuse rather than cut
+            // acknowledged records away.
+            if k + 1 < all.len() || !is_tail(&buf[used..]) {
                 return Err(Error::Internal(format!(
-                    "{} is damaged at byte {}",
+                    "{} is damaged at byte {}: acknowledged events follow a record that does not read; restore the file from a backup, or move it aside to serve without them",
                     path.display(),
                     offset + used as u64
                 )));
@@ -187,8 +201,16 @@ impl EventLog {
     /// The log in `dir` (created if absent). The writer thread starts here and ends when the log
     /// is dropped.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::storage(format!("creating {}", dir.display()), e))?;
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::storage(format!("creating {}", dir.display()), e))?;
+            // The folder's name must survive a crash with the first batch written into it.
+            if let Some(parent) = dir.parent() {
+                File::open(parent)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| Error::storage(format!("syncing {}", parent.display()), e))?;
+            }
+        }
         let (tx, rx) = mpsc::channel::<Job>();
         let mut writer = Writer::new(dir);
         std::thread::Builder::new()
@@ -209,6 +231,17 @@ impl EventLog {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Queues `events` for the next group without waiting for the write: for what no one is
+    /// answered about (impressions). A failure is logged by the caller's next append, not here.
+    pub fn submit(&self, events: Vec<Event>) {
+        let (reply, _) = mpsc::sync_channel(1);
+        let _ = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Job { events, reply });
     }
 
     /// Writes `events` durably (returns once they are fsynced), skipping those whose
@@ -357,8 +390,17 @@ impl Writer {
             .append(true)
             .open(&path)
             .map_err(io)?;
-        f.write_all(bytes).map_err(io)?;
-        f.sync_data().map_err(io)?;
+        if let Err(e) = f.write_all(bytes).and_then(|_| f.sync_data()) {
+            // Nothing of a group that failed may count later: cut the file back to where the
+            // group began (a failed fsync may have lost what the write cached).
+            f.set_len(offset).and_then(|_| f.sync_all()).map_err(|e| {
+                Error::Internal(format!(
+                    "{}: a failed write could not be undone ({e}); the log needs attention",
+                    path.display()
+                ))
+            })?;
+            return Err(io(e));
+        }
         if new_segment {
             // The new file's name must survive a crash as well as its bytes.
             File::open(&self.dir)
@@ -463,6 +505,16 @@ mod tests {
         let read = read_from(dir.path(), Position::default()).unwrap();
         assert!(read.torn);
         assert_eq!(read.records.len(), 2);
+        // The same in the first record, with acknowledged records after it, is damage: refused,
+        // never truncated away.
+        bytes[last] ^= 0xff;
+        bytes[HEADER + 2] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        let e = read_from(dir.path(), Position::default()).err().unwrap();
+        assert!(e.to_string().contains("damaged at byte 0"), "{e}");
+        let log = EventLog::open(dir.path()).unwrap();
+        assert!(log.append(vec![event("u1", "i4", None)]).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing was cut");
     }
 
     #[test]

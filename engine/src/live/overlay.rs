@@ -78,6 +78,23 @@ impl LiveUsers {
         Ok(n)
     }
 
+    /// Keeps up with the log under a serving version whose watermark is `watermark`: reads
+    /// what is new and forgets what the version trained on. A watermark below what was forgotten
+    /// (the serving version trained on less of the log) reads the log again from its start.
+    pub fn follow(&self, watermark: u64) -> Result<()> {
+        {
+            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+            if watermark < state.forgotten {
+                let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+                *state = State::default();
+                *read = Position::default();
+            }
+        }
+        self.catch_up()?;
+        self.forget_before(watermark);
+        Ok(())
+    }
+
     /// Drops the events numbered below `watermark`: a version that trained on them serves
     /// them from its own arrays, and the overlay skips them anyway (see [`Layered`]).
     pub fn forget_before(&self, watermark: u64) {
@@ -221,5 +238,8 @@ mod tests {
         assert_eq!(users.user("u0").unwrap().seen.into_owned(), before);
         live.forget_before(5);
         assert_eq!(live.counts(), (0, 0));
+        // A serving version that trained on less of the log: read again from the start.
+        live.follow(2).unwrap();
+        assert_eq!(live.counts(), (3, 2));
     }
 }

@@ -61,8 +61,14 @@ impl Snapshot {
         // A user with no events (listed by fetch.users only) has nothing to personalise from;
         // one the version never trained on (known from live events only) has no vectors yet.
         let view = users.user(&req.user_id).filter(|u| u.has_events());
+        // Personal scores need a user the version trained on (one listed by `fetch.users`
+        // alone has an id but an untrained vector, whatever live events came since).
+        let trained = self
+            .user_state()
+            .user(&req.user_id)
+            .is_some_and(|u| u.has_events());
         let (top, scores, fallback) = match view {
-            Some(user) if user.dense.is_some() => match self.rank_by_index(&user, req.limit) {
+            Some(user) if trained => match self.rank_by_index(&user, req.limit) {
                 Some((top, scores)) => (top, scores, None),
                 None => {
                     let mut row = self.value_row(&user)?;
