@@ -1,8 +1,9 @@
-//! Events on the wire: a JSON array or NDJSON (one object a line), for `POST
-//! /models/{name}/events` and `feedctl events push`. A mistake names its row (0-based, as the
-//! batch counts) and field; the model's own checks (event types) follow in the engine.
+//! Events and catalog changes on the wire: a JSON array or NDJSON (one object a line), for
+//! `POST /models/{name}/events` and `/items`, `feedctl events push` and `items push`. A mistake
+//! names its row (0-based, as the batch counts) and field; the model's own checks (event
+//! types, attribute columns) follow in the engine.
 
-use feed_engine::live::Event;
+use feed_engine::live::{Event, ItemChange};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -30,6 +31,20 @@ pub struct EventBody {
     /// The item's 1-based position on that page.
     #[serde(default)]
     pub position: Option<u32>,
+}
+
+/// One change to a model's catalog as a client sends it: attribute values to set (an item the
+/// catalog lacks is added), or `"delete": true`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemBody {
+    pub item_id: Id,
+    /// Values by attribute (a column of `fetch.items`): numbers, text, true/false, or null.
+    #[serde(default)]
+    pub attributes: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Delete the item: it is never served again (until values are set on it).
+    #[serde(default)]
+    pub delete: bool,
 }
 
 /// An id: text, or a whole number (kept as its decimal text).
@@ -61,6 +76,8 @@ pub enum Time {
 /// `syntax` when the text is not JSON at all (400), else the row's content (422).
 #[derive(Debug)]
 pub struct RowError {
+    /// What the rows are: `events` or `items`.
+    pub what: &'static str,
     pub row: Option<usize>,
     pub field: Option<String>,
     pub message: String,
@@ -71,9 +88,10 @@ impl RowError {
     /// `events[3].user_id`, `events[3]`, or nothing for the body as a whole.
     pub fn path(&self) -> Option<String> {
         let row = self.row?;
+        let what = self.what;
         Some(match &self.field {
-            Some(f) => format!("events[{row}].{f}"),
-            None => format!("events[{row}]"),
+            Some(f) => format!("{what}[{row}].{f}"),
+            None => format!("{what}[{row}]"),
         })
     }
 }
@@ -90,50 +108,86 @@ impl std::fmt::Display for RowError {
 /// The events of a body: a JSON array when it starts with `[`, else NDJSON (blank lines
 /// skipped). `now` is the time given to events without one.
 pub fn parse(body: &[u8], now: f64) -> Result<Vec<Event>, RowError> {
+    rows(body, "events")?
+        .into_iter()
+        .enumerate()
+        .map(|(row, value)| event(row, value, now))
+        .collect()
+}
+
+/// The catalog changes of a body, read like events.
+pub fn parse_items(body: &[u8]) -> Result<Vec<ItemChange>, RowError> {
+    rows(body, "items")?
+        .into_iter()
+        .enumerate()
+        .map(|(row, value)| {
+            let body: ItemBody = typed(row, value, "items")?;
+            Ok(ItemChange {
+                item_id: body.item_id.into_text(),
+                attributes: body.attributes,
+                delete: body.delete,
+            })
+        })
+        .collect()
+}
+
+/// The rows of a body: a JSON array when it starts with `[`, else NDJSON (blank lines
+/// skipped).
+fn rows(body: &[u8], what: &'static str) -> Result<Vec<serde_json::Value>, RowError> {
     let text = std::str::from_utf8(body).map_err(|e| RowError {
+        what,
         row: None,
         field: None,
         message: format!("the body is not UTF-8 (byte {})", e.valid_up_to()),
         syntax: true,
     })?;
-    let rows: Vec<serde_json::Value> = if text.trim_start().starts_with('[') {
+    if text.trim_start().starts_with('[') {
         serde_json::from_str(text).map_err(|e| RowError {
+            what,
             row: None,
             field: None,
-            message: format!("not a JSON array of events: {e} (or send NDJSON: one object a line)"),
+            message: format!("not a JSON array of {what}: {e} (or send NDJSON: one object a line)"),
             syntax: true,
-        })?
+        })
     } else {
         text.lines()
             .filter(|l| !l.trim().is_empty())
             .enumerate()
             .map(|(row, line)| {
                 serde_json::from_str(line).map_err(|e| RowError {
+                    what,
                     row: Some(row),
                     field: None,
                     message: format!("not a JSON object: {e}"),
                     syntax: true,
                 })
             })
-            .collect::<Result<_, _>>()?
-    };
-    rows.into_iter()
-        .enumerate()
-        .map(|(row, value)| event(row, value, now))
-        .collect()
+            .collect()
+    }
 }
 
-fn event(row: usize, value: serde_json::Value, now: f64) -> Result<Event, RowError> {
+/// Row `row` as `T`, a mistake named by its field.
+fn typed<T: serde::de::DeserializeOwned>(
+    row: usize,
+    value: serde_json::Value,
+    what: &'static str,
+) -> Result<T, RowError> {
     let wrong = |field: Option<String>, message: String| RowError {
+        what,
         row: Some(row),
         field,
         message,
         syntax: false,
     };
     if !value.is_object() {
-        return Err(wrong(None, "an event is a JSON object".into()));
+        let one = if what == "events" {
+            "an event"
+        } else {
+            "a change"
+        };
+        return Err(wrong(None, format!("{one} is a JSON object")));
     }
-    let body: EventBody = serde_path_to_error::deserialize(value).map_err(|e| {
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
         // serde names a missing or unknown field in its message, not in the path.
@@ -151,7 +205,18 @@ fn event(row: usize, value: serde_json::Value, now: f64) -> Result<Event, RowErr
             feed_engine::config::plain_words(&inner)
         };
         wrong(field, message)
-    })?;
+    })
+}
+
+fn event(row: usize, value: serde_json::Value, now: f64) -> Result<Event, RowError> {
+    let body: EventBody = typed(row, value, "events")?;
+    let wrong = |field: Option<String>, message: String| RowError {
+        what: "events",
+        row: Some(row),
+        field,
+        message,
+        syntax: false,
+    };
     let timestamp = match body.timestamp {
         None => now,
         Some(Time::Seconds(s)) => s,

@@ -58,6 +58,7 @@ enum Command {
     BenchVectors(commands::bench_vectors::BenchVectorsArgs),
     BenchEvents(commands::bench_events::BenchEventsArgs),
     Events(commands::events::EventsArgs),
+    Items(commands::items::ItemsArgs),
     Schema(commands::schema::SchemaArgs),
     Synth(commands::synth::SynthArgs),
 }
@@ -110,6 +111,7 @@ fn main() -> ExitCode {
             Command::BenchVectors(a) => commands::bench_vectors::run(a).await,
             Command::BenchEvents(a) => commands::bench_events::run(a),
             Command::Events(a) => commands::events::run(&home, a),
+            Command::Items(a) => commands::items::run(&home, a),
             Command::Schema(a) => commands::schema::run(a),
             Command::Synth(a) => commands::synth::run(a),
         }

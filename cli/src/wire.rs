@@ -60,6 +60,20 @@ pub struct EventsResponse {
     pub duplicates: usize,
 }
 
+/// The answer to `POST /models/{name}/items`: given once the changes are on disk and applied
+/// (the next query filters on the new values).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ItemsResponse {
+    /// Changes in the batch.
+    pub received: usize,
+    /// Changes that set values on an item the catalog has.
+    pub updated: usize,
+    /// Changes that set values on an item the catalog lacked: it is added.
+    pub added: usize,
+    /// Deletions.
+    pub deleted: usize,
+}
+
 /// `POST /query` and `POST /models/{name}/query`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

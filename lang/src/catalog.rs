@@ -192,6 +192,14 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         only_in: Some(Context::Filter),
     },
     FunctionSpec {
+        name: "served",
+        min_args: 1,
+        max_args: 2,
+        only_in: Some(Context::Filter),
+    },
+    f("recent", 2, 3),
+    f("affinity", 2, 3),
+    FunctionSpec {
         name: "truncate",
         min_args: 1,
         max_args: 1,

@@ -426,6 +426,58 @@ fn check_expr(
                     )
                     .with_hint("seen($user_id)"));
                 }
+                "served" | "recent" | "affinity" => {
+                    let (example, middle) = match spec.name {
+                        "served" => ("NOT served($user_id, within = '1h')", None),
+                        "recent" => (
+                            "recent($user_id, 'like', within = '1h')",
+                            Some("an event type: a string such as 'like'"),
+                        ),
+                        _ => (
+                            "affinity($user_id, item.author, within = '7d')",
+                            Some("an item column: item.<column>"),
+                        ),
+                    };
+                    if !matches!(args[0].kind, ExprKind::Param(_) | ExprKind::Str(_)) {
+                        return Err(err(
+                            format!(
+                                "{}() takes a user id first: a $parameter or a string",
+                                spec.name
+                            ),
+                            args[0].span,
+                        )
+                        .with_hint(example));
+                    }
+                    let window_at = usize::from(middle.is_some()) + 1;
+                    if let Some(what) = middle {
+                        let ok = match (&args[1].kind, spec.name) {
+                            (ExprKind::Str(_), "recent") => true,
+                            (ExprKind::Path(p), "affinity") => {
+                                p.parts.len() == 2 && p.parts[0].name.eq_ignore_ascii_case("item")
+                            }
+                            _ => false,
+                        };
+                        if !ok {
+                            return Err(err(
+                                format!("{}()'s second argument is {what}", spec.name),
+                                args[1].span,
+                            )
+                            .with_hint(example));
+                        }
+                    }
+                    if let Some(w) = args.get(window_at) {
+                        if window_arg(w).is_none() {
+                            return Err(err(
+                                format!("{}()'s last argument is its time window: `within = '1h'`, a string such as '30m', or a $parameter", spec.name),
+                                w.span,
+                            )
+                            .with_hint(example));
+                        }
+                    }
+                    // The window is a literal or a parameter, and the column is bound later:
+                    // nothing more to check here.
+                    return Ok(());
+                }
                 "truncate" => {
                     if !conjunct {
                         return Err(err("truncate() is a stage of the filter: use it at the top level, joined with AND", e.span));
@@ -515,4 +567,20 @@ fn check_expr(
         }
         ExprKind::IsNull { expr, .. } => check_expr(expr, ctx, false, aliases),
     }
+}
+
+/// The window argument of `served`, `recent` and `affinity`: `within = '1h'`, `'1h'` or
+/// `$param`, as the string or parameter it names.
+pub fn window_arg(e: &Expr) -> Option<&ExprKind> {
+    let value = match &e.kind {
+        ExprKind::Binary {
+            op: BinaryOp::Eq,
+            lhs,
+            rhs,
+        } if matches!(&lhs.kind, ExprKind::Path(p) if p.dotted().eq_ignore_ascii_case("within")) => {
+            &rhs.kind
+        }
+        other => other,
+    };
+    matches!(value, ExprKind::Str(_) | ExprKind::Param(_)).then_some(value)
 }

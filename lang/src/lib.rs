@@ -17,7 +17,7 @@ mod error;
 mod parse;
 mod span;
 
-pub use check::{alias_of, check, check_score_expression, CheckOptions};
+pub use check::{alias_of, check, check_score_expression, window_arg, CheckOptions};
 pub use display::{expr as expr_sexpr, sexpr};
 pub use error::{did_you_mean, ErrorKind, QueryError};
 pub use parse::{parse_expression, parse_query, MAX_NESTING, MAX_OPERATORS, MAX_QUERY_BYTES};

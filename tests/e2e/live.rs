@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use feed_engine::live::{read_from, Position};
+use feed_engine::live::{read_from, Event, Position};
 use serde_json::{json, Value};
 
 use crate::server_support::{start, start_with};
@@ -213,8 +213,8 @@ fn the_next_query_sees_an_event_and_wrong_batches_are_refused_whole() {
 /// Events and distinct event ids in a model's log, read as a restarted server would.
 fn log_events(ws: &Workspace, model: &str) -> (usize, HashSet<String>) {
     let dir = ws.home().join("models").join(model).join("events");
-    let read = read_from(&dir, Position::default()).unwrap();
-    let events: Vec<_> = read.records.into_iter().flat_map(|r| r.events).collect();
+    let read = read_from::<Event>(&dir, Position::default()).unwrap();
+    let events: Vec<_> = read.records.into_iter().flat_map(|r| r.entries).collect();
     let ids = events.iter().filter_map(|e| e.event_id.clone()).collect();
     (events.len(), ids)
 }
@@ -410,11 +410,11 @@ fn served_pages_are_logged_as_impressions_that_events_join_by_request_id() {
         "the page's impressions in the log",
         || {
             let dir = ws.home().join("models/shown/events");
-            let read = read_from(&dir, Position::default()).map_err(|e| e.to_string())?;
+            let read = read_from::<Event>(&dir, Position::default()).map_err(|e| e.to_string())?;
             let page: Vec<_> = read
                 .records
                 .into_iter()
-                .flat_map(|r| r.events)
+                .flat_map(|r| r.entries)
                 .filter(|e| e.request_id.as_deref() == Some(request_id.as_str()))
                 .collect();
             if page.len() == shown.len() {

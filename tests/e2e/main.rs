@@ -8,6 +8,7 @@ mod cli_flow;
 mod config_errors;
 mod interrupted;
 mod live;
+mod live_items;
 mod movielens;
 mod neural;
 mod query;

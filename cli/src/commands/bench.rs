@@ -30,6 +30,11 @@ pub struct BenchArgs {
     /// share of time per stage.
     #[arg(long)]
     query: Option<String>,
+    /// With `--query`: live events for this many of the model's users (5 clicks each, on
+    /// random items) in the model's log, and the query timed for those users with the live
+    /// overlay and without it, interleaved request by request.
+    #[arg(long, default_value_t = 0)]
+    live_users: usize,
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -74,10 +79,10 @@ pub async fn run(roots: &[PathBuf], args: BenchArgs) -> anyhow::Result<()> {
     .await?;
     let create_s = t.elapsed().as_secs_f64();
 
-    let (load_s, latencies, fallback_latencies, query_runs, indexes) = {
+    let (load_s, latencies, fallback_latencies, query_runs, indexes, overlay) = {
         let registry = registry.clone();
         let name = config.name.clone();
-        let (requests, limit) = (args.requests, args.limit);
+        let (requests, limit, live_users) = (args.requests, args.limit, args.live_users);
         let query = args.query.clone();
         tokio::task::spawn_blocking(move || -> feed_engine::Result<_> {
             let t = Instant::now();
@@ -133,7 +138,20 @@ pub async fn run(roots: &[PathBuf], args: BenchArgs) -> anyhow::Result<()> {
                     std::hint::black_box(r);
                 }
             }
-            Ok((load_s, lat, fb, runs, snapshot.manifest.indexes.clone()))
+            let overlay = match &query {
+                Some(text) if live_users > 0 => Some(overlay_cost(
+                    &registry, &snapshot, text, live_users, requests,
+                )?),
+                _ => None,
+            };
+            Ok((
+                load_s,
+                lat,
+                fb,
+                runs,
+                snapshot.manifest.indexes.clone(),
+                overlay,
+            ))
         })
         .await??
     };
@@ -216,9 +234,28 @@ pub async fn run(roots: &[PathBuf], args: BenchArgs) -> anyhow::Result<()> {
                 format!("{:.1}%", 100.0 * ms / total.max(1e-9)),
             ]);
         }
+        if let Some(o) = &overlay {
+            rows.push(vec![
+                format!(
+                    "with live events of {} users ({} events): p50 without / with overlay",
+                    o.users, o.events
+                ),
+                format!(
+                    "{:.3} / {:.3} ms ({:.3}x)",
+                    o.without_p50,
+                    o.with_p50,
+                    o.with_p50 / o.without_p50.max(1e-9)
+                ),
+            ]);
+        }
         print!("{}", table(&["QUERY", "FIGURE"], &rows));
         query_json = serde_json::json!({
             "text": args.query, "p50_ms": q50, "p99_ms": q99, "mean_ms": qmean,
+            "overlay": overlay.as_ref().map(|o| serde_json::json!({
+                "live_users": o.users, "live_events": o.events,
+                "p50_without_ms": o.without_p50, "p50_with_ms": o.with_p50,
+                "ratio": o.with_p50 / o.without_p50.max(1e-9),
+            })),
             "stage_share": per_stage.iter().map(|(s, ms)| (s.to_string(), ms / total.max(1e-9))).collect::<std::collections::BTreeMap<_, _>>(),
         });
     }
@@ -238,6 +275,92 @@ pub async fn run(roots: &[PathBuf], args: BenchArgs) -> anyhow::Result<()> {
         std::fs::write(out, serde_json::to_string_pretty(&json)?)?;
     }
     Ok(())
+}
+
+/// The live overlay's cost on a query: p50 with and without it, for users who have live
+/// events.
+struct OverlayCost {
+    users: usize,
+    events: usize,
+    without_p50: f64,
+    with_p50: f64,
+}
+
+/// Writes 5 clicks for each of `n` of the model's users into its log, reads the log into an
+/// overlay, and times `text` for those users with and without it, alternating.
+fn overlay_cost(
+    registry: &Registry,
+    snapshot: &Snapshot,
+    text: &str,
+    n: usize,
+    requests: usize,
+) -> feed_engine::Result<OverlayCost> {
+    use feed_engine::live::{self, Event, EventLog, LiveUsers};
+    let ids = snapshot.user_ids();
+    let n_items = snapshot.n_items() as u64;
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let users: Vec<String> = (0..n).map(|k| ids[k % ids.len()].clone()).collect();
+    let log = EventLog::open(&live::log_dir(&registry.model_dir(snapshot.model())))?;
+    let mut events = 0;
+    for chunk in users.chunks(10_000) {
+        let batch: Vec<Event> = chunk
+            .iter()
+            .flat_map(|u| (0..5).map(move |_| u.clone()))
+            .map(|user_id| Event {
+                event_id: None,
+                user_id,
+                item_id: snapshot.item_id((next() % n_items) as u32).to_string(),
+                kind: "click".into(),
+                timestamp: 1.0,
+                value: None,
+                request_id: None,
+                position: None,
+            })
+            .collect();
+        events += batch.len();
+        log.append(batch)?;
+    }
+    let overlay = LiveUsers::of_model(registry, snapshot.model())?;
+    let layered = overlay.over(snapshot);
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for k in 0..requests {
+        let user_id = users[(next() % users.len() as u64) as usize].clone();
+        let mut params = feed_engine::Params::new();
+        params.insert("user_id".into(), feed_engine::ParamValue::Str(user_id));
+        let req = feed_engine::QueryRequest {
+            text: Some(text.to_string()),
+            params,
+            ..Default::default()
+        };
+        // Alternate which goes first, so that neither always finds the caches warmer.
+        for live_first in [k % 2 == 0, k % 2 == 1] {
+            let t = Instant::now();
+            let r = if live_first {
+                snapshot.query_live(&req, None, &layered)?
+            } else {
+                snapshot.query(&req)?
+            };
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            if live_first {
+                with.push(ms);
+            } else {
+                without.push(ms);
+            }
+            std::hint::black_box(r);
+        }
+    }
+    Ok(OverlayCost {
+        users: n,
+        events,
+        without_p50: percentiles(without).0,
+        with_p50: percentiles(with).0,
+    })
 }
 
 /// p50, p99 and mean of a sample (zeros when empty).

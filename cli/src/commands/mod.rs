@@ -6,6 +6,7 @@ pub mod bench_vectors;
 pub mod create;
 pub mod delete;
 pub mod events;
+pub mod items;
 pub mod list;
 pub mod query;
 pub mod rank;

@@ -4,8 +4,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::Args;
-use feed_engine::live::LiveUsers;
-use feed_engine::{Error, Params, QueryRequest, Registry, Snapshot};
+use feed_engine::{Error, Params, QueryRequest, Registry};
 
 use crate::output::ranking_table;
 
@@ -58,8 +57,7 @@ pub async fn run(home: &Path, args: QueryArgs) -> anyhow::Result<()> {
         explain: args.explain,
     };
     let result = tokio::task::spawn_blocking(move || {
-        let snapshot = Snapshot::load_active(&registry, &args.model_name)?;
-        let live = LiveUsers::of_model(&registry, &args.model_name)?;
+        let (snapshot, live) = feed_engine::live::load_active(&registry, &args.model_name)?;
         snapshot.query_live(&req, None, &live.over(&snapshot))
     })
     .await?

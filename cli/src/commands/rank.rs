@@ -4,8 +4,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::Args;
-use feed_engine::live::LiveUsers;
-use feed_engine::{RankRequest, Registry, Snapshot};
+use feed_engine::{RankRequest, Registry};
 
 use crate::output::ranking_table;
 
@@ -30,8 +29,7 @@ pub async fn run(home: &Path, args: RankArgs) -> anyhow::Result<()> {
     let registry = Registry::open(home)?;
     let name = args.model_name.clone();
     let ranking = tokio::task::spawn_blocking(move || {
-        let snapshot = Snapshot::load_active(&registry, &args.model_name)?;
-        let live = LiveUsers::of_model(&registry, &args.model_name)?;
+        let (snapshot, live) = feed_engine::live::load_active(&registry, &args.model_name)?;
         let req = RankRequest {
             user_id: args.user_id,
             limit: args.limit,

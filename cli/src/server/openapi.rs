@@ -132,6 +132,28 @@ const OPERATIONS: &[Operation] = &[
         answer: schema::<EventsResponse>,
         errors: EVENTS_ERRORS,
     },
+    Operation {
+        method: "post",
+        path: "/models/{name}/items",
+        summary: "Set item attributes, add items or delete them (a JSON array, or NDJSON): answered once they are on disk and applied; the next query's filters see them",
+        body: Some(list_of::<crate::events::ItemBody>),
+        ndjson_line: Some(schema::<crate::events::ItemBody>),
+        answer: schema::<ItemsResponse>,
+        errors: ITEMS_ERRORS,
+    },
+];
+
+const ITEMS_ERRORS: &[(u16, &str)] = &[
+    (
+        400,
+        "a row is not JSON (`field` names the row: `items[3]`)",
+    ),
+    (404, "unknown model, or no ACTIVE version yet"),
+    (413, "the body is larger than the limit (16 MiB)"),
+    (
+        422,
+        "a row lacks `item_id`, names an attribute the items do not have, or a value that does not fit its column (`field`: `items[3].attributes.price`); nothing of the batch is written",
+    ),
 ];
 
 const EVENTS_ERRORS: &[(u16, &str)] = &[

@@ -15,8 +15,8 @@ use feed_engine::{Error, QueryRequest, RankRequest};
 use super::error::ApiError;
 use super::AppState;
 use crate::wire::{
-    Evaluation, EventsResponse, Explanation, Health, ModelSummary, ModelView, QueryBody, QueryItem,
-    QueryResponse, RankBody, RankResponse, Version,
+    Evaluation, EventsResponse, Explanation, Health, ItemsResponse, ModelSummary, ModelView,
+    QueryBody, QueryItem, QueryResponse, RankBody, RankResponse, Version,
 };
 
 type Shared = State<Arc<AppState>>;
@@ -37,6 +37,10 @@ pub fn router(state: Arc<AppState>, request_timeout: std::time::Duration) -> Rou
         .route(
             "/models/{name}/events",
             post(post_events).layer(axum::extract::DefaultBodyLimit::max(EVENTS_BODY_LIMIT)),
+        )
+        .route(
+            "/models/{name}/items",
+            post(post_items).layer(axum::extract::DefaultBodyLimit::max(EVENTS_BODY_LIMIT)),
         )
         .route("/query", post(query))
         // Every error is JSON, unknown routes and methods included.
@@ -183,19 +187,7 @@ async fn post_events(
     let live = state.live(&name);
     // Parsing up to 16 MiB and the fsync run on the blocking pool, off the async workers.
     let appended = blocking_api(move || {
-        let events = crate::events::parse(&body, crate::events::now()).map_err(|e| {
-            let status = if e.syntax {
-                StatusCode::BAD_REQUEST
-            } else {
-                StatusCode::UNPROCESSABLE_ENTITY
-            };
-            ApiError::Body {
-                status,
-                message: e.to_string(),
-                field: e.path(),
-                hint: None,
-            }
-        })?;
+        let events = crate::events::parse(&body, crate::events::now()).map_err(row_error)?;
         feed_engine::live::check_batch(&events, &snapshot.config.events)?;
         let received = events.len();
         let appended = live.log()?.append(events)?;
@@ -212,6 +204,62 @@ async fn post_events(
         accepted: appended.1.accepted,
         duplicates: appended.1.duplicates,
     }))
+}
+
+/// A batch's mistake: 400 when it is not JSON, 422 when a row's content is wrong.
+fn row_error(e: crate::events::RowError) -> ApiError {
+    let status = if e.syntax {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    ApiError::Body {
+        status,
+        message: e.to_string(),
+        field: e.path(),
+        hint: None,
+    }
+}
+
+/// `POST /models/{name}/items`: catalog changes, acknowledged once durable and applied, so
+/// that the next query's filters see them.
+async fn post_items(
+    State(state): Shared,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<ItemsResponse>, ApiError> {
+    let snapshot = active(&state, &name)?;
+    blocking_api(move || {
+        let changes = crate::events::parse_items(&body).map_err(row_error)?;
+        feed_engine::live::check_changes(&changes, &snapshot)?;
+        let deleted = changes.iter().filter(|c| c.delete).count();
+        let updated = changes
+            .iter()
+            .filter(|c| !c.delete && snapshot.has_item(&c.item_id))
+            .count();
+        let added = changes
+            .iter()
+            .filter(|c| !c.delete && !snapshot.has_item(&c.item_id))
+            .map(|c| c.item_id.as_str())
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        let received = changes.len();
+        let live = state.live(&name);
+        live.item_log()?.append(changes)?;
+        // Applied before answering, so that the next query filters on the new values. The
+        // changes are durable already: a failure here is the next poll's to retry.
+        if let Err(e) = state.apply_items(&name) {
+            tracing::warn!(model = %name, "applying item changes: {e}");
+        }
+        Ok(ItemsResponse {
+            received,
+            updated,
+            added,
+            deleted,
+        })
+    })
+    .await
+    .map(Json)
 }
 
 async fn query(

@@ -7,19 +7,23 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use feed_engine::live::{EventLog, LiveUsers};
+use feed_engine::live::{EventLog, ItemLog, LiveItems, LiveUsers};
 use feed_engine::query::Pages;
 use feed_engine::{Registry, Snapshot};
 
-/// A model's live events: the overlay read from its log by every request, and the log's
-/// writer, started on the first batch this server takes.
+/// A model's live events and catalog changes: the overlays read from its logs, and the logs'
+/// writers, started on the first batch this server takes.
 pub struct Live {
     pub users: LiveUsers,
+    pub items: LiveItems,
     log: OnceLock<EventLog>,
+    item_log: OnceLock<ItemLog>,
+    /// Held while the catalog changes are applied: one build at a time per model.
+    applying: Mutex<()>,
 }
 
 impl Live {
-    /// The writer of the log (its thread starts on first use).
+    /// The writer of the event log (its thread starts on first use).
     pub fn log(&self) -> feed_engine::Result<&EventLog> {
         if let Some(log) = self.log.get() {
             return Ok(log);
@@ -27,6 +31,23 @@ impl Live {
         let log = EventLog::open(self.users.dir())?;
         Ok(self.log.get_or_init(|| log))
     }
+
+    /// The writer of the item log.
+    pub fn item_log(&self) -> feed_engine::Result<&ItemLog> {
+        if let Some(log) = self.item_log.get() {
+            return Ok(log);
+        }
+        let log = ItemLog::open(self.items.dir())?;
+        Ok(self.item_log.get_or_init(|| log))
+    }
+}
+
+/// A loaded version with the model's catalog changes applied, and what it was built from.
+#[derive(Clone)]
+struct Applied {
+    base: Arc<Snapshot>,
+    generation: u64,
+    serving: Arc<Snapshot>,
 }
 
 pub struct AppState {
@@ -34,6 +55,8 @@ pub struct AppState {
     /// Rankings being paged through, so that later pages continue the first.
     pub pages: Pages,
     snapshots: ArcSwap<HashMap<String, Arc<Snapshot>>>,
+    /// Each model's loaded version with its live catalog changes applied, when it has any.
+    applied: ArcSwap<HashMap<String, Applied>>,
     /// Versions that failed to load: not retried (their files do not change), logged once.
     failed: Mutex<HashSet<(String, u32)>>,
     /// Live events by model, read from each model's log.
@@ -50,6 +73,7 @@ impl AppState {
             registry,
             pages: Pages::new(),
             snapshots: ArcSwap::from_pointee(HashMap::new()),
+            applied: ArcSwap::from_pointee(HashMap::new()),
             failed: Mutex::new(HashSet::new()),
             live_models: Mutex::new(HashMap::new()),
             requests: AtomicU64::new(0),
@@ -94,10 +118,13 @@ impl AppState {
         let mut live = self.live_models.lock().unwrap_or_else(|e| e.into_inner());
         live.entry(model.to_string())
             .or_insert_with(|| {
-                let dir = feed_engine::live::log_dir(&self.registry.model_dir(model));
+                let dir = self.registry.model_dir(model);
                 Arc::new(Live {
-                    users: LiveUsers::new(&dir),
+                    users: LiveUsers::new(&feed_engine::live::log_dir(&dir)),
+                    items: LiveItems::new(&feed_engine::live::items_dir(&dir)),
                     log: OnceLock::new(),
+                    item_log: OnceLock::new(),
+                    applying: Mutex::new(()),
                 })
             })
             .clone()
@@ -117,12 +144,69 @@ impl AppState {
                     tracing::warn!(%model, "reading live events: {e}");
                 }
             }
+            let items = feed_engine::live::items_dir(&self.registry.model_dir(model));
+            if items.exists() {
+                if let Err(e) = self.apply_items(model) {
+                    tracing::warn!(%model, "applying live item changes: {e}");
+                }
+            }
+        }
+        // Models no longer served keep no build.
+        if self
+            .applied
+            .load()
+            .keys()
+            .any(|m| !watermarks.contains_key(m))
+        {
+            self.applied.rcu(|applied| {
+                let mut kept = HashMap::clone(applied);
+                kept.retain(|m, _| watermarks.contains_key(m));
+                kept
+            });
         }
     }
 
-    /// The loaded ACTIVE version of `model`, if any.
+    /// Reads `model`'s item log and applies its changes over the loaded version, unless what
+    /// is applied is current. Builds off the request path (a catalog-sized copy of the changed
+    /// columns); requests keep the previous build until the new one is stored.
+    pub fn apply_items(&self, model: &str) -> feed_engine::Result<()> {
+        let Some(base) = self.snapshots.load().get(model).cloned() else {
+            return Ok(());
+        };
+        let live = self.live(model);
+        let _one = live.applying.lock().unwrap_or_else(|e| e.into_inner());
+        live.items.follow(base.manifest.live_items_watermark)?;
+        let generation = live.items.generation();
+        if let Some(a) = self.applied.load().get(model) {
+            if Arc::ptr_eq(&a.base, &base) && a.generation == generation {
+                return Ok(());
+            }
+        }
+        let serving = match live.items.apply(&base)? {
+            Some(s) => Arc::new(s),
+            None => base.clone(),
+        };
+        let applied = Applied {
+            base,
+            generation,
+            serving,
+        };
+        self.applied.rcu(|current| {
+            let mut next = HashMap::clone(current);
+            next.insert(model.to_string(), applied.clone());
+            next
+        });
+        Ok(())
+    }
+
+    /// The ACTIVE version of `model` as served: loaded, with the model's live catalog changes
+    /// applied once they are built.
     pub fn snapshot(&self, model: &str) -> Option<Arc<Snapshot>> {
-        self.snapshots.load().get(model).cloned()
+        let base = self.snapshots.load().get(model).cloned()?;
+        match self.applied.load().get(model) {
+            Some(a) if Arc::ptr_eq(&a.base, &base) => Some(a.serving.clone()),
+            _ => Some(base),
+        }
     }
 
     /// Brings the map in line with the registry: loads versions that became ACTIVE, drops

@@ -123,6 +123,20 @@ pub trait TrainedPolicy: Scorer {
         None
     }
 
+    /// Vectors for items added after training, from their attributes: `added` holds their rows
+    /// (`item_id` and attributes); `trained` and `users` the version's own item and user rows,
+    /// as it trained on them (what features are fitted on). `None` when the policy cannot place
+    /// an item from its features (the added items then get zero vectors). Called off the
+    /// request path, once per change of the catalog.
+    fn embed_items(
+        &self,
+        _added: &datafusion::arrow::array::RecordBatch,
+        _trained: &datafusion::arrow::array::RecordBatch,
+        _users: &datafusion::arrow::array::RecordBatch,
+    ) -> Result<Option<Vec<f32>>> {
+        Ok(None)
+    }
+
     /// Epochs, device and time of a neural policy's training (stored with its evaluation).
     fn training_summary(&self) -> Option<&TrainingSummary> {
         None

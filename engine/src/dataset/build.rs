@@ -38,6 +38,8 @@ pub struct FetchStats {
     pub logged_events: u64,
     /// The log's events numbered below this are in the dataset (see [`Logged::watermark`]).
     pub live_watermark: u64,
+    /// See [`Logged::items_watermark`].
+    pub live_items_watermark: u64,
 }
 
 /// Events of the model's live log to train on with the fetched ones: the interactions among
@@ -47,6 +49,9 @@ pub struct FetchStats {
 pub struct Logged {
     pub events: Vec<LoggedEvent>,
     pub watermark: u64,
+    /// The item log's changes numbered below this were logged before the fetch began: the
+    /// fetched items are the source's word on them.
+    pub items_watermark: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +137,7 @@ pub async fn build(
     let mut stats = FetchStats {
         logged_events: logged.events.len() as u64,
         live_watermark: logged.watermark,
+        live_items_watermark: logged.items_watermark,
         ..FetchStats::default()
     };
     let mut items = IdMap::default();

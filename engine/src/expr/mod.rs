@@ -12,6 +12,7 @@ mod names;
 mod params;
 mod translate;
 mod types;
+mod window;
 
 pub use arg::Arg;
 pub use eval::{batch, evaluate, substitute, Values};
@@ -21,5 +22,6 @@ pub use params::{
     check as check_params, check_uses, from_default, missing, ParamType, ParamUse, ParamValue,
     Params,
 };
-pub use translate::{bind, Bound, Needs, Stage};
+pub use translate::{bind, check_live_window, Bound, Needs, Recent, Stage, LIVE_HORIZON};
 pub use types::Ty;
+pub use window::{window_seconds, WINDOW_HINT};

@@ -48,6 +48,11 @@ pub struct Needs {
     pub params: BTreeMap<String, Vec<ParamUse>>,
     /// The users of `seen(...)`, in column order (`seen.0`, `seen.1`, ...).
     pub seen: Vec<Arg<String>>,
+    /// The users and windows of `served(...)`, in column order (`served.0`, ...); a window is
+    /// checked text (a literal) or read per request (a parameter).
+    pub served: Vec<(Arg<String>, Arg<String>)>,
+    /// `recent(...)` and `affinity(...)` inputs, in column order (`recent.0`, ...).
+    pub recent: Vec<Recent>,
     /// Reads the `value_model` column.
     pub value_model: bool,
     /// Reads `now_seconds()`.
@@ -60,12 +65,21 @@ impl Needs {
     /// Whether a filter with these needs depends on nothing per request but its parameters (so
     /// its mask can be cached by their values).
     pub fn per_request(&self) -> bool {
-        !self.user_columns.is_empty() || self.now || !self.seen.is_empty()
+        !self.user_columns.is_empty()
+            || self.now
+            || !self.seen.is_empty()
+            || !self.served.is_empty()
+            || !self.recent.is_empty()
     }
 
     /// Adds what `other` reads (a value model inside a query's score).
     pub fn merge(&mut self, other: &Needs) {
         self.item_columns.extend(other.item_columns.iter().cloned());
+        for r in &other.recent {
+            if !self.recent.contains(r) {
+                self.recent.push(r.clone());
+            }
+        }
         self.outputs.extend(other.outputs.iter().cloned());
         self.retrieval.extend(other.retrieval.iter().cloned());
         self.user_columns.extend(
@@ -538,6 +552,34 @@ impl Binder<'_> {
         }
     }
 
+    /// The window argument of `served`, `recent` or `affinity` (the longest when absent): a
+    /// literal checked now, or a parameter read per request.
+    fn window(&mut self, e: Option<&Expr>, what: &str) -> Result<Arg<String>, QueryError> {
+        let Some(w) = e else {
+            return Ok(Arg::Lit(LIVE_DEFAULT.to_string()));
+        };
+        match feed_lang::window_arg(w) {
+            Some(ExprKind::Str(s)) => {
+                check_live_window(s.as_str())
+                    .map_err(|m| check_error(m, w.span, Some(super::WINDOW_HINT.into())))?;
+                Ok(Arg::Lit(s.clone()))
+            }
+            Some(ExprKind::Param(p)) => {
+                self.param(
+                    p,
+                    ParamType::Scalar(Ty::Str),
+                    format!("the window of {what}"),
+                );
+                Ok(Arg::Param(p.clone()))
+            }
+            _ => Err(check_error(
+                format!("the last argument of {what} is its window: `within = '1h'`"),
+                w.span,
+                None,
+            )),
+        }
+    }
+
     fn id_arg(&mut self, e: &Expr, what: &str) -> Result<Arg<String>, QueryError> {
         match &e.kind {
             ExprKind::Str(s) => Ok(Arg::Lit(s.clone())),
@@ -576,6 +618,66 @@ impl Binder<'_> {
                     }
                 };
                 (column(format!("seen.{i}")), Ty::Bool)
+            }
+            "served" => {
+                if self.stage != Stage::Filter {
+                    return Err(check_error("served() belongs in WHERE", span, None));
+                }
+                let user = self.id_arg(&args[0], "served()")?;
+                let window = self.window(args.get(1), "served()")?;
+                let key = (user, window);
+                let i = match self.needs.served.iter().position(|u| *u == key) {
+                    Some(i) => i,
+                    None => {
+                        self.needs.served.push(key);
+                        self.needs.served.len() - 1
+                    }
+                };
+                (column(format!("served.{i}")), Ty::Bool)
+            }
+            "recent" | "affinity" => {
+                if self.stage == Stage::ValueModel {
+                    return Err(check_error(
+                        format!("{name}() reads a user's events: use it in a query"),
+                        span,
+                        None,
+                    ));
+                }
+                let what = format!("{name}()");
+                let user = self.id_arg(&args[0], &what)?;
+                let window = self.window(args.get(2), &what)?;
+                let input = match (name, &args[1].kind) {
+                    ("recent", ExprKind::Str(kind)) => Recent::Count {
+                        user,
+                        kind: kind.clone(),
+                        window,
+                    },
+                    ("affinity", ExprKind::Path(p))
+                        if p.parts.len() == 2 && p.parts[0].name.eq_ignore_ascii_case("item") =>
+                    {
+                        let (column, _) = self.names.item(&p.parts[1].name, p.parts[1].span)?;
+                        Recent::Affinity {
+                            user,
+                            column: column.to_string(),
+                            window,
+                        }
+                    }
+                    _ => {
+                        return Err(check_error(
+                            format!("{name}()'s second argument is an event type ('like') for recent(), an item column for affinity()"),
+                            args[1].span,
+                            None,
+                        ))
+                    }
+                };
+                let i = match self.needs.recent.iter().position(|r| *r == input) {
+                    Some(i) => i,
+                    None => {
+                        self.needs.recent.push(input);
+                        self.needs.recent.len() - 1
+                    }
+                };
+                (column(format!("recent.{i}")), Ty::Num)
             }
             "truncate" => {
                 let n = match &args[0].kind {
@@ -699,5 +801,54 @@ impl Binder<'_> {
                 ))
             }
         })
+    }
+}
+
+/// A score input from the user's recent live events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recent {
+    /// `recent(user, 'type', within)`: how many events of the type the user sent in the window.
+    Count {
+        user: Arg<String>,
+        kind: String,
+        window: Arg<String>,
+    },
+    /// `affinity(user, item.column, within)`: the share of the user's interactions in the
+    /// window whose item has a value of `column` the candidate has too.
+    Affinity {
+        user: Arg<String>,
+        column: String,
+        window: Arg<String>,
+    },
+}
+
+impl Recent {
+    pub fn user(&self) -> &Arg<String> {
+        match self {
+            Recent::Count { user, .. } | Recent::Affinity { user, .. } => user,
+        }
+    }
+
+    pub fn window(&self) -> &Arg<String> {
+        match self {
+            Recent::Count { window, .. } | Recent::Affinity { window, .. } => window,
+        }
+    }
+}
+
+/// The window of `served()`, `recent()` and `affinity()` without one: all the server keeps.
+pub const LIVE_DEFAULT: &str = "1d";
+/// The longest window over live events, in seconds: how long the server keeps an event after a
+/// version trained on it (impressions, which no version holds, as long).
+pub const LIVE_HORIZON: i64 = 86_400;
+
+/// A window over live events in seconds, or what is wrong with it.
+pub fn check_live_window(text: &str) -> std::result::Result<i64, String> {
+    match super::window_seconds(text) {
+        None => Err(format!("`{text}` is not a time window")),
+        Some(s) if s > LIVE_HORIZON => Err(format!(
+            "live events are kept for a day: a window of at most '1d', not `{text}`"
+        )),
+        Some(s) => Ok(s),
     }
 }

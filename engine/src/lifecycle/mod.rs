@@ -330,8 +330,8 @@ pub async fn run(
     let result = match reusable {
         Some(from) => redeploy(run.clone(), Arc::new(config), from).await,
         None => {
-            let log_dir = crate::live::log_dir(&registry.model_dir(&config.name));
-            execute(run.clone(), Arc::new(config), plan, options, &log_dir).await
+            let model_dir = registry.model_dir(&config.name);
+            execute(run.clone(), Arc::new(config), plan, options, &model_dir).await
         }
     };
     match result {
@@ -405,16 +405,17 @@ async fn execute(
     config: Arc<ModelConfig>,
     plan: fetch::FetchPlan,
     options: RunOptions,
-    log_dir: &std::path::Path,
+    model_dir: &std::path::Path,
 ) -> Result<Outcome> {
     run.set_status(Status::Fetching, "fetching events, items and users")?;
     let start = Instant::now();
     // The fetch runs within its time budget; on expiry the stream is dropped, which stops the
     // query.
     let limits = config.fetch_limits;
-    // The live log's interactions up to now train with the fetched events.
+    // The live log's interactions up to now train with the fetched events; the item changes
+    // logged so far are the source's to show from now on.
     let logged = {
-        let (dir, events) = (log_dir.to_path_buf(), config.events.clone());
+        let (dir, events) = (model_dir.to_path_buf(), config.events.clone());
         on_blocking_pool("reading the event log", move || {
             crate::live::for_training(&dir, &events)
         })

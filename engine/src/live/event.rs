@@ -31,6 +31,12 @@ pub struct Event {
     pub position: Option<u32>,
 }
 
+impl super::log::Entry for Event {
+    fn dedup_id(&self) -> Option<&str> {
+        self.event_id.as_deref()
+    }
+}
+
 /// The impressions of a served page: one `impression` event per item, with its 1-based
 /// position (after `offset` items of earlier pages) and score, all naming `request_id`.
 pub fn impressions(

@@ -20,8 +20,24 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Mutex;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use super::event::Event;
 use crate::error::{Error, Result};
+
+/// What a log holds: events, or changes to the catalog. One record is one batch of entries,
+/// numbered from 0 across the log.
+pub trait Entry: Serialize + DeserializeOwned + Clone + Send + 'static {
+    /// The sender's id for the entry: a second entry with an id the log holds is a duplicate,
+    /// counted and not written. `None`: never a duplicate.
+    fn dedup_id(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// The log of a model's events.
+pub type EventLog = Log<Event>;
 
 /// A segment is closed once a record would take it past this size.
 const SEGMENT_BYTES: u64 = 64 << 20;
@@ -30,10 +46,10 @@ const HEADER: usize = 16;
 
 /// One accepted batch.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Record {
-    /// The sequence number of the first event (events are numbered from 0 across the log).
+pub struct Record<T = Event> {
+    /// The sequence number of the first entry (entries are numbered from 0 across the log).
     pub seq: u64,
-    pub events: Vec<Event>,
+    pub entries: Vec<T>,
 }
 
 /// A place in the log: a segment and a byte offset in it. Positions order as the log does.
@@ -78,7 +94,7 @@ fn segments(dir: &Path) -> Result<Vec<u32>> {
     Ok(out)
 }
 
-fn encode(seq: u64, events: &[Event]) -> Result<Vec<u8>> {
+fn encode<T: Entry>(seq: u64, events: &[T]) -> Result<Vec<u8>> {
     let payload =
         serde_json::to_vec(events).map_err(|e| Error::Internal(format!("encoding events: {e}")))?;
     let len = u32::try_from(payload.len())
@@ -96,7 +112,7 @@ fn encode(seq: u64, events: &[Event]) -> Result<Vec<u8>> {
 
 /// The complete records at the start of `buf`, and how many bytes they take. Parsing stops at
 /// the first record that is incomplete or fails its checksum.
-fn decode(buf: &[u8]) -> (Vec<Record>, usize) {
+fn decode<T: Entry>(buf: &[u8]) -> (Vec<Record<T>>, usize) {
     let mut records = Vec::new();
     let mut at = 0;
     while buf.len() - at >= HEADER {
@@ -112,10 +128,10 @@ fn decode(buf: &[u8]) -> (Vec<Record>, usize) {
         if hasher.finalize() != crc {
             break;
         }
-        let Ok(events) = serde_json::from_slice::<Vec<Event>>(payload) else {
+        let Ok(entries) = serde_json::from_slice::<Vec<T>>(payload) else {
             break;
         };
-        records.push(Record { seq, events });
+        records.push(Record { seq, entries });
         at += HEADER + len;
     }
     (records, at)
@@ -134,15 +150,15 @@ fn is_tail(rest: &[u8]) -> bool {
 
 /// What a read found: the records from a position on, where it stopped, and whether it stopped
 /// before a torn tail (bytes after the last complete record of the last segment).
-pub struct Read {
-    pub records: Vec<Record>,
+pub struct Read<T = Event> {
+    pub records: Vec<Record<T>>,
     pub end: Position,
     pub torn: bool,
 }
 
 /// Reads every complete record from `from` on. Never writes: a torn tail is reported, and left
 /// for a writer to truncate.
-pub fn read_from(dir: &Path, from: Position) -> Result<Read> {
+pub fn read_from<T: Entry>(dir: &Path, from: Position) -> Result<Read<T>> {
     let all = segments(dir)?;
     let mut out = Read {
         records: Vec::new(),
@@ -185,19 +201,19 @@ pub fn read_from(dir: &Path, from: Position) -> Result<Read> {
 }
 
 /// A batch waiting for the writer thread, and where its answer goes.
-struct Job {
-    events: Vec<Event>,
+struct Job<T> {
+    events: Vec<T>,
     reply: mpsc::SyncSender<Result<Appended>>,
 }
 
 /// The writing side of a model's log. Appends from many threads are grouped: one write and one
 /// fsync per group.
-pub struct EventLog {
+pub struct Log<T> {
     dir: PathBuf,
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: Mutex<mpsc::Sender<Job<T>>>,
 }
 
-impl EventLog {
+impl<T: Entry> Log<T> {
     /// The log in `dir` (created if absent). The writer thread starts here and ends when the log
     /// is dropped.
     pub fn open(dir: &Path) -> Result<Self> {
@@ -211,8 +227,8 @@ impl EventLog {
                     .map_err(|e| Error::storage(format!("syncing {}", parent.display()), e))?;
             }
         }
-        let (tx, rx) = mpsc::channel::<Job>();
-        let mut writer = Writer::new(dir);
+        let (tx, rx) = mpsc::channel::<Job<T>>();
+        let mut writer = Writer::<T>::new(dir);
         std::thread::Builder::new()
             .name("event-log".into())
             .spawn(move || {
@@ -235,7 +251,7 @@ impl EventLog {
 
     /// Queues `events` for the next group without waiting for the write: for what no one is
     /// answered about (impressions). A failure is logged by the caller's next append, not here.
-    pub fn submit(&self, events: Vec<Event>) {
+    pub fn submit(&self, events: Vec<T>) {
         let (reply, _) = mpsc::sync_channel(1);
         let _ = self
             .jobs
@@ -246,7 +262,7 @@ impl EventLog {
 
     /// Writes `events` durably (returns once they are fsynced), skipping those whose
     /// `event_id` the log already holds. Blocks: call it off the async runtime.
-    pub fn append(&self, events: Vec<Event>) -> Result<Appended> {
+    pub fn append(&self, events: Vec<T>) -> Result<Appended> {
         let (reply, answer) = mpsc::sync_channel(1);
         self.jobs
             .lock()
@@ -261,24 +277,26 @@ impl EventLog {
 
 /// The writer thread's state: how far it has read the log, the event ids in it, the next
 /// sequence number.
-struct Writer {
+struct Writer<T> {
     dir: PathBuf,
     read: Position,
     ids: HashSet<String>,
     next_seq: u64,
+    entries: std::marker::PhantomData<T>,
 }
 
-impl Writer {
+impl<T: Entry> Writer<T> {
     fn new(dir: &Path) -> Self {
         Self {
             dir: dir.to_path_buf(),
             read: Position::default(),
             ids: HashSet::new(),
             next_seq: 0,
+            entries: std::marker::PhantomData,
         }
     }
 
-    fn write_group(&mut self, group: Vec<Job>) {
+    fn write_group(&mut self, group: Vec<Job<T>>) {
         match self.try_write(&group) {
             Ok(answers) => {
                 for (job, answer) in group.into_iter().zip(answers) {
@@ -299,7 +317,7 @@ impl Writer {
         }
     }
 
-    fn try_write(&mut self, group: &[Job]) -> Result<Vec<Appended>> {
+    fn try_write(&mut self, group: &[Job<T>]) -> Result<Vec<Appended>> {
         let lock_path = self.dir.join(".lock");
         let lock = OpenOptions::new()
             .create(true)
@@ -316,8 +334,8 @@ impl Writer {
             let mut kept = Vec::with_capacity(job.events.len());
             let mut duplicates = 0;
             for e in &job.events {
-                match &e.event_id {
-                    Some(id) if !self.ids.insert(id.clone()) => duplicates += 1,
+                match e.dedup_id() {
+                    Some(id) if !self.ids.insert(id.to_string()) => duplicates += 1,
                     _ => kept.push(e.clone()),
                 }
             }
@@ -344,11 +362,14 @@ impl Writer {
     /// Reads what other writers appended since this one last looked, and truncates a torn
     /// tail (a crash mid-write): the caller holds the log's lock.
     fn catch_up(&mut self) -> Result<()> {
-        let read = read_from(&self.dir, self.read)?;
+        let read = read_from::<T>(&self.dir, self.read)?;
         for r in &read.records {
-            self.ids
-                .extend(r.events.iter().filter_map(|e| e.event_id.clone()));
-            self.next_seq = r.seq + r.events.len() as u64;
+            self.ids.extend(
+                r.entries
+                    .iter()
+                    .filter_map(|e| e.dedup_id().map(str::to_string)),
+            );
+            self.next_seq = r.seq + r.entries.len() as u64;
         }
         self.read = read.end;
         if read.torn {
@@ -427,11 +448,11 @@ mod tests {
     }
 
     fn all_events(dir: &Path) -> Vec<Event> {
-        read_from(dir, Position::default())
+        read_from::<Event>(dir, Position::default())
             .unwrap()
             .records
             .into_iter()
-            .flat_map(|r| r.events)
+            .flat_map(|r| r.entries)
             .collect()
     }
 
@@ -456,7 +477,7 @@ mod tests {
             .map(|e| e.item_id)
             .collect();
         assert_eq!(items, ["i1", "i2", "i4"]);
-        let read = read_from(dir.path(), Position::default()).unwrap();
+        let read = read_from::<Event>(dir.path(), Position::default()).unwrap();
         assert_eq!(
             read.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
             [0, 2]
@@ -483,7 +504,7 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(&record[..record.len() / 2]).unwrap();
         drop(f);
-        let read = read_from(dir.path(), Position::default()).unwrap();
+        let read = read_from::<Event>(dir.path(), Position::default()).unwrap();
         assert!(read.torn);
         assert_eq!(read.end, end);
         assert_eq!(all_events(dir.path()).len(), 2);
@@ -496,13 +517,17 @@ mod tests {
             .filter_map(|e| e.event_id)
             .collect();
         assert_eq!(ids, ["e1", "e2", "e3"]);
-        assert!(!read_from(dir.path(), Position::default()).unwrap().torn);
+        assert!(
+            !read_from::<Event>(dir.path(), Position::default())
+                .unwrap()
+                .torn
+        );
         // A flipped byte fails the checksum: the record and what follows are a tail too.
         let mut bytes = std::fs::read(&path).unwrap();
         let last = bytes.len() - 3;
         bytes[last] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
-        let read = read_from(dir.path(), Position::default()).unwrap();
+        let read = read_from::<Event>(dir.path(), Position::default()).unwrap();
         assert!(read.torn);
         assert_eq!(read.records.len(), 2);
         // The same in the first record, with acknowledged records after it, is damage: refused,
@@ -510,7 +535,9 @@ mod tests {
         bytes[last] ^= 0xff;
         bytes[HEADER + 2] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
-        let e = read_from(dir.path(), Position::default()).err().unwrap();
+        let e = read_from::<Event>(dir.path(), Position::default())
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("damaged at byte 0"), "{e}");
         let log = EventLog::open(dir.path()).unwrap();
         assert!(log.append(vec![event("u1", "i4", None)]).is_err());

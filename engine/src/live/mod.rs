@@ -5,11 +5,16 @@
 //! after that watermark.
 
 pub mod event;
+mod items;
 pub mod log;
 mod overlay;
 
 pub use event::{check_batch, impressions, Event};
-pub use log::{read_from, Appended, EventLog, Position, Record};
+pub use items::{check_changes, items_dir, items_watermark, ItemChange, LiveItems};
+pub use log::{read_from, Appended, Entry, EventLog, Log, Position, Record};
+
+/// The log of a model's catalog changes.
+pub type ItemLog = Log<ItemChange>;
 pub use overlay::{Layered, LiveUsers};
 
 use std::path::{Path, PathBuf};
@@ -17,24 +22,40 @@ use std::path::{Path, PathBuf};
 use crate::config::EventsConfig;
 use crate::dataset::{Logged, LoggedEvent};
 use crate::error::Result;
+use crate::registry::Registry;
+use crate::serving::Snapshot;
+
+/// The ACTIVE version of `model` with its live catalog changes applied, and its live users:
+/// what a one-shot command (`feedctl rank`, `query`) serves from, as the server would.
+pub fn load_active(registry: &Registry, model: &str) -> Result<(Snapshot, LiveUsers)> {
+    let snapshot = Snapshot::load_active(registry, model)?;
+    let items = LiveItems::of_model(registry, model)?;
+    let snapshot = match items.apply(&snapshot)? {
+        Some(changed) => changed,
+        None => snapshot,
+    };
+    Ok((snapshot, LiveUsers::of_model(registry, model)?))
+}
 
 /// Where a model's log lives: `<model folder>/events`.
 pub fn log_dir(model_dir: &Path) -> PathBuf {
     model_dir.join("events")
 }
 
-/// What a new version trains on from the log: every interaction (by `events`, the new file's
-/// types) logged so far, and the watermark that says so.
-pub fn for_training(dir: &Path, events: &EventsConfig) -> Result<Logged> {
-    let read = read_from(dir, Position::default())?;
+/// What a new version trains on from the log of the model in `model_dir`: every interaction (by
+/// `events`, the new file's types) logged so far, and the watermark that says so; and how far
+/// the item log reached as its fetch began.
+pub fn for_training(model_dir: &Path, events: &EventsConfig) -> Result<Logged> {
+    let items_watermark = items_watermark(&items_dir(model_dir))?;
+    let read = read_from::<Event>(&log_dir(model_dir), Position::default())?;
     let watermark = read
         .records
         .last()
-        .map_or(0, |r| r.seq + r.events.len() as u64);
+        .map_or(0, |r| r.seq + r.entries.len() as u64);
     let events = read
         .records
         .into_iter()
-        .flat_map(|r| r.events)
+        .flat_map(|r| r.entries)
         .filter(|e| events.is_interaction(&e.kind))
         .map(|e| LoggedEvent {
             user_id: e.user_id,
@@ -44,5 +65,9 @@ pub fn for_training(dir: &Path, events: &EventsConfig) -> Result<Logged> {
             value: e.value.unwrap_or(1.0) as f32,
         })
         .collect();
-    Ok(Logged { events, watermark })
+    Ok(Logged {
+        events,
+        watermark,
+        items_watermark,
+    })
 }

@@ -12,11 +12,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
+use super::event::Event;
 use super::log::{read_from, Position};
+use crate::config::IMPRESSION;
 use crate::error::Result;
+use crate::expr::LIVE_HORIZON;
 use crate::registry::Registry;
 use crate::serving::artifacts::recent_len;
-use crate::serving::{Snapshot, UserState, UserView};
+use crate::serving::{RecentEvent, Snapshot, UserState, UserView};
 
 /// One live event of a user, as the overlay keeps it.
 #[derive(Debug, Clone)]
@@ -25,6 +28,8 @@ struct Live {
     kind: String,
     /// The event's number in the log (against a version's watermark).
     seq: u64,
+    /// Seconds since the epoch.
+    time: f64,
 }
 
 #[derive(Default)]
@@ -59,16 +64,17 @@ impl LiveUsers {
     /// listing and a read at the end of the last segment.
     pub fn catch_up(&self) -> Result<usize> {
         let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
-        let found = read_from(&self.dir, *read)?;
-        let n: usize = found.records.iter().map(|r| r.events.len()).sum();
+        let found = read_from::<Event>(&self.dir, *read)?;
+        let n: usize = found.records.iter().map(|r| r.entries.len()).sum();
         if n > 0 {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
             for r in found.records {
-                for (k, e) in r.events.into_iter().enumerate() {
+                for (k, e) in r.entries.into_iter().enumerate() {
                     state.users.entry(e.user_id).or_default().push(Live {
                         item: e.item_id,
                         kind: e.kind,
                         seq: r.seq + k as u64,
+                        time: e.timestamp,
                     });
                 }
             }
@@ -97,15 +103,18 @@ impl LiveUsers {
 
     /// Drops the events numbered below `watermark`: a version that trained on them serves
     /// them from its own arrays, and the overlay skips them anyway (see [`Layered`]).
+    /// Events of the last [`LIVE_HORIZON`] stay for `served()`, `recent()` and `affinity()`
+    /// (which read the log's times, not a version's arrays).
     pub fn forget_before(&self, watermark: u64) {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         if state.forgotten >= watermark {
             return;
         }
         let mut dropped = 0;
+        let horizon = now() - LIVE_HORIZON as f64;
         state.users.retain(|_, events| {
             let before = events.len();
-            events.retain(|e| e.seq >= watermark);
+            events.retain(|e| e.seq >= watermark || e.time >= horizon);
             dropped += before - events.len();
             !events.is_empty()
         });
@@ -148,7 +157,44 @@ pub struct Layered<'a> {
     snapshot: &'a Snapshot,
 }
 
+/// Seconds since the epoch now.
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 impl UserState for Layered<'_> {
+    fn served(&self, id: &str, since: f64) -> Vec<u32> {
+        let state = self.live.state.read().unwrap_or_else(|e| e.into_inner());
+        let Some(events) = state.users.get(id) else {
+            return Vec::new();
+        };
+        let catalog = &self.snapshot.catalog;
+        events
+            .iter()
+            .filter(|e| e.kind == IMPRESSION && e.time >= since)
+            .filter_map(|e| catalog.dense(&e.item))
+            .collect()
+    }
+
+    fn recent_events(&self, id: &str, since: f64) -> Vec<RecentEvent> {
+        let state = self.live.state.read().unwrap_or_else(|e| e.into_inner());
+        let Some(events) = state.users.get(id) else {
+            return Vec::new();
+        };
+        let types = &self.snapshot.config.events;
+        events
+            .iter()
+            .filter(|e| e.time >= since)
+            .map(|e| RecentEvent {
+                item: self.snapshot.catalog.dense(&e.item),
+                kind: e.kind.clone(),
+                interaction: types.is_interaction(&e.kind),
+            })
+            .collect()
+    }
+
     fn user(&self, id: &str) -> Option<UserView<'_>> {
         let base = self.snapshot.user_state().user(id);
         let state = self.live.state.read().unwrap_or_else(|e| e.into_inner());

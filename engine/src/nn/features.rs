@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use datafusion::arrow::array::{Array, Float64Array, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, Float64Array, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -30,24 +30,42 @@ pub struct FeatureTable {
     pub described: Vec<String>,
 }
 
-impl FeatureTable {
-    /// No features: `n_rows` empty rows.
-    pub fn empty(n_rows: usize) -> Self {
-        Self {
-            offsets: vec![0; n_rows + 1],
-            ..Default::default()
-        }
-    }
+/// How one feature column becomes tower inputs: fitted on the training rows, then applied to
+/// any rows (a later item is encoded as training encoded its peers).
+#[derive(Debug, Clone)]
+enum ColumnEncoding {
+    Numeric {
+        name: String,
+        mean: f64,
+        std: f64,
+    },
+    Tokens {
+        name: String,
+        multi: bool,
+        index: HashMap<String, u32>,
+        rare: u32,
+    },
+}
 
-    /// Encodes `specs` from `table` (one row per dense id; `None` when the file fetches no such
+/// The fitted encoding of a tower's features: vocabularies and standardisation.
+#[derive(Debug, Clone, Default)]
+pub struct FeatureEncoding {
+    columns: Vec<ColumnEncoding>,
+    n_tokens: usize,
+    n_numeric: usize,
+    described: Vec<String>,
+}
+
+impl FeatureEncoding {
+    /// Fits `specs` on the first `n_rows` rows of `table` (`None` when the file fetches no such
     /// table). `what` names the table in errors (`fetch.items`).
-    pub fn build(
+    pub fn fit(
         n_rows: usize,
         table: Option<&RecordBatch>,
         specs: &[FeatureSpec],
         what: &str,
     ) -> Result<Self> {
-        let mut out = Self::empty(n_rows);
+        let mut out = Self::default();
         if specs.is_empty() {
             return Ok(out);
         }
@@ -60,24 +78,14 @@ impl FeatureTable {
                 ),
             )
         })?;
-        let mut row_tokens: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n_rows];
-        let mut numeric_columns: Vec<Vec<f32>> = Vec::new();
         for spec in specs {
             let name = spec.column();
-            let column = table.column_by_name(name).ok_or_else(|| {
-                Error::invalid(
-                    what,
-                    format!("feature `{name}` is not a column of `{what}`"),
-                )
-            })?;
+            let column = column(table, name, what)?;
             let kind = spec.kind().unwrap_or_else(|| infer(column.as_ref()));
             match kind {
                 FeatureKind::Numeric => {
-                    let values = cast(column, &DataType::Float64).map_err(|e| {
-                        Error::invalid(what, format!("feature `{name}` is not numeric: {e}"))
-                    })?;
-                    let values = values.as_any().downcast_ref::<Float64Array>().expect("f64");
-                    let present: Vec<f64> = (0..values.len())
+                    let values = numbers(&column, name, what)?;
+                    let present: Vec<f64> = (0..values.len().min(n_rows))
                         .filter(|&i| values.is_valid(i) && values.value(i).is_finite())
                         .map(|i| values.value(i))
                         .collect();
@@ -85,6 +93,88 @@ impl FeatureTable {
                     let var = present.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
                         / present.len().max(1) as f64;
                     let std = var.sqrt().max(1e-9);
+                    out.described.push(format!(
+                        "{name}: numeric (mean {mean:.3}, std {std:.3}, {} missing)",
+                        n_rows - present.len().min(n_rows)
+                    ));
+                    out.columns.push(ColumnEncoding::Numeric {
+                        name: name.to_string(),
+                        mean,
+                        std,
+                    });
+                    out.n_numeric += 1;
+                }
+                FeatureKind::Categorical | FeatureKind::Multi => {
+                    let multi = kind == FeatureKind::Multi;
+                    let text = texts(&column, name, what)?;
+                    let mut counts: HashMap<String, usize> = HashMap::new();
+                    for i in 0..n_rows.min(text.len()) {
+                        if text.is_valid(i) {
+                            for t in split(text.value(i), multi) {
+                                *counts.entry(t.to_string()).or_default() += 1;
+                            }
+                        }
+                    }
+                    // Frequent values in sorted order get their own token (reproducible ids);
+                    // the rest share one.
+                    let mut vocab: Vec<&str> = counts
+                        .iter()
+                        .filter(|(_, &c)| c >= MIN_TOKEN_COUNT)
+                        .map(|(t, _)| t.as_str())
+                        .collect();
+                    vocab.sort_unstable();
+                    let base = out.n_tokens as u32;
+                    let index: HashMap<String, u32> = vocab
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| (t.to_string(), base + i as u32))
+                        .collect();
+                    let rare = base + vocab.len() as u32;
+                    out.n_tokens += vocab.len() + 1;
+                    out.described.push(format!(
+                        "{name}: {} ({} values, {} rare)",
+                        if multi { "multi-valued" } else { "categorical" },
+                        vocab.len(),
+                        counts.len() - vocab.len()
+                    ));
+                    out.columns.push(ColumnEncoding::Tokens {
+                        name: name.to_string(),
+                        multi,
+                        index,
+                        rare,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Token and numeric input counts: the shape of a tower's input layers.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.n_tokens, self.n_numeric)
+    }
+
+    /// The inputs of `n_rows` rows of `table` (rows past its end have no values).
+    pub fn encode(
+        &self,
+        n_rows: usize,
+        table: Option<&RecordBatch>,
+        what: &str,
+    ) -> Result<FeatureTable> {
+        let mut out = FeatureTable::empty(n_rows);
+        out.n_tokens = self.n_tokens;
+        out.n_numeric = self.n_numeric;
+        out.described = self.described.clone();
+        let Some(table) = table.filter(|_| !self.columns.is_empty()) else {
+            out.numeric = vec![0.0; n_rows * self.n_numeric];
+            return Ok(out);
+        };
+        let mut row_tokens: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n_rows];
+        let mut numeric_columns: Vec<Vec<f32>> = Vec::new();
+        for c in &self.columns {
+            match c {
+                ColumnEncoding::Numeric { name, mean, std } => {
+                    let values = numbers(&column(table, name, what)?, name, what)?;
                     numeric_columns.push(
                         (0..n_rows)
                             .map(|i| {
@@ -99,75 +189,24 @@ impl FeatureTable {
                             })
                             .collect(),
                     );
-                    out.described.push(format!(
-                        "{name}: numeric (mean {mean:.3}, std {std:.3}, {} missing)",
-                        n_rows - present.len().min(n_rows)
-                    ));
                 }
-                FeatureKind::Categorical | FeatureKind::Multi => {
-                    let text = cast(column, &DataType::Utf8).map_err(|e| {
-                        Error::invalid(
-                            what,
-                            format!("feature `{name}` cannot be read as text: {e}"),
-                        )
-                    })?;
-                    let text = text.as_any().downcast_ref::<StringArray>().expect("utf8");
-                    let split = |s: &str| -> Vec<String> {
-                        if kind == FeatureKind::Multi {
-                            s.split('|')
-                                .map(str::trim)
-                                .filter(|t| !t.is_empty())
-                                .map(str::to_string)
-                                .collect()
-                        } else {
-                            vec![s.trim().to_string()]
+                ColumnEncoding::Tokens {
+                    name,
+                    multi,
+                    index,
+                    rare,
+                } => {
+                    let text = texts(&column(table, name, what)?, name, what)?;
+                    for (r, tokens) in row_tokens.iter_mut().enumerate() {
+                        if r >= text.len() || !text.is_valid(r) {
+                            continue;
                         }
-                    };
-                    let rows: Vec<Vec<String>> = (0..n_rows)
-                        .map(|i| {
-                            if i < text.len() && text.is_valid(i) {
-                                split(text.value(i))
-                            } else {
-                                Vec::new()
-                            }
-                        })
-                        .collect();
-                    let mut counts: HashMap<&str, usize> = HashMap::new();
-                    for t in rows.iter().flatten() {
-                        *counts.entry(t.as_str()).or_default() += 1;
-                    }
-                    // Frequent values in sorted order get their own token (reproducible ids);
-                    // the rest share one.
-                    let mut vocab: Vec<&str> = counts
-                        .iter()
-                        .filter(|(_, &c)| c >= MIN_TOKEN_COUNT)
-                        .map(|(t, _)| *t)
-                        .collect();
-                    vocab.sort_unstable();
-                    let base = out.n_tokens as u32;
-                    let index: HashMap<&str, u32> = vocab
-                        .iter()
-                        .enumerate()
-                        .map(|(i, t)| (*t, base + i as u32))
-                        .collect();
-                    let rare = base + vocab.len() as u32;
-                    out.n_tokens += vocab.len() + 1;
-                    for (r, tokens) in rows.iter().enumerate() {
-                        let w = 1.0 / tokens.len().max(1) as f32;
-                        for t in tokens {
-                            row_tokens[r].push((index.get(t.as_str()).copied().unwrap_or(rare), w));
+                        let values = split(text.value(r), *multi);
+                        let w = 1.0 / values.len().max(1) as f32;
+                        for t in values {
+                            tokens.push((index.get(t).copied().unwrap_or(*rare), w));
                         }
                     }
-                    out.described.push(format!(
-                        "{name}: {} ({} values, {} rare)",
-                        if kind == FeatureKind::Multi {
-                            "multi-valued"
-                        } else {
-                            "categorical"
-                        },
-                        vocab.len(),
-                        counts.len() - vocab.len()
-                    ));
                 }
             }
         }
@@ -180,11 +219,76 @@ impl FeatureTable {
             }
             out.offsets.push(out.tokens.len());
         }
-        out.n_numeric = numeric_columns.len();
         out.numeric = (0..n_rows)
             .flat_map(|r| numeric_columns.iter().map(move |c| c[r]))
             .collect();
         Ok(out)
+    }
+}
+
+fn column(table: &RecordBatch, name: &str, what: &str) -> Result<ArrayRef> {
+    table.column_by_name(name).cloned().ok_or_else(|| {
+        Error::invalid(
+            what,
+            format!("feature `{name}` is not a column of `{what}`"),
+        )
+    })
+}
+
+fn numbers(column: &ArrayRef, name: &str, what: &str) -> Result<Float64Array> {
+    let values = cast(column, &DataType::Float64)
+        .map_err(|e| Error::invalid(what, format!("feature `{name}` is not numeric: {e}")))?;
+    Ok(values
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .expect("f64")
+        .clone())
+}
+
+fn texts(column: &ArrayRef, name: &str, what: &str) -> Result<StringArray> {
+    let text = cast(column, &DataType::Utf8).map_err(|e| {
+        Error::invalid(
+            what,
+            format!("feature `{name}` cannot be read as text: {e}"),
+        )
+    })?;
+    Ok(text
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("utf8")
+        .clone())
+}
+
+/// A value's tokens: the whole (trimmed) value, or its `|`-separated parts.
+fn split(s: &str, multi: bool) -> Vec<&str> {
+    if multi {
+        s.split('|')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect()
+    } else {
+        vec![s.trim()]
+    }
+}
+
+impl FeatureTable {
+    /// No features: `n_rows` empty rows.
+    pub fn empty(n_rows: usize) -> Self {
+        Self {
+            offsets: vec![0; n_rows + 1],
+            ..Default::default()
+        }
+    }
+
+    /// Encodes `specs` from `table` (one row per dense id; `None` when the file fetches no such
+    /// table), fitted on the same rows. `what` names the table in errors (`fetch.items`).
+    pub fn build(
+        n_rows: usize,
+        table: Option<&RecordBatch>,
+        specs: &[FeatureSpec],
+        what: &str,
+    ) -> Result<Self> {
+        FeatureEncoding::fit(n_rows, table, specs, what)?.encode(n_rows, table, what)
     }
 
     pub fn row_tokens(&self, r: usize) -> (&[u32], &[f32]) {

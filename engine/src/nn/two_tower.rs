@@ -256,6 +256,29 @@ impl<B: Backend> TwoTowerNet<B> {
     }
 }
 
+impl TwoTowerNet<crate::nn::Cpu> {
+    /// Item vectors from features alone for the rows of `table`: items the network has no id
+    /// embedding for (added after training), encoded as a cold item of training was.
+    pub fn encode_cold_items(&self, table: &FeatureTable) -> Vec<f32> {
+        let rows = table.offsets.len().saturating_sub(1) as u32;
+        let ids: Vec<u32> = (0..rows).collect();
+        let mut out = Vec::new();
+        for chunk in ids.chunks(ENCODE_BATCH) {
+            let mut b = TowerBatch::new(chunk, vec![0.0; chunk.len()], table, &[]);
+            // The id embedding is hidden (keep 0); any row of it will do.
+            b.ids.fill(0);
+            out.extend(
+                self.tower(false, &b)
+                    .into_data()
+                    .convert::<f32>()
+                    .into_vec::<f32>()
+                    .expect("f32 vectors"),
+            );
+        }
+        out
+    }
+}
+
 /// A training batch: users and their positive items (column i is row i's positive), the
 /// uniform negatives appended as extra columns.
 pub struct PairBatch {

@@ -11,7 +11,7 @@ use crate::config::TwoTowerConfig;
 use crate::dataset::Interactions;
 use crate::error::{Error, Result};
 use crate::nn::embeddings::{restore, Embeddings};
-use crate::nn::features::FeatureTable;
+use crate::nn::features::{FeatureEncoding, FeatureTable};
 use crate::nn::two_tower::{
     fit_two_tower, memory as two_tower_memory, NetConfig, TowerData, TowerShape, TwoTowerFit,
     TwoTowerNet,
@@ -91,6 +91,17 @@ pub struct TrainedTwoTower {
     weights: Vec<u8>,
     vectors: Embeddings,
     summary: Option<TrainingSummary>,
+    /// Where a loaded version's weights are (read when an item is added live).
+    dir: Option<std::path::PathBuf>,
+    /// The item tower and its fitted features, built on the first item added live.
+    cold: std::sync::OnceLock<std::result::Result<Cold, String>>,
+}
+
+/// What places an item added after training: the network (its item tower) and the item
+/// features' encoding as training fitted it.
+struct Cold {
+    net: TwoTowerNet<Cpu>,
+    items: FeatureEncoding,
 }
 
 impl Policy for TwoTower {
@@ -197,6 +208,8 @@ impl Policy for TwoTower {
                 items: Vec::new(),
             },
             summary: Some(fitted.summary),
+            dir: None,
+            cold: std::sync::OnceLock::new(),
         };
         model.refit(data)?;
         Ok(Box::new(model))
@@ -212,6 +225,55 @@ impl TrainedTwoTower {
             weights: Vec::new(),
             vectors: Embeddings::load(dir, config.hidden)?,
             summary: None,
+            dir: Some(dir.to_path_buf()),
+            cold: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The item tower and the item features' encoding, rebuilt from the version's weights and
+    /// the rows it trained on (the same rows give the same vocabularies and scales).
+    fn cold(
+        &self,
+        trained: &datafusion::arrow::array::RecordBatch,
+        users: &datafusion::arrow::array::RecordBatch,
+    ) -> Result<Cold> {
+        let c = &self.config;
+        let items = FeatureEncoding::fit(
+            trained.num_rows(),
+            Some(trained),
+            &c.item_features,
+            "fetch.items",
+        )?;
+        let user_features = FeatureEncoding::fit(
+            users.num_rows(),
+            Some(users),
+            &c.user_features,
+            "fetch.users",
+        )?;
+        let weights = match (&self.weights, &self.dir) {
+            (w, _) if !w.is_empty() => w.clone(),
+            (_, Some(dir)) => {
+                let path = dir.join(WEIGHTS);
+                std::fs::read(&path)
+                    .map_err(|e| Error::storage(format!("reading {}", path.display()), e))?
+            }
+            _ => return Err(Error::Internal("a two-tower model without weights".into())),
+        };
+        let (item_tokens, item_numeric) = items.shape();
+        let (user_tokens, user_numeric) = user_features.shape();
+        let net = NetConfig {
+            n_users: self.vectors.users.len() / c.hidden.max(1),
+            n_items: trained.num_rows(),
+            hidden: c.hidden,
+            user_tokens,
+            user_numeric,
+            item_tokens,
+            item_numeric,
+        };
+        let empty = TwoTowerNet::<Cpu>::empty(&net, &Default::default());
+        Ok(Cold {
+            net: restore(empty, &weights, &c.name)?,
+            items,
         })
     }
 }
@@ -264,5 +326,27 @@ impl TrainedPolicy for TrainedTwoTower {
 
     fn training_summary(&self) -> Option<&TrainingSummary> {
         self.summary.as_ref()
+    }
+
+    /// An added item is placed by the item tower from its features alone, as training placed
+    /// an item without events. Without item features there is nothing to place it by.
+    fn embed_items(
+        &self,
+        added: &datafusion::arrow::array::RecordBatch,
+        trained: &datafusion::arrow::array::RecordBatch,
+        users: &datafusion::arrow::array::RecordBatch,
+    ) -> Result<Option<Vec<f32>>> {
+        if self.config.item_features.is_empty() {
+            return Ok(None);
+        }
+        let cold = self
+            .cold
+            .get_or_init(|| self.cold(trained, users).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| {
+                Error::Internal(format!("{}: placing added items: {e}", self.config.name))
+            })?;
+        let table = cold.items.encode(added.num_rows(), Some(added), "items")?;
+        Ok(Some(cold.net.encode_cold_items(&table)))
     }
 }

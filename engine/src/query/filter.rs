@@ -40,7 +40,7 @@ pub fn evaluate(req: &Request<'_>, filter: &Filter, values: &Values<'_>) -> Resu
         None => snapshot
             .caches
             .masks
-            .get_or_try_insert(ALL_ITEMS, || Ok(Arc::new((vec![true; n], n))))?,
+            .get_or_try_insert(ALL_ITEMS, || counted(live(snapshot, vec![true; n])))?,
         Some(rest) if !rest.needs.per_request() => {
             // Keyed by the conditions' text and the values of the parameters they read.
             let used: Vec<_> = rest
@@ -50,12 +50,11 @@ pub fn evaluate(req: &Request<'_>, filter: &Filter, values: &Values<'_>) -> Resu
                 .map(|p| (p, req.params.get(p)))
                 .collect();
             let key = format!("{}\u{0}{used:?}", filter.key);
-            snapshot
-                .caches
-                .masks
-                .get_or_try_insert(&key, || counted(condition(req, rest, values)?))?
+            snapshot.caches.masks.get_or_try_insert(&key, || {
+                counted(live(snapshot, condition(req, rest, values)?))
+            })?
         }
-        Some(rest) => counted(condition(req, rest, values)?)?,
+        Some(rest) => counted(live(snapshot, condition(req, rest, values)?))?,
     };
     let mut mask = Mask {
         count: base.1,
@@ -74,6 +73,14 @@ pub fn evaluate(req: &Request<'_>, filter: &Filter, values: &Values<'_>) -> Resu
         }
     }
     Ok(mask)
+}
+
+/// `mask` without the deleted items: whatever the filter says, they are never eligible.
+fn live(snapshot: &crate::serving::Snapshot, mut mask: Vec<bool>) -> Vec<bool> {
+    for &i in snapshot.catalog.deleted_ids() {
+        mask[i as usize] = false;
+    }
+    mask
 }
 
 fn counted(m: Vec<bool>) -> Result<Arc<(Vec<bool>, usize)>> {
@@ -104,6 +111,30 @@ fn condition(req: &Request<'_>, rest: &Bound, values: &Values<'_>) -> Result<Vec
             Arc::new(BooleanArray::from(seen)) as ArrayRef,
         ));
     }
+    for (k, (user, window)) in rest.needs.served.iter().enumerate() {
+        let text = window.get(req.params)?;
+        let seconds = expr::check_live_window(&text).map_err(|m| match window {
+            expr::Arg::Param(p) => Error::invalid(format!("${p}"), format!("${p}: {m}")),
+            expr::Arg::Lit(_) => Error::Internal(format!("a checked window failed: {m}")),
+        })?;
+        let mut served = vec![false; n];
+        for it in req
+            .users
+            .served(&user.get(req.params)?, values.now_seconds - seconds as f64)
+        {
+            served[it as usize] = true;
+        }
+        columns.push((
+            format!("served.{k}"),
+            Arc::new(BooleanArray::from(served)) as ArrayRef,
+        ));
+    }
+    columns.extend(super::recent::columns(
+        req,
+        &rest.needs.recent,
+        None,
+        values.now_seconds,
+    )?);
     let batch = expr::batch(columns, n)?;
     let e = expr::substitute(&rest.expr, values)?;
     let failed = |message: String| super::score::evaluation_error(req, rest, "the filter", message);

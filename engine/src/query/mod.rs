@@ -17,6 +17,7 @@ mod filter;
 mod pages;
 mod plan;
 mod rank;
+mod recent;
 mod rerank;
 mod retrieve;
 mod score;

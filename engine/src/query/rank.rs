@@ -91,7 +91,7 @@ impl Snapshot {
                         .catalog
                         .popular_order
                         .iter()
-                        .filter(|i| seen.binary_search(i).is_err())
+                        .filter(|i| seen.binary_search(i).is_err() && !self.catalog.is_deleted(**i))
                         .take(req.limit)
                         .map(|&i| i as usize)
                         .collect();
@@ -165,7 +165,7 @@ impl Snapshot {
             );
         }
         let mut row = row.expect("computed above");
-        for &i in user.seen.iter() {
+        for &i in user.seen.iter().chain(self.catalog.deleted_ids()) {
             row[i as usize] = f32::NEG_INFINITY;
         }
         Ok(row)
@@ -180,27 +180,27 @@ impl Snapshot {
     /// of their latest items), their items excluded. `None` when that policy has no vectors.
     fn rank_by_history(&self, user: &UserView<'_>, limit: usize) -> Option<(Vec<usize>, Vec<f32>)> {
         let name = &self.manifest.primary_policy;
-        let policy = self.policies.get(name)?;
-        let vectors = policy.vectors()?;
+        let vectors = self.policies.vectors(name)?;
         let recent = &user.recent[..];
         let latest = &recent[recent.len().saturating_sub(HISTORY_LEN)..];
-        let query = policy
-            .encode_sequence(recent)
+        let query = self
+            .policies
+            .encode_sequence(name, recent)
             .or_else(|| vectors.mean_of(latest))?;
         let mut mask = vec![true; self.n_items()];
         for &i in user.seen.iter() {
             mask[i as usize] = false;
         }
+        for &i in self.catalog.deleted_ids() {
+            mask[i as usize] = false;
+        }
         let search = Search {
             query: &query,
             k: limit,
+            eligible: mask.iter().filter(|m| **m).count(),
             mask: Some(&mask),
-            eligible: self.n_items() - user.seen.len(),
         };
-        let (found, _) =
-            self.policies
-                .vector_index(name)
-                .search(vectors.items, vectors.dim, search);
+        let (found, _) = self.policies.search(name, search)?;
         Some(found.into_iter().map(|(i, s)| (i as usize, s)).unzip())
     }
 
@@ -213,17 +213,17 @@ impl Snapshot {
             return None;
         }
         let name = &term.output.policy;
-        let index @ VectorIndex::Ivf(_) = self.policies.vector_index(name) else {
+        let VectorIndex::Ivf(_) = self.policies.vector_index(name) else {
             return None;
         };
-        let policy = self
-            .policies
+        self.policies
             .get(name)
             .filter(|p| p.score_is_dot() && p.heads().len() == 1)?;
-        let vectors = policy.vectors()?;
+        let vectors = self.policies.vectors(name)?;
         let w = term.weight as f32;
         let n = self.n_items();
         let seen: &[u32] = &user.seen;
+        let deleted = self.catalog.deleted_ids();
         // A per-thread all-true mask with this user's items switched off for the search and on
         // again after: O(seen) per request instead of a fresh catalog-sized mask.
         RANK_MASK.with_borrow_mut(|(mask, dirty)| {
@@ -232,21 +232,24 @@ impl Snapshot {
                 *mask = vec![true; n];
             }
             *dirty = true;
-            for &i in seen {
-                mask[i as usize] = false;
+            let mut eligible = n;
+            for &i in seen.iter().chain(deleted) {
+                if std::mem::replace(&mut mask[i as usize], false) {
+                    eligible -= 1;
+                }
             }
             let search = Search {
                 query: vectors.user(u),
                 k: limit,
                 mask: Some(mask),
-                eligible: n - seen.len(),
+                eligible,
             };
-            let (found, _) = index.search(vectors.items, vectors.dim, search);
-            for &i in seen {
+            let found = self.policies.search(name, search).map(|(f, _)| f);
+            for &i in seen.iter().chain(deleted) {
                 mask[i as usize] = true;
             }
             *dirty = false;
-            Some(found.into_iter().map(|(i, s)| (i as usize, w * s)).unzip())
+            Some(found?.into_iter().map(|(i, s)| (i as usize, w * s)).unzip())
         })
     }
 }

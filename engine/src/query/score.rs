@@ -89,6 +89,12 @@ pub fn batch(
         columns.push((format!("retrieval.{alias}"), Arc::new(score) as ArrayRef));
         columns.push((format!("rank.{alias}"), Arc::new(rank) as ArrayRef));
     }
+    columns.extend(super::recent::columns(
+        req,
+        &needs.recent,
+        Some(items),
+        values.now_seconds,
+    )?);
     let mut batch = expr::batch(columns, items.len())?;
     if needs.value_model {
         let value = value_model(req, &batch, items, values)?;

@@ -205,6 +205,7 @@ pub(crate) fn snapshot() -> Snapshot {
             training_key: serde_json::Value::Null,
             reuses: None,
             live_watermark: 0,
+            live_items_watermark: 0,
             index_config: Default::default(),
             indexes: BTreeMap::new(),
         },
@@ -605,10 +606,7 @@ fn outputs_of_a_multi_head_policy_are_addressed_by_name() {
     // Scoring reads each head by its index, the policy scored once.
     let mut trained: BTreeMap<String, Box<dyn TrainedPolicy>> = BTreeMap::new();
     trained.insert("ranker".into(), Box::new(TwoHeads { n_items: 40 }));
-    let policies = crate::serving::Policies {
-        trained,
-        indexes: BTreeMap::new(),
-    };
+    let policies = crate::serving::Policies::new(trained, BTreeMap::new());
     let like = crate::expr::OutputRef {
         name: "ranker.like".into(),
         policy: "ranker".into(),

@@ -62,6 +62,10 @@ pub struct Manifest {
     /// serving's overlay keeps only those from here on.
     #[serde(default)]
     pub live_watermark: u64,
+    /// The item log's changes numbered below this were logged before the version's fetch
+    /// began; serving applies only those from here on over its catalog.
+    #[serde(default)]
+    pub live_items_watermark: u64,
     /// `serving.index` as the vector indexes were built with.
     #[serde(default)]
     pub index_config: IndexConfig,
@@ -226,6 +230,7 @@ pub fn write(
         training_key: config.training_key(),
         reuses: None,
         live_watermark: ds.stats.live_watermark,
+        live_items_watermark: ds.stats.live_items_watermark,
         index_config: config.serving.index.clone(),
         indexes,
     };

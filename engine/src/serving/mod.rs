@@ -12,8 +12,8 @@ mod users;
 mod value;
 
 pub use cache::{Cache, Caches};
-pub use catalog::Catalog;
+pub use catalog::{typed_column, Catalog, CatalogChanges};
 pub use policies::Policies;
 pub use snapshot::{Parts, Snapshot};
-pub use users::{UserState, UserView, Users};
+pub use users::{RecentEvent, UserState, UserView, Users};
 pub use value::{Combine, Term, ValueModel};

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -10,7 +11,7 @@ use datafusion::arrow::datatypes::DataType;
 
 use super::artifacts::{self, Manifest};
 use super::cache::Caches;
-use super::catalog::Catalog;
+use super::catalog::{Catalog, CatalogChanges};
 use super::policies::Policies;
 use super::users::{UserState, Users};
 use super::value::ValueModel;
@@ -31,8 +32,9 @@ pub struct Snapshot {
     pub report: Option<EvalReport>,
     /// Items: ids, attributes, popularity, event times.
     pub(crate) catalog: Catalog,
-    /// Users: ids, attributes, seen and recent items (read through [`UserState`]).
-    pub(crate) users: Users,
+    /// Users: ids, attributes, seen and recent items (read through [`UserState`]); shared by
+    /// the snapshot with live catalog changes.
+    pub(crate) users: Arc<Users>,
     /// Trained policies and their vector indexes.
     pub(crate) policies: Policies,
     /// The ranking score, shared by rank, queries and explain.
@@ -176,15 +178,47 @@ impl Snapshot {
             config: p.config,
             report: p.report,
             catalog: p.catalog,
-            users: p.users,
-            policies: Policies {
-                trained: p.policies,
-                indexes: p.indexes,
-            },
+            users: Arc::new(p.users),
+            policies: Policies::new(p.policies, p.indexes),
             value,
             names,
             caches: Caches::default(),
         })
+    }
+
+    /// This version with live changes to its catalog applied (`self` must have none): the
+    /// users and trained policies are shared, the catalog and the value model built anew, the
+    /// added items given vectors by every policy that can embed them. Caches start empty.
+    #[tracing::instrument(skip_all, fields(model = %self.manifest.model, version = self.manifest.version))]
+    pub fn with_changes(&self, changes: &CatalogChanges) -> Result<Self> {
+        let catalog = self.catalog.with_changes(changes)?;
+        let policies = self.policies.with_added_items(
+            &catalog.table,
+            &self.catalog.table,
+            &self.users.table,
+        )?;
+        let value = ValueModel::load(
+            &self.config,
+            &self.names,
+            &catalog,
+            &self.manifest.primary_policy,
+        )?;
+        Ok(Self {
+            manifest: self.manifest.clone(),
+            config: self.config.clone(),
+            report: self.report.clone(),
+            catalog,
+            users: self.users.clone(),
+            policies,
+            value,
+            names: self.names.clone(),
+            caches: Caches::default(),
+        })
+    }
+
+    /// Whether the catalog (live changes included) has item `id`, deleted or not.
+    pub fn has_item(&self, id: &str) -> bool {
+        self.catalog.dense(id).is_some()
     }
 
     pub fn model(&self) -> &str {
@@ -204,9 +238,14 @@ impl Snapshot {
         self.users.ids()
     }
 
+    /// The external id of dense item `i` (`i < n_items()`).
+    pub fn item_id(&self, i: u32) -> &str {
+        self.catalog.id(i)
+    }
+
     /// Where requests read user state: the version's arrays (live events will layer over them).
     pub fn user_state(&self) -> &dyn UserState {
-        &self.users
+        self.users.as_ref()
     }
 
     /// The names queries may use in this version.

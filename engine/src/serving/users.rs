@@ -38,6 +38,28 @@ impl UserView<'_> {
 /// version's catalog only. An implementation answers from memory: it runs on the request path.
 pub trait UserState: Send + Sync {
     fn user(&self, id: &str) -> Option<UserView<'_>>;
+
+    /// Items served to the user (their impressions) at or after `since` (seconds since the
+    /// epoch): `served()`'s suppression across refreshes. A version's arrays hold none.
+    fn served(&self, _id: &str, _since: f64) -> Vec<u32> {
+        Vec::new()
+    }
+
+    /// The user's live events at or after `since`, oldest first: what `recent()` and
+    /// `affinity()` read. A version's arrays hold none.
+    fn recent_events(&self, _id: &str, _since: f64) -> Vec<RecentEvent> {
+        Vec::new()
+    }
+}
+
+/// One of a user's live events, as `recent()` and `affinity()` read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecentEvent {
+    /// The item, when the catalog has it.
+    pub item: Option<u32>,
+    pub kind: String,
+    /// Whether the serving version counts the type as an interaction.
+    pub interaction: bool,
 }
 
 /// The users of a version, from its arrays.

@@ -205,24 +205,8 @@ impl ValueModel {
             return Ok(None);
         };
         let mut row = vec![0f32; n];
-        let mut buf = vec![0f32; n];
-        let mut all: Option<Vec<u32>> = None;
         for t in terms {
-            let p = policies.get(&t.output.policy).ok_or_else(|| {
-                Error::Internal(format!(
-                    "ranking term `{}` has no loaded policy",
-                    t.output.name
-                ))
-            })?;
-            if p.heads().len() == 1 {
-                p.score_users(&[u], &mut buf);
-            } else {
-                let heads = p.heads().len();
-                let items = all.get_or_insert_with(|| (0..n as u32).collect());
-                let mut rows = vec![0f32; heads * n];
-                p.score_heads(u, items, &mut rows);
-                buf.copy_from_slice(&rows[t.output.head * n..(t.output.head + 1) * n]);
-            }
+            let buf = policies.score_row(&t.output.policy, t.output.head, u, n)?;
             let w = t.weight as f32;
             for (r, b) in row.iter_mut().zip(&buf) {
                 *r += w * b;

@@ -85,8 +85,7 @@ impl Reranker for Diversity {
                     .req
                     .snapshot
                     .policies
-                    .get(policy)
-                    .and_then(|p| p.vectors())
+                    .vectors(policy)
                     .ok_or_else(|| Error::Internal(format!("policy `{policy}` lost its vectors")))?;
                 let rows: Vec<Vec<f32>> = items
                     .iter()

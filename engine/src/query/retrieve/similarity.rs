@@ -62,11 +62,7 @@ impl Similarity {
     /// item): then this retriever finds nothing.
     fn query(&self, req: &Request<'_>) -> Result<Option<Vec<f32>>> {
         let snapshot = req.snapshot;
-        let model = snapshot
-            .policies
-            .get(&self.policy)
-            .ok_or_else(|| crate::error::Error::Internal(format!("bound policy `{}` is not loaded", self.policy)))?;
-        let vectors = model.vectors().ok_or_else(|| {
+        let vectors = snapshot.policies.vectors(&self.policy).ok_or_else(|| {
             crate::error::Error::Internal(format!("policy `{}` lost its vectors", self.policy))
         })?;
         let mean = |items: &[u32]| vectors.mean_of(items);
@@ -88,8 +84,9 @@ impl Similarity {
             // average the latest `HISTORY_LEN` item vectors.
             Encoder::History(user) => named(user)?.and_then(|u| {
                 let recent = &u.recent;
-                model
-                    .encode_sequence(recent)
+                snapshot
+                    .policies
+                    .encode_sequence(&self.policy, recent)
                     .or_else(|| mean(&recent[recent.len().saturating_sub(HISTORY_LEN)..]))
             }),
             Encoder::Item(id) => mean(&items(vec![id.get(req.params)?])),
@@ -103,12 +100,6 @@ impl Retriever for Similarity {
         let Some(query) = self.query(req)? else {
             return Ok(Vec::new());
         };
-        let vectors = req
-            .snapshot
-            .policies
-            .get(&self.policy)
-            .and_then(|p| p.vectors())
-            .expect("checked by query()");
         let n = req.snapshot.n_items();
         let search = Search {
             query: &query,
@@ -119,8 +110,10 @@ impl Retriever for Similarity {
         let (found, method) = req
             .snapshot
             .policies
-            .vector_index(&self.policy)
-            .search(vectors.items, vectors.dim, search);
+            .search(&self.policy, search)
+            .ok_or_else(|| {
+                crate::error::Error::Internal(format!("policy `{}` lost its vectors", self.policy))
+            })?;
         tracing::debug!(?method, found = found.len(), "similarity");
         Ok(found.into_iter().map(|(i, s)| (i, s as f64)).collect())
     }
