@@ -452,3 +452,86 @@ fn served_pages_are_logged_as_impressions_that_events_join_by_request_id() {
     );
     assert!(rank["request_id"].is_string(), "{rank}");
 }
+
+/// What a feed reads from the session: `NOT served()` keeps a page's items out of the next
+/// refresh, `recent()` counts the user's events of a type, and `affinity()` raises items that
+/// share a column value with what the user just interacted with.
+#[test]
+fn served_recent_and_affinity_read_the_users_live_events() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let text = format!("{}serving:\n  log_impressions: true\n", model("session"));
+    let file = ws.write("model.yaml", &text);
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    let server = start(&ws);
+    let addr = &server.addr;
+
+    // A refresh after a page was served shows other items (impressions are logged without
+    // the answer waiting: poll until the server has read them).
+    let fresh =
+        "SELECT * FROM popular(limit = 300) WHERE NOT served($user_id, within = '1h') LIMIT 10";
+    let first = ids(addr, "session", fresh, "u1");
+    let next = poll(
+        Duration::from_secs(30),
+        "a refresh without the served page",
+        || {
+            let page = ids(addr, "session", fresh, "u1");
+            if page.iter().any(|i| first.contains(i)) {
+                Err(format!("{page:?} repeats {first:?}"))
+            } else {
+                Ok(page)
+            }
+        },
+    );
+    assert_eq!(next.len(), 10);
+    // Another user's feed is untouched.
+    assert_eq!(ids(addr, "session", fresh, "u2")[..5], first[..5]);
+
+    // recent(): the user's events of a type in the window.
+    let hidden_twice = "SELECT * FROM popular(limit = 50) WHERE recent($user_id, 'hide', within = '1h') >= 2 LIMIT 5";
+    assert!(ids(addr, "session", hidden_twice, "u4").is_empty());
+    let hides = "{\"user_id\": \"u4\", \"item_id\": \"i1\", \"type\": \"hide\"}\n{\"user_id\": \"u4\", \"item_id\": \"i2\", \"type\": \"hide\"}\n";
+    assert_eq!(post_events(addr, "session", hides).0, 200);
+    assert_eq!(ids(addr, "session", hidden_twice, "u4").len(), 5);
+
+    // affinity(): after likes of genre g7 (items i140..i159), that genre leads the ranking.
+    let by_genre = "SELECT * FROM popular(limit = 300) WHERE NOT seen($user_id) ORDER BY score(affinity($user_id, item.genre, within = '1h')) LIMIT 10";
+    let genre_7 = |found: &[String]| {
+        found
+            .iter()
+            .filter(|i| (140..160).contains(&i[1..].parse::<usize>().unwrap()))
+            .count()
+    };
+    assert!(genre_7(&ids(addr, "session", by_genre, "u5")) < 10);
+    let likes: String = ["i141", "i150", "i155"]
+        .iter()
+        .map(|i| format!("{{\"user_id\": \"u5\", \"item_id\": \"{i}\", \"type\": \"like\"}}\n"))
+        .collect();
+    assert_eq!(post_events(addr, "session", &likes).0, 200);
+    let found = ids(addr, "session", by_genre, "u5");
+    assert_eq!(genre_7(&found), 10, "{found:?}");
+
+    // A window beyond what the server keeps is the query's error; a bad parameter names it.
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/query",
+        Some(&json!({"model": "session", "query": "SELECT * WHERE NOT served($user_id, within = '30d')", "params": {"user_id": "u1"}}).to_string()),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("at most '1d'"),
+        "{body}"
+    );
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/query",
+        Some(&json!({"model": "session", "query": "SELECT * WHERE NOT served($user_id, within = $w)", "params": {"user_id": "u1", "w": "soon"}}).to_string()),
+    );
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("$w")),
+        "{body}"
+    );
+}
