@@ -51,9 +51,20 @@ pub struct EventsConfig {
     /// The accepted types that are interactions; by default every accepted type.
     #[serde(default)]
     pub interactions: Option<Vec<String>>,
+    /// How long logged events are kept (`90d`, `12w`): older ones are deleted when the log is
+    /// compacted and no longer train new versions. By default, kept for good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<String>,
 }
 
 impl EventsConfig {
+    /// `retention` in seconds (checked when the file is read).
+    pub fn retention_seconds(&self) -> Option<i64> {
+        self.retention
+            .as_deref()
+            .and_then(crate::util::window::window_seconds)
+    }
+
     /// Whether ingest accepts `kind`.
     pub fn accepts(&self, kind: &str) -> bool {
         self.types.is_empty() || self.types.iter().any(|t| t == kind)

@@ -300,6 +300,15 @@ fn check_events(cfg: &ModelConfig) -> Result<(), ConfigError> {
     for (i, t) in e.types.iter().enumerate() {
         check_name(cfg, &format!("events.types[{i}]"), t)?;
     }
+    if let Some(r) = &e.retention {
+        if crate::util::window::window_seconds(r).is_none() {
+            return Err(cfg.error_at(
+                "events.retention",
+                format!("`{r}` is not a duration"),
+                Some(crate::util::window::WINDOW_HINT.into()),
+            ));
+        }
+    }
     for (i, t) in e.interactions.iter().flatten().enumerate() {
         if !e.accepts(t) {
             let hint = did_you_mean(t, e.types.iter().map(String::as_str))

@@ -12,8 +12,8 @@ mod names;
 mod params;
 mod translate;
 mod types;
-mod window;
 
+pub use crate::util::window::{window_seconds, WINDOW_HINT};
 pub use arg::Arg;
 pub use eval::{batch, evaluate, substitute, Values};
 pub(crate) use names::check_error;
@@ -24,4 +24,3 @@ pub use params::{
 };
 pub use translate::{bind, check_live_window, Bound, Needs, Recent, Stage, LIVE_HORIZON};
 pub use types::Ty;
-pub use window::{window_seconds, WINDOW_HINT};

@@ -327,6 +327,10 @@ pub async fn run(
         &config.text,
         &format!("{what} from {}", config.file),
     )?);
+    let (model_dir, retention) = (
+        registry.model_dir(&config.name),
+        config.events.retention_seconds(),
+    );
     let result = match reusable {
         Some(from) => redeploy(run.clone(), Arc::new(config), from).await,
         None => {
@@ -335,7 +339,36 @@ pub async fn run(
         }
     };
     match result {
-        Ok(outcome) => Ok(outcome),
+        Ok(mut outcome) => {
+            if outcome.status == Status::Active {
+                // The new version trained on the log up to its watermark: what is below it and
+                // older than the live horizon moves to Parquet. A failure costs nothing stored.
+                let dir = run.dir.clone();
+                let compacted = on_blocking_pool("compacting the event log", move || {
+                    let watermark = artifacts::read_manifest(&dir)?.live_watermark;
+                    crate::live::compact(
+                        &crate::live::log_dir(&model_dir),
+                        watermark,
+                        retention,
+                        crate::live::now(),
+                    )
+                })
+                .await;
+                match compacted {
+                    Ok(c) if c != crate::live::Compaction::default() => tracing::info!(
+                        segments = c.segments,
+                        events = c.events,
+                        expired = c.expired,
+                        "compacted the event log"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => outcome
+                        .warnings
+                        .push(format!("the event log was not compacted: {e}")),
+                }
+            }
+            Ok(outcome)
+        }
         Err(e) => {
             run.fail(&e);
             Err(e)

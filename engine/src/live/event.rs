@@ -35,6 +35,14 @@ impl super::log::Entry for Event {
     fn dedup_id(&self) -> Option<&str> {
         self.event_id.as_deref()
     }
+
+    fn compacted_ids(dir: &std::path::Path) -> Result<Vec<String>> {
+        Ok(super::compact::read(dir)?
+            .into_iter()
+            .flat_map(|c| c.events)
+            .filter_map(|(_, e)| e.event_id)
+            .collect())
+    }
 }
 
 /// The impressions of a served page: one `impression` event per item, with its 1-based
@@ -147,6 +155,7 @@ mod tests {
         let config = EventsConfig {
             types: vec!["click".into(), "like".into()],
             interactions: None,
+            retention: None,
         };
         let mut batch = vec![event("u", "i", "click"), event("u", "i", "lik")];
         let e = check_batch(&batch, &config).unwrap_err().to_string();

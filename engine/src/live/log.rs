@@ -34,6 +34,12 @@ pub trait Entry: Serialize + DeserializeOwned + Clone + Send + 'static {
     fn dedup_id(&self) -> Option<&str> {
         None
     }
+
+    /// The ids of the entries compaction moved out of the log in `dir` (see
+    /// [`super::compact`]): duplicates of them are refused as well.
+    fn compacted_ids(_dir: &Path) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
 
 /// The log of a model's events.
@@ -71,12 +77,12 @@ pub struct Appended {
     pub end: Position,
 }
 
-fn segment_path(dir: &Path, n: u32) -> PathBuf {
+pub(super) fn segment_path(dir: &Path, n: u32) -> PathBuf {
     dir.join(format!("{n:08}.log"))
 }
 
 /// The segment numbers present, in order.
-fn segments(dir: &Path) -> Result<Vec<u32>> {
+pub(super) fn segments(dir: &Path) -> Result<Vec<u32>> {
     let mut out = Vec::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -156,6 +162,21 @@ pub struct Read<T = Event> {
     pub torn: bool,
 }
 
+/// The records of closed segment `n`, all of which must read (a closed segment has no tail).
+pub(super) fn read_segment<T: Entry>(dir: &Path, n: u32) -> Result<Vec<Record<T>>> {
+    let path = segment_path(dir, n);
+    let buf = std::fs::read(&path)
+        .map_err(|e| Error::storage(format!("reading {}", path.display()), e))?;
+    let (records, used) = decode(&buf);
+    if used < buf.len() {
+        return Err(Error::Internal(format!(
+            "{} is damaged at byte {used}: restore the file from a backup, or move it aside",
+            path.display()
+        )));
+    }
+    Ok(records)
+}
+
 /// Reads every complete record from `from` on. Never writes: a torn tail is reported, and left
 /// for a writer to truncate.
 pub fn read_from<T: Entry>(dir: &Path, from: Position) -> Result<Read<T>> {
@@ -200,6 +221,21 @@ pub fn read_from<T: Entry>(dir: &Path, from: Position) -> Result<Read<T>> {
     Ok(out)
 }
 
+/// The log's exclusive lock, across processes: held while writing (and catching up before),
+/// and while compacting. Released when the file is dropped.
+pub(super) fn lock(dir: &Path) -> Result<File> {
+    let path = dir.join(".lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::storage(format!("opening {}", path.display()), e))?;
+    lock.lock()
+        .map_err(|e| Error::storage(format!("locking {}", path.display()), e))?;
+    Ok(lock)
+}
+
 /// A batch waiting for the writer thread, and where its answer goes.
 struct Job<T> {
     events: Vec<T>,
@@ -217,6 +253,11 @@ impl<T: Entry> Log<T> {
     /// The log in `dir` (created if absent). The writer thread starts here and ends when the log
     /// is dropped.
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_sized(dir, SEGMENT_BYTES)
+    }
+
+    /// [`Self::open`] closing segments at `segment_bytes` (small ones in tests).
+    pub(crate) fn open_sized(dir: &Path, segment_bytes: u64) -> Result<Self> {
         if !dir.exists() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::storage(format!("creating {}", dir.display()), e))?;
@@ -228,7 +269,7 @@ impl<T: Entry> Log<T> {
             }
         }
         let (tx, rx) = mpsc::channel::<Job<T>>();
-        let mut writer = Writer::<T>::new(dir);
+        let mut writer = Writer::<T>::new(dir, segment_bytes);
         std::thread::Builder::new()
             .name("event-log".into())
             .spawn(move || {
@@ -282,16 +323,18 @@ struct Writer<T> {
     read: Position,
     ids: HashSet<String>,
     next_seq: u64,
+    segment_bytes: u64,
     entries: std::marker::PhantomData<T>,
 }
 
 impl<T: Entry> Writer<T> {
-    fn new(dir: &Path) -> Self {
+    fn new(dir: &Path, segment_bytes: u64) -> Self {
         Self {
             dir: dir.to_path_buf(),
             read: Position::default(),
             ids: HashSet::new(),
             next_seq: 0,
+            segment_bytes,
             entries: std::marker::PhantomData,
         }
     }
@@ -306,7 +349,7 @@ impl<T: Entry> Writer<T> {
             Err(e) => {
                 // Start over from the log itself: what reached it will be read back.
                 let dir = self.dir.clone();
-                *self = Writer::new(&dir);
+                *self = Writer::new(&dir, self.segment_bytes);
                 let message = e.to_string();
                 for job in group {
                     let _ = job
@@ -318,15 +361,7 @@ impl<T: Entry> Writer<T> {
     }
 
     fn try_write(&mut self, group: &[Job<T>]) -> Result<Vec<Appended>> {
-        let lock_path = self.dir.join(".lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::storage(format!("opening {}", lock_path.display()), e))?;
-        lock.lock()
-            .map_err(|e| Error::storage(format!("locking {}", lock_path.display()), e))?;
+        let lock = lock(&self.dir)?;
         self.catch_up()?;
         let mut bytes = Vec::new();
         let mut counts = Vec::with_capacity(group.len());
@@ -362,6 +397,12 @@ impl<T: Entry> Writer<T> {
     /// Reads what other writers appended since this one last looked, and truncates a torn
     /// tail (a crash mid-write): the caller holds the log's lock.
     fn catch_up(&mut self) -> Result<()> {
+        // A fresh writer, or one whose next segment was compacted away since it last read:
+        // the ids compaction moved out count as well.
+        let first = segments(&self.dir)?.first().copied();
+        if self.read == Position::default() || first.is_some_and(|f| f > self.read.segment) {
+            self.ids.extend(T::compacted_ids(&self.dir)?);
+        }
         let read = read_from::<T>(&self.dir, self.read)?;
         for r in &read.records {
             self.ids.extend(
@@ -398,8 +439,8 @@ impl<T: Entry> Writer<T> {
         } else {
             self.read.offset
         };
-        let new_segment =
-            self.read.segment == 0 || (offset > 0 && offset + bytes.len() as u64 > SEGMENT_BYTES);
+        let new_segment = self.read.segment == 0
+            || (offset > 0 && offset + bytes.len() as u64 > self.segment_bytes);
         if new_segment && self.read.segment != 0 {
             segment += 1;
             offset = 0;

@@ -4,11 +4,13 @@
 //! too ([`for_training`]) and records how far it read; the overlay then keeps only the events
 //! after that watermark.
 
+mod compact;
 pub mod event;
 mod items;
 pub mod log;
 mod overlay;
 
+pub use compact::{compact, Compaction};
 pub use event::{check_batch, impressions, Event};
 pub use items::{check_changes, items_dir, items_watermark, ItemChange, LiveItems};
 pub use log::{read_from, Appended, Entry, EventLog, Log, Position, Record};
@@ -43,20 +45,39 @@ pub fn log_dir(model_dir: &Path) -> PathBuf {
 }
 
 /// What a new version trains on from the log of the model in `model_dir`: every interaction (by
-/// `events`, the new file's types) logged so far, and the watermark that says so; and how far
-/// the item log reached as its fetch began.
+/// `events`, the new file's types) logged so far and within `events.retention`, compacted or
+/// not, and the watermark that says so; and how far the item log reached as its fetch began.
 pub fn for_training(model_dir: &Path, events: &EventsConfig) -> Result<Logged> {
     let items_watermark = items_watermark(&items_dir(model_dir))?;
-    let read = read_from::<Event>(&log_dir(model_dir), Position::default())?;
+    let dir = log_dir(model_dir);
+    let compacted = compact::read(&dir)?;
+    let compacted_end = compacted.iter().map(|c| c.end).max().unwrap_or(0);
+    let read = read_from::<Event>(&dir, Position::default())?;
     let watermark = read
         .records
         .last()
-        .map_or(0, |r| r.seq + r.entries.len() as u64);
-    let events = read
+        .map_or(compacted_end, |r| r.seq + r.entries.len() as u64);
+    let oldest = events
+        .retention_seconds()
+        .map_or(f64::MIN, |keep| now() - keep as f64);
+    // A segment that a crash left beside its compacted file: its events are read once.
+    let logged = read
         .records
         .into_iter()
-        .flat_map(|r| r.entries)
-        .filter(|e| events.is_interaction(&e.kind))
+        .flat_map(|r| {
+            let seq = r.seq;
+            r.entries
+                .into_iter()
+                .enumerate()
+                .map(move |(k, e)| (seq + k as u64, e))
+        })
+        .filter(|(seq, _)| *seq >= compacted_end);
+    let events = compacted
+        .into_iter()
+        .flat_map(|c| c.events)
+        .chain(logged)
+        .map(|(_, e)| e)
+        .filter(|e| e.timestamp >= oldest && events.is_interaction(&e.kind))
         .map(|e| LoggedEvent {
             user_id: e.user_id,
             item_id: e.item_id,
@@ -70,4 +91,11 @@ pub fn for_training(model_dir: &Path, events: &EventsConfig) -> Result<Logged> {
         watermark,
         items_watermark,
     })
+}
+
+/// Seconds since the epoch now.
+pub(crate) fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }

@@ -111,7 +111,7 @@ impl LiveUsers {
             return;
         }
         let mut dropped = 0;
-        let horizon = now() - LIVE_HORIZON as f64;
+        let horizon = super::now() - LIVE_HORIZON as f64;
         state.users.retain(|_, events| {
             let before = events.len();
             events.retain(|e| e.seq >= watermark || e.time >= horizon);
@@ -155,13 +155,6 @@ impl LiveUsers {
 pub struct Layered<'a> {
     live: &'a LiveUsers,
     snapshot: &'a Snapshot,
-}
-
-/// Seconds since the epoch now.
-fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl UserState for Layered<'_> {
@@ -258,6 +251,7 @@ mod tests {
         snapshot.config.events = EventsConfig {
             types: vec!["click".into(), "hide".into()],
             interactions: Some(vec!["click".into()]),
+            retention: None,
         };
         // The version trained on the log's first event already.
         snapshot.manifest.live_watermark = 1;

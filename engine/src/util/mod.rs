@@ -4,3 +4,4 @@
 pub mod linalg;
 pub mod memory;
 pub mod topk;
+pub mod window;

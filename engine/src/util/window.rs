@@ -1,5 +1,6 @@
-//! Time windows as FeedQL writes them: `'7d'` (units s, m, h, d, w). Read by `popular` and
-//! `trending` (`window = ...`) and by `served(user, within = ...)`.
+//! Time spans as FeedQL and the model file write them: `'7d'` (units s, m, h, d, w). Read by
+//! `popular` and `trending` (`window = ...`), `served(user, within = ...)` and
+//! `events.retention`.
 
 /// How to write a window, for errors.
 pub const WINDOW_HINT: &str = "write a number and a unit: '30m', '24h', '7d', '2w'";
