@@ -247,10 +247,13 @@ async fn post_items(
         let live = state.live(&name);
         live.item_log()?.append(changes)?;
         // Applied before answering, so that the next query filters on the new values. The
-        // changes are durable already: a failure here is the next poll's to retry.
-        if let Err(e) = state.apply_items(&name) {
-            tracing::warn!(model = %name, "applying item changes: {e}");
-        }
+        // changes are durable already and the next poll tries again; the error says so, and
+        // sending the batch again is harmless (a change sets values).
+        state.apply_items(&name).map_err(|e| {
+            Error::Internal(format!(
+                "the changes are stored but could not be applied yet ({e}); the server retries at its next poll"
+            ))
+        })?;
         Ok(ItemsResponse {
             received,
             updated,

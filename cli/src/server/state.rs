@@ -42,21 +42,21 @@ impl Live {
     }
 }
 
-/// A loaded version with the model's catalog changes applied, and what it was built from.
+/// A model as served: its loaded ACTIVE version, and that version with the model's catalog
+/// changes applied (the same snapshot when there are none), built at `generation` of the
+/// changes. Replaced as one value, so a request never sees a version without its changes.
 #[derive(Clone)]
-struct Applied {
+struct Served {
     base: Arc<Snapshot>,
-    generation: u64,
     serving: Arc<Snapshot>,
+    generation: u64,
 }
 
 pub struct AppState {
     pub registry: Registry,
     /// Rankings being paged through, so that later pages continue the first.
     pub pages: Pages,
-    snapshots: ArcSwap<HashMap<String, Arc<Snapshot>>>,
-    /// Each model's loaded version with its live catalog changes applied, when it has any.
-    applied: ArcSwap<HashMap<String, Applied>>,
+    snapshots: ArcSwap<HashMap<String, Served>>,
     /// Versions that failed to load: not retried (their files do not change), logged once.
     failed: Mutex<HashSet<(String, u32)>>,
     /// Live events by model, read from each model's log.
@@ -73,7 +73,6 @@ impl AppState {
             registry,
             pages: Pages::new(),
             snapshots: ArcSwap::from_pointee(HashMap::new()),
-            applied: ArcSwap::from_pointee(HashMap::new()),
             failed: Mutex::new(HashSet::new()),
             live_models: Mutex::new(HashMap::new()),
             requests: AtomicU64::new(0),
@@ -144,69 +143,67 @@ impl AppState {
                     tracing::warn!(%model, "reading live events: {e}");
                 }
             }
-            let items = feed_engine::live::items_dir(&self.registry.model_dir(model));
-            if items.exists() {
-                if let Err(e) = self.apply_items(model) {
-                    tracing::warn!(%model, "applying live item changes: {e}");
-                }
+            if let Err(e) = self.apply_items(model) {
+                tracing::warn!(%model, "applying live item changes: {e}");
             }
-        }
-        // Models no longer served keep no build.
-        if self
-            .applied
-            .load()
-            .keys()
-            .any(|m| !watermarks.contains_key(m))
-        {
-            self.applied.rcu(|applied| {
-                let mut kept = HashMap::clone(applied);
-                kept.retain(|m, _| watermarks.contains_key(m));
-                kept
-            });
         }
     }
 
-    /// Reads `model`'s item log and applies its changes over the loaded version, unless what
-    /// is applied is current. Builds off the request path (a catalog-sized copy of the changed
-    /// columns); requests keep the previous build until the new one is stored.
-    pub fn apply_items(&self, model: &str) -> feed_engine::Result<()> {
-        let Some(base) = self.snapshots.load().get(model).cloned() else {
-            return Ok(());
-        };
+    /// `base` as served: with `model`'s catalog changes applied. A failure to build is logged
+    /// and the version served without them until a later build succeeds.
+    fn serve(&self, model: &str, base: Arc<Snapshot>) -> Served {
         let live = self.live(model);
         let _one = live.applying.lock().unwrap_or_else(|e| e.into_inner());
-        live.items.follow(base.manifest.live_items_watermark)?;
-        let generation = live.items.generation();
-        if let Some(a) = self.applied.load().get(model) {
-            if Arc::ptr_eq(&a.base, &base) && a.generation == generation {
-                return Ok(());
+        match build(&live, &base) {
+            Ok((serving, generation)) => Served {
+                base,
+                serving,
+                generation,
+            },
+            Err(e) => {
+                tracing::warn!(%model, "applying live item changes: {e}");
+                Served {
+                    serving: base.clone(),
+                    base,
+                    // Never current: the next poll tries again.
+                    generation: u64::MAX,
+                }
             }
         }
-        let serving = match live.items.apply(&base)? {
-            Some(s) => Arc::new(s),
-            None => base.clone(),
+    }
+
+    /// Reads `model`'s item log and applies its changes over the served version, unless what
+    /// is served is current. Builds off the request path (a catalog-sized copy of the changed
+    /// columns); requests keep the previous build until the new one is stored.
+    pub fn apply_items(&self, model: &str) -> feed_engine::Result<()> {
+        let live = self.live(model);
+        let _one = live.applying.lock().unwrap_or_else(|e| e.into_inner());
+        // Read under the lock: a build for a newer version may have been stored meanwhile.
+        let Some(served) = self.snapshots.load().get(model).cloned() else {
+            return Ok(());
         };
-        let applied = Applied {
-            base,
-            generation,
-            serving,
-        };
-        self.applied.rcu(|current| {
+        live.items
+            .follow(served.base.manifest.live_items_watermark)?;
+        if served.generation == live.items.generation() {
+            return Ok(());
+        }
+        let (serving, generation) = build(&live, &served.base)?;
+        self.snapshots.rcu(|current| {
             let mut next = HashMap::clone(current);
-            next.insert(model.to_string(), applied.clone());
+            if let Some(s) = next.get_mut(model) {
+                if Arc::ptr_eq(&s.base, &served.base) {
+                    s.serving = serving.clone();
+                    s.generation = generation;
+                }
+            }
             next
         });
         Ok(())
     }
 
-    /// The ACTIVE version of `model` as served: loaded, with the model's live catalog changes
-    /// applied once they are built.
+    /// The ACTIVE version of `model` as served, with its live catalog changes.
     pub fn snapshot(&self, model: &str) -> Option<Arc<Snapshot>> {
-        let base = self.snapshots.load().get(model).cloned()?;
-        match self.applied.load().get(model) {
-            Some(a) if Arc::ptr_eq(&a.base, &base) => Some(a.serving.clone()),
-            _ => Some(base),
-        }
+        self.snapshots.load().get(model).map(|s| s.serving.clone())
     }
 
     /// Brings the map in line with the registry: loads versions that became ACTIVE, drops
@@ -220,7 +217,7 @@ impl AppState {
                 return;
             }
         };
-        let mut next: HashMap<String, Arc<Snapshot>> = HashMap::with_capacity(models.len());
+        let mut next: HashMap<String, Served> = HashMap::with_capacity(models.len());
         let mut changed = false;
         let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
         for model in models {
@@ -233,7 +230,7 @@ impl AppState {
             };
             let loaded = current.get(&model);
             match (active, loaded) {
-                (Some(v), Some(s)) if s.version() == v => {
+                (Some(v), Some(s)) if s.base.version() == v => {
                     next.insert(model, s.clone());
                 }
                 (Some(v), old) if failed.contains(&(model.clone(), v)) => {
@@ -244,7 +241,9 @@ impl AppState {
                 (Some(v), old) => match Snapshot::load(&self.registry.version_dir(&model, v)) {
                     Ok(s) => {
                         tracing::info!(%model, version = v, "now serving");
-                        next.insert(model, Arc::new(s));
+                        // Stored with its catalog changes applied, never without.
+                        let served = self.serve(&model, Arc::new(s));
+                        next.insert(model, served);
                         changed = true;
                     }
                     Err(e) => {
@@ -270,8 +269,8 @@ impl AppState {
         let watermarks: HashMap<String, u64> = next
             .iter()
             .map(|(m, s)| {
-                let old = current.get(m).map_or(0, |o| o.manifest.live_watermark);
-                (m.clone(), old.min(s.manifest.live_watermark))
+                let old = current.get(m).map_or(0, |o| o.base.manifest.live_watermark);
+                (m.clone(), old.min(s.base.manifest.live_watermark))
             })
             .collect();
         if changed {
@@ -298,4 +297,16 @@ pub async fn watch(state: Arc<AppState>, every: Duration) {
         tick.tick().await;
         state.refresh_blocking().await;
     }
+}
+
+/// `base` with the catalog changes of `live` applied, and the generation of the changes it
+/// holds. The caller holds `live.applying`.
+fn build(live: &Live, base: &Arc<Snapshot>) -> feed_engine::Result<(Arc<Snapshot>, u64)> {
+    live.items.follow(base.manifest.live_items_watermark)?;
+    let generation = live.items.generation();
+    let serving = match live.items.apply(base)? {
+        Some(s) => Arc::new(s),
+        None => base.clone(),
+    };
+    Ok((serving, generation))
 }

@@ -73,12 +73,12 @@ fn files(dir: &Path) -> Result<Vec<(u64, u64, i64, PathBuf)>> {
 }
 
 /// Where the compacted files end: events numbered below it are in them.
-pub fn compacted_end(dir: &Path) -> Result<u64> {
+pub(super) fn compacted_end(dir: &Path) -> Result<u64> {
     Ok(files(dir)?.iter().map(|f| f.1).max().unwrap_or(0))
 }
 
 /// Every compacted file's events.
-pub fn read(dir: &Path) -> Result<Vec<Compacted>> {
+pub(super) fn read(dir: &Path) -> Result<Vec<Compacted>> {
     files(dir)?
         .into_iter()
         .map(|(_, end, _, path)| {

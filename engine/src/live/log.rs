@@ -189,8 +189,12 @@ pub fn read_from<T: Entry>(dir: &Path, from: Position) -> Result<Read<T>> {
     for (k, &n) in all.iter().enumerate().filter(|(_, &n)| n >= from.segment) {
         let offset = if n == from.segment { from.offset } else { 0 };
         let path = segment_path(dir, n);
-        let mut f = File::open(&path)
-            .map_err(|e| Error::storage(format!("opening {}", path.display()), e))?;
+        let mut f = match File::open(&path) {
+            Ok(f) => f,
+            // Compacted since it was listed: its events are in a compacted file.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::storage(format!("opening {}", path.display()), e)),
+        };
         f.seek(SeekFrom::Start(offset))
             .map_err(|e| Error::storage(format!("reading {}", path.display()), e))?;
         let mut buf = Vec::new();
@@ -402,6 +406,9 @@ impl<T: Entry> Writer<T> {
         let first = segments(&self.dir)?.first().copied();
         if self.read == Position::default() || first.is_some_and(|f| f > self.read.segment) {
             self.ids.extend(T::compacted_ids(&self.dir)?);
+            // Numbering goes on after the compacted events even if no segment is left to say
+            // where it stood.
+            self.next_seq = self.next_seq.max(super::compact::compacted_end(&self.dir)?);
         }
         let read = read_from::<T>(&self.dir, self.read)?;
         for r in &read.records {

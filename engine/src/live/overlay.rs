@@ -94,6 +94,20 @@ impl LiveUsers {
                 let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
                 *state = State::default();
                 *read = Position::default();
+                // Events a newer version trained on may have been compacted out of the log.
+                for (seq, e) in super::compact::read(&self.dir)?
+                    .into_iter()
+                    .flat_map(|c| c.events)
+                    .filter(|(seq, _)| *seq >= watermark)
+                {
+                    state.users.entry(e.user_id).or_default().push(Live {
+                        item: e.item_id,
+                        kind: e.kind,
+                        seq,
+                        time: e.timestamp,
+                    });
+                    state.events += 1;
+                }
             }
         }
         self.catch_up()?;

@@ -93,8 +93,9 @@ pub struct TrainedTwoTower {
     summary: Option<TrainingSummary>,
     /// Where a loaded version's weights are (read when an item is added live).
     dir: Option<std::path::PathBuf>,
-    /// The item tower and its fitted features, built on the first item added live.
-    cold: std::sync::OnceLock<std::result::Result<Cold, String>>,
+    /// The item tower and its fitted features, built on the first item added live (a failed
+    /// build is tried again with the next).
+    cold: std::sync::OnceLock<Cold>,
 }
 
 /// What places an item added after training: the network (its item tower) and the item
@@ -339,13 +340,13 @@ impl TrainedPolicy for TrainedTwoTower {
         if self.config.item_features.is_empty() {
             return Ok(None);
         }
-        let cold = self
-            .cold
-            .get_or_init(|| self.cold(trained, users).map_err(|e| e.to_string()))
-            .as_ref()
-            .map_err(|e| {
-                Error::Internal(format!("{}: placing added items: {e}", self.config.name))
-            })?;
+        let cold = match self.cold.get() {
+            Some(c) => c,
+            None => {
+                let built = self.cold(trained, users)?;
+                self.cold.get_or_init(|| built)
+            }
+        };
         let table = cold.items.encode(added.num_rows(), Some(added), "items")?;
         Ok(Some(cold.net.encode_cold_items(&table)))
     }

@@ -22,7 +22,15 @@ struct Entry {
     /// Which start of this key's list the entry is (an older start left a stale queue slot).
     generation: u64,
     items: Arc<Vec<(String, f64)>>,
+    /// Where in the list the page at each offset starts: where the page before it stopped. A
+    /// page skips items no longer eligible (seen, served, deleted) and reads on to stay full, so
+    /// the next one starts after what it read, not at its offset: nothing repeats, nothing is
+    /// skipped unseen.
+    starts: HashMap<usize, usize>,
 }
+
+/// Page starts remembered per list (a feed read that deep is rare).
+const MAX_STARTS: usize = 256;
 
 /// One shard: the lists by key, and the keys in the order their lists started (which is the
 /// order of `at`), so that the oldest goes first without sorting anything.
@@ -45,6 +53,7 @@ impl Shard {
                 at: now,
                 generation,
                 items,
+                starts: HashMap::new(),
             },
         ) {
             self.items -= old.items.len();
@@ -116,15 +125,18 @@ impl Pages {
     ) -> Vec<(String, f64)> {
         let now = Instant::now();
         let shard = &self.shards[self.hasher.hash_one(key) as usize % self.shards.len()];
-        let stored = {
+        let (stored, generation, start) = {
             let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
             let live = shard
                 .map
                 .get(key)
                 .filter(|e| offset > 0 && now.duration_since(e.at) <= ttl)
-                .map(|e| e.items.clone());
+                .map(|e| {
+                    let start = e.starts.get(&offset).copied().unwrap_or(offset);
+                    (e.items.clone(), e.generation, start)
+                });
             match live {
-                Some(items) => items,
+                Some(found) => found,
                 None => {
                     // Built outside the lock would mean building it for every request; a page 1
                     // copies at most DEPTH ids, which is what it stores anyway.
@@ -132,20 +144,40 @@ impl Pages {
                         Arc::new(fresh.clone().take(DEPTH.max(offset + limit)).collect());
                     shard.insert(key, items.clone(), now);
                     shard.evict(MAX_ENTRIES / SHARDS, MAX_ITEMS / SHARDS, ttl, now);
-                    items
+                    let generation = shard.map.get(key).map_or(0, |e| e.generation);
+                    (items, generation, offset)
                 }
             }
         };
-        // The view: the remembered list, then fresh items it does not hold; eligible ones only.
+        // The view: the remembered list, then fresh items it does not hold; from where this
+        // page starts, eligible ones only.
         let held: HashSet<&str> = stored.iter().map(|(id, _)| id.as_str()).collect();
-        stored
+        let mut end = start;
+        let page: Vec<(String, f64)> = stored
             .iter()
             .cloned()
             .chain(fresh.filter(|(id, _)| !held.contains(id.as_str())))
-            .filter(|(id, _)| keep(id))
-            .skip(offset)
+            .enumerate()
+            .skip(start)
+            .filter(|(_, (id, _))| keep(id))
             .take(limit)
-            .collect()
+            .map(|(at, item)| {
+                end = at + 1;
+                item
+            })
+            .collect();
+        // The next page starts after what this one read.
+        let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = shard
+            .map
+            .get_mut(key)
+            .filter(|e| e.generation == generation)
+        {
+            if e.starts.len() < MAX_STARTS {
+                e.starts.insert(offset + limit, end.max(offset + limit));
+            }
+        }
+        page
     }
 }
 
@@ -196,6 +228,19 @@ mod tests {
         });
         assert_eq!(
             p.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(),
+            ["d", "e"]
+        );
+        // Items of page 1 that stop being eligible (served, seen) shift nothing: page 2 starts
+        // where page 1 stopped reading, even when page 1 read past an ineligible item.
+        let p1 = pages.page("s", ttl, it(&["a", "b", "c", "d", "e", "f"]), 0, 2, |id| {
+            id != "b"
+        });
+        assert_eq!(p1, vec![list(&["a"])[0].clone(), ("c".into(), -2.0)]);
+        let p2 = pages.page("s", ttl, it(&["a", "b", "c", "d", "e", "f"]), 2, 2, |id| {
+            !["a", "b", "c"].contains(&id)
+        });
+        assert_eq!(
+            p2.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(),
             ["d", "e"]
         );
     }

@@ -201,8 +201,20 @@ impl Catalog {
                 columns.push(base.clone());
                 continue;
             }
-            let patch = typed_column(&values, field.data_type())
-                .unwrap_or_else(|_| new_null_array(field.data_type(), values.len()));
+            let dt = field.data_type();
+            let patch = match typed_column(&values, dt) {
+                Ok(patch) => patch,
+                // A value that no longer fits (the column's type changed with a new version)
+                // is null; the others keep theirs.
+                Err(_) => {
+                    let one: Vec<ArrayRef> = values
+                        .iter()
+                        .map(|v| typed_column(&[v], dt).unwrap_or_else(|_| new_null_array(dt, 1)))
+                        .collect();
+                    concat(&one.iter().map(|a| a.as_ref()).collect::<Vec<_>>())
+                        .map_err(|e| Error::Internal(format!("column `{}`: {e}", field.name())))?
+                }
+            };
             let null = new_null_array(field.data_type(), 1);
             let indices: Vec<(usize, usize)> = (0..n)
                 .map(|row| match at.get(&row) {

@@ -63,10 +63,17 @@ impl Policies {
         let mut vectors = BTreeMap::new();
         for (name, policy) in self.trained.iter() {
             let Some(v) = policy.vectors() else { continue };
-            let new = policy
-                .embed_items(&rows, trained, users)?
-                .filter(|e| e.len() == added * v.dim)
-                .unwrap_or_else(|| vec![0.0; added * v.dim]);
+            // A policy that fails to place them leaves them at zero rather than holding back
+            // the rest of the change (a deletion, a price).
+            let new = match policy.embed_items(&rows, trained, users) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(policy = %name, "placing added items: {e}");
+                    None
+                }
+            }
+            .filter(|e| e.len() == added * v.dim)
+            .unwrap_or_else(|| vec![0.0; added * v.dim]);
             let mut all = Vec::with_capacity(v.items.len() + new.len());
             all.extend_from_slice(v.items);
             all.extend_from_slice(&new);
