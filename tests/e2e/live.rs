@@ -511,6 +511,23 @@ fn served_recent_and_affinity_read_the_users_live_events() {
     let found = ids(addr, "session", by_genre, "u5");
     assert_eq!(genre_7(&found), 10, "{found:?}");
 
+    // An event type the model does not accept is the query's error, with a did-you-mean.
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/query",
+        Some(&json!({"model": "session", "query": "SELECT * WHERE recent($user_id, 'hid') > 0", "params": {"user_id": "u1"}}).to_string()),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("`hid` is not an event type"),
+        "{body}"
+    );
+    assert!(body.to_string().contains("did you mean 'hide'?"), "{body}");
+
     // A window beyond what the server keeps is the query's error; a bad parameter names it.
     let (status, body) = http(
         addr,

@@ -105,9 +105,16 @@ impl AppState {
         let events =
             feed_engine::live::impressions(&user, request_id, &items, offset, crate::events::now());
         let live = self.live(&snapshot.manifest.model);
-        // Queued for the log's next group; no thread waits on its fsync.
+        // Queued for the log's next group; no thread waits on its fsync. Once written, the
+        // overlay reads them (on the writer thread), so `served()` sees the page at once.
+        let reader = live.clone();
         match live.log() {
-            Ok(log) => log.submit(events),
+            Ok(log) => log.submit(events, move |written| {
+                let read = written.and_then(|_| reader.users.catch_up());
+                if let Err(e) = read {
+                    tracing::warn!("logging impressions: {e}");
+                }
+            }),
             Err(e) => tracing::warn!("logging impressions: {e}"),
         }
     }

@@ -26,6 +26,8 @@ pub struct Names {
     pub items: Vec<(String, DataType)>,
     pub users: Vec<(String, DataType)>,
     pub policies: Vec<PolicyNames>,
+    /// The event types the model accepts (`events.types`); empty: any.
+    pub event_types: Vec<String>,
 }
 
 /// A resolved policy output: its canonical name (`als`, `ranker.like`), policy and head.
@@ -119,7 +121,14 @@ impl Names {
                     vectors: p.has_vectors(),
                 })
                 .collect(),
+            event_types: Vec::new(),
         }
+    }
+
+    /// These names with the model's accepted event types (what `recent()` may count).
+    pub fn with_event_types(mut self, types: &[String]) -> Self {
+        self.event_types = types.to_vec();
+        self
     }
 
     /// The item column written `written`: its name as stored and its type.

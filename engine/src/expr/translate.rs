@@ -647,6 +647,21 @@ impl Binder<'_> {
                 let user = self.id_arg(&args[0], &what)?;
                 let window = self.window(args.get(2), &what)?;
                 let input = match (name, &args[1].kind) {
+                    ("recent", ExprKind::Str(kind))
+                        if !self.names.event_types.is_empty()
+                            && !self.names.event_types.contains(kind)
+                            && kind != crate::config::IMPRESSION =>
+                    {
+                        let types = &self.names.event_types;
+                        let hint = feed_lang::did_you_mean(kind, types.iter().map(String::as_str))
+                            .map(|s| format!("did you mean '{s}'?"))
+                            .unwrap_or_else(|| format!("the model's event types: {}", types.join(", ")));
+                        return Err(check_error(
+                            format!("`{kind}` is not an event type of this model (`events.types`)"),
+                            args[1].span,
+                            Some(hint),
+                        ));
+                    }
                     ("recent", ExprKind::Str(kind)) => Recent::Count {
                         user,
                         kind: kind.clone(),

@@ -156,6 +156,7 @@ fn fetch_names(config: &ModelConfig, plan: &fetch::FetchPlan) -> crate::expr::Na
         .unwrap_or_else(|| Schema::new(vec![Field::new("item_id", DataType::Utf8, false)]));
     let users = schema(&plan.users);
     crate::expr::Names::new(&items, users.as_ref(), &config.policies)
+        .with_event_types(&config.events.types)
 }
 
 /// The value model's expression and demotion columns, against the fetch's names.

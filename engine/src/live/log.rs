@@ -240,10 +240,29 @@ pub(super) fn lock(dir: &Path) -> Result<File> {
     Ok(lock)
 }
 
+/// What the writer thread does with a batch's answer.
+enum Reply {
+    /// A caller waits for it.
+    Wait(mpsc::SyncSender<Result<Appended>>),
+    /// Run on the writer thread once the batch is written (or failed).
+    Then(Box<dyn FnOnce(Result<Appended>) + Send>),
+}
+
+impl Reply {
+    fn send(self, answer: Result<Appended>) {
+        match self {
+            Reply::Wait(tx) => {
+                let _ = tx.send(answer);
+            }
+            Reply::Then(f) => f(answer),
+        }
+    }
+}
+
 /// A batch waiting for the writer thread, and where its answer goes.
 struct Job<T> {
     events: Vec<T>,
-    reply: mpsc::SyncSender<Result<Appended>>,
+    reply: Reply,
 }
 
 /// The writing side of a model's log. Appends from many threads are grouped: one write and one
@@ -295,14 +314,17 @@ impl<T: Entry> Log<T> {
     }
 
     /// Queues `events` for the next group without waiting for the write: for what no one is
-    /// answered about (impressions). A failure is logged by the caller's next append, not here.
-    pub fn submit(&self, events: Vec<T>) {
-        let (reply, _) = mpsc::sync_channel(1);
+    /// answered about (impressions). `then` runs on the writer thread with the outcome (keep it
+    /// short: the next group waits for it).
+    pub fn submit(&self, events: Vec<T>, then: impl FnOnce(Result<Appended>) + Send + 'static) {
         let _ = self
             .jobs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .send(Job { events, reply });
+            .send(Job {
+                events,
+                reply: Reply::Then(Box::new(then)),
+            });
     }
 
     /// Writes `events` durably (returns once they are fsynced), skipping those whose
@@ -312,7 +334,10 @@ impl<T: Entry> Log<T> {
         self.jobs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .send(Job { events, reply })
+            .send(Job {
+                events,
+                reply: Reply::Wait(reply),
+            })
             .map_err(|_| Error::Internal("the event log writer stopped".into()))?;
         answer
             .recv()
@@ -347,7 +372,7 @@ impl<T: Entry> Writer<T> {
         match self.try_write(&group) {
             Ok(answers) => {
                 for (job, answer) in group.into_iter().zip(answers) {
-                    let _ = job.reply.send(Ok(answer));
+                    job.reply.send(Ok(answer));
                 }
             }
             Err(e) => {
@@ -356,8 +381,7 @@ impl<T: Entry> Writer<T> {
                 *self = Writer::new(&dir, self.segment_bytes);
                 let message = e.to_string();
                 for job in group {
-                    let _ = job
-                        .reply
+                    job.reply
                         .send(Err(Error::Internal(format!("writing events: {message}"))));
                 }
             }

@@ -171,7 +171,8 @@ impl Snapshot {
             p.catalog.table.schema().as_ref(),
             Some(p.users.table.schema().as_ref()),
             &p.config.policies,
-        );
+        )
+        .with_event_types(&p.config.events.types);
         let value = ValueModel::load(&p.config, &names, &p.catalog, &p.manifest.primary_policy)?;
         Ok(Self {
             manifest: p.manifest,
