@@ -238,6 +238,7 @@ fn event(row: usize, value: serde_json::Value, now: f64) -> Result<Event, RowErr
         value: body.value,
         request_id: body.request_id,
         position: body.position,
+        features: None,
     })
 }
 

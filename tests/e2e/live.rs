@@ -433,6 +433,17 @@ fn served_pages_are_logged_as_impressions_that_events_join_by_request_id() {
             "positions continue the earlier page"
         );
         assert!(e.value.is_some());
+        // The numbers the page was ranked by, as served: here the retriever's score and rank.
+        let features = e
+            .features
+            .as_ref()
+            .expect("an impression records its features");
+        assert_eq!(
+            features.get("rank.popular"),
+            Some(&(6.0 + k as f64)),
+            "{features:?}"
+        );
+        assert!(features.contains_key("retrieval.popular"), "{features:?}");
     }
     // Shown is not seen: the same page again.
     let (_, again) = http(&server.addr, "POST", "/query", Some(&query));
@@ -451,6 +462,34 @@ fn served_pages_are_logged_as_impressions_that_events_join_by_request_id() {
         Some(r#"{"user_id": "u3", "limit": 3}"#),
     );
     assert!(rank["request_id"].is_string(), "{rank}");
+    // A ranked page's impressions record the value model's outputs and popularity.
+    let rank_id = rank["request_id"].as_str().unwrap().to_string();
+    let ranked = poll(
+        Duration::from_secs(30),
+        "the ranked page's impressions",
+        || {
+            let dir = ws.home().join("models/shown/events");
+            let read = read_from::<Event>(&dir, Position::default()).map_err(|e| e.to_string())?;
+            let page: Vec<Event> = read
+                .records
+                .into_iter()
+                .flat_map(|r| r.entries)
+                .filter(|e| e.request_id.as_deref() == Some(rank_id.as_str()))
+                .collect();
+            if page.len() == 3 {
+                Ok(page)
+            } else {
+                Err(format!("{} logged", page.len()))
+            }
+        },
+    );
+    for e in &ranked {
+        let f = e.features.as_ref().expect("features");
+        assert!(
+            f.contains_key("popularity") && f.keys().any(|k| k.starts_with("policy.")),
+            "{f:?}"
+        );
+    }
 }
 
 /// What a feed reads from the session: `NOT served()` keeps a page's items out of the next

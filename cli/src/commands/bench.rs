@@ -101,6 +101,7 @@ pub async fn run(roots: &[PathBuf], args: BenchArgs) -> anyhow::Result<()> {
                     user_id,
                     limit,
                     with_metadata: false,
+                    features: false,
                 })?;
                 lat.push(t.elapsed().as_secs_f64() * 1e3);
                 std::hint::black_box(r);
@@ -112,6 +113,7 @@ pub async fn run(roots: &[PathBuf], args: BenchArgs) -> anyhow::Result<()> {
                     user_id: format!("unknown-{i}"),
                     limit,
                     with_metadata: false,
+                    features: false,
                 })?;
                 fb.push(t.elapsed().as_secs_f64() * 1e3);
                 std::hint::black_box(r);
@@ -321,6 +323,7 @@ fn overlay_cost(
                 value: None,
                 request_id: None,
                 position: None,
+                features: None,
             })
             .collect();
         events += batch.len();

@@ -55,6 +55,7 @@ pub async fn run(home: &Path, args: QueryArgs) -> anyhow::Result<()> {
         offset: args.offset,
         with_metadata: args.metadata,
         explain: args.explain,
+        features: false,
     };
     let result = tokio::task::spawn_blocking(move || {
         let (snapshot, live) = feed_engine::live::load_active(&registry, &args.model_name)?;

@@ -34,6 +34,7 @@ pub async fn run(home: &Path, args: RankArgs) -> anyhow::Result<()> {
             user_id: args.user_id,
             limit: args.limit,
             with_metadata: args.metadata,
+            features: false,
         };
         snapshot.rank_live(&req, &live.over(&snapshot))
     })

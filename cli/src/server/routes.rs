@@ -150,6 +150,7 @@ async fn rank(
         user_id: body.user_id,
         limit: body.limit,
         with_metadata: body.return_metadata,
+        features: snapshot.config.serving.log_impressions,
     };
     let live = state.live(&name);
     let user = req.user_id.clone();
@@ -157,15 +158,18 @@ async fn rank(
     let ranking = blocking(move || snapshot.rank_live(&req, &live.users.over(&snapshot))).await?;
     let metadata = ranking.metadata.as_ref().map(to_json).transpose()?;
     let request_id = state.request_id();
-    let items = ranking.ids.iter().cloned();
-    let scores = ranking.scores.iter().map(|&s| s as f64);
-    state.log_impressions(
-        &served,
-        Some(user),
-        &request_id,
-        items.zip(scores).collect(),
-        0,
-    );
+    let mut features = ranking.features.clone().unwrap_or_default().into_iter();
+    let shown = ranking
+        .ids
+        .iter()
+        .zip(&ranking.scores)
+        .map(|(id, &score)| feed_engine::live::Shown {
+            item_id: id.clone(),
+            score: score as f64,
+            features: features.next(),
+        })
+        .collect();
+    state.log_impressions(&served, Some(user), &request_id, shown, 0);
     Ok(Json(RankResponse {
         request_id,
         model: ranking.model,
@@ -301,6 +305,8 @@ async fn run_query(
         offset: body.offset,
         with_metadata: body.return_metadata,
         explain: body.explain,
+        // What the impressions record, when they are logged.
+        features: snapshot.config.serving.log_impressions,
     };
     let shared = state.clone();
     let live = state.live(&model);
@@ -314,12 +320,18 @@ async fn run_query(
     })
     .await?;
     let request_id = state.request_id();
+    let mut features = result.features.clone().unwrap_or_default().into_iter();
     let page = result
         .ids
         .iter()
-        .cloned()
-        .zip(result.scores.iter().copied());
-    state.log_impressions(&served, user, &request_id, page.collect(), result.offset);
+        .zip(&result.scores)
+        .map(|(id, &score)| feed_engine::live::Shown {
+            item_id: id.clone(),
+            score,
+            features: features.next(),
+        })
+        .collect();
+    state.log_impressions(&served, user, &request_id, page, result.offset);
     let explanation = result.explanation.as_ref().map(Explanation::from);
     let mut metadata = match &result.metadata {
         Some(m) => to_json(m)?.into_iter().map(Some).collect(),

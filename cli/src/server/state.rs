@@ -96,14 +96,14 @@ impl AppState {
         snapshot: &Snapshot,
         user: Option<String>,
         request_id: &str,
-        items: Vec<(String, f64)>,
+        items: Vec<feed_engine::live::Shown>,
         offset: usize,
     ) {
         let Some(user) = user.filter(|_| snapshot.config.serving.log_impressions) else {
             return;
         };
         let events =
-            feed_engine::live::impressions(&user, request_id, &items, offset, crate::events::now());
+            feed_engine::live::impressions(&user, request_id, items, offset, crate::events::now());
         let live = self.live(&snapshot.manifest.model);
         // Queued for the log's next group; no thread waits on its fsync. Once written, the
         // overlay reads them (on the writer thread), so `served()` sees the page at once.

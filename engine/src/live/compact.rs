@@ -175,6 +175,8 @@ fn schema() -> Arc<Schema> {
         Field::new("value", DataType::Float64, true),
         Field::new("request_id", DataType::Utf8, true),
         Field::new("position", DataType::UInt32, true),
+        // An impression's features, as a JSON object.
+        Field::new("features", DataType::Utf8, true),
     ]))
 }
 
@@ -210,6 +212,16 @@ fn write_file(
             Arc::new(events.iter().map(|x| x.1.value).collect::<Float64Array>()),
             Arc::new(text(&|e| e.request_id.as_deref())),
             Arc::new(events.iter().map(|x| x.1.position).collect::<UInt32Array>()),
+            Arc::new(
+                events
+                    .iter()
+                    .map(|x| {
+                        x.1.features
+                            .as_ref()
+                            .and_then(|f| serde_json::to_string(f).ok())
+                    })
+                    .collect::<StringArray>(),
+            ),
         ],
     )
     .map_err(|e| Error::Internal(format!("compacting events: {e}")))?;
@@ -267,6 +279,9 @@ fn read_file(path: &Path) -> Result<Vec<(u64, Event)>> {
             value.as_primitive::<Float64Type>(),
         );
         let position = position.as_primitive::<UInt32Type>();
+        let features = b
+            .column_by_name("features")
+            .map(|c| c.as_string::<i32>().clone());
         let opt = |a: &StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_string());
         for i in 0..b.num_rows() {
             out.push((
@@ -280,6 +295,10 @@ fn read_file(path: &Path) -> Result<Vec<(u64, Event)>> {
                     value: value.is_valid(i).then(|| value.value(i)),
                     request_id: opt(request, i),
                     position: position.is_valid(i).then(|| position.value(i)),
+                    features: features
+                        .as_ref()
+                        .filter(|f| f.is_valid(i))
+                        .and_then(|f| serde_json::from_str(f.value(i)).ok()),
                 },
             ));
         }

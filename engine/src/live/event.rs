@@ -29,6 +29,18 @@ pub struct Event {
     /// 1-based position of the item on that page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<u32>,
+    /// For an impression: the numbers the item's score read when it was served, by name
+    /// (`policy.als`, `value_model`, `retrieval.pop`): the ranker's training data, as served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<std::collections::BTreeMap<String, f64>>,
+}
+
+/// An item of a served page, as its impression records it.
+#[derive(Debug, Clone)]
+pub struct Shown {
+    pub item_id: String,
+    pub score: f64,
+    pub features: Option<std::collections::BTreeMap<String, f64>>,
 }
 
 impl super::log::Entry for Event {
@@ -50,22 +62,23 @@ impl super::log::Entry for Event {
 pub fn impressions(
     user_id: &str,
     request_id: &str,
-    items: &[(String, f64)],
+    items: Vec<Shown>,
     offset: usize,
     now: f64,
 ) -> Vec<Event> {
     items
-        .iter()
+        .into_iter()
         .enumerate()
-        .map(|(k, (item, score))| Event {
+        .map(|(k, shown)| Event {
             event_id: None,
             user_id: user_id.to_string(),
-            item_id: item.clone(),
+            item_id: shown.item_id,
             kind: crate::config::IMPRESSION.to_string(),
             timestamp: now,
-            value: score.is_finite().then_some(*score),
+            value: shown.score.is_finite().then_some(shown.score),
             request_id: Some(request_id.to_string()),
             position: Some((offset + k + 1) as u32),
+            features: shown.features,
         })
         .collect()
 }
@@ -142,6 +155,7 @@ pub(crate) fn test_event(user: &str, item: &str, kind: &str) -> Event {
         value: None,
         request_id: None,
         position: None,
+        features: None,
     }
 }
 

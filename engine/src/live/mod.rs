@@ -11,7 +11,7 @@ pub mod log;
 mod overlay;
 
 pub use compact::{compact, Compaction};
-pub use event::{check_batch, impressions, Event};
+pub use event::{check_batch, impressions, Event, Shown};
 pub use items::{check_changes, items_dir, items_watermark, ItemChange, LiveItems};
 pub use log::{read_from, Appended, Entry, EventLog, Log, Position, Record};
 

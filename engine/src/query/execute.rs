@@ -35,6 +35,9 @@ pub struct QueryRequest {
     pub with_metadata: bool,
     /// Report per stage and per item how the page came about.
     pub explain: bool,
+    /// Report per item the numbers its score read (for impressions: what the ranker learns
+    /// from, as served).
+    pub features: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +54,10 @@ pub struct QueryResult {
     /// Per stage: items in and out, time spent (always reported; cheap).
     pub stages: Vec<StageReport>,
     pub explanation: Option<Explanation>,
+    /// With `features`: per page item, the values its score read by column (`policy.als`,
+    /// `item.year`, `value_model`, `recent.0`) and its retrievers' scores and ranks
+    /// (`retrieval.pop`, `rank.pop`).
+    pub features: Option<Vec<std::collections::BTreeMap<String, f64>>>,
 }
 
 /// The default page size.
@@ -374,20 +381,18 @@ pub(crate) fn run(
     } else {
         None
     };
-    let explanation = req.explain.then(|| {
-        explain::explain(
-            &explain::Run {
-                req: &request,
-                order: plan.order.as_ref(),
-                candidates: &candidates,
-                scored: &scored,
-                before: &before,
-                explored: &ctx.explored,
-            },
-            &page,
-            stages.clone(),
-        )
-    });
+    let run = explain::Run {
+        req: &request,
+        order: plan.order.as_ref(),
+        candidates: &candidates,
+        scored: &scored,
+        before: &before,
+        explored: &ctx.explored,
+    };
+    let explanation = req
+        .explain
+        .then(|| explain::explain(&run, &page, stages.clone()));
+    let features = req.features.then(|| explain::features(&run, &page));
     Ok(QueryResult {
         model: snapshot.manifest.model.clone(),
         version: snapshot.manifest.version,
@@ -398,6 +403,7 @@ pub(crate) fn run(
         metadata,
         stages,
         explanation,
+        features,
     })
 }
 

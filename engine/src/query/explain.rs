@@ -131,3 +131,58 @@ pub fn explain(run: &Run<'_>, page: &[Ranked], stages: Vec<StageReport>) -> Expl
         .collect();
     Explanation { stages, items }
 }
+
+/// Per page item, the numbers its score read (every numeric column of the scoring batch, by
+/// name) and its retrievers' scores and ranks: what an impression records for the ranker to
+/// learn from, as served.
+pub fn features(run: &Run<'_>, page: &[Ranked]) -> Vec<BTreeMap<String, f64>> {
+    use datafusion::arrow::array::Array;
+    use datafusion::arrow::compute::cast;
+    use datafusion::arrow::datatypes::DataType;
+    let row_of: HashMap<u32, usize> = run
+        .candidates
+        .items
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| (i, k))
+        .collect();
+    // The batch's numeric columns as numbers, once.
+    let columns: Vec<(String, Float64Array)> = run
+        .scored
+        .batch
+        .iter()
+        .flat_map(|b| {
+            b.schema()
+                .fields()
+                .iter()
+                .cloned()
+                .zip(b.columns().iter().cloned())
+                .collect::<Vec<_>>()
+        })
+        .filter(|(f, _)| f.data_type().is_numeric() || *f.data_type() == DataType::Boolean)
+        .filter_map(|(f, c)| {
+            let c = cast(&c, &DataType::Float64).ok()?;
+            let c = c.as_any().downcast_ref::<Float64Array>()?.clone();
+            Some((f.name().clone(), c))
+        })
+        .collect();
+    page.iter()
+        .map(|&(item, _)| {
+            let mut out = BTreeMap::new();
+            if let Some(&row) = row_of.get(&item) {
+                for (name, c) in &columns {
+                    if row < c.len() && c.is_valid(row) && c.value(row).is_finite() {
+                        out.insert(name.clone(), c.value(row));
+                    }
+                }
+            }
+            for (alias, found) in &run.candidates.found {
+                if let Some(&(score, rank)) = found.get(&item) {
+                    out.insert(format!("retrieval.{alias}"), score);
+                    out.insert(format!("rank.{alias}"), rank as f64);
+                }
+            }
+            out
+        })
+        .collect()
+}

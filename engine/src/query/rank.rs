@@ -23,6 +23,8 @@ pub struct RankRequest {
     pub user_id: String,
     pub limit: usize,
     pub with_metadata: bool,
+    /// Report per item the policy outputs its value read (what an impression records).
+    pub features: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +39,9 @@ pub struct Ranking {
     pub fallback: Option<&'static str>,
     /// The items' attribute rows, in ranking order.
     pub metadata: Option<RecordBatch>,
+    /// With `features`: per item, the value model's policy outputs (`policy.<output>`) and its
+    /// popularity (`popularity`).
+    pub features: Option<Vec<std::collections::BTreeMap<String, f64>>>,
 }
 
 impl Snapshot {
@@ -61,6 +66,7 @@ impl Snapshot {
         // A user with no events (listed by fetch.users only) has nothing to personalise from;
         // one the version never trained on (known from live events only) has no vectors yet.
         let view = users.user(&req.user_id).filter(|u| u.has_events());
+        let dense = view.as_ref().and_then(|u| u.dense);
         // Personal scores need a user the version trained on (one listed by `fetch.users`
         // alone has an id but an untrained vector, whatever live events came since).
         let trained = self
@@ -104,6 +110,12 @@ impl Snapshot {
             .iter()
             .map(|&i| self.catalog.id(i as u32).to_string())
             .collect();
+        let features = if req.features {
+            // Personal outputs only for a user the version trained on, as the ranking had.
+            Some(self.rank_features(dense.filter(|_| trained), &top)?)
+        } else {
+            None
+        };
         let metadata = if req.with_metadata {
             let idx = UInt32Array::from_iter_values(top.iter().map(|&i| i as u32));
             Some(
@@ -120,7 +132,33 @@ impl Snapshot {
             scores,
             fallback,
             metadata,
+            features,
         })
+    }
+
+    /// The numbers behind a ranking, per item: the value model's policy outputs and the
+    /// item's popularity.
+    fn rank_features(
+        &self,
+        user: Option<u32>,
+        top: &[usize],
+    ) -> Result<Vec<std::collections::BTreeMap<String, f64>>> {
+        let items: Vec<u32> = top.iter().map(|&i| i as u32).collect();
+        let outputs: Vec<_> = self.value.needs().outputs.iter().collect();
+        let scores = self.policies.score(user, &items, &outputs)?;
+        Ok(items
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| {
+                let mut f: std::collections::BTreeMap<String, f64> = outputs
+                    .iter()
+                    .zip(&scores)
+                    .map(|(o, s)| (format!("policy.{}", o.name), s[k] as f64))
+                    .collect();
+                f.insert("popularity".into(), self.catalog.popular[i as usize] as f64);
+                f
+            })
+            .collect())
     }
 
     /// Every item's value for `user` (seen items at -inf), by the one value-model evaluator: the

@@ -333,6 +333,7 @@ fn value_model_is_one_evaluator_for_rank_query_and_explain() {
             user_id: "u0".into(),
             limit: 5,
             with_metadata: false,
+            features: false,
         })
         .unwrap();
     assert_eq!(r.ids, ranked.ids);
