@@ -591,3 +591,83 @@ fn served_recent_and_affinity_read_the_users_live_events() {
         "{body}"
     );
 }
+
+/// A two-tower user tower that reads the user's history encodes a user with live interactions
+/// anew: a stranger gets personal results from three likes, and a known user's feed follows
+/// what they just liked.
+#[test]
+fn the_two_tower_user_tower_reads_live_history() {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let file = ws.write(
+        "model.yaml",
+        "model: {name: towers}\n\
+         connectors:\n  - {id: ratings, type: file, path: data/ratings.csv}\n  - {id: items, type: file, path: data/items.csv}\n\
+         fetch:\n  events: SELECT user_id, item_id, timestamp FROM ratings\n  items: SELECT item_id, genre FROM items\n\
+         policies:\n  - name: two_tower\n    type: two_tower\n    hidden: 32\n    history: 10\n    item_features: [genre]\n    batch_size: 256\n    epochs: 8\n\
+         training: {seed: 7}\n\
+         events:\n  types: [like]\n",
+    );
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    let server = start(&ws);
+    let addr = &server.addr;
+    let towers =
+        "SELECT * FROM similarity(embedding = 'two_tower', user = $user_id, limit = 10) LIMIT 10";
+    // Group 7 holds items i140..i159 (Synth: 20 items a group).
+    let group_7 = |found: &[String]| {
+        found
+            .iter()
+            .filter(|i| (140..160).contains(&i[1..].parse::<usize>().unwrap()))
+            .count()
+    };
+    let likes = |user: &str, items: &[usize]| -> String {
+        items
+            .iter()
+            .map(|i| {
+                format!("{{\"user_id\": \"{user}\", \"item_id\": \"i{i}\", \"type\": \"like\"}}\n")
+            })
+            .collect()
+    };
+
+    // A stranger: nothing to search from (the page is topped up by popularity), then their
+    // three likes.
+    assert!(group_7(&ids(addr, "towers", towers, "stranger")) <= 3);
+    assert_eq!(
+        post_events(addr, "towers", &likes("stranger", &[141, 147, 152])).0,
+        200
+    );
+    let found = ids(addr, "towers", towers, "stranger");
+    assert!(group_7(&found) >= 6, "{found:?}");
+    // `rank` answers for them from the tower too.
+    let (_, ranked) = http(
+        addr,
+        "POST",
+        "/models/towers/rank",
+        Some(r#"{"user_id": "stranger", "limit": 10}"#),
+    );
+    assert_eq!(ranked["fallback"], "history", "{ranked}");
+
+    // A user of group 3 who now likes group 7 over and over: their feed follows.
+    let before = group_7(&ids(addr, "towers", towers, "u3"));
+    let recent: Vec<usize> = (140..150).collect();
+    assert_eq!(post_events(addr, "towers", &likes("u3", &recent)).0, 200);
+    let after = ids(addr, "towers", towers, "u3");
+    assert!(
+        group_7(&after) > before + 2,
+        "group 7 in u3's feed: {before} before, {} after: {after:?}",
+        group_7(&after)
+    );
+    let (_, ranked) = http(
+        addr,
+        "POST",
+        "/models/towers/rank",
+        Some(r#"{"user_id": "u3", "limit": 10}"#),
+    );
+    let ranked: Vec<String> = ranked["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap().to_string())
+        .collect();
+    assert!(group_7(&ranked) > before, "{ranked:?}");
+}

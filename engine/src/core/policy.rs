@@ -137,6 +137,20 @@ pub trait TrainedPolicy: Scorer {
         Ok(None)
     }
 
+    /// A user's vector computed now from their history (`history`: trained items, oldest
+    /// first) and, for a user the version trained on (`user`), their id and attributes
+    /// (`users`: the version's user rows): for a user with live interactions the version never
+    /// saw. `None` when the policy's user vector does not read a history. Runs per request.
+    fn encode_user(
+        &self,
+        _user: Option<u32>,
+        _history: &[u32],
+        _trained: &datafusion::arrow::array::RecordBatch,
+        _users: &datafusion::arrow::array::RecordBatch,
+    ) -> Result<Option<Vec<f32>>> {
+        Ok(None)
+    }
+
     /// Epochs, device and time of a neural policy's training (stored with its evaluation).
     fn training_summary(&self) -> Option<&TrainingSummary> {
         None

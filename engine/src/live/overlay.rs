@@ -235,6 +235,7 @@ impl UserState for Layered<'_> {
             dense,
             seen: Cow::Owned(seen),
             recent: Cow::Owned(recent),
+            live: true,
         })
     }
 }

@@ -257,6 +257,33 @@ impl<B: Backend> TwoTowerNet<B> {
 }
 
 impl TwoTowerNet<crate::nn::Cpu> {
+    /// One user's vector from the user tower: their id embedding and feature row when the
+    /// network trained them (`users`), else `stranger`'s empty row and no id; and `history`,
+    /// their latest items (trained ids), as training encoded histories.
+    pub fn encode_user(
+        &self,
+        user: Option<u32>,
+        history: &[u32],
+        users: &FeatureTable,
+        stranger: &FeatureTable,
+    ) -> Vec<f32> {
+        let (id, keep, table) = match user {
+            Some(u) => (u, 1.0, users),
+            None => (0, 0.0, stranger),
+        };
+        let histories: Vec<&[u32]> = if history.is_empty() {
+            Vec::new()
+        } else {
+            vec![history]
+        };
+        let b = TowerBatch::new(&[id], vec![keep], table, &histories);
+        self.tower(true, &b)
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .expect("f32 vectors")
+    }
+
     /// Item vectors from features alone for the rows of `table`: items the network has no id
     /// embedding for (added after training), encoded as a cold item of training was.
     pub fn encode_cold_items(&self, table: &FeatureTable) -> Vec<f32> {

@@ -103,6 +103,10 @@ pub struct TrainedTwoTower {
 struct Cold {
     net: TwoTowerNet<Cpu>,
     items: FeatureEncoding,
+    /// Every trained user's tower inputs, and an empty row for a user the version never saw:
+    /// what a user encoded anew from a live history reads.
+    users: FeatureTable,
+    stranger: FeatureTable,
 }
 
 impl Policy for TwoTower {
@@ -275,6 +279,23 @@ impl TrainedTwoTower {
         Ok(Cold {
             net: restore(empty, &weights, &c.name)?,
             items,
+            users: user_features.encode(users.num_rows(), Some(users), "fetch.users")?,
+            stranger: user_features.encode(1, None, "fetch.users")?,
+        })
+    }
+
+    /// [`Self::cold`], built once (a failed build is tried again next time).
+    fn cold_parts(
+        &self,
+        trained: &datafusion::arrow::array::RecordBatch,
+        users: &datafusion::arrow::array::RecordBatch,
+    ) -> Result<&Cold> {
+        Ok(match self.cold.get() {
+            Some(c) => c,
+            None => {
+                let built = self.cold(trained, users)?;
+                self.cold.get_or_init(|| built)
+            }
         })
     }
 }
@@ -329,6 +350,28 @@ impl TrainedPolicy for TrainedTwoTower {
         self.summary.as_ref()
     }
 
+    /// With `history`, the user tower reads the user's latest items: a user with live
+    /// interactions is encoded anew (their id and attributes when the version trained them).
+    fn encode_user(
+        &self,
+        user: Option<u32>,
+        history: &[u32],
+        trained: &datafusion::arrow::array::RecordBatch,
+        users: &datafusion::arrow::array::RecordBatch,
+    ) -> Result<Option<Vec<f32>>> {
+        if self.config.history == 0 {
+            return Ok(None);
+        }
+        let cold = self.cold_parts(trained, users)?;
+        let latest = &history[history.len().saturating_sub(self.config.history)..];
+        Ok(Some(cold.net.encode_user(
+            user,
+            latest,
+            &cold.users,
+            &cold.stranger,
+        )))
+    }
+
     /// An added item is placed by the item tower from its features alone, as training placed
     /// an item without events. Without item features there is nothing to place it by.
     fn embed_items(
@@ -340,13 +383,7 @@ impl TrainedPolicy for TrainedTwoTower {
         if self.config.item_features.is_empty() {
             return Ok(None);
         }
-        let cold = match self.cold.get() {
-            Some(c) => c,
-            None => {
-                let built = self.cold(trained, users)?;
-                self.cold.get_or_init(|| built)
-            }
-        };
+        let cold = self.cold_parts(trained, users)?;
         let table = cold.items.encode(added.num_rows(), Some(added), "items")?;
         Ok(Some(cold.net.encode_cold_items(&table)))
     }

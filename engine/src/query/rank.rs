@@ -8,7 +8,7 @@ use super::{score, Request};
 use crate::error::{Error, Result};
 use crate::expr::{Params, Values};
 use crate::serving::artifacts::HISTORY_LEN;
-use crate::serving::{Snapshot, UserState, UserView};
+use crate::serving::{ScoringUser, Snapshot, UserState, UserView};
 use crate::util::topk::top_k;
 use crate::vectors::{Search, VectorIndex};
 
@@ -67,6 +67,11 @@ impl Snapshot {
         // one the version never trained on (known from live events only) has no vectors yet.
         let view = users.user(&req.user_id).filter(|u| u.has_events());
         let dense = view.as_ref().and_then(|u| u.dense);
+        // Vectors encoded now from the user's live history, where a policy reads one.
+        let scoring = view
+            .as_ref()
+            .map(|v| self.scoring_user(v))
+            .unwrap_or_default();
         // Personal scores need a user the version trained on (one listed by `fetch.users`
         // alone has an id but an untrained vector, whatever live events came since).
         let trained = self
@@ -74,10 +79,10 @@ impl Snapshot {
             .user(&req.user_id)
             .is_some_and(|u| u.has_events());
         let (top, scores, fallback) = match view {
-            Some(user) if trained => match self.rank_by_index(&user, req.limit) {
+            Some(user) if trained => match self.rank_by_index(&user, &scoring, req.limit) {
                 Some((top, scores)) => (top, scores, None),
                 None => {
-                    let mut row = self.value_row(&user)?;
+                    let mut row = self.value_row(&user, &scoring)?;
                     let top = top_k(&row, req.limit);
                     let scores = top.iter().map(|&i| std::mem::take(&mut row[i])).collect();
                     (top, scores, None)
@@ -88,7 +93,7 @@ impl Snapshot {
             // scan. What the user already interacted with stays out, as in a personal ranking.
             view => match view
                 .as_ref()
-                .and_then(|u| self.rank_by_history(u, req.limit))
+                .and_then(|u| self.rank_by_history(u, &scoring, req.limit))
             {
                 Some((top, scores)) => (top, scores, Some("history")),
                 None => {
@@ -112,7 +117,11 @@ impl Snapshot {
             .collect();
         let features = if req.features {
             // Personal outputs only for a user the version trained on, as the ranking had.
-            Some(self.rank_features(dense.filter(|_| trained), &top)?)
+            let user = ScoringUser {
+                dense: dense.filter(|_| trained),
+                live: scoring.live.clone(),
+            };
+            Some(self.rank_features(&user, &top)?)
         } else {
             None
         };
@@ -140,7 +149,7 @@ impl Snapshot {
     /// item's popularity.
     fn rank_features(
         &self,
-        user: Option<u32>,
+        user: &ScoringUser,
         top: &[usize],
     ) -> Result<Vec<std::collections::BTreeMap<String, f64>>> {
         let items: Vec<u32> = top.iter().map(|&i| i as u32).collect();
@@ -163,10 +172,10 @@ impl Snapshot {
 
     /// Every item's value for `user` (seen items at -inf), by the one value-model evaluator: the
     /// weighted sum through each policy's batched scoring, or the expression over the catalog.
-    fn value_row(&self, user: &UserView<'_>) -> Result<Vec<f32>> {
+    fn value_row(&self, user: &UserView<'_>, scoring: &ScoringUser) -> Result<Vec<f32>> {
         let n = self.n_items();
         let mut row = match user.dense {
-            Some(u) => self.value.score_catalog(&self.policies, u, n)?,
+            Some(_) => self.value.score_catalog(&self.policies, scoring, n)?,
             None => None,
         };
         if row.is_none() {
@@ -216,14 +225,23 @@ impl Snapshot {
     /// For a user the version never trained on but who has live interactions: the primary
     /// policy's item vectors searched from their history (its sequence encoder, else the mean
     /// of their latest items), their items excluded. `None` when that policy has no vectors.
-    fn rank_by_history(&self, user: &UserView<'_>, limit: usize) -> Option<(Vec<usize>, Vec<f32>)> {
+    fn rank_by_history(
+        &self,
+        user: &UserView<'_>,
+        scoring: &ScoringUser,
+        limit: usize,
+    ) -> Option<(Vec<usize>, Vec<f32>)> {
         let name = &self.manifest.primary_policy;
         let vectors = self.policies.vectors(name)?;
         let recent = &user.recent[..];
         let latest = &recent[recent.len().saturating_sub(HISTORY_LEN)..];
-        let query = self
-            .policies
-            .encode_sequence(name, recent)
+        // The policy's own user encoding of the history (a tower), else its sequence encoder,
+        // else the mean of the latest items.
+        let query = scoring
+            .live
+            .get(name.as_str())
+            .cloned()
+            .or_else(|| self.policies.encode_sequence(name, recent))
             .or_else(|| vectors.mean_of(latest))?;
         let mut mask = vec![true; self.n_items()];
         for &i in user.seen.iter() {
@@ -242,7 +260,12 @@ impl Snapshot {
         Some(found.into_iter().map(|(i, s)| (i as usize, s)).unzip())
     }
 
-    fn rank_by_index(&self, user: &UserView<'_>, limit: usize) -> Option<(Vec<usize>, Vec<f32>)> {
+    fn rank_by_index(
+        &self,
+        user: &UserView<'_>,
+        scoring: &ScoringUser,
+        limit: usize,
+    ) -> Option<(Vec<usize>, Vec<f32>)> {
         let [term] = self.value.terms()? else {
             return None;
         };
@@ -277,7 +300,10 @@ impl Snapshot {
                 }
             }
             let search = Search {
-                query: vectors.user(u),
+                query: scoring
+                    .live
+                    .get(name.as_str())
+                    .map_or(vectors.user(u), Vec::as_slice),
                 k: limit,
                 mask: Some(mask),
                 eligible,

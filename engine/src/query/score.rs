@@ -62,10 +62,14 @@ pub fn batch(
         ));
     }
     let outputs: Vec<_> = needs.outputs.iter().collect();
-    let dense = req.user.as_ref().and_then(|u| u.dense);
+    let scoring = match &req.user {
+        Some(u) if !outputs.is_empty() => snapshot.scoring_user(u),
+        Some(u) => crate::serving::ScoringUser::trained(u.dense),
+        None => Default::default(),
+    };
     for (o, scores) in outputs
         .iter()
-        .zip(snapshot.policies.score(dense, items, &outputs)?)
+        .zip(snapshot.policies.score(&scoring, items, &outputs)?)
     {
         columns.push((
             format!("policy.{}", o.name),

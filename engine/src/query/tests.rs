@@ -619,10 +619,16 @@ fn outputs_of_a_multi_head_policy_are_addressed_by_name() {
         head: 1,
     };
     let cols = policies
-        .score(Some(0), &[3, 4, 6], &[&hide, &like])
+        .score(
+            &crate::serving::ScoringUser::trained(Some(0)),
+            &[3, 4, 6],
+            &[&hide, &like],
+        )
         .unwrap();
     assert_eq!(cols, vec![vec![1.0, 0.0, 1.0], vec![3.0, 4.0, 6.0]]);
     // An unknown user has no personal scores.
-    let cols = policies.score(None, &[3, 4], &[&like]).unwrap();
+    let cols = policies
+        .score(&Default::default(), &[3, 4], &[&like])
+        .unwrap();
     assert_eq!(cols, vec![vec![0.0, 0.0]]);
 }

@@ -49,6 +49,8 @@ pub struct Catalog {
     deleted: Option<Vec<bool>>,
     /// The same, as dense ids.
     deleted_ids: Vec<u32>,
+    /// The version's own rows, before any change (what features were fitted on); `None`: `table`.
+    trained_table: Option<RecordBatch>,
 }
 
 impl Catalog {
@@ -86,6 +88,7 @@ impl Catalog {
             newest_event,
             deleted: None,
             deleted_ids: Vec::new(),
+            trained_table: None,
         })
     }
 
@@ -101,6 +104,11 @@ impl Catalog {
     /// The items the version trained on: dense ids below this; added items come after.
     pub fn trained_len(&self) -> usize {
         self.ids.len()
+    }
+
+    /// The rows of the items the version trained on, as it trained on them (no changes).
+    pub fn trained_table(&self) -> &RecordBatch {
+        self.trained_table.as_ref().unwrap_or(&self.table)
     }
 
     /// The dense id of an external item id.
@@ -263,6 +271,7 @@ impl Catalog {
             newest_event: self.newest_event,
             deleted,
             deleted_ids,
+            trained_table: Some(self.table.clone()),
         })
     }
 }

@@ -13,7 +13,7 @@ mod value;
 
 pub use cache::{Cache, Caches};
 pub use catalog::{typed_column, Catalog, CatalogChanges};
-pub use policies::Policies;
+pub use policies::{Policies, ScoringUser};
 pub use snapshot::{Parts, Snapshot};
 pub use users::{RecentEvent, UserState, UserView, Users};
 pub use value::{Combine, Term, ValueModel};

@@ -16,6 +16,33 @@ use crate::error::{Error, Result};
 use crate::expr::OutputRef;
 use crate::vectors::{self, Method, Search, VectorIndex};
 
+/// Whom personal scores are for: the user's dense id in the version, and, for a user with live
+/// interactions, vectors encoded now from their history (by policy) that stand in for the
+/// trained ones.
+#[derive(Debug, Clone, Default)]
+pub struct ScoringUser {
+    pub dense: Option<u32>,
+    pub live: BTreeMap<String, Vec<f32>>,
+}
+
+impl ScoringUser {
+    /// A user as the version trained them.
+    pub fn trained(dense: Option<u32>) -> Self {
+        Self {
+            dense,
+            live: BTreeMap::new(),
+        }
+    }
+
+    /// The user's live vector for `policy`, when it is a dot-product policy that encoded one.
+    fn live_for<'a>(&'a self, policies: &Policies, policy: &str) -> Option<&'a [f32]> {
+        let p = policies.get(policy)?;
+        (p.score_is_dot() && p.heads().len() == 1)
+            .then(|| self.live.get(policy).map(Vec::as_slice))
+            .flatten()
+    }
+}
+
 #[derive(Clone)]
 pub struct Policies {
     pub(crate) trained: Arc<BTreeMap<String, Box<dyn TrainedPolicy>>>,
@@ -165,9 +192,23 @@ impl Policies {
         }
     }
 
-    /// Head `head` of `policy` for dense user `u` over every item of a catalog of `n`.
-    pub fn score_row(&self, policy: &str, head: usize, u: u32, n: usize) -> Result<Vec<f32>> {
+    /// Head `head` of `policy` for `user` over every item of a catalog of `n`.
+    pub fn score_row(
+        &self,
+        policy: &str,
+        head: usize,
+        user: &ScoringUser,
+        n: usize,
+    ) -> Result<Vec<f32>> {
         let p = self.policy(policy)?;
+        if let (Some(q), Some(v)) = (user.live_for(self, policy), self.vectors(policy)) {
+            let mut row = vec![0f32; n];
+            crate::util::linalg::scores(q, v.items, v.dim, &mut row);
+            return Ok(row);
+        }
+        let Some(u) = user.dense else {
+            return Ok(vec![0f32; n]);
+        };
         let trained = self.trained_items().unwrap_or(n);
         let mut row = vec![0f32; n];
         if p.heads().len() == 1 {
@@ -211,10 +252,11 @@ impl Policies {
     /// has no personal scores: 0 for every item.
     pub fn score(
         &self,
-        user: Option<u32>,
+        scoring: &ScoringUser,
         items: &[u32],
         outputs: &[&OutputRef],
     ) -> Result<Vec<Vec<f32>>> {
+        let user = scoring.dense;
         let trained = self.trained_items();
         // Items the policies trained on, and the places of the others.
         type Placed = Vec<(usize, u32)>;
@@ -233,7 +275,14 @@ impl Policies {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::btree_map::Entry::Vacant(e) => {
                     let mut rows = vec![0f32; heads * n];
-                    if let Some(u) = user {
+                    let live = scoring
+                        .live_for(self, &o.policy)
+                        .zip(self.vectors(&o.policy));
+                    if let Some((q, v)) = live {
+                        for (r, &i) in rows.iter_mut().zip(items) {
+                            *r = crate::util::linalg::dot(q, v.item(i));
+                        }
+                    } else if let Some(u) = user {
                         if added.is_empty() {
                             policy.score_heads(u, items, &mut rows);
                         } else {

@@ -13,7 +13,8 @@ use super::artifacts::{self, Manifest};
 use super::cache::Caches;
 use super::catalog::{Catalog, CatalogChanges};
 use super::policies::Policies;
-use super::users::{UserState, Users};
+use super::policies::ScoringUser;
+use super::users::{UserState, UserView, Users};
 use super::value::ValueModel;
 use crate::config::{self, ModelConfig};
 use crate::core::TrainedPolicy;
@@ -215,6 +216,38 @@ impl Snapshot {
             names: self.names.clone(),
             caches: Caches::default(),
         })
+    }
+
+    /// Whom `view`'s personal scores are for: their dense id, and for a user with live
+    /// interactions the vectors of every policy that encodes a user from their history (a
+    /// tower with `history`), encoded now. A policy that fails to encode keeps the trained
+    /// vector (logged).
+    pub fn scoring_user(&self, view: &UserView<'_>) -> ScoringUser {
+        let mut out = ScoringUser::trained(view.dense);
+        if !view.live {
+            return out;
+        }
+        let trained_items = self.catalog.trained_len();
+        let history: Vec<u32> = view
+            .recent
+            .iter()
+            .copied()
+            .filter(|&i| (i as usize) < trained_items)
+            .collect();
+        let trained = self.catalog.trained_table();
+        for name in self.policies.names() {
+            let Some(p) = self.policies.get(name) else {
+                continue;
+            };
+            match p.encode_user(view.dense, &history, trained, &self.users.table) {
+                Ok(Some(v)) => {
+                    out.live.insert(name.to_string(), v);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(policy = %name, "encoding a live user: {e}"),
+            }
+        }
+        out
     }
 
     /// Whether the catalog (live changes included) has item `id`, deleted or not.

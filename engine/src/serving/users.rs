@@ -21,6 +21,9 @@ pub struct UserView<'a> {
     pub seen: Cow<'a, [u32]>,
     /// The user's latest items, oldest first (as many as the longest history encoder reads).
     pub recent: Cow<'a, [u32]>,
+    /// Whether live interactions the version did not train on are part of it (then a policy
+    /// that encodes users from their history encodes this one anew).
+    pub live: bool,
 }
 
 impl UserView<'_> {
@@ -136,6 +139,7 @@ impl UserState for Users {
             dense: Some(u),
             seen: Cow::Borrowed(self.seen(u)),
             recent: Cow::Borrowed(self.recent(u)),
+            live: false,
         })
     }
 }

@@ -200,13 +200,18 @@ impl ValueModel {
 
     /// Every item's value for dense user `u`, when the value model is a weighted sum: each term a
     /// full row of the policy's batched scoring. `None` for an expression.
-    pub fn score_catalog(&self, policies: &Policies, u: u32, n: usize) -> Result<Option<Vec<f32>>> {
+    pub fn score_catalog(
+        &self,
+        policies: &Policies,
+        user: &super::ScoringUser,
+        n: usize,
+    ) -> Result<Option<Vec<f32>>> {
         let Combine::Weights(terms) = &self.combine else {
             return Ok(None);
         };
         let mut row = vec![0f32; n];
         for t in terms {
-            let buf = policies.score_row(&t.output.policy, t.output.head, u, n)?;
+            let buf = policies.score_row(&t.output.policy, t.output.head, user, n)?;
             let w = t.weight as f32;
             for (r, b) in row.iter_mut().zip(&buf) {
                 *r += w * b;

@@ -77,9 +77,15 @@ impl Similarity {
             ids.iter().filter_map(|i| snapshot.catalog.dense(i)).collect()
         };
         Ok(match &self.encoder {
-            Encoder::User(user) => named(user)?
-                .and_then(|u| u.dense)
-                .map(|u| vectors.user(u).to_vec()),
+            // A user with live interactions: the policy's user encoding of them, where it has
+            // one (a tower); else the trained vector.
+            Encoder::User(user) => named(user)?.and_then(|u| {
+                snapshot
+                    .scoring_user(&u)
+                    .live
+                    .remove(&self.policy)
+                    .or_else(|| u.dense.map(|d| vectors.user(d).to_vec()))
+            }),
             // A sequence encoder (SASRec) reads the latest items in order; other policies
             // average the latest `HISTORY_LEN` item vectors.
             Encoder::History(user) => named(user)?.and_then(|u| {
