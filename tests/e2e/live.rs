@@ -29,7 +29,30 @@ fn raw_post(addr: &str, path: &str, body: &str) -> (u16, Value) {
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-fn ids(addr: &str, model: &str, query: &str, user: &str) -> Vec<String> {
+/// The `n` impressions of page `request_id` in `model`'s log, once they are all written.
+fn logged_page(ws: &Workspace, model: &str, request_id: &str, n: usize) -> Vec<Event> {
+    let dir = ws.home().join(format!("models/{model}/events"));
+    poll(
+        Duration::from_secs(30),
+        "a page's impressions in the log",
+        || {
+            let read = read_from::<Event>(&dir, Position::default()).map_err(|e| e.to_string())?;
+            let page: Vec<Event> = read
+                .records
+                .into_iter()
+                .flat_map(|r| r.entries)
+                .filter(|e| e.request_id.as_deref() == Some(request_id))
+                .collect();
+            if page.len() == n {
+                Ok(page)
+            } else {
+                Err(format!("{} logged", page.len()))
+            }
+        },
+    )
+}
+
+pub(crate) fn ids(addr: &str, model: &str, query: &str, user: &str) -> Vec<String> {
     let (status, body) = http(
         addr,
         "POST",
@@ -405,25 +428,7 @@ fn served_pages_are_logged_as_impressions_that_events_join_by_request_id() {
         .iter()
         .map(|r| r["id"].as_str().unwrap())
         .collect();
-    let logged = poll(
-        Duration::from_secs(30),
-        "the page's impressions in the log",
-        || {
-            let dir = ws.home().join("models/shown/events");
-            let read = read_from::<Event>(&dir, Position::default()).map_err(|e| e.to_string())?;
-            let page: Vec<_> = read
-                .records
-                .into_iter()
-                .flat_map(|r| r.entries)
-                .filter(|e| e.request_id.as_deref() == Some(request_id.as_str()))
-                .collect();
-            if page.len() == shown.len() {
-                Ok(page)
-            } else {
-                Err(format!("{} logged", page.len()))
-            }
-        },
-    );
+    let logged = logged_page(&ws, "shown", &request_id, shown.len());
     for (k, e) in logged.iter().enumerate() {
         assert_eq!((e.kind.as_str(), e.user_id.as_str()), ("impression", "u3"));
         assert_eq!(e.item_id, shown[k]);
@@ -464,25 +469,7 @@ fn served_pages_are_logged_as_impressions_that_events_join_by_request_id() {
     assert!(rank["request_id"].is_string(), "{rank}");
     // A ranked page's impressions record the value model's outputs and popularity.
     let rank_id = rank["request_id"].as_str().unwrap().to_string();
-    let ranked = poll(
-        Duration::from_secs(30),
-        "the ranked page's impressions",
-        || {
-            let dir = ws.home().join("models/shown/events");
-            let read = read_from::<Event>(&dir, Position::default()).map_err(|e| e.to_string())?;
-            let page: Vec<Event> = read
-                .records
-                .into_iter()
-                .flat_map(|r| r.entries)
-                .filter(|e| e.request_id.as_deref() == Some(rank_id.as_str()))
-                .collect();
-            if page.len() == 3 {
-                Ok(page)
-            } else {
-                Err(format!("{} logged", page.len()))
-            }
-        },
-    );
+    let ranked = logged_page(&ws, "shown", &rank_id, 3);
     for e in &ranked {
         let f = e.features.as_ref().expect("features");
         assert!(

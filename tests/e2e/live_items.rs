@@ -41,19 +41,7 @@ fn post_items(addr: &str, body: &Value) -> (u16, Value) {
 }
 
 fn ids(addr: &str, query: &str, user: &str) -> Vec<String> {
-    let (status, body) = http(
-        addr,
-        "POST",
-        "/query",
-        Some(&json!({"model": "shop", "query": query, "params": {"user_id": user}}).to_string()),
-    );
-    assert_eq!(status, 200, "{body}");
-    body["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
-        .collect()
+    crate::live::ids(addr, "shop", query, user)
 }
 
 #[test]

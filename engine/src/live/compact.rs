@@ -120,16 +120,8 @@ pub fn compact(dir: &Path, watermark: u64, retention: Option<i64>, now: f64) -> 
             break;
         }
         if end > compacted {
-            let events: Vec<(u64, Event)> = in_segment
-                .into_iter()
-                .flat_map(|r| {
-                    let seq = r.seq;
-                    r.entries
-                        .into_iter()
-                        .enumerate()
-                        .map(move |(k, e)| (seq + k as u64, e))
-                })
-                .collect();
+            let events: Vec<(u64, Event)> =
+                in_segment.into_iter().flat_map(|r| r.numbered()).collect();
             done.events += events.len();
             write_file(dir, first, end, newest as i64, &events)?;
         }

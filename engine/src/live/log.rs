@@ -58,6 +58,17 @@ pub struct Record<T = Event> {
     pub entries: Vec<T>,
 }
 
+impl<T> Record<T> {
+    /// The entries, each with its number in the log.
+    pub fn numbered(self) -> impl Iterator<Item = (u64, T)> {
+        let seq = self.seq;
+        self.entries
+            .into_iter()
+            .enumerate()
+            .map(move |(k, e)| (seq + k as u64, e))
+    }
+}
+
 /// A place in the log: a segment and a byte offset in it. Positions order as the log does.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Position {

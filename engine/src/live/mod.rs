@@ -64,13 +64,7 @@ pub fn for_training(model_dir: &Path, events: &EventsConfig) -> Result<Logged> {
     let logged = read
         .records
         .into_iter()
-        .flat_map(|r| {
-            let seq = r.seq;
-            r.entries
-                .into_iter()
-                .enumerate()
-                .map(move |(k, e)| (seq + k as u64, e))
-        })
+        .flat_map(|r| r.numbered())
         .filter(|(seq, _)| *seq >= compacted_end);
     let events = compacted
         .into_iter()

@@ -41,6 +41,18 @@ struct State {
     forgotten: u64,
 }
 
+impl State {
+    /// Holds event number `seq` under its user.
+    fn add(&mut self, seq: u64, e: Event) {
+        self.users.entry(e.user_id).or_default().push(Live {
+            item: e.item_id,
+            kind: e.kind,
+            seq,
+            time: e.timestamp,
+        });
+    }
+}
+
 /// The live events of one model, read from its log.
 pub struct LiveUsers {
     dir: PathBuf,
@@ -68,15 +80,8 @@ impl LiveUsers {
         let n: usize = found.records.iter().map(|r| r.entries.len()).sum();
         if n > 0 {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-            for r in found.records {
-                for (k, e) in r.entries.into_iter().enumerate() {
-                    state.users.entry(e.user_id).or_default().push(Live {
-                        item: e.item_id,
-                        kind: e.kind,
-                        seq: r.seq + k as u64,
-                        time: e.timestamp,
-                    });
-                }
+            for (seq, e) in found.records.into_iter().flat_map(|r| r.numbered()) {
+                state.add(seq, e);
             }
             state.events += n as u64;
         }
@@ -100,12 +105,7 @@ impl LiveUsers {
                     .flat_map(|c| c.events)
                     .filter(|(seq, _)| *seq >= watermark)
                 {
-                    state.users.entry(e.user_id).or_default().push(Live {
-                        item: e.item_id,
-                        kind: e.kind,
-                        seq,
-                        time: e.timestamp,
-                    });
+                    state.add(seq, e);
                     state.events += 1;
                 }
             }

@@ -69,13 +69,7 @@ pub fn explain(run: &Run<'_>, page: &[Ranked], stages: Vec<StageReport>) -> Expl
         .enumerate()
         .map(|(p, &(i, s))| (i, (p + 1, s)))
         .collect();
-    let candidate_row: HashMap<u32, usize> = run
-        .candidates
-        .items
-        .iter()
-        .enumerate()
-        .map(|(k, &i)| (i, k))
-        .collect();
+    let candidate_row = candidate_rows(run);
     let value_model_used = run.order.is_some_and(|o| o.needs.value_model);
     let items = page
         .iter()
@@ -139,13 +133,7 @@ pub fn features(run: &Run<'_>, page: &[Ranked]) -> Vec<BTreeMap<String, f64>> {
     use datafusion::arrow::array::Array;
     use datafusion::arrow::compute::cast;
     use datafusion::arrow::datatypes::DataType;
-    let row_of: HashMap<u32, usize> = run
-        .candidates
-        .items
-        .iter()
-        .enumerate()
-        .map(|(k, &i)| (i, k))
-        .collect();
+    let row_of = candidate_rows(run);
     // The batch's numeric columns as numbers, once.
     let columns: Vec<(String, Float64Array)> = run
         .scored
@@ -184,5 +172,15 @@ pub fn features(run: &Run<'_>, page: &[Ranked]) -> Vec<BTreeMap<String, f64>> {
             }
             out
         })
+        .collect()
+}
+
+/// Each candidate's row in the scoring batch.
+fn candidate_rows(run: &Run<'_>) -> HashMap<u32, usize> {
+    run.candidates
+        .items
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| (i, k))
         .collect()
 }
