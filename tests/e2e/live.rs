@@ -29,6 +29,17 @@ fn raw_post(addr: &str, path: &str, body: &str) -> (u16, Value) {
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// A model `name` over the synthetic data that logs impressions, and a server for it.
+fn logging_impressions(name: &str) -> (Workspace, crate::server_support::Server) {
+    let ws = Workspace::new();
+    Synth::small().write(&ws.path("data"));
+    let text = format!("{}serving:\n  log_impressions: true\n", model(name));
+    let file = ws.write("model.yaml", &text);
+    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
+    let server = start(&ws);
+    (ws, server)
+}
+
 /// The `n` impressions of page `request_id` in `model`'s log, once they are all written.
 fn logged_page(ws: &Workspace, model: &str, request_id: &str, n: usize) -> Vec<Event> {
     let dir = ws.home().join(format!("models/{model}/events"));
@@ -412,12 +423,7 @@ fn events_before_and_after_an_update_are_each_counted_once() {
 /// what was shown is not excluded as seen.
 #[test]
 fn served_pages_are_logged_as_impressions_that_events_join_by_request_id() {
-    let ws = Workspace::new();
-    Synth::small().write(&ws.path("data"));
-    let text = format!("{}serving:\n  log_impressions: true\n", model("shown"));
-    let file = ws.write("model.yaml", &text);
-    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
-    let server = start(&ws);
+    let (ws, server) = logging_impressions("shown");
     let query = json!({"model": "shown", "query": "SELECT * FROM popular(limit = 100) WHERE NOT seen($user_id) LIMIT 5 OFFSET 5", "params": {"user_id": "u3"}}).to_string();
     let (status, first) = http(&server.addr, "POST", "/query", Some(&query));
     assert_eq!(status, 200, "{first}");
@@ -484,12 +490,7 @@ fn served_pages_are_logged_as_impressions_that_events_join_by_request_id() {
 /// share a column value with what the user just interacted with.
 #[test]
 fn served_recent_and_affinity_read_the_users_live_events() {
-    let ws = Workspace::new();
-    Synth::small().write(&ws.path("data"));
-    let text = format!("{}serving:\n  log_impressions: true\n", model("session"));
-    let file = ws.write("model.yaml", &text);
-    ws.ok(&["create-model", "--file", file.to_str().unwrap()]);
-    let server = start(&ws);
+    let (_ws, server) = logging_impressions("session");
     let addr = &server.addr;
 
     // A refresh after a page was served shows other items (impressions are logged without
