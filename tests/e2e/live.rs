@@ -538,12 +538,14 @@ fn served_recent_and_affinity_read_the_users_live_events() {
     let found = ids(addr, "session", by_genre, "u5");
     assert_eq!(genre_7(&found), 10, "{found:?}");
 
+    let query = |text: &str, params: Value| {
+        let body = json!({"model": "session", "query": text, "params": params});
+        http(addr, "POST", "/query", Some(&body.to_string()))
+    };
     // An event type the model does not accept is the query's error, with a did-you-mean.
-    let (status, body) = http(
-        addr,
-        "POST",
-        "/query",
-        Some(&json!({"model": "session", "query": "SELECT * WHERE recent($user_id, 'hid') > 0", "params": {"user_id": "u1"}}).to_string()),
+    let (status, body) = query(
+        "SELECT * WHERE recent($user_id, 'hid') > 0",
+        json!({"user_id": "u1"}),
     );
     assert_eq!(status, 400, "{body}");
     assert!(
@@ -556,22 +558,18 @@ fn served_recent_and_affinity_read_the_users_live_events() {
     assert!(body.to_string().contains("did you mean 'hide'?"), "{body}");
 
     // A window beyond what the server keeps is the query's error; a bad parameter names it.
-    let (status, body) = http(
-        addr,
-        "POST",
-        "/query",
-        Some(&json!({"model": "session", "query": "SELECT * WHERE NOT served($user_id, within = '30d')", "params": {"user_id": "u1"}}).to_string()),
+    let (status, body) = query(
+        "SELECT * WHERE NOT served($user_id, within = '30d')",
+        json!({"user_id": "u1"}),
     );
     assert_eq!(status, 400, "{body}");
     assert!(
         body["error"].as_str().unwrap().contains("at most '1d'"),
         "{body}"
     );
-    let (status, body) = http(
-        addr,
-        "POST",
-        "/query",
-        Some(&json!({"model": "session", "query": "SELECT * WHERE NOT served($user_id, within = $w)", "params": {"user_id": "u1", "w": "soon"}}).to_string()),
+    let (status, body) = query(
+        "SELECT * WHERE NOT served($user_id, within = $w)",
+        json!({"user_id": "u1", "w": "soon"}),
     );
     assert_eq!(
         (status, body["field"].as_str()),

@@ -158,18 +158,14 @@ async fn rank(
     let ranking = blocking(move || snapshot.rank_live(&req, &live.users.over(&snapshot))).await?;
     let metadata = ranking.metadata.as_ref().map(to_json).transpose()?;
     let request_id = state.request_id();
-    let mut features = ranking.features.clone().unwrap_or_default().into_iter();
-    let shown = ranking
-        .ids
-        .iter()
-        .zip(&ranking.scores)
-        .map(|(id, &score)| feed_engine::live::Shown {
-            item_id: id.clone(),
-            score: score as f64,
-            features: features.next(),
-        })
-        .collect();
-    state.log_impressions(&served, Some(user), &request_id, shown, 0);
+    let scores: Vec<f64> = ranking.scores.iter().map(|&s| s as f64).collect();
+    state.log_impressions(
+        &served,
+        Some(user),
+        &request_id,
+        (&ranking.ids, &scores, ranking.features.clone()),
+        0,
+    );
     Ok(Json(RankResponse {
         request_id,
         model: ranking.model,
@@ -320,18 +316,13 @@ async fn run_query(
     })
     .await?;
     let request_id = state.request_id();
-    let mut features = result.features.clone().unwrap_or_default().into_iter();
-    let page = result
-        .ids
-        .iter()
-        .zip(&result.scores)
-        .map(|(id, &score)| feed_engine::live::Shown {
-            item_id: id.clone(),
-            score,
-            features: features.next(),
-        })
-        .collect();
-    state.log_impressions(&served, user, &request_id, page, result.offset);
+    state.log_impressions(
+        &served,
+        user,
+        &request_id,
+        (&result.ids, &result.scores, result.features.clone()),
+        result.offset,
+    );
     let explanation = result.explanation.as_ref().map(Explanation::from);
     let mut metadata = match &result.metadata {
         Some(m) => to_json(m)?.into_iter().map(Some).collect(),

@@ -42,6 +42,13 @@ impl Live {
     }
 }
 
+/// A served page: its item ids, scores, and each item's features when they were asked for.
+pub type Page<'a> = (
+    &'a [String],
+    &'a [f64],
+    Option<Vec<std::collections::BTreeMap<String, f64>>>,
+);
+
 /// A model as served: its loaded ACTIVE version, and that version with the model's catalog
 /// changes applied (the same snapshot when there are none), built at `generation` of the
 /// changes. Replaced as one value, so a request never sees a version without its changes.
@@ -96,12 +103,22 @@ impl AppState {
         snapshot: &Snapshot,
         user: Option<String>,
         request_id: &str,
-        items: Vec<feed_engine::live::Shown>,
+        (ids, scores, features): Page<'_>,
         offset: usize,
     ) {
         let Some(user) = user.filter(|_| snapshot.config.serving.log_impressions) else {
             return;
         };
+        let mut features = features.unwrap_or_default().into_iter();
+        let items = ids
+            .iter()
+            .zip(scores)
+            .map(|(id, &score)| feed_engine::live::Shown {
+                item_id: id.clone(),
+                score,
+                features: features.next(),
+            })
+            .collect();
         let events =
             feed_engine::live::impressions(&user, request_id, items, offset, crate::events::now());
         let live = self.live(&snapshot.manifest.model);
