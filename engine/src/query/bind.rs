@@ -83,6 +83,7 @@ pub fn bind(q: &Query, text: &str, names: &Names) -> Result<Plan, QueryError> {
     let filter = match &q.filter {
         None => Filter {
             not_seen: Vec::new(),
+            not_served: Vec::new(),
             rest: None,
             key: String::new(),
         },
@@ -181,7 +182,15 @@ fn bind_filter(
     split_and(f, &mut conjuncts);
     let mut not_seen = Vec::new();
     let mut rest: Vec<&Expr> = Vec::new();
+    let mut not_served = Vec::new();
     for c in conjuncts {
+        if let Some(call) = not_served_call(c) {
+            // Bound like any `served()` (its user and window checked), then applied directly.
+            let bound = expr::bind(call, Stage::Filter, names, &[])?;
+            merge_params(params, &bound.needs.params);
+            not_served.extend(bound.needs.served);
+            continue;
+        }
         match not_seen_user(c) {
             Some(ExprKind::Str(s)) => not_seen.push(Arg::Lit(s.clone())),
             Some(ExprKind::Num(n)) if n.fract() == 0.0 => {
@@ -200,6 +209,7 @@ fn bind_filter(
     let Some((first, others)) = rest.split_first() else {
         return Ok(Filter {
             not_seen,
+            not_served,
             rest: None,
             key: String::new(),
         });
@@ -221,6 +231,7 @@ fn bind_filter(
         .join("\u{0}");
     Ok(Filter {
         not_seen,
+        not_served,
         rest: Some(bound),
         key,
     })
@@ -239,6 +250,19 @@ fn split_and<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
         }
         _ => out.push(e),
     }
+}
+
+/// The `served(...)` call of a `NOT served(...)` conjunct.
+fn not_served_call(e: &Expr) -> Option<&Expr> {
+    let ExprKind::Unary {
+        op: UnaryOp::Not,
+        expr,
+    } = &e.kind
+    else {
+        return None;
+    };
+    matches!(&expr.kind, ExprKind::Call { name, .. } if name.name.eq_ignore_ascii_case("served"))
+        .then_some(expr.as_ref())
 }
 
 /// The argument of a `NOT seen(x)` conjunct.

@@ -63,16 +63,27 @@ pub fn evaluate(req: &Request<'_>, filter: &Filter, values: &Values<'_>) -> Resu
     };
     for user in &filter.not_seen {
         if let Some(view) = req.users.user(&user.get(req.params)?) {
-            for &it in view.seen.iter() {
-                let m = mask.owned.get_or_insert_with(|| mask.base.0.clone());
-                if m[it as usize] {
-                    m[it as usize] = false;
-                    mask.count -= 1;
-                }
+            mask.switch_off(view.seen.iter().copied());
+        }
+    }
+    for (user, window) in &filter.not_served {
+        let since = values.now_seconds - super::recent::window(window, req)? as f64;
+        mask.switch_off(req.users.served(&user.get(req.params)?, since));
+    }
+    Ok(mask)
+}
+
+impl Mask {
+    /// Makes `items` ineligible for this request (the shared mask is copied on the first).
+    fn switch_off(&mut self, items: impl IntoIterator<Item = u32>) {
+        for it in items {
+            let m = self.owned.get_or_insert_with(|| self.base.0.clone());
+            if m[it as usize] {
+                m[it as usize] = false;
+                self.count -= 1;
             }
         }
     }
-    Ok(mask)
 }
 
 /// `mask` without the deleted items: whatever the filter says, they are never eligible.
@@ -112,11 +123,7 @@ fn condition(req: &Request<'_>, rest: &Bound, values: &Values<'_>) -> Result<Vec
         ));
     }
     for (k, (user, window)) in rest.needs.served.iter().enumerate() {
-        let text = window.get(req.params)?;
-        let seconds = expr::check_live_window(&text).map_err(|m| match window {
-            expr::Arg::Param(p) => Error::invalid(format!("${p}"), format!("${p}: {m}")),
-            expr::Arg::Lit(_) => Error::Internal(format!("a checked window failed: {m}")),
-        })?;
+        let seconds = super::recent::window(window, req)?;
         let mut served = vec![false; n];
         for it in req
             .users

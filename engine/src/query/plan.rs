@@ -30,6 +30,8 @@ pub struct Plan {
 pub struct Filter {
     /// Users of top-level `NOT seen(...)` conjuncts: their items are switched off directly.
     pub not_seen: Vec<Arg<String>>,
+    /// Users and windows of top-level `NOT served(...)` conjuncts: switched off directly too.
+    pub not_served: Vec<(Arg<String>, Arg<String>)>,
     /// The other conjuncts as one condition; `None` when there are none.
     pub rest: Option<Bound>,
     /// The text of those conjuncts: with the values of the parameters they read, the key of the

@@ -48,7 +48,9 @@ pub fn columns(
     Ok(out)
 }
 
-fn window(arg: &Arg<String>, req: &Request<'_>) -> Result<i64> {
+/// A window over live events, in seconds: a literal checked at bind, or a parameter (a 422
+/// naming it).
+pub(super) fn window(arg: &Arg<String>, req: &Request<'_>) -> Result<i64> {
     let text = arg.get(req.params)?;
     expr::check_live_window(&text).map_err(|m| match arg {
         Arg::Param(p) => Error::invalid(format!("${p}"), format!("${p}: {m}")),
