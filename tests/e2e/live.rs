@@ -29,6 +29,32 @@ fn raw_post(addr: &str, path: &str, body: &str) -> (u16, Value) {
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// `POST /models/{model}/rank` for `user`: the answer.
+pub(crate) fn rank(addr: &str, model: &str, user: &str, limit: usize) -> Value {
+    let body = json!({"user_id": user, "limit": limit}).to_string();
+    let (status, answer) = http(addr, "POST", &format!("/models/{model}/rank"), Some(&body));
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
+
+/// The item ids of a `/rank` answer.
+fn ranked_ids(answer: &Value) -> Vec<String> {
+    answer["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// How many of `found` are items `i<k>` with `k` in `range` (Synth's groups are 20 items).
+fn among(found: &[String], range: std::ops::Range<usize>) -> usize {
+    found
+        .iter()
+        .filter(|i| range.contains(&i[1..].parse::<usize>().unwrap()))
+        .count()
+}
+
 /// A model `name` over the synthetic data that logs impressions, and a server for it.
 fn logging_impressions(name: &str) -> (Workspace, crate::server_support::Server) {
     let ws = Workspace::new();
@@ -103,12 +129,7 @@ fn the_next_query_sees_an_event_and_wrong_batches_are_refused_whole() {
     assert!(!after.contains(liked), "{liked} still served: {after:?}");
     assert!(after.contains(hidden), "{after:?}");
     // `rank` excludes it too.
-    let (_, ranked) = http(
-        addr,
-        "POST",
-        "/models/live/rank",
-        Some(r#"{"user_id": "u1", "limit": 50}"#),
-    );
+    let ranked = rank(addr, "live", "u1", 50);
     assert!(
         !ranked["ids"]
             .as_array()
@@ -130,12 +151,7 @@ fn the_next_query_sees_an_event_and_wrong_batches_are_refused_whole() {
     // 5) give a history, and the history encoder finds that group instead of the popular
     // fallback (whose items come from every group, the low ids first).
     let history = "SELECT * FROM similarity(embedding = 'als', encoder = 'history', user = $user_id, limit = 10) LIMIT 10";
-    let in_group = |found: &[String]| {
-        found
-            .iter()
-            .filter(|i| (100..120).contains(&i[1..].parse::<usize>().unwrap()))
-            .count()
-    };
+    let in_group = |found: &[String]| among(found, 100..120);
     assert!(in_group(&ids(addr, "live", history, "newcomer")) <= 2);
     let likes: String = ["i103", "i105", "i108"]
         .iter()
@@ -150,19 +166,9 @@ fn the_next_query_sees_an_event_and_wrong_batches_are_refused_whole() {
         "the newcomer's history should find group 5: {found:?}"
     );
     // `rank` answers from the same history, without the items liked.
-    let (_, ranked) = http(
-        addr,
-        "POST",
-        "/models/live/rank",
-        Some(r#"{"user_id": "newcomer", "limit": 10}"#),
-    );
+    let ranked = rank(addr, "live", "newcomer", 10);
     assert_eq!(ranked["fallback"], "history", "{ranked}");
-    let ranked: Vec<String> = ranked["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i.as_str().unwrap().to_string())
-        .collect();
+    let ranked = ranked_ids(&ranked);
     assert!(in_group(&ranked) >= 6, "{ranked:?}");
     assert!(!ranked
         .iter()
@@ -466,12 +472,7 @@ fn served_pages_are_logged_as_impressions_that_events_join_by_request_id() {
         shown[0]
     );
     assert_eq!(post_events(&server.addr, "shown", &click).0, 200);
-    let (_, rank) = http(
-        &server.addr,
-        "POST",
-        "/models/shown/rank",
-        Some(r#"{"user_id": "u3", "limit": 3}"#),
-    );
+    let rank = rank(&server.addr, "shown", "u3", 3);
     assert!(rank["request_id"].is_string(), "{rank}");
     // A ranked page's impressions record the value model's outputs and popularity.
     let rank_id = rank["request_id"].as_str().unwrap().to_string();
@@ -523,12 +524,7 @@ fn served_recent_and_affinity_read_the_users_live_events() {
 
     // affinity(): after likes of genre g7 (items i140..i159), that genre leads the ranking.
     let by_genre = "SELECT * FROM popular(limit = 300) WHERE NOT seen($user_id) ORDER BY score(affinity($user_id, item.genre, within = '1h')) LIMIT 10";
-    let genre_7 = |found: &[String]| {
-        found
-            .iter()
-            .filter(|i| (140..160).contains(&i[1..].parse::<usize>().unwrap()))
-            .count()
-    };
+    let genre_7 = |found: &[String]| among(found, 140..160);
     assert!(genre_7(&ids(addr, "session", by_genre, "u5")) < 10);
     let likes: String = ["i141", "i150", "i155"]
         .iter()
@@ -600,12 +596,7 @@ fn the_two_tower_user_tower_reads_live_history() {
     let towers =
         "SELECT * FROM similarity(embedding = 'two_tower', user = $user_id, limit = 10) LIMIT 10";
     // Group 7 holds items i140..i159 (Synth: 20 items a group).
-    let group_7 = |found: &[String]| {
-        found
-            .iter()
-            .filter(|i| (140..160).contains(&i[1..].parse::<usize>().unwrap()))
-            .count()
-    };
+    let group_7 = |found: &[String]| among(found, 140..160);
     let likes = |user: &str, items: &[usize]| -> String {
         items
             .iter()
@@ -625,12 +616,7 @@ fn the_two_tower_user_tower_reads_live_history() {
     let found = ids(addr, "towers", towers, "stranger");
     assert!(group_7(&found) >= 6, "{found:?}");
     // `rank` answers for them from the tower too.
-    let (_, ranked) = http(
-        addr,
-        "POST",
-        "/models/towers/rank",
-        Some(r#"{"user_id": "stranger", "limit": 10}"#),
-    );
+    let ranked = rank(addr, "towers", "stranger", 10);
     assert_eq!(ranked["fallback"], "history", "{ranked}");
 
     // A user of group 3 who now likes group 7 over and over: their feed follows.
@@ -643,17 +629,7 @@ fn the_two_tower_user_tower_reads_live_history() {
         "group 7 in u3's feed: {before} before, {} after: {after:?}",
         group_7(&after)
     );
-    let (_, ranked) = http(
-        addr,
-        "POST",
-        "/models/towers/rank",
-        Some(r#"{"user_id": "u3", "limit": 10}"#),
-    );
-    let ranked: Vec<String> = ranked["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i.as_str().unwrap().to_string())
-        .collect();
+    let ranked = rank(addr, "towers", "u3", 10);
+    let ranked = ranked_ids(&ranked);
     assert!(group_7(&ranked) > before, "{ranked:?}");
 }

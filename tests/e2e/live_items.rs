@@ -97,12 +97,7 @@ fn item_changes_apply_to_the_next_query_and_an_added_item_is_retrieved() {
         before[1]
     );
     assert!(!ids(addr, &pinned, "u1").contains(&before[1]));
-    let (_, ranked) = http(
-        addr,
-        "POST",
-        "/models/shop/rank",
-        Some(r#"{"user_id": "newcomer-without-events", "limit": 300}"#),
-    );
+    let ranked = crate::live::rank(addr, "shop", "newcomer-without-events", 300);
     assert!(
         !ranked["ids"]
             .as_array()

@@ -23,14 +23,15 @@ enum EventsCommand {
     Push(PushArgs),
 }
 
+/// A file pushed into one of a model's logs (`events push`, `items push`).
 #[derive(Debug, Args)]
-struct PushArgs {
+pub(crate) struct PushArgs {
     /// The model's name.
     #[arg(long)]
-    model_name: String,
-    /// The events: one JSON object a line, or a JSON array.
+    pub model_name: String,
+    /// The rows: one JSON object a line, or a JSON array.
     #[arg(long)]
-    file: PathBuf,
+    pub file: PathBuf,
 }
 
 pub fn run(home: &Path, args: EventsArgs) -> anyhow::Result<()> {

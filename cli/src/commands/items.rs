@@ -1,12 +1,14 @@
 //! `items push`: a file of catalog changes into a model's item log, as `POST
 //! /models/{name}/items` takes them (a running server applies them within its poll interval).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use feed_engine::live::{self, ItemLog};
 use feed_engine::{Error, Registry};
+
+use super::events::PushArgs;
 
 /// Live changes to a model's catalog.
 #[derive(Debug, Args)]
@@ -21,16 +23,6 @@ enum ItemsCommand {
     /// `{"item_id": "m1", "attributes": {"in_stock": false}}` or `{"item_id": "m2", "delete":
     /// true}`. Returns once they are on disk.
     Push(PushArgs),
-}
-
-#[derive(Debug, Args)]
-struct PushArgs {
-    /// The model's name.
-    #[arg(long)]
-    model_name: String,
-    /// The changes: one JSON object a line, or a JSON array.
-    #[arg(long)]
-    file: PathBuf,
 }
 
 pub fn run(home: &Path, args: ItemsArgs) -> anyhow::Result<()> {

@@ -252,8 +252,8 @@ fn split_and<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
     }
 }
 
-/// The `served(...)` call of a `NOT served(...)` conjunct.
-fn not_served_call(e: &Expr) -> Option<&Expr> {
+/// The call and its arguments of a `NOT function(...)` conjunct.
+fn not_call<'e>(e: &'e Expr, function: &str) -> Option<(&'e Expr, &'e [Expr])> {
     let ExprKind::Unary {
         op: UnaryOp::Not,
         expr,
@@ -261,21 +261,23 @@ fn not_served_call(e: &Expr) -> Option<&Expr> {
     else {
         return None;
     };
-    matches!(&expr.kind, ExprKind::Call { name, .. } if name.name.eq_ignore_ascii_case("served"))
-        .then_some(expr.as_ref())
+    match &expr.kind {
+        ExprKind::Call { name, args } if name.name.eq_ignore_ascii_case(function) => {
+            Some((expr.as_ref(), args.as_slice()))
+        }
+        _ => None,
+    }
+}
+
+/// The `served(...)` call of a `NOT served(...)` conjunct.
+fn not_served_call(e: &Expr) -> Option<&Expr> {
+    not_call(e, "served").map(|(call, _)| call)
 }
 
 /// The argument of a `NOT seen(x)` conjunct.
 fn not_seen_user(e: &Expr) -> Option<&ExprKind> {
-    let ExprKind::Unary {
-        op: UnaryOp::Not,
-        expr,
-    } = &e.kind
-    else {
-        return None;
-    };
-    let ExprKind::Call { name, args } = &expr.kind else {
-        return None;
-    };
-    (name.name.eq_ignore_ascii_case("seen") && args.len() == 1).then(|| &args[0].kind)
+    match not_call(e, "seen")? {
+        (_, [user]) => Some(&user.kind),
+        _ => None,
+    }
 }

@@ -235,6 +235,7 @@ pub(crate) fn run(
         params,
         user,
         text: &plan.text,
+        scoring: Default::default(),
     };
     let user_value = |col: &str| {
         let u = request.user.as_ref()?.dense?;

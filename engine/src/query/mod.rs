@@ -53,6 +53,21 @@ pub struct Request<'a> {
     pub user: Option<UserView<'a>>,
     /// The query text, for errors found while executing.
     pub text: &'a str,
+    /// [`Request::scoring_user`], encoded at most once per request.
+    pub scoring: std::sync::OnceLock<crate::serving::ScoringUser>,
+}
+
+impl Request<'_> {
+    /// Whom the requesting user's personal scores are for: encoded once per request (a tower
+    /// re-encodes a user with live interactions), shared by retrieval and scoring.
+    pub fn scoring_user(&self) -> &crate::serving::ScoringUser {
+        self.scoring.get_or_init(|| {
+            self.user
+                .as_ref()
+                .map(|u| self.snapshot.scoring_user(u))
+                .unwrap_or_default()
+        })
+    }
 }
 
 /// The items a query may return: the filter's mask over the catalog and how many it lets

@@ -187,6 +187,7 @@ impl Snapshot {
                 params: &params,
                 user: Some(user.clone()),
                 text: "",
+                scoring: scoring.clone().into(),
             };
             let needs = self.value.needs();
             let user_value = |col: &str| self.users.attribute(user.dense?, col);

@@ -62,15 +62,13 @@ pub fn batch(
         ));
     }
     let outputs: Vec<_> = needs.outputs.iter().collect();
-    let scoring = match &req.user {
-        Some(u) if !outputs.is_empty() => snapshot.scoring_user(u),
-        Some(u) => crate::serving::ScoringUser::trained(u.dense),
-        None => Default::default(),
+    let scores = match outputs.is_empty() {
+        true => Vec::new(),
+        false => snapshot
+            .policies
+            .score(req.scoring_user(), items, &outputs)?,
     };
-    for (o, scores) in outputs
-        .iter()
-        .zip(snapshot.policies.score(&scoring, items, &outputs)?)
-    {
+    for (o, scores) in outputs.iter().zip(scores) {
         columns.push((
             format!("policy.{}", o.name),
             Arc::new(Float64Array::from_iter_values(

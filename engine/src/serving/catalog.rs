@@ -45,9 +45,7 @@ pub struct Catalog {
     times: Arc<Vec<i64>>,
     /// The newest event time: "now" for time windows over historical data.
     pub(crate) newest_event: i64,
-    /// Deleted items (none when absent): never eligible, never ranked.
-    deleted: Option<Vec<bool>>,
-    /// The same, as dense ids.
+    /// Deleted items' dense ids, sorted: never eligible, never ranked.
     deleted_ids: Vec<u32>,
     /// The version's own rows, before any change (what features were fitted on); `None`: `table`.
     trained_table: Option<RecordBatch>,
@@ -86,7 +84,6 @@ impl Catalog {
             time_offsets: Arc::new(time_offsets),
             times: Arc::new(times),
             newest_event,
-            deleted: None,
             deleted_ids: Vec::new(),
             trained_table: None,
         })
@@ -142,15 +139,10 @@ impl Catalog {
 
     /// Whether item `i` was deleted: it is never served.
     pub fn is_deleted(&self, i: u32) -> bool {
-        self.deleted.as_ref().is_some_and(|d| d[i as usize])
+        self.deleted_ids.binary_search(&i).is_ok()
     }
 
-    /// The deleted items, when there are any.
-    pub fn deleted(&self) -> Option<&[bool]> {
-        self.deleted.as_deref()
-    }
-
-    /// The deleted items' dense ids.
+    /// The deleted items' dense ids, sorted.
     pub fn deleted_ids(&self) -> &[u32] {
         &self.deleted_ids
     }
@@ -244,22 +236,17 @@ impl Catalog {
         // score, as its dense id is larger; the order needs no sort.
         let mut popular_order = self.popular_order.clone();
         popular_order.extend(n_base as u32..n as u32);
-        let deleted = (!changes.deleted.is_empty()).then(|| {
-            let mut d = vec![false; n];
-            for id in &changes.deleted {
-                let i = self
-                    .ids
+        let mut deleted_ids: Vec<u32> = changes
+            .deleted
+            .iter()
+            .filter_map(|id| {
+                self.ids
                     .get(id)
-                    .or_else(|| added.get(id).map(|i| i + n_base as u32));
-                if let Some(i) = i {
-                    d[i as usize] = true;
-                }
-            }
-            d
-        });
-        let deleted_ids = deleted.as_ref().map_or_else(Vec::new, |d| {
-            (0..n as u32).filter(|&i| d[i as usize]).collect()
-        });
+                    .or_else(|| added.get(id).map(|i| i + n_base as u32))
+            })
+            .collect();
+        deleted_ids.sort_unstable();
+        deleted_ids.dedup();
         Ok(Catalog {
             ids: self.ids.clone(),
             added: Arc::new(added),
@@ -269,7 +256,6 @@ impl Catalog {
             time_offsets: self.time_offsets.clone(),
             times: self.times.clone(),
             newest_event: self.newest_event,
-            deleted,
             deleted_ids,
             trained_table: Some(self.table.clone()),
         })

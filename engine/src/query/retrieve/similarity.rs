@@ -80,11 +80,12 @@ impl Similarity {
             // A user with live interactions: the policy's user encoding of them, where it has
             // one (a tower); else the trained vector.
             Encoder::User(user) => named(user)?.and_then(|u| {
-                snapshot
-                    .scoring_user(&u)
-                    .live
-                    .remove(&self.policy)
-                    .or_else(|| u.dense.map(|d| vectors.user(d).to_vec()))
+                let live = match user {
+                    // The request's own user: encoded once for the whole request.
+                    None => req.scoring_user().live.get(&self.policy).cloned(),
+                    Some(_) => snapshot.scoring_user(&u).live.remove(&self.policy),
+                };
+                live.or_else(|| u.dense.map(|d| vectors.user(d).to_vec()))
             }),
             // A sequence encoder (SASRec) reads the latest items in order; other policies
             // average the latest `HISTORY_LEN` item vectors.
