@@ -50,7 +50,7 @@ pub fn metrics_table(report: &EvalReport) -> String {
         format!("{:.1}", report.reference.train_seconds),
     ]);
     rows.push(row);
-    for (name, r) in &report.policies {
+    for (name, r) in report.policies.iter().filter(|(_, r)| r.ranker.is_none()) {
         let mut row = vec![name.clone(), r.kind.clone()];
         row.extend(metric_cells(&r.test));
         let lift = if reference > 0.0 {
@@ -82,6 +82,50 @@ pub fn metrics_table(report: &EvalReport) -> String {
     out.push_str(&format!(
         "test users: {}, items: {}, events: {}\nprotocol: {}\n",
         report.users, report.items, report.events, report.protocol
+    ));
+    for (name, r) in &report.policies {
+        if let Some(ranker) = &r.ranker {
+            out.push('\n');
+            out.push_str(&ranker_table(name, ranker));
+        }
+    }
+    out
+}
+
+/// A ranker's heads on its test impressions: ordering, loss and calibration.
+fn ranker_table(name: &str, r: &feed_engine::eval::RankerReport) -> String {
+    let rows: Vec<Vec<String>> = r
+        .heads
+        .iter()
+        .map(|h| {
+            vec![
+                format!("{name}.{}", h.head),
+                format!("{:.4}", h.test.base_rate),
+                format!("{:.4}", h.test.auc),
+                format!("{:.4}", h.test.log_loss),
+                format!("{:.4}", h.test.normalized_entropy),
+                format!("{:.4}", h.test.ece),
+                format!("{:.4}", h.test_uncalibrated.ece),
+                format!("{:.3}", h.test.predicted_over_observed),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &[
+            "HEAD",
+            "BASE RATE",
+            "AUC",
+            "LOG LOSS",
+            "NE",
+            "ECE",
+            "ECE UNCALIBRATED",
+            "PRED/OBS",
+        ],
+        &rows,
+    );
+    out.push_str(&format!(
+        "{name}: {} train, {} validation, {} test impressions; {}\n",
+        r.train_rows, r.valid_rows, r.test_rows, r.protocol
     ));
     out
 }

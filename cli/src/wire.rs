@@ -360,6 +360,90 @@ pub struct PolicyEvaluation {
     /// and the measured peak.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<Memory>,
+    /// A ranker's heads on held-out impressions (its `test` and `valid` ranking figures are
+    /// then zero: a ranker does not retrieve).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ranker: Option<RankerEvaluation>,
+}
+
+/// A ranker's impressions split by time, and each head's figures.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RankerEvaluation {
+    pub protocol: String,
+    pub train_rows: usize,
+    pub valid_rows: usize,
+    pub test_rows: usize,
+    /// Where validation and test start (seconds since the epoch).
+    pub valid_from: i64,
+    pub test_from: i64,
+    pub heads: Vec<HeadEvaluation>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct HeadEvaluation {
+    pub head: String,
+    /// The calibration map fitted on validation: `isotonic`, `platt` or `none`.
+    pub calibration: String,
+    /// On test, calibrated (as served).
+    pub test: HeadFigures,
+    /// On test, the network's own probabilities: the calibration's effect.
+    pub test_uncalibrated: HeadFigures,
+    pub valid: HeadFigures,
+}
+
+/// One head's figures on a set of impressions.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct HeadFigures {
+    pub rows: usize,
+    pub base_rate: f64,
+    pub auc: f64,
+    pub log_loss: f64,
+    /// Log loss over the entropy of the base rate (1 = no better than the base rate).
+    pub normalized_entropy: f64,
+    /// Expected calibration error over 10 equal-mass bins.
+    pub ece: f64,
+    pub predicted_over_observed: f64,
+    /// Per bin: mean prediction, observed rate, rows (a reliability diagram's points).
+    pub reliability: Vec<[f64; 3]>,
+}
+
+impl From<&feed_engine::eval::HeadMetrics> for HeadFigures {
+    fn from(m: &feed_engine::eval::HeadMetrics) -> Self {
+        Self {
+            rows: m.rows,
+            base_rate: m.base_rate,
+            auc: m.auc,
+            log_loss: m.log_loss,
+            normalized_entropy: m.normalized_entropy,
+            ece: m.ece,
+            predicted_over_observed: m.predicted_over_observed,
+            reliability: m.reliability.clone(),
+        }
+    }
+}
+
+impl From<&feed_engine::eval::RankerReport> for RankerEvaluation {
+    fn from(r: &feed_engine::eval::RankerReport) -> Self {
+        Self {
+            protocol: r.protocol.clone(),
+            train_rows: r.train_rows,
+            valid_rows: r.valid_rows,
+            test_rows: r.test_rows,
+            valid_from: r.valid_from,
+            test_from: r.test_from,
+            heads: r
+                .heads
+                .iter()
+                .map(|h| HeadEvaluation {
+                    head: h.head.clone(),
+                    calibration: h.calibration.clone(),
+                    test: (&h.test).into(),
+                    test_uncalibrated: (&h.test_uncalibrated).into(),
+                    valid: (&h.valid).into(),
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -429,6 +513,7 @@ impl From<&feed_engine::eval::EvalReport> for Evaluation {
                     measured_bytes: m.measured_bytes,
                     parts: m.parts.iter().cloned().collect(),
                 }),
+                ranker: p.ranker.as_ref().map(Into::into),
             }
         }
         Self {

@@ -12,6 +12,7 @@ mod live_items;
 mod movielens;
 mod neural;
 mod query;
+mod ranking;
 mod server;
 mod server_support;
 mod spec_examples;

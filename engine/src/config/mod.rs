@@ -5,6 +5,7 @@
 mod key;
 mod locate;
 mod outputs;
+mod ranker;
 mod raw;
 pub(crate) mod resolve;
 
@@ -12,10 +13,10 @@ pub use locate::Locations;
 pub use outputs::{output_name, OutputError, SINGLE_HEAD};
 pub(crate) use raw::defaults as raw_defaults;
 pub use raw::{
-    AlsConfig, DefaultParam, Device, EventsConfig, FeatureKind, FeatureSpec, FitConfig,
-    IndexConfig, IndexType, PolicyConfig, PopularConfig, RawModelFile, SasrecConfig, SavedQuery,
-    SequenceLoss, ServingConfig, TrainingConfig, TwoTowerConfig, TypedFeature, ValueModelConfig,
-    IMPRESSION,
+    AlsConfig, Architecture, CalibrationKind, DefaultParam, Device, EventsConfig, FeatureKind,
+    FeatureSpec, FitConfig, HeadConfig, IndexConfig, IndexType, MultiTaskConfig, PolicyConfig,
+    PopularConfig, PositionConfig, RawModelFile, SasrecConfig, SavedQuery, SequenceLoss,
+    ServingConfig, TrainingConfig, TwoTowerConfig, TypedFeature, ValueModelConfig, IMPRESSION,
 };
 pub use resolve::{
     parse, parse_bytes, plain_words, Combine, FetchLimits, ModelConfig, Saved, ValueModel, Weight,

@@ -13,7 +13,10 @@ use super::PolicyConfig;
 impl PolicyConfig {
     /// The policy's named outputs, in the order its scores come (see `TrainedPolicy::heads`).
     pub fn heads(&self) -> Vec<String> {
-        vec![SINGLE_HEAD.to_string()]
+        match self {
+            Self::MultiTask(c) => c.heads.iter().map(|h| h.name.clone()).collect(),
+            _ => vec![SINGLE_HEAD.to_string()],
+        }
     }
 }
 

@@ -101,6 +101,11 @@ pub struct RawFetch {
     /// Must yield `user_id`; every other column is a user attribute.
     #[serde(default)]
     pub users: Option<String>,
+    /// What was shown to whom: must yield `user_id`, `item_id`, `timestamp`; may yield
+    /// `position` (1 = first shown), `request_id`, and label columns that `multi_task` heads
+    /// name (`rating >= 4 AS like`). What rankers train on.
+    #[serde(default)]
+    pub impressions: Option<String>,
     /// The most memory the fetch may use, e.g. `2GB`, `512MB` (the SQL's operators and the
     /// events read); by default half of the machine's memory. A fetch that needs more fails
     /// its version (the ACTIVE one keeps serving).
@@ -125,6 +130,10 @@ pub enum PolicyConfig {
     /// A user tower and an item tower over ids and declared features, trained with in-batch
     /// softmax (Yi et al. 2019); items without events get vectors from their features.
     TwoTower(TwoTowerConfig),
+    /// A ranker over impressions: one probability per declared engagement (its heads) from the
+    /// user, the item, the user's history and the context, through a shared bottom or a mixture
+    /// of experts (Ma et al. 2018); position is an input only while training (Zhao et al. 2019).
+    MultiTask(MultiTaskConfig),
 }
 
 impl PolicyConfig {
@@ -134,6 +143,7 @@ impl PolicyConfig {
             Self::Als(c) => &c.name,
             Self::Sasrec(c) => &c.name,
             Self::TwoTower(c) => &c.name,
+            Self::MultiTask(c) => &c.name,
         }
     }
 
@@ -144,7 +154,13 @@ impl PolicyConfig {
 
     /// Whether it trains a network (and may use a GPU).
     pub fn is_neural(&self) -> bool {
-        matches!(self, Self::Sasrec(_) | Self::TwoTower(_))
+        matches!(self, Self::Sasrec(_) | Self::TwoTower(_) | Self::MultiTask(_))
+    }
+
+    /// Whether it ranks impressions (per-head probabilities) rather than retrieving from the
+    /// catalog: it is evaluated per head on held-out impressions, not by full ranking.
+    pub fn is_ranker(&self) -> bool {
+        matches!(self, Self::MultiTask(_))
     }
 
     pub fn kind(&self) -> &'static str {
@@ -153,6 +169,7 @@ impl PolicyConfig {
             Self::Als(_) => "als",
             Self::Sasrec(_) => "sasrec",
             Self::TwoTower(_) => "two_tower",
+            Self::MultiTask(_) => "multi_task",
         }
     }
 }
@@ -304,7 +321,123 @@ macro_rules! fit_accessor {
         }
     )+};
 }
-fit_accessor!(SasrecConfig, TwoTowerConfig);
+fit_accessor!(SasrecConfig, TwoTowerConfig, MultiTaskConfig);
+
+/// `type: multi_task`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MultiTaskConfig {
+    pub name: String,
+    /// The engagements it predicts, one probability each (`ranker.like`).
+    pub heads: Vec<HeadConfig>,
+    #[serde(default)]
+    pub architecture: Architecture,
+    /// Experts of `architecture: mmoe`.
+    #[serde(default = "defaults::experts")]
+    pub experts: usize,
+    /// Width of the hidden layers.
+    #[serde(default = "defaults::ranker_hidden")]
+    pub hidden: usize,
+    /// Size of the id and feature-value embeddings.
+    #[serde(default = "defaults::ranker_embedding")]
+    pub embedding: usize,
+    /// Columns of `fetch.users` it reads.
+    #[serde(default)]
+    pub user_features: Vec<FeatureSpec>,
+    /// Columns of `fetch.items` it reads.
+    #[serde(default)]
+    pub item_features: Vec<FeatureSpec>,
+    /// Item columns whose share in the user's earlier events is an input (`[author, topic]`:
+    /// how much of what the user engaged with before came from this item's author).
+    #[serde(default)]
+    pub affinity: Vec<String>,
+    /// The hour of the day of the impression (UTC) as an input.
+    #[serde(default = "defaults::yes")]
+    pub hour_of_day: bool,
+    /// Position as a training-only input: its effect is learned apart and fixed to `serve_at`
+    /// when serving, so that it does not leak into the ranking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<PositionConfig>,
+    /// How each head's probability is calibrated on the validation impressions.
+    #[serde(default)]
+    pub calibration: CalibrationKind,
+    /// Shares of the impressions, newest last, held out for validation and test.
+    #[serde(default = "defaults::holdout")]
+    pub validation_share: f64,
+    #[serde(default = "defaults::holdout")]
+    pub test_share: f64,
+    /// An `event:` head counts an event within this many seconds after the impression.
+    #[serde(default = "defaults::attribution_seconds")]
+    pub attribution_seconds: u64,
+    #[serde(default)]
+    pub dropout: f64,
+    #[serde(default = "defaults::ranker_epochs")]
+    pub epochs: usize,
+    #[serde(default = "defaults::tower_patience")]
+    pub patience: usize,
+    #[serde(default = "defaults::ranker_batch_size")]
+    pub batch_size: usize,
+    #[serde(default = "defaults::ranker_learning_rate")]
+    pub learning_rate: f64,
+    #[serde(default)]
+    pub weight_decay: f64,
+    #[serde(default = "defaults::epsilon")]
+    pub epsilon: f64,
+}
+
+/// One head of a ranker: what counts as the engagement, from the events (`event: like`) or from
+/// a label column of `fetch.impressions` (`label: like`, or `label: dwell_seconds` with
+/// `threshold: 30`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeadConfig {
+    pub name: String,
+    /// An event of this type by the user on the item, within `attribution_seconds` after the
+    /// impression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// A column of `fetch.impressions`: boolean, or a number (engaged when not 0, or when at
+    /// least `threshold`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// The head's weight in the training loss.
+    #[serde(default = "defaults::one")]
+    pub weight: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    /// One network shared by every head, a linear output per head.
+    #[default]
+    SharedBottom,
+    /// Experts mixed per head by its own gate (Ma et al., KDD 2018).
+    Mmoe,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PositionConfig {
+    /// The column of `fetch.impressions` with the position (1 = first).
+    #[serde(default = "defaults::position_column")]
+    pub column: String,
+    /// The position every candidate is scored at when serving.
+    #[serde(default = "defaults::serve_at")]
+    pub serve_at: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CalibrationKind {
+    /// A monotone step function (pool adjacent violators).
+    #[default]
+    Isotonic,
+    /// A logistic fit of the logit (Platt scaling).
+    Platt,
+    None,
+}
 
 /// A feature column: its name (the kind inferred: numbers are numeric, text with `|` is
 /// multi-valued, other text categorical) or `{column, kind}`.
@@ -398,6 +531,39 @@ pub(crate) mod defaults {
     }
     pub fn id_dropout() -> f64 {
         0.1
+    }
+    pub fn experts() -> usize {
+        4
+    }
+    pub fn ranker_hidden() -> usize {
+        64
+    }
+    pub fn ranker_embedding() -> usize {
+        16
+    }
+    pub fn holdout() -> f64 {
+        0.1
+    }
+    pub fn attribution_seconds() -> u64 {
+        86_400
+    }
+    pub fn ranker_epochs() -> usize {
+        10
+    }
+    pub fn ranker_batch_size() -> usize {
+        512
+    }
+    pub fn ranker_learning_rate() -> f64 {
+        3e-3
+    }
+    pub fn one() -> f64 {
+        1.0
+    }
+    pub fn position_column() -> String {
+        "position".into()
+    }
+    pub fn serve_at() -> u32 {
+        1
     }
     pub fn tower_epochs() -> usize {
         30

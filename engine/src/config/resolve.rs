@@ -333,7 +333,7 @@ pub fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-fn check_name(cfg: &ModelConfig, path: &str, name: &str) -> Result<(), ConfigError> {
+pub(super) fn check_name(cfg: &ModelConfig, path: &str, name: &str) -> Result<(), ConfigError> {
     if is_valid_name(name) {
         return Ok(());
     }
@@ -377,6 +377,7 @@ fn check(cfg: &ModelConfig) -> Result<(), ConfigError> {
         ("events", Some(&cfg.fetch.events)),
         ("items", cfg.fetch.items.as_ref()),
         ("users", cfg.fetch.users.as_ref()),
+        ("impressions", cfg.fetch.impressions.as_ref()),
     ] {
         if sql.is_some_and(|s| s.trim().is_empty()) {
             return Err(cfg.error_at(
@@ -592,6 +593,10 @@ fn check_policy(cfg: &ModelConfig, path: &str, p: &PolicyConfig) -> Result<(), C
                     }
                 }
             }
+            check_fit(&c.fit(), &range)?;
+        }
+        PolicyConfig::MultiTask(c) => {
+            super::ranker::check(cfg, path, c, &range)?;
             check_fit(&c.fit(), &range)?;
         }
     }

@@ -2,12 +2,16 @@
 //! metrics, memory estimates and the training device. Everything above (evaluation, the networks, the policies,
 //! serving) names these; nothing here imports a layer above `dataset`.
 
+mod heads;
 mod memory;
 mod metrics;
 mod policy;
 mod training;
 
+pub use heads::{HeadMetrics, HeadReport, RankerReport};
 pub use memory::{human_bytes, MemoryEstimate, MemoryPart, MemoryReport};
 pub use metrics::{Metrics, K};
-pub use policy::{Policy, Scorer, TrainContext, TrainedPolicy, Validate, Vectors};
+pub use policy::{
+    Policy, RankContext, Scorer, TrainContext, TrainedPolicy, Validate, Vectors,
+};
 pub use training::{Compute, DeviceChoice, TrainingSummary};

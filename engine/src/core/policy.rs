@@ -105,6 +105,33 @@ pub trait TrainedPolicy: Scorer {
         self.score_items(user, items, out)
     }
 
+    /// Whether its scores read the request's [`RankContext`] (a ranker): serving then scores
+    /// through [`Self::score_heads_in`], for known and unknown users alike.
+    fn reads_context(&self) -> bool {
+        false
+    }
+
+    /// Scores `items` on every head, as [`Self::score_heads`], for `user` (`None`: a user the
+    /// version did not train on) in `context`. The default ignores the context; a ranker reads
+    /// it (affinity to the user's items, the hour) and scores unknown users from it.
+    fn score_heads_in(
+        &self,
+        user: Option<u32>,
+        _context: &RankContext<'_>,
+        items: &[u32],
+        out: &mut [f32],
+    ) {
+        match user {
+            Some(u) => self.score_heads(u, items, out),
+            None => out.fill(0.0),
+        }
+    }
+
+    /// A ranker's figures on held-out impressions, reported instead of ranking metrics.
+    fn ranker_report(&self) -> Option<&super::RankerReport> {
+        None
+    }
+
     /// Whether `score_users` is exactly the dot product of [`Self::vectors`] (no biases, no
     /// nonlinearity), so that a nearest-neighbour search of the user's vector ranks as the
     /// policy does.
@@ -155,6 +182,15 @@ pub trait TrainedPolicy: Scorer {
     fn training_summary(&self) -> Option<&TrainingSummary> {
         None
     }
+}
+
+/// What a ranker reads of a request besides the user's id.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RankContext<'a> {
+    /// The items the user interacted with (the version's and live), sorted, without repeats.
+    pub seen: &'a [u32],
+    /// The request's time, seconds since the epoch.
+    pub now: i64,
 }
 
 /// Row-major vectors of a policy: `users.len() == n_users * dim`, `items.len() == n_items * dim`.

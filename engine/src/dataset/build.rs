@@ -30,6 +30,12 @@ pub struct FetchStats {
     pub user_rows: u64,
     pub users_skipped_null_id: u64,
     pub users_duplicate: u64,
+    #[serde(default)]
+    pub impression_rows: u64,
+    #[serde(default)]
+    pub impressions_skipped_null: u64,
+    #[serde(default)]
+    pub impressions_unknown_item: u64,
     /// Items of `fetch.items` that no event mentions (they can still be served by attributes).
     pub items_without_events: u64,
     /// Items in events that `fetch.items` does not list.
@@ -96,6 +102,14 @@ impl FetchStats {
         add(
             self.users_duplicate,
             "user rows skipped: duplicate user_id (one of them is kept)",
+        );
+        add(
+            self.impressions_skipped_null,
+            "impression rows skipped: null user_id, item_id or timestamp",
+        );
+        add(
+            self.impressions_unknown_item,
+            "impression rows skipped: an item_id neither the events nor fetch.items have",
         );
         add(
             self.items_without_attributes,
@@ -314,7 +328,19 @@ pub async fn build(
     let user_attributes = user_table
         .map(|t| t.aligned(&users, &user_map))
         .transpose()?;
+    let impressions = match plan.impressions {
+        Some(df) => {
+            let read =
+                super::impressions::read(df, &users, &items, memory_limit, progress).await?;
+            stats.impression_rows = read.len() as u64;
+            stats.impressions_skipped_null = read.skipped_null;
+            stats.impressions_unknown_item = read.skipped_unknown_item;
+            Some(read)
+        }
+        None => None,
+    };
     Ok(Dataset {
+        impressions,
         users,
         items,
         event_types,
@@ -444,7 +470,7 @@ async fn read_entities(
     Ok(EntityTable { batch, rows })
 }
 
-fn text_column(batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
+pub(super) fn text_column(batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
     let col = batch.column_by_name(name).ok_or_else(|| {
         Error::Internal(format!("planned column `{name}` is missing from a batch"))
     })?;
@@ -452,7 +478,7 @@ fn text_column(batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
 }
 
 /// `timestamp` as integer seconds since the epoch.
-fn time_column(batch: &RecordBatch) -> Result<ArrayRef> {
+pub(super) fn time_column(batch: &RecordBatch) -> Result<ArrayRef> {
     let col = batch.column_by_name("timestamp").ok_or_else(|| {
         Error::Internal("planned column `timestamp` is missing from a batch".into())
     })?;

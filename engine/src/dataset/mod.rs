@@ -3,10 +3,12 @@
 
 mod build;
 mod ids;
+mod impressions;
 mod split;
 
 pub use build::{build, FetchStats, Logged, LoggedEvent};
 pub use ids::IdMap;
+pub use impressions::{Impressions, NO_USER};
 pub use split::{Cut, Interactions, Target};
 
 use datafusion::arrow::record_batch::RecordBatch;
@@ -29,6 +31,8 @@ pub struct Dataset {
     pub item_attributes: Option<RecordBatch>,
     /// One row per dense user id, likewise.
     pub user_attributes: Option<RecordBatch>,
+    /// `fetch.impressions`, when the file declares it (what rankers train on).
+    pub impressions: Option<Impressions>,
     pub stats: FetchStats,
 }
 

@@ -2,8 +2,13 @@
 //! the time-ordered leave-last-out split. Ties are broken by dense item id, exactly as serving
 //! orders them, so the metrics describe the lists users would get.
 
+mod calibration;
+mod heads;
 mod report;
 
+pub use calibration::{sigmoid, Calibration};
+pub use heads::{auc, head_metrics, HeadMetrics, BINS};
+pub use crate::core::{HeadReport, RankerReport};
 pub use report::{EvalReport, PolicyReport, PROTOCOL};
 
 use rayon::prelude::*;
@@ -134,6 +139,7 @@ mod tests {
             seq_values: vec![1.0; n_users as usize * 3],
             item_attributes: None,
             user_attributes: None,
+            impressions: None,
             stats: FetchStats::default(),
         };
         assert_eq!(evaluated_users(&ds, Target::Test, None).len(), 10);

@@ -34,7 +34,12 @@ pub struct PolicyReport {
     /// Estimated against measured training memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<crate::core::MemoryReport>,
+    /// A ranker's heads on held-out impressions (its `test` and `valid` ranking figures are
+    /// then zero: a ranker is not a retriever).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranker: Option<crate::core::RankerReport>,
 }
+
 
 pub const PROTOCOL: &str =
     "time-ordered leave-last-out per user (test = last event, validation = the one before); \
@@ -45,7 +50,7 @@ impl EvalReport {
     pub fn best_policy<'a>(&'a self, order: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
         let mut best: Option<(&str, f64)> = None;
         for name in order {
-            if let Some(r) = self.policies.get(name) {
+            if let Some(r) = self.policies.get(name).filter(|r| r.ranker.is_none()) {
                 if best.is_none_or(|(_, b)| r.valid.ndcg > b) {
                     best = Some((name, r.valid.ndcg));
                 }

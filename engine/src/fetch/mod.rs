@@ -16,11 +16,12 @@ use feed_connectors::ConnectorError;
 use crate::config::ModelConfig;
 use crate::error::{did_you_mean, ConfigError, Error, Result};
 
-/// The three fetch statements, planned and ready to stream.
+/// The fetch statements, planned and ready to stream.
 pub struct FetchPlan {
     pub events: DataFrame,
     pub items: Option<DataFrame>,
     pub users: Option<DataFrame>,
+    pub impressions: Option<DataFrame>,
 }
 
 /// Which fetch statement; names the field and its required columns.
@@ -29,6 +30,7 @@ pub enum Fetch {
     Events,
     Items,
     Users,
+    Impressions,
 }
 
 impl Fetch {
@@ -37,6 +39,7 @@ impl Fetch {
             Fetch::Events => "fetch.events",
             Fetch::Items => "fetch.items",
             Fetch::Users => "fetch.users",
+            Fetch::Impressions => "fetch.impressions",
         }
     }
 
@@ -45,6 +48,7 @@ impl Fetch {
             Fetch::Events => &["user_id", "item_id", "timestamp"],
             Fetch::Items => &["item_id"],
             Fetch::Users => &["user_id"],
+            Fetch::Impressions => &["user_id", "item_id", "timestamp"],
         }
     }
 }
@@ -82,10 +86,15 @@ pub async fn plan(cfg: &ModelConfig) -> Result<FetchPlan> {
         Some(sql) => Some(plan_one(cfg, &ctx, Fetch::Users, sql).await?),
         None => None,
     };
+    let impressions = match &cfg.fetch.impressions {
+        Some(sql) => Some(plan_one(cfg, &ctx, Fetch::Impressions, sql).await?),
+        None => None,
+    };
     Ok(FetchPlan {
         events,
         items,
         users,
+        impressions,
     })
 }
 
@@ -356,16 +365,20 @@ fn check_columns(
         let t = f.data_type();
         let bad = match f.name().as_str() {
             "user_id" | "item_id" => !is_id_type(t),
-            "timestamp" if which == Fetch::Events => !is_time_type(t),
+            "timestamp" if matches!(which, Fetch::Events | Fetch::Impressions) => {
+                !is_time_type(t)
+            }
             "value" if which == Fetch::Events => !t.is_numeric(),
+            "position" if which == Fetch::Impressions => !t.is_numeric(),
+            "request_id" if which == Fetch::Impressions => !is_id_type(t),
             "event_type" if which == Fetch::Events => !(is_text_type(t) || t.is_integer()),
             _ => false,
         };
         if bad {
             let expected = match f.name().as_str() {
-                "user_id" | "item_id" => "text or an integer",
+                "user_id" | "item_id" | "request_id" => "text or an integer",
                 "timestamp" => "integer seconds since the epoch, or a timestamp",
-                "value" => "a number",
+                "value" | "position" => "a number",
                 _ => "text",
             };
             // At the last mention of the column: its alias, when the SELECT renames into it.
@@ -390,7 +403,7 @@ fn check_columns(
 }
 
 /// An Arrow type as a user of SQL would say it.
-fn type_words(t: &DataType) -> String {
+pub fn type_words(t: &DataType) -> String {
     match t {
         t if is_text_type(t) => "text".into(),
         t if t.is_integer() => "an integer".into(),

@@ -79,25 +79,34 @@ fn column_names(df: &Option<datafusion::dataframe::DataFrame>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Every feature a two-tower policy declares is a column its fetch yields.
+/// Every feature a two-tower or multi-task policy declares is a column its fetch yields, and
+/// a ranker's affinity, label and position columns are too (labels and positions of a type
+/// it can read).
 fn check_feature_columns(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<()> {
+    use crate::config::PolicyConfig;
     for (p, policy) in config.policies.iter().enumerate() {
-        let crate::config::PolicyConfig::TwoTower(c) = policy else {
-            continue;
+        let (user_features, item_features, affinity) = match policy {
+            PolicyConfig::TwoTower(c) => (&c.user_features, &c.item_features, &[][..]),
+            PolicyConfig::MultiTask(c) => {
+                if let Some(df) = &plan.impressions {
+                    policy::check_ranker_columns(c, df.schema().as_arrow()).map_err(
+                        |(field, message, hint)| {
+                            config.error_at(&format!("policies[{p}].{field}"), message, hint)
+                        },
+                    )?;
+                }
+                (&c.user_features, &c.item_features, &c.affinity[..])
+            }
+            _ => continue,
         };
+        let affinity: Vec<crate::config::FeatureSpec> = affinity
+            .iter()
+            .map(|a| crate::config::FeatureSpec::Column(a.clone()))
+            .collect();
         for (field, specs, df, fetch) in [
-            (
-                "item_features",
-                &c.item_features,
-                &plan.items,
-                "fetch.items",
-            ),
-            (
-                "user_features",
-                &c.user_features,
-                &plan.users,
-                "fetch.users",
-            ),
+            ("item_features", item_features, &plan.items, "fetch.items"),
+            ("user_features", user_features, &plan.users, "fetch.users"),
+            ("affinity", &affinity, &plan.items, "fetch.items"),
         ] {
             let columns = column_names(df);
             for (i, spec) in specs.iter().enumerate() {
@@ -593,6 +602,12 @@ fn train_all(
         // the ACTIVE version still serving.
         let estimate = policy.memory(Some(train_cut))?;
         budget::admit(config, i, p, &estimate)?;
+        if p.is_ranker() {
+            let (model, r) = fit_ranker(policy.as_ref(), p.kind(), ds, &ctx, estimate)?;
+            trained.insert(p.name().to_string(), model);
+            policies.insert(p.name().to_string(), r);
+            continue;
+        }
         let (model, r) = fit_and_evaluate(
             policy.as_ref(),
             p.kind(),
@@ -639,6 +654,34 @@ fn memory_words(m: &MemoryReport) -> String {
     )
 }
 
+/// Trains ranker `p` on its impressions: it splits them by time itself and reports each head
+/// on its test part; there is no ranking evaluation and no refit.
+fn fit_ranker(
+    p: &dyn policy::Policy,
+    kind: &str,
+    ds: &Dataset,
+    ctx: &TrainContext<'_>,
+    estimate: MemoryEstimate,
+) -> Result<(Box<dyn TrainedPolicy>, PolicyReport)> {
+    let start = Instant::now();
+    let meter = PeakMeter::start();
+    let model = p.train(ds.view(Cut::All), ctx)?;
+    let train_seconds = start.elapsed().as_secs_f64();
+    let on_gpu = ctx.device.compute != Compute::Cpu;
+    let measured = meter.finish().filter(|_| !on_gpu);
+    ctx.check_cancelled()?;
+    let report = PolicyReport {
+        kind: kind.to_string(),
+        test: Default::default(),
+        valid: Default::default(),
+        train_seconds,
+        training: model.training_summary().cloned(),
+        memory: Some(estimate.report(measured)),
+        ranker: model.ranker_report().cloned(),
+    };
+    Ok((model, report))
+}
+
 /// Trains `p` on the training cut (measuring its peak memory against `estimate`, on the CPU),
 /// evaluates it on validation and test, and refits it on every event.
 fn fit_and_evaluate(
@@ -671,6 +714,7 @@ fn fit_and_evaluate(
             train_seconds,
             training,
             memory: Some(estimate.report(measured)),
+            ranker: None,
         },
     ))
 }

@@ -10,6 +10,7 @@ mod device;
 pub(crate) mod embeddings;
 pub(crate) mod features;
 mod layers;
+pub(crate) mod multi_task;
 pub(crate) mod sasrec;
 pub(crate) mod sasrec_fit;
 mod sequences;

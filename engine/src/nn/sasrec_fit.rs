@@ -6,7 +6,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use super::embeddings::Embeddings;
 use super::sasrec::{NetConfig, SasRecNet};
 use super::sequences::{BatchShape, TrainingSequences};
-use super::train::{fit, loop_memory, one_at_a_time, Fitted, Loop};
+use super::train::{fit, loop_memory, one_at_a_time, Fitted, Loop, Validation};
 use crate::config::{FitConfig, SequenceLoss};
 use crate::core::{MemoryEstimate, TrainContext};
 use crate::dataset::Interactions;
@@ -150,11 +150,11 @@ pub fn fit_sasrec<B: AutodiffBackend>(
         net,
         |rng| seqs.epoch(s.fit.batch_size, rng),
         |net, b, rng| net.loss(b, s.loss, s.negatives, rng),
-        |inner| Embeddings {
+        Validation::Ndcg(Box::new(|inner: &SasRecNet<B::InnerBackend>| Embeddings {
             dim: s.net.hidden,
             users: encode_users(inner, data),
             items: inner.item_vectors(),
-        },
+        })),
     )
 }
 

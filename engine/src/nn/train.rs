@@ -63,16 +63,24 @@ pub struct Loop<'a, 'c> {
     pub rng: Rng,
 }
 
-/// The epoch loop: `epoch` makes an epoch's batches, `loss` a batch's loss, `probe` the user
-/// and item vectors of a candidate (for validation). Validation (and so early stopping) runs
-/// only when `data` is the training cut and the context can validate; otherwise every epoch
-/// runs and the last one is kept. The caller holds [`one_at_a_time`] and seeded the backend.
+/// How a candidate is judged after each epoch, for early stopping and the best weights.
+pub enum Validation<'v, I> {
+    /// NDCG@10 on the validation target of the user and item vectors the probe gives (higher
+    /// is better), through the context's validator: only when `data` is the training cut and
+    /// the context can validate; otherwise every epoch runs and the last one is kept.
+    Ndcg(Box<dyn Fn(&I) -> Embeddings + 'v>),
+    /// A loss on held-out rows (lower is better), named for the status log.
+    Loss(&'static str, Box<dyn Fn(&I) -> f64 + 'v>),
+}
+
+/// The epoch loop: `epoch` makes an epoch's batches, `loss` a batch's loss, `validation` how a
+/// candidate is judged. The caller holds [`one_at_a_time`] and seeded the backend.
 pub fn fit<B, M, T>(
     mut l: Loop<'_, '_>,
     mut net: M,
     mut epoch_batches: impl FnMut(&mut Rng) -> Vec<T>,
     loss_of: impl Fn(&M, &T, &mut Rng) -> burn::tensor::Tensor<B, 1>,
-    probe: impl Fn(&M::InnerModule) -> Embeddings,
+    validation: Validation<'_, M::InnerModule>,
 ) -> Result<Fitted>
 where
     B: AutodiffBackend,
@@ -118,40 +126,55 @@ where
         }
         epochs = epoch;
         let inner = net.valid();
-        let ndcg = match validate {
-            Some(v) => {
+        // The epoch's figure, oriented so that higher is better.
+        let figure = match &validation {
+            Validation::Ndcg(probe) => match validate {
+                Some(v) => {
+                    ctx.check_cancelled()?;
+                    Some(v(&probe(&inner)).ndcg)
+                }
+                None => None,
+            },
+            Validation::Loss(_, loss) => {
                 ctx.check_cancelled()?;
-                Some(v(&probe(&inner)).ndcg)
+                Some(-loss(&inner))
             }
-            None => None,
         };
-        let improved = match (&best, ndcg) {
+        let improved = match (&best, figure) {
             (Some((b, _, _)), Some(n)) => n > *b,
             _ => true,
         };
         if improved {
-            best = Some((ndcg.unwrap_or(f64::NAN), epoch, inner));
+            best = Some((figure.unwrap_or(f64::NAN), epoch, inner));
         }
-        let (best_ndcg, best_epoch, _) = best.as_ref().expect("set above");
+        let (best_figure, best_epoch, _) = best.as_ref().expect("set above");
         let seconds = epoch_start.elapsed().as_secs_f64();
-        let line = match ndcg {
+        let (what, shown, best_shown) = match &validation {
+            Validation::Ndcg(_) => ("NDCG@10", figure, *best_figure),
+            Validation::Loss(what, _) => (*what, figure.map(|x| -x), -best_figure),
+        };
+        let line = match shown {
             Some(n) => format!(
-                "{name}: epoch {epoch}/{} loss {loss:.4} validation NDCG@10 {n:.4} (best {best_ndcg:.4} at epoch {best_epoch}) {seconds:.1}s",
+                "{name}: epoch {epoch}/{} loss {loss:.4} validation {what} {n:.4} (best {best_shown:.4} at epoch {best_epoch}) {seconds:.1}s",
                 f.epochs
             ),
             None => format!("{name}: epoch {epoch}/{} loss {loss:.4} {seconds:.1}s", f.epochs),
         };
         ctx.progress.message(&line);
         (ctx.log)(line);
-        if ndcg.is_some() && f.patience > 0 && epoch - best_epoch >= f.patience {
+        if figure.is_some() && f.patience > 0 && epoch - best_epoch >= f.patience {
             (ctx.log)(format!(
-                "{name}: stopping early, no better validation NDCG@10 for {} epochs; keeping epoch {best_epoch}",
+                "{name}: stopping early, no better validation {what} for {} epochs; keeping epoch {best_epoch}",
                 f.patience
             ));
             break;
         }
     }
-    let (best_ndcg, best_epoch, best_net) = best.expect("at least one epoch");
+    let (best_figure, best_epoch, best_net) = best.expect("at least one epoch");
+    let best_ndcg = match validation {
+        Validation::Ndcg(_) => best_figure,
+        Validation::Loss(..) => f64::NAN,
+    };
     let weights = super::embeddings::record(best_net, name)?;
     Ok(Fitted {
         weights,

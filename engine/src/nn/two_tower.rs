@@ -14,7 +14,7 @@ use super::embeddings::Embeddings;
 use super::features::FeatureTable;
 use super::layers::{matrix, normal, Dense};
 use super::sequences::shuffle;
-use super::train::{fit, loop_memory, one_at_a_time, Fitted, Loop};
+use super::train::{fit, loop_memory, one_at_a_time, Fitted, Loop, Validation};
 use crate::config::FitConfig;
 use crate::core::{MemoryEstimate, TrainContext};
 use crate::dataset::Interactions;
@@ -134,7 +134,7 @@ impl<B: Backend> Tower<B> {
 }
 
 /// Weighted sum over the middle axis: `table[ids]` as `[rows, k, d]` times `weights [rows, k]`.
-fn pooled<B: Backend>(
+pub(crate) fn pooled<B: Backend>(
     table: Tensor<B, 2>,
     ids: &[i32],
     weights: &[f32],
@@ -566,10 +566,10 @@ pub fn fit_two_tower<B: AutodiffBackend>(
         |net: &TwoTowerNet<B>, chunk: &Vec<(u32, u32)>, rng| {
             net.loss(&make_batch(chunk, rng), s.temperature)
         },
-        |inner: &TwoTowerNet<B::InnerBackend>| Embeddings {
+        Validation::Ndcg(Box::new(|inner: &TwoTowerNet<B::InnerBackend>| Embeddings {
             dim: s.net.hidden,
             users: td.user_vectors(inner),
             items: td.item_vectors(inner, &trained),
-        },
+        })),
     )
 }

@@ -2,6 +2,7 @@
 //! policy type.
 
 mod als;
+mod multi_task;
 mod popular;
 mod sasrec;
 mod two_tower;
@@ -9,6 +10,7 @@ mod two_tower;
 use std::path::Path;
 
 pub use als::{Als, TrainedAls};
+pub use multi_task::{check_columns as check_ranker_columns, MultiTask, TrainedMultiTask};
 pub use popular::{Popular, TrainedPopular};
 pub use sasrec::{Sasrec, TrainedSasrec};
 pub use two_tower::{TrainedTwoTower, TwoTower};
@@ -27,6 +29,7 @@ pub fn build(config: &PolicyConfig) -> Box<dyn Policy> {
         PolicyConfig::Als(c) => Box::new(Als::new(c.clone())),
         PolicyConfig::Sasrec(c) => Box::new(Sasrec::new(c.clone())),
         PolicyConfig::TwoTower(c) => Box::new(TwoTower::new(c.clone())),
+        PolicyConfig::MultiTask(c) => Box::new(MultiTask::new(c.clone())),
     }
 }
 
@@ -37,5 +40,6 @@ pub fn load(config: &PolicyConfig, dir: &Path) -> Result<Box<dyn TrainedPolicy>>
         PolicyConfig::Als(c) => Ok(Box::new(TrainedAls::load(c, dir)?)),
         PolicyConfig::Sasrec(c) => Ok(Box::new(TrainedSasrec::load(c, dir)?)),
         PolicyConfig::TwoTower(c) => Ok(Box::new(TrainedTwoTower::load(c, dir)?)),
+        PolicyConfig::MultiTask(c) => Ok(Box::new(TrainedMultiTask::load(c, dir)?)),
     }
 }

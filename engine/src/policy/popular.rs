@@ -146,6 +146,7 @@ mod tests {
             seq_values: vec![1.0; 3],
             item_attributes: None,
             user_attributes: None,
+            impressions: None,
             stats: FetchStats::default(),
         }
     }

@@ -215,6 +215,7 @@ mod tests {
             seq_values: vec![1.0; n],
             item_attributes: None,
             user_attributes: None,
+            impressions: None,
             stats: FetchStats::default(),
         }
     }

@@ -119,7 +119,7 @@ impl Snapshot {
             // Personal outputs only for a user the version trained on, as the ranking had.
             let user = ScoringUser {
                 dense: dense.filter(|_| trained),
-                live: scoring.live.clone(),
+                ..scoring.clone()
             };
             Some(self.rank_features(&user, &top)?)
         } else {

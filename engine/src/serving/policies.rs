@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 
-use crate::core::{TrainedPolicy, Vectors};
+use crate::core::{RankContext, TrainedPolicy, Vectors};
 use crate::error::{Error, Result};
 use crate::expr::OutputRef;
 use crate::vectors::{self, Method, Search, VectorIndex};
@@ -23,6 +23,10 @@ use crate::vectors::{self, Method, Search, VectorIndex};
 pub struct ScoringUser {
     pub dense: Option<u32>,
     pub live: BTreeMap<String, Vec<f32>>,
+    /// The items the user interacted with, sorted (what a ranker's affinities read).
+    pub seen: Vec<u32>,
+    /// The request's time, seconds since the epoch (a ranker's hour of day).
+    pub now: i64,
 }
 
 impl ScoringUser {
@@ -30,7 +34,15 @@ impl ScoringUser {
     pub fn trained(dense: Option<u32>) -> Self {
         Self {
             dense,
-            live: BTreeMap::new(),
+            ..Default::default()
+        }
+    }
+
+    /// What a ranker reads of the request.
+    fn context(&self) -> RankContext<'_> {
+        RankContext {
+            seen: &self.seen,
+            now: self.now,
         }
     }
 
@@ -121,6 +133,11 @@ impl Policies {
         self.trained.get(name).map(|p| p.as_ref())
     }
 
+    /// Whether a policy reads the request's context (a ranker): then the scoring user carries it.
+    pub fn reads_context(&self) -> bool {
+        self.trained.values().any(|p| p.reads_context())
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.trained.keys().map(String::as_str)
     }
@@ -201,6 +218,14 @@ impl Policies {
         n: usize,
     ) -> Result<Vec<f32>> {
         let p = self.policy(policy)?;
+        if p.reads_context() {
+            // A ranker scores every item, the added ones included, in the request's context.
+            let heads = p.heads().len();
+            let items: Vec<u32> = (0..n as u32).collect();
+            let mut rows = vec![0f32; heads * n];
+            p.score_heads_in(user.dense, &user.context(), &items, &mut rows);
+            return Ok(rows[head * n..(head + 1) * n].to_vec());
+        }
         if let (Some(q), Some(v)) = (user.live_for(self, policy), self.vectors(policy)) {
             let mut row = vec![0f32; n];
             crate::util::linalg::scores(q, v.items, v.dim, &mut row);
@@ -278,7 +303,9 @@ impl Policies {
                     let live = scoring
                         .live_for(self, &o.policy)
                         .zip(self.vectors(&o.policy));
-                    if let Some((q, v)) = live {
+                    if policy.reads_context() {
+                        policy.score_heads_in(user, &scoring.context(), items, &mut rows);
+                    } else if let Some((q, v)) = live {
                         for (r, &i) in rows.iter_mut().zip(items) {
                             *r = crate::util::linalg::dot(q, v.item(i));
                         }

@@ -224,6 +224,12 @@ impl Snapshot {
     /// vector (logged).
     pub fn scoring_user(&self, view: &UserView<'_>) -> ScoringUser {
         let mut out = ScoringUser::trained(view.dense);
+        if self.policies.reads_context() {
+            out.seen = view.seen.to_vec();
+            out.now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+        }
         if !view.live {
             return out;
         }

@@ -1,10 +1,12 @@
 //! The value model: how policy outputs become one ranking score. The one evaluator that `rank`,
 //! `ORDER BY score(value_model)` and `explain` share, demotions included:
 //!
-//! value = combine(outputs) × Π (1 − strength × item.column)
+//! value = demote(combine(outputs), Π (1 − strength × item.column))
 //!
-//! where `combine` is Σ weight × output (`weights:`) or a score expression (`expression:`). A
-//! missing demotion value demotes nothing.
+//! where `combine` is Σ weight × output (`weights:`) or a score expression (`expression:`), and
+//! `demote(v, f)` takes the share 1 − f of |v| off v: v × f for a positive value (as a plain
+//! multiplication would), v × (2 − f) for a negative one, which a multiplication would raise
+//! (weights over heads are negative for hides). A missing demotion value demotes nothing.
 
 use std::collections::BTreeMap;
 
@@ -191,7 +193,7 @@ impl ValueModel {
         if let Some(f) = &self.factors {
             for (o, &i) in out.iter_mut().zip(items) {
                 if let Some(o) = o {
-                    *o *= f[i as usize];
+                    *o = demote(*o, f[i as usize]);
                 }
             }
         }
@@ -219,7 +221,7 @@ impl ValueModel {
         }
         if let Some(f) = &self.factors {
             for (r, f) in row.iter_mut().zip(f) {
-                *r *= *f as f32;
+                *r = demote(*r as f64, *f) as f32;
             }
         }
         Ok(Some(row))
@@ -250,10 +252,31 @@ impl ValueModel {
     }
 }
 
+/// `value` demoted by `factor` (the product of 1 − strength × column): the share 1 − factor of
+/// its magnitude taken off, so that a demotion lowers a negative value too.
+pub fn demote(value: f64, factor: f64) -> f64 {
+    value - (1.0 - factor) * value.abs()
+}
+
 /// The `policy.<output>` column of a scoring batch.
 fn output_column<'b>(batch: &'b RecordBatch, output: &str) -> Result<&'b Float64Array> {
     batch
         .column_by_name(&format!("policy.{output}"))
         .and_then(|c| c.as_any().downcast_ref::<Float64Array>())
         .ok_or_else(|| Error::Internal(format!("the scoring batch lacks output `{output}`")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::demote;
+
+    /// A demotion takes the same share off a positive and a negative value, so it lowers both.
+    #[test]
+    fn demotions_lower_positive_and_negative_values() {
+        assert_eq!(demote(10.0, 0.5), 5.0);
+        assert_eq!(demote(-10.0, 0.5), -15.0);
+        assert_eq!(demote(-10.0, 1.0), -10.0);
+        assert_eq!(demote(0.0, 0.2), 0.0);
+        assert!(demote(-1.0, 0.9) < -1.0 && demote(1.0, 0.9) < 1.0);
+    }
 }

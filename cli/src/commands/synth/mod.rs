@@ -6,25 +6,31 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
+mod feed;
+
 /// Write a synthetic catalog and event log with planted taste groups (users mostly pick items of
 /// their group, with a popularity skew), plus a model file over them.
 #[derive(Debug, Args)]
 pub struct SynthArgs {
-    /// Output folder (created): items.csv, events.csv, model.yaml.
+    /// Output folder (created): items.csv, events.csv, model.yaml (and, for `feed`,
+    /// impressions.csv, truth.csv, examination.csv).
     #[arg(long)]
     out: PathBuf,
     #[arg(long, default_value_t = 100_000)]
     items: usize,
     #[arg(long, default_value_t = 50_000)]
     users: usize,
+    /// Events (for `feed`: impressions).
     #[arg(long, default_value_t = 1_000_000)]
     events: usize,
-    /// Taste groups; each item belongs to one, and so does each user.
+    /// Taste groups; each item belongs to one, and so does each user (for `feed`: topics).
     #[arg(long, default_value_t = 50)]
     groups: usize,
     /// `groups`: users pick items of their taste group. `sequential`: each user walks chains,
     /// the next item mostly the fixed successor of the previous one (what only a sequence
-    /// model can learn).
+    /// model can learn). `feed`: a news feed of known truth — pages shown by a logging policy
+    /// with position bias, engagements (like, comment, share, hide) drawn from known
+    /// probabilities, written beside the data for tests (the model never reads them).
     #[arg(long, value_enum, default_value_t = Shape::Groups)]
     shape: Shape,
     /// ALS iterations in the generated model file.
@@ -38,6 +44,7 @@ pub struct SynthArgs {
 pub enum Shape {
     Groups,
     Sequential,
+    Feed,
 }
 
 /// Share of a sequential walk's steps that follow the planted successor (the rest jump to a
@@ -51,6 +58,16 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
     );
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
+    if args.shape == Shape::Feed {
+        return feed::write(&feed::FeedSpec {
+            out: &args.out,
+            items: args.items,
+            users: args.users,
+            impressions: args.events,
+            topics: args.groups,
+            seed: args.seed,
+        });
+    }
     let mut s = args.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut next = move || {
         s ^= s << 13;
@@ -128,6 +145,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
     let structure = match args.shape {
         Shape::Groups => format!("in {groups} taste groups"),
         Shape::Sequential => format!("along planted successor chains ({FOLLOW}% follow)"),
+        Shape::Feed => unreachable!("written above"),
     };
     let model = format!(
         "# Synthetic: {} items, {} users, {} events {structure} (feedctl synth).\n\

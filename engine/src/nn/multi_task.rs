@@ -1,0 +1,408 @@
+//! The multi-task ranker's network: per impression, one logit per head.
+//!
+//! The user side (id embedding, pooled feature tokens, projected numbers) and the item side
+//! (alike) meet with their element-wise product and the row's dense inputs (affinities, the
+//! user's history length, the hour) in one input vector. `shared_bottom` passes it through two
+//! ReLU layers that every head reads; `mmoe` through experts of two layers each, mixed per head
+//! by a softmax gate over the input (Ma et al., KDD 2018). Each head is a linear read of its
+//! mixture. Position is a shallow tower (Zhao et al., RecSys 2019): a learned bias per position
+//! and head, added to the logits while training and fixed to one position when serving, so the
+//! network's own logits carry relevance, not placement.
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::{log_sigmoid, relu, softmax};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor, TensorData};
+
+use super::features::FeatureTable;
+use super::layers::{dropout, matrix, normal, Dense};
+use super::sequences::shuffle;
+use super::train::{fit, one_at_a_time, Fitted, Loop, Validation};
+use super::two_tower::{pooled, TowerBatch};
+use crate::config::FitConfig;
+use crate::core::TrainContext;
+use crate::dataset::Interactions;
+use crate::error::{Error, Result};
+use crate::util::linalg::Rng;
+
+const INIT_STD: f32 = 0.05;
+/// Rows per forward pass when scoring many rows.
+pub const SCORE_BATCH: usize = 4096;
+
+/// The shape of a network.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RankerShape {
+    /// Rows of the id tables: the trained users and items, and one row for any other.
+    pub user_rows: usize,
+    pub item_rows: usize,
+    pub embedding: usize,
+    pub hidden: usize,
+    /// 1 for a shared bottom; the number of experts of an MMoE.
+    pub experts: usize,
+    pub mmoe: bool,
+    pub heads: usize,
+    pub dense: usize,
+    /// Position buckets (0 when position is not an input).
+    pub positions: usize,
+    pub user_tokens: usize,
+    pub user_numeric: usize,
+    pub item_tokens: usize,
+    pub item_numeric: usize,
+}
+
+impl RankerShape {
+    fn input(&self) -> usize {
+        3 * self.embedding + self.dense
+    }
+
+    /// Trainable parameters, for the memory estimate.
+    pub fn parameters(&self) -> usize {
+        let e = self.embedding;
+        let (d, h, x) = (self.input(), self.hidden, self.experts);
+        (self.user_rows + self.item_rows + self.user_tokens + self.item_tokens) * e
+            + (self.user_numeric + self.item_numeric) * e
+            + x * (d * h + h + h * h + h)
+            + if self.mmoe { d * self.heads * x } else { 0 }
+            + self.heads * (h + 1)
+            + self.positions * self.heads
+    }
+}
+
+/// One side's inputs: an id table, feature-token table and numeric projection.
+#[derive(Module, Debug)]
+pub struct Side<B: Backend> {
+    ids: Param<Tensor<B, 2>>,
+    tokens: Option<Param<Tensor<B, 2>>>,
+    numeric: Option<Dense<B>>,
+}
+
+#[derive(Module, Debug)]
+pub struct RankerNet<B: Backend> {
+    user: Side<B>,
+    item: Side<B>,
+    /// `[input, experts × hidden]`: every expert's first layer in one product.
+    first: Dense<B>,
+    /// `[experts, hidden, hidden]` and `[experts, 1, hidden]`: the experts' second layers.
+    second: Param<Tensor<B, 3>>,
+    second_bias: Param<Tensor<B, 3>>,
+    /// `[input, heads × experts]` (MMoE only).
+    gates: Option<Dense<B>>,
+    /// `[heads, hidden]` and `[heads]`: each head's read of its mixture.
+    out: Param<Tensor<B, 2>>,
+    out_bias: Param<Tensor<B, 1>>,
+    /// `[positions, heads]`.
+    position: Option<Param<Tensor<B, 2>>>,
+    #[module(skip)]
+    shape: RankerShapeSkip,
+}
+
+/// The shape carried by the module (not a parameter).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RankerShapeSkip {
+    hidden: usize,
+    experts: usize,
+    heads: usize,
+    dropout_percent: u32,
+}
+
+/// The inputs of a batch of rows.
+pub struct RankerBatch {
+    pub rows: usize,
+    pub users: TowerBatch,
+    pub items: TowerBatch,
+    /// Row-major `rows × dense`.
+    pub dense: Vec<f32>,
+    /// Position bucket per row (empty when position is not an input, or when serving).
+    pub positions: Vec<i32>,
+    /// Row-major `rows × heads`, 0 or 1 (empty when serving).
+    pub labels: Vec<f32>,
+}
+
+type Draw<'a> = &'a mut dyn FnMut(usize, f32) -> Vec<f32>;
+
+impl<B: Backend> Side<B> {
+    fn new(draw: Draw<'_>, rows: usize, e: usize, tokens: usize, numeric: usize, device: &B::Device) -> Self {
+        Self {
+            ids: matrix(draw(rows * e, INIT_STD), rows, e, device),
+            tokens: (tokens > 0).then(|| matrix(draw(tokens * e, INIT_STD), tokens, e, device)),
+            numeric: (numeric > 0)
+                .then(|| Dense::from_values(draw(numeric * e, INIT_STD), numeric, e, device)),
+        }
+    }
+
+    fn embed(&self, b: &TowerBatch) -> Tensor<B, 2> {
+        let device = self.ids.device();
+        let rows = b.rows;
+        let ids = Tensor::<B, 1, Int>::from_data(TensorData::new(b.ids.clone(), [rows]), &device);
+        let mut x = self.ids.val().select(0, ids);
+        if let (Some(tokens), true) = (&self.tokens, b.t > 0) {
+            x = x + pooled(tokens.val(), &b.tokens, &b.token_weights, rows, b.t);
+        }
+        if let Some(numeric) = &self.numeric {
+            let n = b.numeric.len() / rows.max(1);
+            let values =
+                Tensor::<B, 2>::from_data(TensorData::new(b.numeric.clone(), [rows, n]), &device);
+            x = x + numeric.forward(values);
+        }
+        x
+    }
+}
+
+impl<B: Backend> RankerNet<B> {
+    pub fn new(s: &RankerShape, dropout: f64, rng: &mut Rng, device: &B::Device) -> Self {
+        Self::build(s, dropout, &mut |n, std| normal(rng, n, std), device)
+    }
+
+    /// A network of the right shape with zero weights, to read recorded weights into.
+    pub fn empty(s: &RankerShape, device: &B::Device) -> Self {
+        Self::build(s, 0.0, &mut |n, _| vec![0.0; n], device)
+    }
+
+    fn build(s: &RankerShape, dropout: f64, draw: Draw<'_>, device: &B::Device) -> Self {
+        let (e, h, x, d) = (s.embedding, s.hidden, s.experts, s.input());
+        let he = |fan_in: usize| (2.0 / fan_in as f32).sqrt();
+        Self {
+            user: Side::new(draw, s.user_rows, e, s.user_tokens, s.user_numeric, device),
+            item: Side::new(draw, s.item_rows, e, s.item_tokens, s.item_numeric, device),
+            first: Dense::from_values(draw(d * x * h, he(d)), d, x * h, device),
+            second: Param::from_tensor(Tensor::from_data(
+                TensorData::new(draw(x * h * h, he(h)), [x, h, h]),
+                device,
+            )),
+            second_bias: Param::from_tensor(Tensor::zeros([x, 1, h], device)),
+            gates: s
+                .mmoe
+                .then(|| Dense::from_values(draw(d * s.heads * x, INIT_STD), d, s.heads * x, device)),
+            out: matrix(draw(s.heads * h, he(h)), s.heads, h, device),
+            out_bias: Param::from_tensor(Tensor::zeros([s.heads], device)),
+            position: (s.positions > 0)
+                .then(|| matrix(vec![0.0; s.positions * s.heads], s.positions, s.heads, device)),
+            shape: RankerShapeSkip {
+                hidden: h,
+                experts: x,
+                heads: s.heads,
+                dropout_percent: (dropout * 100.0).round() as u32,
+            },
+        }
+    }
+
+    /// The heads' logits `[rows, heads]` without the position bias.
+    pub fn logits(&self, b: &RankerBatch, train: bool) -> Tensor<B, 2> {
+        let device = self.out.device();
+        let RankerShapeSkip {
+            hidden: h,
+            experts: x,
+            heads,
+            dropout_percent,
+        } = self.shape;
+        let p = dropout_percent as f64 / 100.0;
+        let rows = b.rows;
+        let u = self.user.embed(&b.users);
+        let v = self.item.embed(&b.items);
+        let n_dense = b.dense.len() / rows.max(1);
+        let mut parts = vec![u.clone(), v.clone(), u * v];
+        if n_dense > 0 {
+            parts.push(Tensor::from_data(
+                TensorData::new(b.dense.clone(), [rows, n_dense]),
+                &device,
+            ));
+        }
+        let input = Tensor::cat(parts, 1);
+        // [rows, experts, hidden] → [experts, rows, hidden] for the batched second layer.
+        let first = relu(self.first.forward(input.clone()));
+        let first = dropout(first, p, train).reshape([rows, x, h]).swap_dims(0, 1);
+        let experts = relu(first.matmul(self.second.val()) + self.second_bias.val());
+        let experts = dropout(experts, p, train).swap_dims(0, 1); // [rows, experts, hidden]
+        let mixed: Tensor<B, 3> = match &self.gates {
+            // [rows, heads, experts] × [rows, experts, hidden] → [rows, heads, hidden]
+            Some(g) => softmax(g.forward(input).reshape([rows, heads, x]), 2).matmul(experts),
+            None => experts, // [rows, 1, hidden], read by every head
+        };
+        let out = self.out.val().reshape([1, heads, h]);
+        (mixed * out).sum_dim(2).reshape([rows, heads]) + self.out_bias.val().unsqueeze_dim(0)
+    }
+
+    /// The position bias of each row's bucket, `[rows, heads]`.
+    fn position_bias(&self, positions: &[i32]) -> Option<Tensor<B, 2>> {
+        let table = self.position.as_ref()?;
+        if positions.is_empty() {
+            return None;
+        }
+        let device = table.device();
+        let ids = Tensor::<B, 1, Int>::from_data(
+            TensorData::new(positions.to_vec(), [positions.len()]),
+            &device,
+        );
+        Some(table.val().select(0, ids))
+    }
+
+    /// The logits as the data saw them: with the position bias when the batch carries positions.
+    pub fn observed_logits(&self, b: &RankerBatch, train: bool) -> Tensor<B, 2> {
+        let logits = self.logits(b, train);
+        match self.position_bias(&b.positions) {
+            Some(bias) => logits + bias,
+            None => logits,
+        }
+    }
+
+    /// Head-weighted binary cross-entropy, averaged over rows.
+    pub fn loss(&self, b: &RankerBatch, head_weights: &[f32]) -> Tensor<B, 1> {
+        let device = self.out.device();
+        let heads = self.shape.heads;
+        let z = self.observed_logits(b, true);
+        let y = Tensor::<B, 2>::from_data(TensorData::new(b.labels.clone(), [b.rows, heads]), &device);
+        let w = Tensor::<B, 2>::from_data(TensorData::new(head_weights.to_vec(), [1, heads]), &device);
+        let ll = y.clone() * log_sigmoid(z.clone()) + (y.neg() + 1.0) * log_sigmoid(z.neg());
+        (ll * w).sum_dim(1).mean().neg()
+    }
+
+    /// The position table's bias for `bucket`, per head (zeros without position input).
+    pub fn bias_at(&self, bucket: usize) -> Vec<f32> {
+        match &self.position {
+            Some(t) => {
+                let [n, heads] = t.dims();
+                let v = t.val().into_data().convert::<f32>().into_vec::<f32>().unwrap_or_default();
+                let b = bucket.min(n.saturating_sub(1));
+                v[b * heads..(b + 1) * heads].to_vec()
+            }
+            None => vec![0.0; self.shape.heads],
+        }
+    }
+
+    /// Logits for many rows, row-major `rows × heads`, in chunks; `with_position` adds each
+    /// row's position bias (validation against observed labels).
+    pub fn score_rows(&self, rows: &Rows<'_>, at: &[usize], with_position: bool) -> Vec<f32> {
+        let mut out = Vec::with_capacity(at.len() * self.shape.heads);
+        for chunk in at.chunks(SCORE_BATCH) {
+            let b = rows.batch(chunk, with_position, false);
+            let z = if with_position {
+                self.observed_logits(&b, false)
+            } else {
+                self.logits(&b, false)
+            };
+            out.extend(z.into_data().convert::<f32>().into_vec::<f32>().expect("f32 logits"));
+        }
+        out
+    }
+}
+
+/// The rows a ranker learns from or scores: per row a user row, an item row, dense inputs, a
+/// position bucket and labels, with the feature tables the ids index.
+pub struct Rows<'a> {
+    pub user: &'a [u32],
+    pub item: &'a [u32],
+    /// Row-major `rows × n_dense`.
+    pub dense: &'a [f32],
+    pub n_dense: usize,
+    pub position: &'a [i32],
+    /// Row-major `rows × heads`.
+    pub labels: &'a [f32],
+    pub heads: usize,
+    pub users: &'a FeatureTable,
+    pub items: &'a FeatureTable,
+}
+
+impl Rows<'_> {
+    /// The batch of rows `at`.
+    pub fn batch(&self, at: &[usize], positions: bool, labels: bool) -> RankerBatch {
+        let users: Vec<u32> = at.iter().map(|&r| self.user[r]).collect();
+        let items: Vec<u32> = at.iter().map(|&r| self.item[r]).collect();
+        let ones = vec![1.0; at.len()];
+        let mut dense = Vec::with_capacity(at.len() * self.n_dense);
+        for &r in at {
+            dense.extend_from_slice(&self.dense[r * self.n_dense..(r + 1) * self.n_dense]);
+        }
+        RankerBatch {
+            rows: at.len(),
+            users: TowerBatch::new(&users, ones.clone(), self.users, &[]),
+            items: TowerBatch::new(&items, ones, self.items, &[]),
+            dense,
+            positions: if positions && !self.position.is_empty() {
+                at.iter().map(|&r| self.position[r]).collect()
+            } else {
+                Vec::new()
+            },
+            labels: if labels {
+                at.iter()
+                    .flat_map(|&r| self.labels[r * self.heads..(r + 1) * self.heads].iter().copied())
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
+/// What a fit needs besides the rows.
+pub struct RankerFit<'a> {
+    pub name: &'a str,
+    pub shape: RankerShape,
+    pub fit: FitConfig,
+    pub dropout: f64,
+    pub head_weights: Vec<f32>,
+    /// The training rows and the validation rows (indexes into the rows).
+    pub train: Vec<usize>,
+    pub valid: Vec<usize>,
+    /// The interactions the policy was given (the loop's bookkeeping reads them).
+    pub data: Interactions<'a>,
+}
+
+/// Trains the network with early stopping on the validation rows' weighted log loss.
+pub fn fit_ranker<B: AutodiffBackend>(
+    device: B::Device,
+    s: &RankerFit<'_>,
+    rows: &Rows<'_>,
+    ctx: &TrainContext<'_>,
+) -> Result<Fitted> {
+    if s.train.is_empty() || s.valid.is_empty() {
+        return Err(Error::invalid(
+            "fetch.impressions",
+            format!(
+                "{}: too few impressions to learn from ({} to train on, {} to validate on)",
+                s.name,
+                s.train.len(),
+                s.valid.len()
+            ),
+        ));
+    }
+    let _one = one_at_a_time();
+    B::seed(&device, ctx.seed);
+    let mut rng = Rng::new(ctx.seed ^ 0x2A_4E2);
+    let net = RankerNet::<B>::new(&s.shape, s.dropout, &mut rng, &device);
+    let weights = s.head_weights.clone();
+    let total_weight: f32 = weights.iter().sum();
+    let order = std::cell::RefCell::new(s.train.clone());
+    fit(
+        Loop {
+            name: s.name,
+            fit: &s.fit,
+            data: s.data,
+            ctx,
+            rng,
+        },
+        net,
+        |rng| {
+            let mut order = order.borrow_mut();
+            shuffle(&mut order, rng);
+            order.chunks(s.fit.batch_size).map(<[_]>::to_vec).collect()
+        },
+        |net: &RankerNet<B>, chunk: &Vec<usize>, _rng| net.loss(&rows.batch(chunk, true, true), &weights),
+        Validation::Loss(
+            "log loss",
+            Box::new(|inner: &RankerNet<B::InnerBackend>| {
+                let z = inner.score_rows(rows, &s.valid, true);
+                let heads = rows.heads;
+                let mut sum = 0f64;
+                for (k, &r) in s.valid.iter().enumerate() {
+                    for h in 0..heads {
+                        let (z, y) = (z[k * heads + h] as f64, rows.labels[r * heads + h] as f64);
+                        // −log σ(±z), stably.
+                        let nll = z.max(0.0) - z * y + (-z.abs()).exp().ln_1p();
+                        sum += weights[h] as f64 * nll;
+                    }
+                }
+                sum / (s.valid.len() as f64 * total_weight as f64)
+            }),
+        ),
+    )
+}
