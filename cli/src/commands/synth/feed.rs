@@ -82,9 +82,9 @@ fn truth(u: &User, i: &Item) -> [f64; 4] {
     let bait = 1.0 - i.integrity;
     [
         sigmoid(-3.0 + s + 0.8 * bait),
-        sigmoid(-5.0 + 0.8 * s),
-        sigmoid(-5.5 + 0.9 * s + 0.5 * i.quality),
-        sigmoid(-4.5 - 1.5 * r + 3.5 * bait),
+        sigmoid(-4.0 + 0.8 * s),
+        sigmoid(-4.5 + 0.9 * s + 0.5 * i.quality),
+        sigmoid(-4.0 - 1.5 * r + 3.5 * bait),
     ]
 }
 
@@ -270,7 +270,8 @@ policies:
     item_features: [author, topic, integrity]
     affinity: [topic, author]
     position: {column: position, serve_at: 1}
-    epochs: 8
+    embedding: 8
+    epochs: 20
 value_model:
   weights: {WEIGHTS}
   demotions: {integrity_risk: 0.5}
