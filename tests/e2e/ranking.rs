@@ -54,8 +54,19 @@ struct Feed {
 fn simulate(ws: &Workspace) -> (std::path::PathBuf, Feed) {
     let dir = ws.path("feed");
     ws.ok(&[
-        "synth", "--shape", "feed", "--out", dir.to_str().unwrap(), "--items", "200", "--users",
-        "200", "--events", "250000", "--groups", "8",
+        "synth",
+        "--shape",
+        "feed",
+        "--out",
+        dir.to_str().unwrap(),
+        "--items",
+        "200",
+        "--users",
+        "200",
+        "--events",
+        "250000",
+        "--groups",
+        "8",
     ]);
     let truth = rows(&dir.join("truth.csv"))
         .into_iter()
@@ -74,7 +85,10 @@ fn simulate(ws: &Workspace) -> (std::path::PathBuf, Feed) {
             seen.entry(r[0].clone()).or_default().insert(r[1].clone());
         }
     }
-    let items = rows(&dir.join("items.csv")).into_iter().map(|r| r[0].clone()).collect();
+    let items = rows(&dir.join("items.csv"))
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
     let feed = Feed {
         truth,
         examination,
@@ -93,7 +107,15 @@ fn value(feed: &Feed, user: &str, item: &str) -> f64 {
 
 /// `feedctl rank`'s items for `user`.
 fn ranked(ws: &Workspace, model: &str, user: &str, limit: usize) -> Vec<String> {
-    let out = ws.ok(&["rank", "--model-name", model, "--user-id", user, "--limit", &limit.to_string()]);
+    let out = ws.ok(&[
+        "rank",
+        "--model-name",
+        model,
+        "--user-id",
+        user,
+        "--limit",
+        &limit.to_string(),
+    ]);
     out.lines()
         .skip(2)
         .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
@@ -132,16 +154,24 @@ fn ranker_on_a_simulated_feed_nears_the_truth() {
         assert_eq!(figures["head"], *head);
         let model = figures["test"]["auc"].as_f64().unwrap();
         let ece = figures["test"]["ece"].as_f64().unwrap();
-        report.push(format!("{head}: AUC {model:.4} (optimal {optimal:.4}), ECE {ece:.4}"));
+        report.push(format!(
+            "{head}: AUC {model:.4} (optimal {optimal:.4}), ECE {ece:.4}"
+        ));
         // The target is 0.02; at this size like, comment and share reach it and hide
         // (rare, driven by one item feature) stays 0.02–0.03 short (docs/benchmarks.md).
-        assert!(model >= optimal - 0.04, "{head}: AUC {model} vs optimal {optimal}\n{report:?}");
+        assert!(
+            model >= optimal - 0.04,
+            "{head}: AUC {model} vs optimal {optimal}\n{report:?}"
+        );
         assert!(ece <= 0.02, "{head}: ECE {ece}\n{report:?}");
     }
 
     // The value-weighted feed against the oracle's top 20 and against retrieval alone (ALS),
     // over the same eligible items (the catalog less what the user engaged with).
-    let users: Vec<String> = (0..40).map(|u| format!("u{u}")).filter(|u| feed.seen.contains_key(u)).collect();
+    let users: Vec<String> = (0..40)
+        .map(|u| format!("u{u}"))
+        .filter(|u| feed.seen.contains_key(u))
+        .collect();
     let (mut model_value, mut oracle_value, mut als_value, mut random_value) = (0.0, 0.0, 0.0, 0.0);
     for u in &users {
         let none = HashSet::new();
@@ -184,8 +214,14 @@ fn ranker_on_a_simulated_feed_nears_the_truth() {
         100.0 * share
     );
     assert!(oracle_value > random_value);
-    assert!(share >= 0.75, "ranker {model_value} vs oracle {oracle_value} over random {random_value}");
-    assert!(model_value > als_value, "ranker {model_value} vs ALS {als_value}");
+    assert!(
+        share >= 0.75,
+        "ranker {model_value} vs oracle {oracle_value} over random {random_value}"
+    );
+    assert!(
+        model_value > als_value,
+        "ranker {model_value} vs ALS {als_value}"
+    );
 }
 
 /// A head naming an unknown event type, a value weight on an unknown head, and a label column
@@ -195,26 +231,53 @@ fn bad_ranker_declarations_fail_validate_located() {
     let ws = Workspace::new();
     let dir = ws.path("feed");
     ws.ok(&[
-        "synth", "--shape", "feed", "--out", dir.to_str().unwrap(), "--items", "60", "--users",
-        "20", "--events", "200",
+        "synth",
+        "--shape",
+        "feed",
+        "--out",
+        dir.to_str().unwrap(),
+        "--items",
+        "60",
+        "--users",
+        "20",
+        "--events",
+        "200",
     ]);
     let good = std::fs::read_to_string(dir.join("model.yaml")).unwrap();
-    ws.ok(&["validate", "--file", dir.join("model.yaml").to_str().unwrap()]);
+    ws.ok(&[
+        "validate",
+        "--file",
+        dir.join("model.yaml").to_str().unwrap(),
+    ]);
     let cases = [
         (
             "- {name: like, label: like}",
             "- {name: like, event: likes}",
-            &["bad.yaml:", "heads[0].event", "`likes` is not an event type", "did you mean `like`?"][..],
+            &[
+                "bad.yaml:",
+                "heads[0].event",
+                "`likes` is not an event type",
+                "did you mean `like`?",
+            ][..],
         ),
         (
             "ranker.comment: 15",
             "ranker.coment: 15",
-            &["bad.yaml:", "value_model.weights", "coment", "did you mean `ranker.comment`?"][..],
+            &[
+                "bad.yaml:",
+                "value_model.weights",
+                "coment",
+                "did you mean `ranker.comment`?",
+            ][..],
         ),
         (
             "- {name: share, label: share}",
             "- {name: share, label: request_id}",
-            &["bad.yaml:", "heads[2].label", "column `request_id` of `fetch.impressions` is text"][..],
+            &[
+                "bad.yaml:",
+                "heads[2].label",
+                "column `request_id` of `fetch.impressions` is text",
+            ][..],
         ),
     ];
     for (from, to, pieces) in cases {

@@ -2,6 +2,9 @@
 //! event type the model accepts), its inputs and its training settings. Columns are checked
 //! against the fetch when it is planned.
 
+// Config errors are a cold path that ends the command; boxing them would only add noise.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashSet;
 
 use super::raw::{MultiTaskConfig, PolicyConfig};
@@ -106,7 +109,11 @@ pub(super) fn check(
             ));
         }
     }
-    range("hidden", (1..=4096).contains(&c.hidden), "between 1 and 4096")?;
+    range(
+        "hidden",
+        (1..=4096).contains(&c.hidden),
+        "between 1 and 4096",
+    )?;
     range(
         "embedding",
         (1..=1024).contains(&c.embedding),

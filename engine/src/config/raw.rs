@@ -154,7 +154,10 @@ impl PolicyConfig {
 
     /// Whether it trains a network (and may use a GPU).
     pub fn is_neural(&self) -> bool {
-        matches!(self, Self::Sasrec(_) | Self::TwoTower(_) | Self::MultiTask(_))
+        matches!(
+            self,
+            Self::Sasrec(_) | Self::TwoTower(_) | Self::MultiTask(_)
+        )
     }
 
     /// Whether it ranks impressions (per-head probabilities) rather than retrieving from the

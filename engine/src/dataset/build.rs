@@ -330,8 +330,7 @@ pub async fn build(
         .transpose()?;
     let impressions = match plan.impressions {
         Some(df) => {
-            let read =
-                super::impressions::read(df, &users, &items, memory_limit, progress).await?;
+            let read = super::impressions::read(df, &users, &items, memory_limit, progress).await?;
             stats.impression_rows = read.len() as u64;
             stats.impressions_skipped_null = read.skipped_null;
             stats.impressions_unknown_item = read.skipped_unknown_item;

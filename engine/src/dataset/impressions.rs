@@ -131,7 +131,8 @@ pub async fn read(
     // Oldest first; equal times keep the fetch's order.
     let mut order: Vec<u32> = (0..user.len() as u32).collect();
     order.sort_by_key(|&r| time[r as usize]);
-    let columns = take_record_batch(&columns, &UInt32Array::from(order.clone())).map_err(internal)?;
+    let columns =
+        take_record_batch(&columns, &UInt32Array::from(order.clone())).map_err(internal)?;
     let pick = |v: &[u32]| order.iter().map(|&r| v[r as usize]).collect::<Vec<_>>();
     Ok(Impressions {
         user: pick(&user),

@@ -12,7 +12,6 @@ pub const BINS: usize = 10;
 /// Probabilities are clipped to this distance from 0 and 1 before a log.
 const EPS: f64 = 1e-7;
 
-
 /// The figures of probabilities `p` against 0/1 `labels`.
 pub fn head_metrics(p: &[f32], labels: &[f32]) -> HeadMetrics {
     let n = p.len();

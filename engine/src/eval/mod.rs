@@ -6,9 +6,9 @@ mod calibration;
 mod heads;
 mod report;
 
+pub use crate::core::{HeadReport, RankerReport};
 pub use calibration::{sigmoid, Calibration};
 pub use heads::{auc, head_metrics, HeadMetrics, BINS};
-pub use crate::core::{HeadReport, RankerReport};
 pub use report::{EvalReport, PolicyReport, PROTOCOL};
 
 use rayon::prelude::*;

@@ -40,7 +40,6 @@ pub struct PolicyReport {
     pub ranker: Option<crate::core::RankerReport>,
 }
 
-
 pub const PROTOCOL: &str =
     "time-ordered leave-last-out per user (test = last event, validation = the one before); \
 full ranking over all items with the user's earlier items excluded; ties broken by item order";

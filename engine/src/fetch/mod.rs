@@ -365,9 +365,7 @@ fn check_columns(
         let t = f.data_type();
         let bad = match f.name().as_str() {
             "user_id" | "item_id" => !is_id_type(t),
-            "timestamp" if matches!(which, Fetch::Events | Fetch::Impressions) => {
-                !is_time_type(t)
-            }
+            "timestamp" if matches!(which, Fetch::Events | Fetch::Impressions) => !is_time_type(t),
             "value" if which == Fetch::Events => !t.is_numeric(),
             "position" if which == Fetch::Impressions => !t.is_numeric(),
             "request_id" if which == Fetch::Impressions => !is_id_type(t),

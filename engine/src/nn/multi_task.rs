@@ -54,18 +54,6 @@ impl RankerShape {
     fn input(&self) -> usize {
         3 * self.embedding + self.dense
     }
-
-    /// Trainable parameters, for the memory estimate.
-    pub fn parameters(&self) -> usize {
-        let e = self.embedding;
-        let (d, h, x) = (self.input(), self.hidden, self.experts);
-        (self.user_rows + self.item_rows + self.user_tokens + self.item_tokens) * e
-            + (self.user_numeric + self.item_numeric) * e
-            + x * (d * h + h + h * h + h)
-            + if self.mmoe { d * self.heads * x } else { 0 }
-            + self.heads * (h + 1)
-            + self.positions * self.heads
-    }
 }
 
 /// One side's inputs: an id table, feature-token table and numeric projection.
@@ -121,7 +109,14 @@ pub struct RankerBatch {
 type Draw<'a> = &'a mut dyn FnMut(usize, f32) -> Vec<f32>;
 
 impl<B: Backend> Side<B> {
-    fn new(draw: Draw<'_>, rows: usize, e: usize, tokens: usize, numeric: usize, device: &B::Device) -> Self {
+    fn new(
+        draw: Draw<'_>,
+        rows: usize,
+        e: usize,
+        tokens: usize,
+        numeric: usize,
+        device: &B::Device,
+    ) -> Self {
         Self {
             ids: matrix(draw(rows * e, INIT_STD), rows, e, device),
             tokens: (tokens > 0).then(|| matrix(draw(tokens * e, INIT_STD), tokens, e, device)),
@@ -170,13 +165,19 @@ impl<B: Backend> RankerNet<B> {
                 device,
             )),
             second_bias: Param::from_tensor(Tensor::zeros([x, 1, h], device)),
-            gates: s
-                .mmoe
-                .then(|| Dense::from_values(draw(d * s.heads * x, INIT_STD), d, s.heads * x, device)),
+            gates: s.mmoe.then(|| {
+                Dense::from_values(draw(d * s.heads * x, INIT_STD), d, s.heads * x, device)
+            }),
             out: matrix(draw(s.heads * h, he(h)), s.heads, h, device),
             out_bias: Param::from_tensor(Tensor::zeros([s.heads], device)),
-            position: (s.positions > 0)
-                .then(|| matrix(vec![0.0; s.positions * s.heads], s.positions, s.heads, device)),
+            position: (s.positions > 0).then(|| {
+                matrix(
+                    vec![0.0; s.positions * s.heads],
+                    s.positions,
+                    s.heads,
+                    device,
+                )
+            }),
             shape: RankerShapeSkip {
                 hidden: h,
                 experts: x,
@@ -210,7 +211,9 @@ impl<B: Backend> RankerNet<B> {
         let input = Tensor::cat(parts, 1);
         // [rows, experts, hidden] → [experts, rows, hidden] for the batched second layer.
         let first = relu(self.first.forward(input.clone()));
-        let first = dropout(first, p, train).reshape([rows, x, h]).swap_dims(0, 1);
+        let first = dropout(first, p, train)
+            .reshape([rows, x, h])
+            .swap_dims(0, 1);
         let experts = relu(first.matmul(self.second.val()) + self.second_bias.val());
         let experts = dropout(experts, p, train).swap_dims(0, 1); // [rows, experts, hidden]
         let mixed: Tensor<B, 3> = match &self.gates {
@@ -250,8 +253,10 @@ impl<B: Backend> RankerNet<B> {
         let device = self.out.device();
         let heads = self.shape.heads;
         let z = self.observed_logits(b, true);
-        let y = Tensor::<B, 2>::from_data(TensorData::new(b.labels.clone(), [b.rows, heads]), &device);
-        let w = Tensor::<B, 2>::from_data(TensorData::new(head_weights.to_vec(), [1, heads]), &device);
+        let y =
+            Tensor::<B, 2>::from_data(TensorData::new(b.labels.clone(), [b.rows, heads]), &device);
+        let w =
+            Tensor::<B, 2>::from_data(TensorData::new(head_weights.to_vec(), [1, heads]), &device);
         let ll = y.clone() * log_sigmoid(z.clone()) + (y.neg() + 1.0) * log_sigmoid(z.neg());
         (ll * w).sum_dim(1).mean().neg()
     }
@@ -261,7 +266,12 @@ impl<B: Backend> RankerNet<B> {
         match &self.position {
             Some(t) => {
                 let [n, heads] = t.dims();
-                let v = t.val().into_data().convert::<f32>().into_vec::<f32>().unwrap_or_default();
+                let v = t
+                    .val()
+                    .into_data()
+                    .convert::<f32>()
+                    .into_vec::<f32>()
+                    .unwrap_or_default();
                 let b = bucket.min(n.saturating_sub(1));
                 v[b * heads..(b + 1) * heads].to_vec()
             }
@@ -280,7 +290,12 @@ impl<B: Backend> RankerNet<B> {
             } else {
                 self.logits(&b, false)
             };
-            out.extend(z.into_data().convert::<f32>().into_vec::<f32>().expect("f32 logits"));
+            out.extend(
+                z.into_data()
+                    .convert::<f32>()
+                    .into_vec::<f32>()
+                    .expect("f32 logits"),
+            );
         }
         out
     }
@@ -324,7 +339,11 @@ impl Rows<'_> {
             },
             labels: if labels {
                 at.iter()
-                    .flat_map(|&r| self.labels[r * self.heads..(r + 1) * self.heads].iter().copied())
+                    .flat_map(|&r| {
+                        self.labels[r * self.heads..(r + 1) * self.heads]
+                            .iter()
+                            .copied()
+                    })
                     .collect()
             } else {
                 Vec::new()
@@ -386,7 +405,9 @@ pub fn fit_ranker<B: AutodiffBackend>(
             shuffle(&mut order, rng);
             order.chunks(s.fit.batch_size).map(<[_]>::to_vec).collect()
         },
-        |net: &RankerNet<B>, chunk: &Vec<usize>, _rng| net.loss(&rows.batch(chunk, true, true), &weights),
+        |net: &RankerNet<B>, chunk: &Vec<usize>, _rng| {
+            net.loss(&rows.batch(chunk, true, true), &weights)
+        },
         Validation::Loss(
             "log loss",
             Box::new(|inner: &RankerNet<B::InnerBackend>| {

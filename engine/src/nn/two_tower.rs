@@ -566,10 +566,12 @@ pub fn fit_two_tower<B: AutodiffBackend>(
         |net: &TwoTowerNet<B>, chunk: &Vec<(u32, u32)>, rng| {
             net.loss(&make_batch(chunk, rng), s.temperature)
         },
-        Validation::Ndcg(Box::new(|inner: &TwoTowerNet<B::InnerBackend>| Embeddings {
-            dim: s.net.hidden,
-            users: td.user_vectors(inner),
-            items: td.item_vectors(inner, &trained),
+        Validation::Ndcg(Box::new(|inner: &TwoTowerNet<B::InnerBackend>| {
+            Embeddings {
+                dim: s.net.hidden,
+                users: td.user_vectors(inner),
+                items: td.item_vectors(inner, &trained),
+            }
         })),
     )
 }

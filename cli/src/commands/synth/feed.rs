@@ -13,7 +13,12 @@ use std::io::Write;
 use std::path::Path;
 
 /// The heads, in the order of `truth.csv`, with the value weights of the generated model file.
-pub const HEADS: [(&str, f64); 4] = [("like", 1.0), ("comment", 15.0), ("share", 30.0), ("hide", -100.0)];
+pub const HEADS: [(&str, f64); 4] = [
+    ("like", 1.0),
+    ("comment", 15.0),
+    ("share", 30.0),
+    ("hide", -100.0),
+];
 /// Shown per request, and the candidates the logging policy ranks.
 const PAGE: usize = 10;
 const CANDIDATES: usize = 50;
@@ -138,18 +143,27 @@ pub fn write(spec: &FeedSpec<'_>) -> anyhow::Result<()> {
         .collect();
 
     let file = |name: &str| -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
-        Ok(std::io::BufWriter::new(std::fs::File::create(spec.out.join(name))?))
+        Ok(std::io::BufWriter::new(std::fs::File::create(
+            spec.out.join(name),
+        )?))
     };
     let mut out = file("items.csv")?;
     writeln!(out, "item_id,author,topic,integrity,created")?;
     for (i, it) in items.iter().enumerate() {
         let created = START - 86_400 * 7 + rng.below(86_400 * 7) as i64;
-        writeln!(out, "i{i},a{},t{},{:.3},{created}", it.author, it.topic, it.integrity)?;
+        writeln!(
+            out,
+            "i{i},a{},t{},{:.3},{created}",
+            it.author, it.topic, it.integrity
+        )?;
     }
     out.flush()?;
 
     let mut impressions = file("impressions.csv")?;
-    writeln!(impressions, "request_id,user_id,item_id,timestamp,position,like,comment,share,hide")?;
+    writeln!(
+        impressions,
+        "request_id,user_id,item_id,timestamp,position,like,comment,share,hide"
+    )?;
     let mut events = file("events.csv")?;
     writeln!(events, "user_id,item_id,timestamp,event_type")?;
     let requests = spec.impressions.div_ceil(PAGE);
@@ -208,7 +222,11 @@ pub fn write(spec: &FeedSpec<'_>) -> anyhow::Result<()> {
         for (u, user) in users.iter().enumerate() {
             for (i, it) in items.iter().enumerate() {
                 let p = truth(user, it);
-                writeln!(t, "u{u},i{i},{:.6},{:.6},{:.6},{:.6}", p[0], p[1], p[2], p[3])?;
+                writeln!(
+                    t,
+                    "u{u},i{i},{:.6},{:.6},{:.6},{:.6}",
+                    p[0], p[1], p[2], p[3]
+                )?;
             }
         }
         t.flush()?;

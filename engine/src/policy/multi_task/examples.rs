@@ -67,7 +67,11 @@ impl DenseInputs<'_> {
                 NO_VALUE => 0,
                 code => counts[c].get(&code).copied().unwrap_or(0),
             };
-            out.push(if seen == 0 { 0.0 } else { n as f32 / seen as f32 });
+            out.push(if seen == 0 {
+                0.0
+            } else {
+                n as f32 / seen as f32
+            });
         }
         out.push(((seen as f32).ln_1p() / 5.0).min(2.0));
         if self.hour_of_day {
@@ -105,7 +109,9 @@ pub fn affinity_codes(c: &MultiTaskConfig, ds: &Dataset, path: &str) -> Result<V
         let table = ds.item_attributes.as_ref().ok_or_else(|| {
             Error::invalid(
                 format!("{path}.affinity[{k}]"),
-                format!("affinity to `{column}` needs `fetch.items`, which the file does not declare"),
+                format!(
+                    "affinity to `{column}` needs `fetch.items`, which the file does not declare"
+                ),
             )
         })?;
         let col = table.column_by_name(column).ok_or_else(|| {
@@ -230,7 +236,11 @@ impl Examples {
         let test_at = ((n as f64) * (1.0 - c.test_share)).floor() as usize;
         let time_at = |r: usize| imp.time.get(r).copied().unwrap_or(i64::MAX);
         Ok(Self {
-            user: imp.user.iter().map(|&u| if u == NO_USER { ds.n_users() as u32 } else { u }).collect(),
+            user: imp
+                .user
+                .iter()
+                .map(|&u| if u == NO_USER { ds.n_users() as u32 } else { u })
+                .collect(),
             item: imp.item.clone(),
             dense,
             n_dense,
@@ -248,7 +258,9 @@ impl Examples {
 
     /// Head `h`'s labels of rows `at`.
     pub fn head_labels(&self, h: usize, at: &[usize]) -> Vec<f32> {
-        at.iter().map(|&r| self.labels[r * self.heads + h]).collect()
+        at.iter()
+            .map(|&r| self.labels[r * self.heads + h])
+            .collect()
     }
 }
 
@@ -299,8 +311,8 @@ fn head_labels(
             let t = imp.time[r];
             times
                 .get(&(imp.user[r], imp.item[r]))
-                .is_some_and(|ts| ts.iter().any(|&e| e >= t && e <= t + window))
-                as u8 as f32
+                .is_some_and(|ts| ts.iter().any(|&e| e >= t && e <= t + window)) as u8
+                as f32
         })
         .collect())
 }
@@ -352,7 +364,11 @@ pub fn check_columns(
         .heads
         .iter()
         .enumerate()
-        .filter_map(|(h, head)| head.label.as_deref().map(|l| (format!("heads[{h}].label"), l)))
+        .filter_map(|(h, head)| {
+            head.label
+                .as_deref()
+                .map(|l| (format!("heads[{h}].label"), l))
+        })
         .collect();
     if let Some(p) = &c.position {
         wanted.push(("position.column".into(), p.column.as_str()));

@@ -14,7 +14,7 @@ pub use examples::check_columns;
 use examples::{affinity_codes, DenseInputs, Examples};
 
 use super::{MemoryEstimate, Policy, Scorer, TrainContext, TrainedPolicy};
-use crate::config::{MultiTaskConfig, Architecture};
+use crate::config::{Architecture, MultiTaskConfig};
 use crate::core::{HeadReport, RankContext, RankerReport};
 use crate::dataset::Interactions;
 use crate::error::{Error, Result};
@@ -45,12 +45,29 @@ impl MultiTask {
             FeatureEncoding::fit(n, rows, specs, what)?.encode(n + 1, rows, what)
         };
         Ok((
-            table(ds.n_users(), ds.user_attributes.as_ref(), &c.user_features, "fetch.users")?,
-            table(ds.n_items(), ds.item_attributes.as_ref(), &c.item_features, "fetch.items")?,
+            table(
+                ds.n_users(),
+                ds.user_attributes.as_ref(),
+                &c.user_features,
+                "fetch.users",
+            )?,
+            table(
+                ds.n_items(),
+                ds.item_attributes.as_ref(),
+                &c.item_features,
+                "fetch.items",
+            )?,
         ))
     }
 
-    fn shape(&self, data: Interactions<'_>, users: &FeatureTable, items: &FeatureTable, dense: usize, positions: usize) -> RankerShape {
+    fn shape(
+        &self,
+        data: Interactions<'_>,
+        users: &FeatureTable,
+        items: &FeatureTable,
+        dense: usize,
+        positions: usize,
+    ) -> RankerShape {
         let c = &self.config;
         let mmoe = c.architecture == Architecture::Mmoe;
         RankerShape {
@@ -128,13 +145,18 @@ impl Policy for MultiTask {
         );
         e.floats(
             "batch activations",
-            4.0 * c.batch_size as f64 * (c.experts * c.hidden * (c.heads.len() + 2) + 4 * c.embedding) as f64,
+            4.0 * c.batch_size as f64
+                * (c.experts * c.hidden * (c.heads.len() + 2) + 4 * c.embedding) as f64,
             &["batch_size", "hidden", "experts"],
         );
         Ok(e)
     }
 
-    fn train(&self, data: Interactions<'_>, ctx: &TrainContext<'_>) -> Result<Box<dyn TrainedPolicy>> {
+    fn train(
+        &self,
+        data: Interactions<'_>,
+        ctx: &TrainContext<'_>,
+    ) -> Result<Box<dyn TrainedPolicy>> {
         let c = &self.config;
         let ds = data.ds;
         let path = format!("policies.{}", c.name);
@@ -157,7 +179,11 @@ impl Policy for MultiTask {
             .enumerate()
             .map(|(h, head)| {
                 let y = ex.head_labels(h, &ex.train);
-                format!("{} {:.4}", head.name, y.iter().sum::<f32>() / y.len().max(1) as f32)
+                format!(
+                    "{} {:.4}",
+                    head.name,
+                    y.iter().sum::<f32>() / y.len().max(1) as f32
+                )
             })
             .collect();
         (ctx.log)(format!(
@@ -199,24 +225,33 @@ impl Policy for MultiTask {
             }
             #[cfg(not(feature = "cuda"))]
             Compute::Cuda => {
-                return Err(Error::Internal("CUDA was chosen in a build without CUDA".into()))
+                return Err(Error::Internal(
+                    "CUDA was chosen in a build without CUDA".into(),
+                ))
             }
         };
         fitted.summary.device = ctx.device.reason.clone();
-        let net = restore(RankerNet::<Cpu>::empty(&shape, &Default::default()), &fitted.weights, &c.name)?;
+        let net = restore(
+            RankerNet::<Cpu>::empty(&shape, &Default::default()),
+            &fitted.weights,
+            &c.name,
+        )?;
         // Calibration on validation, figures on test, both against what was observed (with the
         // rows' own positions).
         let heads = ex.heads;
         let valid_z = net.score_rows(&rows, &ex.valid, true);
         let test_z = net.score_rows(&rows, &ex.test, true);
-        let column = |z: &[f32], h: usize| -> Vec<f32> { z.iter().skip(h).step_by(heads).copied().collect() };
+        let column = |z: &[f32], h: usize| -> Vec<f32> {
+            z.iter().skip(h).step_by(heads).copied().collect()
+        };
         let mut calibration = Vec::with_capacity(heads);
         let mut reports = Vec::with_capacity(heads);
         for (h, head) in c.heads.iter().enumerate() {
             let (vz, tz) = (column(&valid_z, h), column(&test_z, h));
             let (vy, ty) = (ex.head_labels(h, &ex.valid), ex.head_labels(h, &ex.test));
             let map = Calibration::fit(c.calibration, &vz, &vy);
-            let raw = |z: &[f32]| -> Vec<f32> { z.iter().map(|&z| sigmoid(z as f64) as f32).collect() };
+            let raw =
+                |z: &[f32]| -> Vec<f32> { z.iter().map(|&z| sigmoid(z as f64) as f32).collect() };
             let calibrated: Vec<f32> = tz.iter().map(|&z| map.apply(z)).collect();
             let valid_p: Vec<f32> = vz.iter().map(|&z| map.apply(z)).collect();
             let r = HeadReport {
@@ -314,8 +349,9 @@ impl TrainedMultiTask {
             .map_err(|e| Error::Internal(format!("reading {}: {e}", dir.join(STATE).display())))?;
         let state: State = serde_json::from_slice(&text)
             .map_err(|e| Error::Internal(format!("reading {}: {e}", dir.join(STATE).display())))?;
-        let weights = std::fs::read(dir.join(WEIGHTS))
-            .map_err(|e| Error::Internal(format!("reading {}: {e}", dir.join(WEIGHTS).display())))?;
+        let weights = std::fs::read(dir.join(WEIGHTS)).map_err(|e| {
+            Error::Internal(format!("reading {}: {e}", dir.join(WEIGHTS).display()))
+        })?;
         let users = load_table(dir, "user", state.user_tokens, state.user_numeric)?;
         let items = load_table(dir, "item", state.item_tokens, state.item_numeric)?;
         let flat = store::read_u32s(&dir.join("affinity_codes.u32"))?;
@@ -332,14 +368,22 @@ impl TrainedMultiTask {
             experts: if mmoe { config.experts } else { 1 },
             mmoe,
             heads: state.heads.len(),
-            dense: DenseInputs { codes: &codes, hour_of_day: config.hour_of_day }.width(),
+            dense: DenseInputs {
+                codes: &codes,
+                hour_of_day: config.hour_of_day,
+            }
+            .width(),
             positions: state.positions,
             user_tokens: users.n_tokens,
             user_numeric: users.n_numeric,
             item_tokens: items.n_tokens,
             item_numeric: items.n_numeric,
         };
-        let net = restore(RankerNet::<Cpu>::empty(&shape, &Default::default()), &weights, &config.name)?;
+        let net = restore(
+            RankerNet::<Cpu>::empty(&shape, &Default::default()),
+            &weights,
+            &config.name,
+        )?;
         Ok(Self {
             config: config.clone(),
             net,
@@ -353,18 +397,38 @@ impl TrainedMultiTask {
 
     /// Calibrated probabilities, head-major (`heads × items`), of `items` for `user` in
     /// `context`, position fixed at `serve_at`.
-    fn probabilities(&self, user: Option<u32>, context: &RankContext<'_>, items: &[u32], out: &mut [f32]) {
+    fn probabilities(
+        &self,
+        user: Option<u32>,
+        context: &RankContext<'_>,
+        items: &[u32],
+        out: &mut [f32],
+    ) {
         let n = items.len();
         let heads = self.state.heads.len();
         let inputs = DenseInputs {
             codes: &self.codes,
             hour_of_day: self.config.hour_of_day,
         };
-        let (counts, seen) = inputs.counts(context.seen.iter().copied().filter(|&i| (i as usize) < self.state.n_items));
-        let user_row = user.filter(|&u| (u as usize) < self.state.n_users).unwrap_or(self.state.n_users as u32);
+        let (counts, seen) = inputs.counts(
+            context
+                .seen
+                .iter()
+                .copied()
+                .filter(|&i| (i as usize) < self.state.n_items),
+        );
+        let user_row = user
+            .filter(|&u| (u as usize) < self.state.n_users)
+            .unwrap_or(self.state.n_users as u32);
         let item_rows: Vec<u32> = items
             .iter()
-            .map(|&i| if (i as usize) < self.state.n_items { i } else { self.state.n_items as u32 })
+            .map(|&i| {
+                if (i as usize) < self.state.n_items {
+                    i
+                } else {
+                    self.state.n_items as u32
+                }
+            })
             .collect();
         let mut dense = Vec::with_capacity(n * inputs.width());
         for &i in &item_rows {
@@ -423,9 +487,11 @@ impl TrainedPolicy for TrainedMultiTask {
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Internal(format!("creating {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Internal(format!("creating {}: {e}", dir.display())))?;
         store::write_atomic(&dir.join(WEIGHTS), &self.weights)?;
-        let state = serde_json::to_vec_pretty(&self.state).map_err(|e| Error::Internal(e.to_string()))?;
+        let state =
+            serde_json::to_vec_pretty(&self.state).map_err(|e| Error::Internal(e.to_string()))?;
         store::write_atomic(&dir.join(STATE), &state)?;
         save_table(dir, "user", &self.users)?;
         save_table(dir, "item", &self.items)?;
@@ -445,7 +511,13 @@ impl TrainedPolicy for TrainedMultiTask {
         true
     }
 
-    fn score_heads_in(&self, user: Option<u32>, context: &RankContext<'_>, items: &[u32], out: &mut [f32]) {
+    fn score_heads_in(
+        &self,
+        user: Option<u32>,
+        context: &RankContext<'_>,
+        items: &[u32],
+        out: &mut [f32],
+    ) {
         self.probabilities(user, context, items, out)
     }
 
