@@ -51,8 +51,19 @@ struct Feed {
     items: Vec<String>,
 }
 
-fn simulate(ws: &Workspace) -> (std::path::PathBuf, Feed) {
+/// `feedctl synth --shape feed` into `feed/` of the workspace, with 8 topics.
+fn synth_feed(
+    ws: &Workspace,
+    items: usize,
+    users: usize,
+    impressions: usize,
+) -> std::path::PathBuf {
     let dir = ws.path("feed");
+    let (items, users, impressions) = (
+        items.to_string(),
+        users.to_string(),
+        impressions.to_string(),
+    );
     ws.ok(&[
         "synth",
         "--shape",
@@ -60,14 +71,19 @@ fn simulate(ws: &Workspace) -> (std::path::PathBuf, Feed) {
         "--out",
         dir.to_str().unwrap(),
         "--items",
-        "200",
+        &items,
         "--users",
-        "200",
+        &users,
         "--events",
-        "250000",
+        &impressions,
         "--groups",
         "8",
     ]);
+    dir
+}
+
+fn simulate(ws: &Workspace) -> (std::path::PathBuf, Feed) {
+    let dir = synth_feed(ws, 200, 200, 250_000);
     let truth = rows(&dir.join("truth.csv"))
         .into_iter()
         .map(|r| {
@@ -229,20 +245,7 @@ fn ranker_on_a_simulated_feed_nears_the_truth() {
 #[test]
 fn bad_ranker_declarations_fail_validate_located() {
     let ws = Workspace::new();
-    let dir = ws.path("feed");
-    ws.ok(&[
-        "synth",
-        "--shape",
-        "feed",
-        "--out",
-        dir.to_str().unwrap(),
-        "--items",
-        "60",
-        "--users",
-        "20",
-        "--events",
-        "200",
-    ]);
+    let dir = synth_feed(&ws, 60, 20, 200);
     let good = std::fs::read_to_string(dir.join("model.yaml")).unwrap();
     ws.ok(&[
         "validate",

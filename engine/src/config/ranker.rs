@@ -136,31 +136,13 @@ pub(super) fn check(
         c.attribution_seconds > 0,
         "at least 1",
     )?;
-    let mut seen = HashSet::new();
-    for (i, column) in c.affinity.iter().enumerate() {
-        if !seen.insert(column.as_str()) {
-            return Err(cfg.error_at(
-                &format!("{path}.affinity[{i}]"),
-                format!("`{column}` is listed twice"),
-                None,
-            ));
-        }
-    }
-    for (field, specs) in [
-        ("user_features", &c.user_features),
-        ("item_features", &c.item_features),
-    ] {
-        let mut seen = HashSet::new();
-        for (i, f) in specs.iter().enumerate() {
-            if !seen.insert(f.column()) {
-                return Err(cfg.error_at(
-                    &format!("{path}.{field}[{i}]"),
-                    format!("feature `{}` is listed twice", f.column()),
-                    None,
-                ));
-            }
-        }
-    }
+    super::resolve::check_listed_once(
+        cfg,
+        &format!("{path}.affinity"),
+        "",
+        c.affinity.iter().map(String::as_str),
+    )?;
+    super::resolve::check_features(cfg, path, &c.user_features, &c.item_features)?;
     if let Some(p) = &c.position {
         range(
             "position.serve_at",

@@ -578,26 +578,53 @@ fn check_policy(cfg: &ModelConfig, path: &str, p: &PolicyConfig) -> Result<(), C
                 (0.0..1.0).contains(&c.id_dropout),
                 "at least 0 and below 1",
             )?;
-            for (field, specs) in [
-                ("user_features", &c.user_features),
-                ("item_features", &c.item_features),
-            ] {
-                let mut seen = HashSet::new();
-                for (i, f) in specs.iter().enumerate() {
-                    if !seen.insert(f.column()) {
-                        return Err(cfg.error_at(
-                            &format!("{path}.{field}[{i}]"),
-                            format!("feature `{}` is listed twice", f.column()),
-                            None,
-                        ));
-                    }
-                }
-            }
+            check_features(cfg, path, &c.user_features, &c.item_features)?;
             check_fit(&c.fit(), &range)?;
         }
         PolicyConfig::MultiTask(c) => {
             super::ranker::check(cfg, path, c, &range)?;
             check_fit(&c.fit(), &range)?;
+        }
+    }
+    Ok(())
+}
+
+/// A policy's `user_features` and `item_features` each name a column once.
+pub(super) fn check_features(
+    cfg: &ModelConfig,
+    path: &str,
+    user_features: &[super::FeatureSpec],
+    item_features: &[super::FeatureSpec],
+) -> Result<(), ConfigError> {
+    for (field, specs) in [
+        ("user_features", user_features),
+        ("item_features", item_features),
+    ] {
+        check_listed_once(
+            cfg,
+            &format!("{path}.{field}"),
+            "feature ",
+            specs.iter().map(|f| f.column()),
+        )?;
+    }
+    Ok(())
+}
+
+/// Each of `names` (the list at `path`) appears once; `what` prefixes the name in the message.
+pub(super) fn check_listed_once<'a>(
+    cfg: &ModelConfig,
+    path: &str,
+    what: &str,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<(), ConfigError> {
+    let mut seen = HashSet::new();
+    for (i, name) in names.into_iter().enumerate() {
+        if !seen.insert(name) {
+            return Err(cfg.error_at(
+                &format!("{path}[{i}]"),
+                format!("{what}`{name}` is listed twice"),
+                None,
+            ));
         }
     }
     Ok(())

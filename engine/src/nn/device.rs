@@ -119,6 +119,29 @@ fn gpu_name() -> Option<String> {
     None
 }
 
+/// Calls a training function generic over an autodiff backend on the device a run chose:
+/// `on_device!(ctx.device.compute, fit, args…)` is `fit::<Autodiff<Cpu>>(Default::default(),
+/// args…)` or its CUDA twin, and an internal error for CUDA in a build without it. The one
+/// dispatch every neural policy trains through.
+macro_rules! on_device {
+    ($compute:expr, $($fit:ident)::+, $($arg:expr),* $(,)?) => {
+        match $compute {
+            $crate::core::Compute::Cpu => {
+                $($fit)::+::<burn::backend::Autodiff<$crate::nn::Cpu>>(Default::default(), $($arg),*)
+            }
+            #[cfg(feature = "cuda")]
+            $crate::core::Compute::Cuda => {
+                $($fit)::+::<burn::backend::Autodiff<burn::backend::Cuda>>(Default::default(), $($arg),*)
+            }
+            #[cfg(not(feature = "cuda"))]
+            $crate::core::Compute::Cuda => Err($crate::error::Error::Internal(
+                "CUDA was chosen in a build without CUDA".into(),
+            )),
+        }
+    };
+}
+pub(crate) use on_device;
+
 #[cfg(test)]
 mod tests {
     use super::*;

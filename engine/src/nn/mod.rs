@@ -20,6 +20,7 @@ pub(crate) mod two_tower;
 
 pub use crate::core::{Compute, DeviceChoice, TrainingSummary};
 pub use device::choose as choose_device;
+pub(crate) use device::on_device;
 
 /// The CPU backend: training and serving-time inference.
 pub(crate) type Cpu = burn::backend::Flex;

@@ -18,7 +18,7 @@ use super::features::FeatureTable;
 use super::layers::{dropout, matrix, normal, Dense};
 use super::sequences::shuffle;
 use super::train::{fit, one_at_a_time, Fitted, Loop, Validation};
-use super::two_tower::{pooled, TowerBatch};
+use super::two_tower::TowerBatch;
 use crate::config::FitConfig;
 use crate::core::TrainContext;
 use crate::dataset::Interactions;
@@ -29,8 +29,8 @@ const INIT_STD: f32 = 0.05;
 /// Rows per forward pass when scoring many rows.
 pub const SCORE_BATCH: usize = 4096;
 
-/// The shape of a network.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The shape of a network (stored with a version: what loading its weights needs).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RankerShape {
     /// Rows of the id tables: the trained users and items, and one row for any other.
     pub user_rows: usize,
@@ -129,17 +129,11 @@ impl<B: Backend> Side<B> {
         let device = self.ids.device();
         let rows = b.rows;
         let ids = Tensor::<B, 1, Int>::from_data(TensorData::new(b.ids.clone(), [rows]), &device);
-        let mut x = self.ids.val().select(0, ids);
-        if let (Some(tokens), true) = (&self.tokens, b.t > 0) {
-            x = x + pooled(tokens.val(), &b.tokens, &b.token_weights, rows, b.t);
-        }
-        if let Some(numeric) = &self.numeric {
-            let n = b.numeric.len() / rows.max(1);
-            let values =
-                Tensor::<B, 2>::from_data(TensorData::new(b.numeric.clone(), [rows, n]), &device);
-            x = x + numeric.forward(values);
-        }
-        x
+        b.add_features(
+            self.ids.val().select(0, ids),
+            self.tokens.as_ref(),
+            self.numeric.as_ref(),
+        )
     }
 }
 

@@ -111,6 +111,37 @@ impl TowerBatch {
     }
 }
 
+impl TowerBatch {
+    /// `x` (the rows' id embeddings) plus the rows' feature tokens pooled from `tokens` and
+    /// their numbers projected by `numeric`: the inputs every side of a network adds up.
+    pub fn add_features<B: Backend>(
+        &self,
+        mut x: Tensor<B, 2>,
+        tokens: Option<&Param<Tensor<B, 2>>>,
+        numeric: Option<&Dense<B>>,
+    ) -> Tensor<B, 2> {
+        let rows = self.rows;
+        if let (Some(tokens), true) = (tokens, self.t > 0) {
+            x = x + pooled(
+                tokens.val(),
+                &self.tokens,
+                &self.token_weights,
+                rows,
+                self.t,
+            );
+        }
+        if let Some(numeric) = numeric {
+            let n = self.numeric.len() / rows.max(1);
+            let values = Tensor::<B, 2>::from_data(
+                TensorData::new(self.numeric.clone(), [rows, n]),
+                &x.device(),
+            );
+            x = x + numeric.forward(values);
+        }
+        x
+    }
+}
+
 /// Draws `n` initial weights of the given standard deviation (or zeros, for a load).
 type Draw<'a> = &'a mut dyn FnMut(usize, f32) -> Vec<f32>;
 
@@ -134,7 +165,7 @@ impl<B: Backend> Tower<B> {
 }
 
 /// Weighted sum over the middle axis: `table[ids]` as `[rows, k, d]` times `weights [rows, k]`.
-pub(crate) fn pooled<B: Backend>(
+fn pooled<B: Backend>(
     table: Tensor<B, 2>,
     ids: &[i32],
     weights: &[f32],
@@ -181,16 +212,11 @@ impl<B: Backend> TwoTowerNet<B> {
         let rows = b.rows;
         let id_t = Tensor::<B, 1, Int>::from_data(TensorData::new(b.ids.clone(), [rows]), &device);
         let keep = Tensor::<B, 2>::from_data(TensorData::new(b.keep.clone(), [rows, 1]), &device);
-        let mut x = ids.val().select(0, id_t) * keep;
-        if let (Some(tokens), true) = (&tower.tokens, b.t > 0) {
-            x = x + pooled(tokens.val(), &b.tokens, &b.token_weights, rows, b.t);
-        }
-        if let Some(numeric) = &tower.numeric {
-            let n = b.numeric.len() / rows.max(1);
-            let values =
-                Tensor::<B, 2>::from_data(TensorData::new(b.numeric.clone(), [rows, n]), &device);
-            x = x + numeric.forward(values);
-        }
+        let mut x = b.add_features(
+            ids.val().select(0, id_t) * keep,
+            tower.tokens.as_ref(),
+            tower.numeric.as_ref(),
+        );
         if b.h > 0 {
             x = x + pooled(
                 self.item_ids.val(),

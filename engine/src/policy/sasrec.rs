@@ -5,15 +5,13 @@
 
 use std::path::Path;
 
-use burn::backend::Autodiff;
-
 use super::{MemoryEstimate, Policy, Scorer, TrainContext, TrainedPolicy, Vectors};
 use crate::config::SasrecConfig;
 use crate::dataset::Interactions;
 use crate::error::{Error, Result};
 use crate::nn::embeddings::{restore, Embeddings};
 use crate::nn::sasrec::{NetConfig, SasRecNet};
-use crate::nn::{self, Compute, Cpu, TrainingSummary};
+use crate::nn::{self, Cpu, TrainingSummary};
 use crate::store;
 
 const WEIGHTS: &str = "weights.mpk";
@@ -75,24 +73,13 @@ impl Policy for Sasrec {
             ));
         }
         let spec = self.fit_spec(data.n_items());
-        let mut fitted = match ctx.device.compute {
-            Compute::Cpu => {
-                nn::sasrec_fit::fit_sasrec::<Autodiff<Cpu>>(Default::default(), &spec, data, ctx)?
-            }
-            #[cfg(feature = "cuda")]
-            Compute::Cuda => nn::sasrec_fit::fit_sasrec::<Autodiff<burn::backend::Cuda>>(
-                Default::default(),
-                &spec,
-                data,
-                ctx,
-            )?,
-            #[cfg(not(feature = "cuda"))]
-            Compute::Cuda => {
-                return Err(Error::Internal(
-                    "CUDA was chosen in a build without CUDA".into(),
-                ))
-            }
-        };
+        let mut fitted = nn::on_device!(
+            ctx.device.compute,
+            nn::sasrec_fit::fit_sasrec,
+            &spec,
+            data,
+            ctx
+        )?;
         fitted.summary.device = ctx.device.reason.clone();
         let mut model = TrainedSasrec::from_weights(c, data.n_items(), fitted.weights)?;
         model.summary = Some(fitted.summary);

@@ -4,8 +4,6 @@
 
 use std::path::Path;
 
-use burn::backend::Autodiff;
-
 use super::{MemoryEstimate, Policy, Scorer, TrainContext, TrainedPolicy, Vectors};
 use crate::config::TwoTowerConfig;
 use crate::dataset::Interactions;
@@ -16,7 +14,7 @@ use crate::nn::two_tower::{
     fit_two_tower, memory as two_tower_memory, NetConfig, TowerData, TowerShape, TwoTowerFit,
     TwoTowerNet,
 };
-use crate::nn::{Compute, Cpu, TrainingSummary};
+use crate::nn::{Cpu, TrainingSummary};
 use crate::store;
 
 const WEIGHTS: &str = "weights.mpk";
@@ -181,19 +179,7 @@ impl Policy for TwoTower {
             items: &items,
             history: c.history,
         };
-        let mut fitted = match ctx.device.compute {
-            Compute::Cpu => fit_two_tower::<Autodiff<Cpu>>(Default::default(), &spec, &td, ctx)?,
-            #[cfg(feature = "cuda")]
-            Compute::Cuda => {
-                fit_two_tower::<Autodiff<burn::backend::Cuda>>(Default::default(), &spec, &td, ctx)?
-            }
-            #[cfg(not(feature = "cuda"))]
-            Compute::Cuda => {
-                return Err(Error::Internal(
-                    "CUDA was chosen in a build without CUDA".into(),
-                ))
-            }
-        };
+        let mut fitted = crate::nn::on_device!(ctx.device.compute, fit_two_tower, &spec, &td, ctx)?;
         fitted.summary.device = ctx.device.reason.clone();
         let trained: Vec<bool> = td.item_counts().iter().map(|&c| c > 0).collect();
         let empty = TwoTowerNet::<Cpu>::empty(&net, &Default::default());

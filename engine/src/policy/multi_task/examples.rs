@@ -48,7 +48,12 @@ pub struct DenseInputs<'a> {
 
 impl DenseInputs<'_> {
     pub fn width(&self) -> usize {
-        self.codes.len() + 1 + if self.hour_of_day { 2 } else { 0 }
+        Self::width_of(self.codes.len(), self.hour_of_day)
+    }
+
+    /// Per row: one affinity per column, the history's size, and the hour as sine and cosine.
+    pub fn width_of(affinity_columns: usize, hour_of_day: bool) -> usize {
+        affinity_columns + 1 + if hour_of_day { 2 } else { 0 }
     }
 
     /// Appends the inputs of `item` for a user whose earlier items' value counts are

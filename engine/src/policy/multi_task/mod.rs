@@ -7,7 +7,6 @@ mod examples;
 
 use std::path::Path;
 
-use burn::backend::Autodiff;
 use serde::{Deserialize, Serialize};
 
 pub use examples::check_columns;
@@ -17,16 +16,17 @@ use super::{MemoryEstimate, Policy, Scorer, TrainContext, TrainedPolicy};
 use crate::config::{Architecture, MultiTaskConfig};
 use crate::core::{HeadReport, RankContext, RankerReport};
 use crate::dataset::Interactions;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::eval::{head_metrics, sigmoid, Calibration};
 use crate::nn::embeddings::restore;
 use crate::nn::features::{FeatureEncoding, FeatureTable};
 use crate::nn::multi_task::{fit_ranker, RankerFit, RankerNet, RankerShape, Rows};
-use crate::nn::{Compute, Cpu, TrainingSummary};
+use crate::nn::{Cpu, TrainingSummary};
 use crate::store;
 
 const WEIGHTS: &str = "weights.mpk";
 const STATE: &str = "ranker.json";
+const AFFINITY: &str = "affinity_codes.u32";
 
 pub struct MultiTask {
     config: MultiTaskConfig,
@@ -60,6 +60,7 @@ impl MultiTask {
         ))
     }
 
+    /// The network's shape for these tables and examples.
     fn shape(
         &self,
         data: Interactions<'_>,
@@ -92,13 +93,8 @@ impl MultiTask {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
     heads: Vec<String>,
-    n_users: usize,
-    n_items: usize,
-    positions: usize,
-    user_tokens: usize,
-    user_numeric: usize,
-    item_tokens: usize,
-    item_numeric: usize,
+    /// The network's; its id tables have one row past the trained users and items.
+    shape: RankerShape,
     /// Per head, the position bias at `serve_at`, added to every candidate's logit.
     serve_bias: Vec<f32>,
     calibration: Vec<Calibration>,
@@ -130,7 +126,7 @@ impl Policy for MultiTask {
             .and_then(|d| d.ds.impressions.as_ref())
             .map_or(0, |i| i.len());
         let (users, items) = data.map_or((0, 0), |d| (d.n_users(), d.n_items()));
-        let dense = c.affinity.len() + 3;
+        let dense = DenseInputs::width_of(c.affinity.len(), c.hour_of_day);
         let params = (users + items + 2) * c.embedding
             + c.experts * (3 * c.embedding + dense + c.hidden + 2) * c.hidden;
         e.floats(
@@ -217,19 +213,7 @@ impl Policy for MultiTask {
             valid: ex.valid.clone(),
             data,
         };
-        let mut fitted = match ctx.device.compute {
-            Compute::Cpu => fit_ranker::<Autodiff<Cpu>>(Default::default(), &spec, &rows, ctx)?,
-            #[cfg(feature = "cuda")]
-            Compute::Cuda => {
-                fit_ranker::<Autodiff<burn::backend::Cuda>>(Default::default(), &spec, &rows, ctx)?
-            }
-            #[cfg(not(feature = "cuda"))]
-            Compute::Cuda => {
-                return Err(Error::Internal(
-                    "CUDA was chosen in a build without CUDA".into(),
-                ))
-            }
-        };
+        let mut fitted = crate::nn::on_device!(ctx.device.compute, fit_ranker, &spec, &rows, ctx)?;
         fitted.summary.device = ctx.device.reason.clone();
         let net = restore(
             RankerNet::<Cpu>::empty(&shape, &Default::default()),
@@ -300,13 +284,7 @@ impl Policy for MultiTask {
             weights: fitted.weights,
             state: State {
                 heads: c.heads.iter().map(|h| h.name.clone()).collect(),
-                n_users: ds.n_users(),
-                n_items: ds.n_items(),
-                positions: ex.positions,
-                user_tokens: users.n_tokens,
-                user_numeric: users.n_numeric,
-                item_tokens: items.n_tokens,
-                item_numeric: items.n_numeric,
+                shape,
                 serve_bias,
                 calibration,
                 report,
@@ -316,6 +294,17 @@ impl Policy for MultiTask {
             items,
             codes,
         }))
+    }
+}
+
+impl State {
+    /// Trained users and items: dense ids below these have their own rows.
+    fn n_users(&self) -> usize {
+        self.shape.user_rows - 1
+    }
+
+    fn n_items(&self) -> usize {
+        self.shape.item_rows - 1
     }
 }
 
@@ -345,39 +334,21 @@ fn load_table(dir: &Path, side: &str, n_tokens: usize, n_numeric: usize) -> Resu
 
 impl TrainedMultiTask {
     pub fn load(config: &MultiTaskConfig, dir: &Path) -> Result<Self> {
-        let text = std::fs::read(dir.join(STATE))
-            .map_err(|e| Error::Internal(format!("reading {}: {e}", dir.join(STATE).display())))?;
-        let state: State = serde_json::from_slice(&text)
-            .map_err(|e| Error::Internal(format!("reading {}: {e}", dir.join(STATE).display())))?;
-        let weights = std::fs::read(dir.join(WEIGHTS)).map_err(|e| {
-            Error::Internal(format!("reading {}: {e}", dir.join(WEIGHTS).display()))
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).ctx(|| format!("reading {}", path.display()))
+        };
+        let state: State = serde_json::from_slice(&read(STATE)?).map_err(|e| {
+            Error::Internal(format!("{} is corrupt: {e}", dir.join(STATE).display()))
         })?;
-        let users = load_table(dir, "user", state.user_tokens, state.user_numeric)?;
-        let items = load_table(dir, "item", state.item_tokens, state.item_numeric)?;
-        let flat = store::read_u32s(&dir.join("affinity_codes.u32"))?;
-        let codes: Vec<Vec<u32>> = match state.n_items {
+        let weights = read(WEIGHTS)?;
+        let shape = state.shape;
+        let users = load_table(dir, "user", shape.user_tokens, shape.user_numeric)?;
+        let items = load_table(dir, "item", shape.item_tokens, shape.item_numeric)?;
+        let flat = store::read_u32s(&dir.join(AFFINITY))?;
+        let codes: Vec<Vec<u32>> = match state.n_items() {
             0 => Vec::new(),
             n => flat.chunks(n).map(<[u32]>::to_vec).collect(),
-        };
-        let mmoe = config.architecture == Architecture::Mmoe;
-        let shape = RankerShape {
-            user_rows: state.n_users + 1,
-            item_rows: state.n_items + 1,
-            embedding: config.embedding,
-            hidden: config.hidden,
-            experts: if mmoe { config.experts } else { 1 },
-            mmoe,
-            heads: state.heads.len(),
-            dense: DenseInputs {
-                codes: &codes,
-                hour_of_day: config.hour_of_day,
-            }
-            .width(),
-            positions: state.positions,
-            user_tokens: users.n_tokens,
-            user_numeric: users.n_numeric,
-            item_tokens: items.n_tokens,
-            item_numeric: items.n_numeric,
         };
         let net = restore(
             RankerNet::<Cpu>::empty(&shape, &Default::default()),
@@ -415,18 +386,18 @@ impl TrainedMultiTask {
                 .seen
                 .iter()
                 .copied()
-                .filter(|&i| (i as usize) < self.state.n_items),
+                .filter(|&i| (i as usize) < self.state.n_items()),
         );
         let user_row = user
-            .filter(|&u| (u as usize) < self.state.n_users)
-            .unwrap_or(self.state.n_users as u32);
+            .filter(|&u| (u as usize) < self.state.n_users())
+            .unwrap_or(self.state.n_users() as u32);
         let item_rows: Vec<u32> = items
             .iter()
             .map(|&i| {
-                if (i as usize) < self.state.n_items {
+                if (i as usize) < self.state.n_items() {
                     i
                 } else {
-                    self.state.n_items as u32
+                    self.state.n_items() as u32
                 }
             })
             .collect();
@@ -459,12 +430,12 @@ impl TrainedMultiTask {
 
 impl Scorer for TrainedMultiTask {
     fn n_items(&self) -> usize {
-        self.state.n_items
+        self.state.n_items()
     }
 
     /// The first head over every item, without a request's context.
     fn score_users(&self, users: &[u32], out: &mut [f32]) {
-        let n = self.state.n_items;
+        let n = self.state.n_items();
         let items: Vec<u32> = (0..n as u32).collect();
         let heads = self.state.heads.len();
         let mut all = vec![0f32; heads * n];
@@ -487,8 +458,7 @@ impl TrainedPolicy for TrainedMultiTask {
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::Internal(format!("creating {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
         store::write_atomic(&dir.join(WEIGHTS), &self.weights)?;
         let state =
             serde_json::to_vec_pretty(&self.state).map_err(|e| Error::Internal(e.to_string()))?;
@@ -496,7 +466,7 @@ impl TrainedPolicy for TrainedMultiTask {
         save_table(dir, "user", &self.users)?;
         save_table(dir, "item", &self.items)?;
         let flat: Vec<u32> = self.codes.iter().flatten().copied().collect();
-        store::write_u32s(&dir.join("affinity_codes.u32"), &flat)
+        store::write_u32s(&dir.join(AFFINITY), &flat)
     }
 
     fn heads(&self) -> Vec<String> {
