@@ -31,6 +31,15 @@ impl DataPaths {
         &self.base_dir
     }
 
+    /// A local file a model file names (`path`, relative to the model file's folder), checked
+    /// to lie under a root both as written and as its links resolve; or why not.
+    pub fn local_file(&self, path: &str) -> Result<PathBuf, String> {
+        let location = self.base_dir.join(path);
+        self.check_lexically(&location)?;
+        self.check_resolved(&location)?;
+        Ok(location)
+    }
+
     /// Whether `path` (absolute and normalised) lies under a root.
     fn allows(&self, path: &Path) -> bool {
         self.roots.iter().any(|(given, resolved)| {

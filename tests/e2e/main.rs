@@ -11,6 +11,7 @@ mod live;
 mod live_items;
 mod movielens;
 mod neural;
+mod onnx;
 mod query;
 mod ranking;
 mod server;

@@ -4,19 +4,22 @@
 
 mod key;
 mod locate;
+mod onnx;
 mod outputs;
 mod ranker;
 mod raw;
 pub(crate) mod resolve;
 
 pub use locate::Locations;
+pub use onnx::OnnxFeature;
 pub use outputs::{output_name, OutputError, SINGLE_HEAD};
 pub(crate) use raw::defaults as raw_defaults;
 pub use raw::{
     AlsConfig, Architecture, CalibrationKind, DefaultParam, Device, EventsConfig, FeatureKind,
-    FeatureSpec, FitConfig, HeadConfig, IndexConfig, IndexType, MultiTaskConfig, PolicyConfig,
-    PopularConfig, PositionConfig, RawModelFile, SasrecConfig, SavedQuery, SequenceLoss,
-    ServingConfig, TrainingConfig, TwoTowerConfig, TypedFeature, ValueModelConfig, IMPRESSION,
+    FeatureSpec, FitConfig, HeadConfig, IndexConfig, IndexType, MultiTaskConfig, OnnxConfig,
+    OnnxInput, OnnxOutput, PolicyConfig, PopularConfig, PositionConfig, RawModelFile, SasrecConfig,
+    SavedQuery, SequenceLoss, ServingConfig, TrainingConfig, TwoTowerConfig, TypedFeature,
+    ValueModelConfig, IMPRESSION,
 };
 pub use resolve::{
     parse, parse_bytes, plain_words, Combine, FetchLimits, ModelConfig, Saved, ValueModel, Weight,

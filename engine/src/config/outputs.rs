@@ -15,6 +15,7 @@ impl PolicyConfig {
     pub fn heads(&self) -> Vec<String> {
         match self {
             Self::MultiTask(c) => c.heads.iter().map(|h| h.name.clone()).collect(),
+            Self::Onnx(c) => c.outputs.iter().map(|o| o.name.clone()).collect(),
             _ => vec![SINGLE_HEAD.to_string()],
         }
     }

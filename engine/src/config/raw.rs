@@ -134,6 +134,9 @@ pub enum PolicyConfig {
     /// user, the item, the user's history and the context, through a shared bottom or a mixture
     /// of experts (Ma et al. 2018); position is an input only while training (Zhao et al. 2019).
     MultiTask(MultiTaskConfig),
+    /// A model trained elsewhere, scored through ONNX Runtime: named inputs fed from the user's
+    /// and the candidate's columns and the request, named outputs read as heads.
+    Onnx(OnnxConfig),
 }
 
 impl PolicyConfig {
@@ -144,6 +147,7 @@ impl PolicyConfig {
             Self::Sasrec(c) => &c.name,
             Self::TwoTower(c) => &c.name,
             Self::MultiTask(c) => &c.name,
+            Self::Onnx(c) => &c.name,
         }
     }
 
@@ -163,7 +167,7 @@ impl PolicyConfig {
     /// Whether it ranks impressions (per-head probabilities) rather than retrieving from the
     /// catalog: it is evaluated per head on held-out impressions, not by full ranking.
     pub fn is_ranker(&self) -> bool {
-        matches!(self, Self::MultiTask(_))
+        matches!(self, Self::MultiTask(_) | Self::Onnx(_))
     }
 
     pub fn kind(&self) -> &'static str {
@@ -173,6 +177,7 @@ impl PolicyConfig {
             Self::Sasrec(_) => "sasrec",
             Self::TwoTower(_) => "two_tower",
             Self::MultiTask(_) => "multi_task",
+            Self::Onnx(_) => "onnx",
         }
     }
 }
@@ -386,6 +391,43 @@ pub struct MultiTaskConfig {
     pub weight_decay: f64,
     #[serde(default = "defaults::epsilon")]
     pub epsilon: f64,
+}
+
+/// `type: onnx`: a model trained elsewhere (PyTorch, XGBoost, scikit-learn through their ONNX
+/// exporters), scored through ONNX Runtime. Each input is a `float32` tensor `[batch, n]` with
+/// one row per candidate, its `n` columns the listed features in order; each head reads one
+/// output, `[batch]` or `[batch, 1]`. It is not trained: the file is checked against these
+/// declarations and copied into the version.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OnnxConfig {
+    pub name: String,
+    /// The `.onnx` file, relative to the model file's folder (under the data roots).
+    pub file: String,
+    pub inputs: Vec<OnnxInput>,
+    /// The heads, each named for the value model (`ext.like`) and read from one output.
+    pub outputs: Vec<OnnxOutput>,
+}
+
+/// One input of an ONNX model and the features that fill its columns.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OnnxInput {
+    /// The input's name in the ONNX graph.
+    pub name: String,
+    /// In column order: `item.<column>` (a number of `fetch.items`), `user.<column>` (of
+    /// `fetch.users`; 0 for a user the version does not know), `hour` (of the request, UTC,
+    /// 0–24) or `history` (how many items the user has interacted with). A null is 0.
+    pub features: Vec<String>,
+}
+
+/// One head of an ONNX model: its name in Feed and the graph output it reads.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OnnxOutput {
+    pub name: String,
+    /// The output's name in the ONNX graph.
+    pub output: String,
 }
 
 /// One head of a ranker: what counts as the engagement, from the events (`event: like`) or from

@@ -585,6 +585,7 @@ fn check_policy(cfg: &ModelConfig, path: &str, p: &PolicyConfig) -> Result<(), C
             super::ranker::check(cfg, path, c, &range)?;
             check_fit(&c.fit(), &range)?;
         }
+        PolicyConfig::Onnx(c) => super::onnx::check(cfg, path, c)?,
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use crate::Result;
 /// is the training cut once fetched.
 pub fn check(config: &ModelConfig, data: Option<Interactions<'_>>) -> Result<()> {
     for (i, p) in config.policies.iter().enumerate() {
-        let estimate = policy::build(p).memory(data)?;
+        let estimate = policy::build(config, p).memory(data)?;
         admit(config, i, p, &estimate)?;
     }
     Ok(())

@@ -81,7 +81,8 @@ fn column_names(df: &Option<datafusion::dataframe::DataFrame>) -> Vec<String> {
 
 /// Every feature a two-tower or multi-task policy declares is a column its fetch yields, and
 /// a ranker's affinity, label and position columns are too (labels and positions of a type
-/// it can read).
+/// it can read); an ONNX policy's file matches its declaration, and the columns it reads are
+/// numbers.
 fn check_feature_columns(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<()> {
     use crate::config::PolicyConfig;
     for (p, policy) in config.policies.iter().enumerate() {
@@ -96,6 +97,18 @@ fn check_feature_columns(config: &ModelConfig, plan: &fetch::FetchPlan) -> Resul
                     )?;
                 }
                 (&c.user_features, &c.item_features, &c.affinity[..])
+            }
+            PolicyConfig::Onnx(c) => {
+                let schema = |df: &Option<datafusion::dataframe::DataFrame>| {
+                    df.as_ref().map(|d| d.schema().as_arrow().clone())
+                };
+                let (items, users) = (schema(&plan.items), schema(&plan.users));
+                policy::check_onnx_columns(c, items.as_ref(), users.as_ref())
+                    .and_then(|()| policy::check_onnx_file(config, c))
+                    .map_err(|(field, message, hint)| {
+                        config.error_at(&format!("policies[{p}].{field}"), message, hint)
+                    })?;
+                continue;
             }
             _ => continue,
         };
@@ -597,7 +610,7 @@ fn train_all(
     let mut trained = Trained::new();
     let mut policies = BTreeMap::new();
     for (i, p) in config.policies.iter().enumerate() {
-        let policy = policy::build(p);
+        let policy = policy::build(config, p);
         // Admitted on the data's shape before any work: a run that cannot fit ends here, with
         // the ACTIVE version still serving.
         let estimate = policy.memory(Some(train_cut))?;

@@ -2,8 +2,9 @@
 //!
 //! Authors write on a topic; items have an author, a topic, a hidden quality and an integrity
 //! score (clickbait scores low: it draws likes, and hides). Users care about a few topics. A
-//! logging policy (partly relevance, partly noise) ranks 50 random candidates per request and
-//! shows the top 10; a user examines position `k` with probability `k^-0.8` and then engages
+//! logging policy (partly relevance, partly a favour to some items, partly noise) ranks 50
+//! random candidates per request and shows the top 10; a user examines position `k` with
+//! probability `k^-0.8` and then engages
 //! with each head's true probability. The impressions, the engagement events, the catalog and
 //! a model file go to the output folder, with the truth beside them for tests: every
 //! (user, item) pair's probabilities (`truth.csv`) and the examination curve
@@ -129,6 +130,10 @@ pub fn write(spec: &FeedSpec<'_>) -> anyhow::Result<()> {
             }
         })
         .collect();
+    // The ranker behind the log favoured a tenth of the items (a deal, a bug), whatever their
+    // worth: they are shown higher, so engagement counted without the position overrates them.
+    // This is what position as a training input is for.
+    let favoured: Vec<bool> = (0..spec.items).map(|_| rng.uniform() < 0.1).collect();
     let users: Vec<User> = (0..spec.users)
         .map(|_| {
             let mut interest = vec![0.0; topics];
@@ -181,7 +186,8 @@ pub fn write(spec: &FeedSpec<'_>) -> anyhow::Result<()> {
         for _ in 0..CANDIDATES {
             let i = rng.below(spec.items);
             let it = &items[i];
-            let logging = 1.5 * user.interest[it.topic] + 0.5 * it.quality + rng.normal();
+            let favour = if favoured[i] { 3.0 } else { 0.0 };
+            let logging = 1.5 * user.interest[it.topic] + 0.5 * it.quality + favour + rng.normal();
             scored.push((logging, i));
         }
         scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
