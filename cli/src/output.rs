@@ -107,6 +107,9 @@ fn ranker_table(name: &str, r: &feed_engine::eval::RankerReport) -> String {
                 format!("{:.4}", h.test.ece),
                 format!("{:.4}", h.test_uncalibrated.ece),
                 format!("{:.3}", h.test.predicted_over_observed),
+                h.baseline
+                    .as_ref()
+                    .map_or("-".into(), |b| format!("{:.4}", b.test.auc)),
             ]
         })
         .collect();
@@ -120,6 +123,7 @@ fn ranker_table(name: &str, r: &feed_engine::eval::RankerReport) -> String {
             "ECE",
             "ECE UNCALIBRATED",
             "PRED/OBS",
+            "BASELINE AUC",
         ],
         &rows,
     );
@@ -127,6 +131,12 @@ fn ranker_table(name: &str, r: &feed_engine::eval::RankerReport) -> String {
         "{name}: {} train, {} validation, {} test impressions; {}\n",
         r.train_rows, r.valid_rows, r.test_rows, r.protocol
     ));
+    if let Some(b) = r.heads.iter().find_map(|h| h.baseline.as_ref()) {
+        out.push_str(&format!(
+            "baseline: a logistic regression on {}, fitted on the training impressions\n",
+            b.inputs.join(" + ")
+        ));
+    }
     out
 }
 

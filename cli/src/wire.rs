@@ -389,6 +389,17 @@ pub struct HeadEvaluation {
     /// On test, the network's own probabilities: the calibration's effect.
     pub test_uncalibrated: HeadFigures,
     pub valid: HeadFigures,
+    /// The same test impressions scored by a logistic regression on the item's popularity and
+    /// the retrieval scores the ranker reads: what the network earns over the obvious model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<HeadBaseline>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct HeadBaseline {
+    /// Its inputs, in words (`log popularity`, `als`).
+    pub inputs: Vec<String>,
+    pub test: HeadFigures,
 }
 
 /// One head's figures on a set of impressions.
@@ -440,6 +451,10 @@ impl From<&feed_engine::eval::RankerReport> for RankerEvaluation {
                     test: (&h.test).into(),
                     test_uncalibrated: (&h.test_uncalibrated).into(),
                     valid: (&h.valid).into(),
+                    baseline: h.baseline.as_ref().map(|b| HeadBaseline {
+                        inputs: b.inputs.clone(),
+                        test: (&b.test).into(),
+                    }),
                 })
                 .collect(),
         }

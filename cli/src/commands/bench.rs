@@ -35,6 +35,11 @@ pub struct BenchArgs {
     /// overlay and without it, interleaved request by request.
     #[arg(long, default_value_t = 0)]
     live_users: usize,
+    /// With `--query`: a second query timed for the same users, interleaved request by request
+    /// (which goes first alternates), and reported beside it as a ratio: a stage's cost is the
+    /// query with it over the same query without it, measured in one run.
+    #[arg(long, requires = "query")]
+    baseline: Option<String>,
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -79,11 +84,12 @@ pub async fn run(roots: &[PathBuf], args: BenchArgs) -> anyhow::Result<()> {
     .await?;
     let create_s = t.elapsed().as_secs_f64();
 
-    let (load_s, latencies, fallback_latencies, query_runs, indexes, overlay) = {
+    let (load_s, latencies, fallback_latencies, (query_runs, baseline_runs), indexes, overlay) = {
         let registry = registry.clone();
         let name = config.name.clone();
         let (requests, limit, live_users) = (args.requests, args.limit, args.live_users);
         let query = args.query.clone();
+        let baseline = args.baseline.clone();
         tokio::task::spawn_blocking(move || -> feed_engine::Result<_> {
             let t = Instant::now();
             let snapshot = Snapshot::load_active(&registry, &name)?;
@@ -120,24 +126,44 @@ pub async fn run(roots: &[PathBuf], args: BenchArgs) -> anyhow::Result<()> {
             }
             // The FeedQL scenario: same users, `$user_id` bound to each.
             let mut runs: Vec<(f64, Vec<(&'static str, u64)>)> = Vec::new();
+            let mut baseline_ms: Vec<f64> = Vec::new();
             if let Some(text) = &query {
-                for _ in 0..requests {
+                for k in 0..requests {
                     state ^= state << 13;
                     state ^= state >> 7;
                     state ^= state << 17;
                     let user_id = ids[(state % ids.len() as u64) as usize].clone();
-                    let mut params = feed_engine::Params::new();
-                    params.insert("user_id".into(), feed_engine::ParamValue::Str(user_id));
-                    let req = feed_engine::QueryRequest {
-                        text: Some(text.clone()),
-                        params,
-                        ..Default::default()
+                    let request = |text: &str| {
+                        let mut params = feed_engine::Params::new();
+                        params.insert(
+                            "user_id".into(),
+                            feed_engine::ParamValue::Str(user_id.clone()),
+                        );
+                        feed_engine::QueryRequest {
+                            text: Some(text.to_string()),
+                            params,
+                            ..Default::default()
+                        }
                     };
-                    let t = Instant::now();
-                    let r = snapshot.query(&req)?;
-                    let ms = t.elapsed().as_secs_f64() * 1e3;
-                    runs.push((ms, r.stages.iter().map(|s| (s.stage, s.micros)).collect()));
-                    std::hint::black_box(r);
+                    // Alternate which goes first, so that neither always finds the caches
+                    // warmer.
+                    let order = match (&baseline, k % 2) {
+                        (Some(b), 0) => vec![(false, b.as_str()), (true, text.as_str())],
+                        (Some(b), _) => vec![(true, text.as_str()), (false, b.as_str())],
+                        (None, _) => vec![(true, text.as_str())],
+                    };
+                    for (main, text) in order {
+                        let req = request(text);
+                        let t = Instant::now();
+                        let r = snapshot.query(&req)?;
+                        let ms = t.elapsed().as_secs_f64() * 1e3;
+                        if main {
+                            runs.push((ms, r.stages.iter().map(|s| (s.stage, s.micros)).collect()));
+                        } else {
+                            baseline_ms.push(ms);
+                        }
+                        std::hint::black_box(r);
+                    }
                 }
             }
             let overlay = match &query {
@@ -150,7 +176,7 @@ pub async fn run(roots: &[PathBuf], args: BenchArgs) -> anyhow::Result<()> {
                 load_s,
                 lat,
                 fb,
-                runs,
+                (runs, baseline_ms),
                 snapshot.manifest.indexes.clone(),
                 overlay,
             ))
@@ -230,6 +256,17 @@ pub async fn run(roots: &[PathBuf], args: BenchArgs) -> anyhow::Result<()> {
                 q50 / p50.max(1e-9)
             ),
         ]];
+        let (b50, b99, bmean) = percentiles(baseline_runs);
+        if args.baseline.is_some() {
+            rows.push(vec![
+                "baseline query p50 / p99 / mean (the same users, interleaved)".into(),
+                format!(
+                    "{b50:.3} / {b99:.3} / {bmean:.3} ms; query over baseline {:.2}x at p50, {:.2}x at p99",
+                    q50 / b50.max(1e-9),
+                    q99 / b99.max(1e-9)
+                ),
+            ]);
+        }
         for (stage, ms) in &per_stage {
             rows.push(vec![
                 format!("  share of time in {stage}"),
@@ -253,6 +290,10 @@ pub async fn run(roots: &[PathBuf], args: BenchArgs) -> anyhow::Result<()> {
         print!("{}", table(&["QUERY", "FIGURE"], &rows));
         query_json = serde_json::json!({
             "text": args.query, "p50_ms": q50, "p99_ms": q99, "mean_ms": qmean,
+            "baseline": args.baseline.as_ref().map(|b| serde_json::json!({
+                "text": b, "p50_ms": b50, "p99_ms": b99, "mean_ms": bmean,
+                "ratio_p50": q50 / b50.max(1e-9), "ratio_p99": q99 / b99.max(1e-9),
+            })),
             "overlay": overlay.as_ref().map(|o| serde_json::json!({
                 "live_users": o.users, "live_events": o.events,
                 "p50_without_ms": o.without_p50, "p50_with_ms": o.with_p50,

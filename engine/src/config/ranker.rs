@@ -143,12 +143,62 @@ pub(super) fn check(
         c.affinity.iter().map(String::as_str),
     )?;
     super::resolve::check_features(cfg, path, &c.user_features, &c.item_features)?;
+    check_score_inputs(cfg, path, c)?;
     if let Some(p) = &c.position {
         range(
             "position.serve_at",
             (1..=100_000).contains(&p.serve_at),
             "between 1 and 100000",
         )?;
+    }
+    Ok(())
+}
+
+/// `scores:` names retrieval policies of the model, each once: a ranker's score is not an
+/// input of another ranker (it has no out-of-fold fit, and two rankers could read each other).
+fn check_score_inputs(
+    cfg: &ModelConfig,
+    path: &str,
+    c: &MultiTaskConfig,
+) -> Result<(), ConfigError> {
+    super::resolve::check_listed_once(
+        cfg,
+        &format!("{path}.scores"),
+        "",
+        c.scores.iter().map(String::as_str),
+    )?;
+    let retrieval = || cfg.policies.iter().filter(|p| !p.is_ranker());
+    for (k, name) in c.scores.iter().enumerate() {
+        let at = format!("{path}.scores[{k}]");
+        match cfg.policy(name) {
+            Some(p) if !p.is_ranker() => {}
+            Some(p) => {
+                return Err(cfg.error_at(
+                    &at,
+                    format!(
+                    "`{name}` is a `{}` ranker; a ranker reads the scores of retrieval policies",
+                    p.kind()
+                ),
+                    Some("name a policy of type als, two_tower, sasrec or popular".into()),
+                ))
+            }
+            None => {
+                let hint = did_you_mean(name, retrieval().map(|p| p.name()))
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .unwrap_or_else(|| {
+                        let names: Vec<&str> = retrieval().map(|p| p.name()).collect();
+                        match names.is_empty() {
+                            true => "the model declares no retrieval policy; add one (`- {name: als, type: als}`)".into(),
+                            false => format!("the model's retrieval policies: {}", names.join(", ")),
+                        }
+                    });
+                return Err(cfg.error_at(
+                    &at,
+                    format!("`{name}` is not a policy of this model"),
+                    Some(hint),
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -359,6 +359,12 @@ pub struct MultiTaskConfig {
     /// how much of what the user engaged with before came from this item's author).
     #[serde(default)]
     pub affinity: Vec<String>,
+    /// Retrieval policies of the model whose score for the (user, item) pair is an input
+    /// (`[als]`). Each training row reads a fit that never saw the pair's own events (the
+    /// policy is fitted again on four folds of the pairs before the test period), as a
+    /// candidate at serving is scored by the deployed policy without having been engaged with.
+    #[serde(default)]
+    pub scores: Vec<String>,
     /// The hour of the day of the impression (UTC) as an input.
     #[serde(default = "defaults::yes")]
     pub hour_of_day: bool,

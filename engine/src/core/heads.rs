@@ -44,4 +44,17 @@ pub struct HeadReport {
     pub test: HeadMetrics,
     pub test_uncalibrated: HeadMetrics,
     pub valid: HeadMetrics,
+    /// The same test rows scored by a logistic regression on simpler inputs (absent in
+    /// versions made before it was reported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<HeadBaseline>,
+}
+
+/// A head's baseline: a logistic regression on the item's popularity and the retrieval scores
+/// the ranker reads, fitted on the training rows and calibrated by itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HeadBaseline {
+    /// Its inputs, in words (`log popularity`, `als`).
+    pub inputs: Vec<String>,
+    pub test: HeadMetrics,
 }

@@ -8,8 +8,10 @@ mod metrics;
 mod policy;
 mod training;
 
-pub use heads::{HeadMetrics, HeadReport, RankerReport};
+pub use heads::{HeadBaseline, HeadMetrics, HeadReport, RankerReport};
 pub use memory::{human_bytes, MemoryEstimate, MemoryPart, MemoryReport};
 pub use metrics::{Metrics, K};
-pub use policy::{Policy, RankContext, Scorer, TrainContext, TrainedPolicy, Validate, Vectors};
+pub use policy::{
+    PairScores, Policy, RankContext, Scorer, TrainContext, TrainedPolicy, Validate, Vectors,
+};
 pub use training::{Compute, DeviceChoice, TrainingSummary};

@@ -38,6 +38,29 @@ pub struct TrainContext<'a> {
     /// Scores a candidate on the validation target (for early stopping). A policy uses it only
     /// when it trains on the training cut: on longer cuts the validation event is training data.
     pub validate: Option<&'a Validate<'a>>,
+    /// Other policies' out-of-fold scores for impression pairs, for a ranker that reads them
+    /// as inputs (`None` where no ranker trains: evaluation, the sequence encoder's own fits).
+    pub pair_scores: Option<&'a dyn PairScores>,
+}
+
+/// Scores of other policies of the model for (user, item) pairs, each from a model that did
+/// not see the pair's own events: what a ranker trains on when it reads a retrieval policy's
+/// score as an input. At serving the same input is the deployed policy's score for a
+/// candidate the user has not engaged with, so the training rows must not have seen their
+/// own outcome either (a policy scores the pairs it trained on higher than any new one).
+///
+/// Contract: `scores` returns `users.len() × policies.len()` numbers, row-major; the models
+/// behind a row see no event at or after `before` (so a ranker's test rows see no event of
+/// their own period) and none of the row's own pair; it is deterministic for `ctx.seed`.
+pub trait PairScores: Sync {
+    fn scores(
+        &self,
+        policies: &[String],
+        users: &[u32],
+        items: &[u32],
+        before: i64,
+        ctx: &TrainContext<'_>,
+    ) -> Result<Vec<f32>>;
 }
 
 impl TrainContext<'_> {
@@ -127,6 +150,13 @@ pub trait TrainedPolicy: Scorer {
         }
     }
 
+    /// The policies whose scores for the candidates it reads, in [`RankContext::scores`] in
+    /// this order (a ranker with `scores: [als]`); serving computes them before calling
+    /// [`Self::score_heads_in`].
+    fn score_inputs(&self) -> &[String] {
+        &[]
+    }
+
     /// A ranker's figures on held-out impressions, reported instead of ranking metrics.
     fn ranker_report(&self) -> Option<&super::RankerReport> {
         None
@@ -191,6 +221,10 @@ pub struct RankContext<'a> {
     pub seen: &'a [u32],
     /// The request's time, seconds since the epoch.
     pub now: i64,
+    /// Per policy of [`TrainedPolicy::score_inputs`], its score for each candidate (in the
+    /// order of the items scored); empty where the caller has none (a ranker then reads each
+    /// as its training mean).
+    pub scores: &'a [Vec<f32>],
 }
 
 /// Row-major vectors of a policy: `users.len() == n_users * dim`, `items.len() == n_items * dim`.

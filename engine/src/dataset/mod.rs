@@ -58,4 +58,37 @@ impl Dataset {
     pub fn max_time(&self) -> i64 {
         self.seq_times.iter().copied().max().unwrap_or(0)
     }
+
+    /// The same users, items and attributes with only the events `keep(user, item, time)`
+    /// accepts, and no impressions: what a policy is fitted on to score pairs it must not have
+    /// seen (a ranker's out-of-fold inputs).
+    pub fn retain_events(&self, keep: impl Fn(u32, u32, i64) -> bool) -> Dataset {
+        let mut out = Dataset {
+            users: self.users.clone(),
+            items: self.items.clone(),
+            event_types: self.event_types.clone(),
+            offsets: Vec::with_capacity(self.offsets.len()),
+            seq_items: Vec::new(),
+            seq_times: Vec::new(),
+            seq_types: Vec::new(),
+            seq_values: Vec::new(),
+            item_attributes: self.item_attributes.clone(),
+            user_attributes: self.user_attributes.clone(),
+            impressions: None,
+            stats: self.stats.clone(),
+        };
+        out.offsets.push(0);
+        for u in 0..self.n_users() {
+            for e in self.offsets[u]..self.offsets[u + 1] {
+                if keep(u as u32, self.seq_items[e], self.seq_times[e]) {
+                    out.seq_items.push(self.seq_items[e]);
+                    out.seq_times.push(self.seq_times[e]);
+                    out.seq_types.push(self.seq_types[e]);
+                    out.seq_values.push(self.seq_values[e]);
+                }
+            }
+            out.offsets.push(out.seq_items.len());
+        }
+        out
+    }
 }

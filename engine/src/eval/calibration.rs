@@ -14,7 +14,8 @@ pub enum Calibration {
     None,
     /// σ(a × logit + b).
     Platt { a: f64, b: f64 },
-    /// Increasing knots (logit, probability); linear between them, flat outside.
+    /// Increasing knots (logit, probability); linear between them, the network's curve through
+    /// the end knots outside.
     Isotonic { logits: Vec<f32>, p: Vec<f32> },
 }
 
@@ -41,11 +42,15 @@ impl Calibration {
                     return sigmoid(logit as f64) as f32;
                 }
                 let k = logits.partition_point(|&x| x < logit);
+                // Past the end knots the map goes on as the network's own curve through them,
+                // shifted in logit space: a flat end would tie every candidate beyond it, and a
+                // ranker serving at the best position scores many candidates past the knots
+                // the shown rows made.
                 if k == 0 {
-                    return p[0];
+                    return beyond(logits[0], p[0], logit);
                 }
                 if k == logits.len() {
-                    return p[k - 1];
+                    return beyond(logits[k - 1], p[k - 1], logit);
                 }
                 let (x0, x1, y0, y1) = (logits[k - 1], logits[k], p[k - 1], p[k]);
                 if x1 <= x0 {
@@ -55,6 +60,13 @@ impl Calibration {
             }
         }
     }
+}
+
+/// σ(logit⁻¹(p) + z − x): the probability at logit `z` on the network's curve through the
+/// knot (`x`, `p`).
+fn beyond(x: f32, p: f32, z: f32) -> f32 {
+    let p = (p as f64).clamp(1e-6, 1.0 - 1e-6);
+    sigmoid((p / (1.0 - p)).ln() + (z - x) as f64) as f32
 }
 
 /// Logistic regression of the label on the logit, by Newton's method.
@@ -142,5 +154,8 @@ mod tests {
             assert!(p >= last);
             last = p;
         }
+        // Past the knots (z in [-3, 3]) distinct logits stay distinct: no ties at the ends.
+        assert!(iso.apply(4.0) < iso.apply(5.0) && iso.apply(5.0) < 1.0);
+        assert!(iso.apply(-5.0) < iso.apply(-4.0) && iso.apply(-5.0) > 0.0);
     }
 }

@@ -4,11 +4,13 @@
 
 mod calibration;
 mod heads;
+mod logistic;
 mod report;
 
 pub use crate::core::{HeadReport, RankerReport};
 pub use calibration::{sigmoid, Calibration};
 pub use heads::{auc, head_metrics, HeadMetrics, BINS};
+pub use logistic::Logistic;
 pub use report::{EvalReport, PolicyReport, PROTOCOL};
 
 use rayon::prelude::*;

@@ -5,6 +5,7 @@
 //! leaves the ACTIVE version serving.
 
 mod budget;
+mod pair_scores;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
@@ -584,6 +585,7 @@ fn train_all(
     let validate = |m: &dyn crate::core::Scorer| {
         eval::evaluate(m, ds, Target::Valid, config.training.eval_users)
     };
+    let pair_scores = pair_scores::FoldFits { config, ds };
     let ctx = TrainContext {
         progress: options.progress.as_ref(),
         seed: config.training.seed,
@@ -591,6 +593,7 @@ fn train_all(
         log: &log,
         device,
         validate: Some(&validate),
+        pair_scores: Some(&pair_scores),
     };
     let train_cut = ds.view(Cut::Train);
     let reference_policy = Popular::reference();

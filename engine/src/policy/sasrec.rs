@@ -240,6 +240,7 @@ mod tests {
             log: &|_| {},
             device: DeviceChoice::cpu("cpu (test)"),
             validate: Some(&validate),
+            pair_scores: None,
         };
         Sasrec::new(c.clone()).train(ds.view(Cut::Train), &ctx)
     }

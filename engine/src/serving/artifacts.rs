@@ -158,6 +158,7 @@ pub fn write(
         log: &|_| {},
         device: crate::core::DeviceChoice::cpu("cpu"),
         validate: None,
+        pair_scores: None,
     };
     let popular = Popular::reference().train(all, &ctx)?;
     let mut scores = vec![0f32; ds.n_items()];

@@ -38,11 +38,12 @@ impl ScoringUser {
         }
     }
 
-    /// What a ranker reads of the request.
-    fn context(&self) -> RankContext<'_> {
+    /// What a ranker reads of the request, with its input policies' scores of the candidates.
+    fn context<'a>(&'a self, scores: &'a [Vec<f32>]) -> RankContext<'a> {
         RankContext {
             seen: &self.seen,
             now: self.now,
+            scores,
         }
     }
 
@@ -223,7 +224,8 @@ impl Policies {
             let heads = p.heads().len();
             let items: Vec<u32> = (0..n as u32).collect();
             let mut rows = vec![0f32; heads * n];
-            p.score_heads_in(user.dense, &user.context(), &items, &mut rows);
+            let inputs = self.input_scores(p, user, &items)?;
+            p.score_heads_in(user.dense, &user.context(&inputs), &items, &mut rows);
             return Ok(rows[head * n..(head + 1) * n].to_vec());
         }
         if let (Some(q), Some(v)) = (user.live_for(self, policy), self.vectors(policy)) {
@@ -250,6 +252,28 @@ impl Policies {
             self.score_added(policy, u, &added, &mut row[trained..]);
         }
         Ok(row)
+    }
+
+    /// The scores for `items` of the policies `ranker` reads as inputs, in its order.
+    fn input_scores(
+        &self,
+        ranker: &dyn TrainedPolicy,
+        scoring: &ScoringUser,
+        items: &[u32],
+    ) -> Result<Vec<Vec<f32>>> {
+        let refs: Vec<OutputRef> = ranker
+            .score_inputs()
+            .iter()
+            .map(|policy| OutputRef {
+                name: policy.clone(),
+                policy: policy.clone(),
+                head: 0,
+            })
+            .collect();
+        if refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.score(scoring, items, &refs.iter().collect::<Vec<_>>())
     }
 
     fn policy(&self, name: &str) -> Result<&dyn TrainedPolicy> {
@@ -304,7 +328,8 @@ impl Policies {
                         .live_for(self, &o.policy)
                         .zip(self.vectors(&o.policy));
                     if policy.reads_context() {
-                        policy.score_heads_in(user, &scoring.context(), items, &mut rows);
+                        let inputs = self.input_scores(policy, scoring, items)?;
+                        policy.score_heads_in(user, &scoring.context(&inputs), items, &mut rows);
                     } else if let Some((q, v)) = live {
                         for (r, &i) in rows.iter_mut().zip(items) {
                             *r = crate::util::linalg::dot(q, v.item(i));

@@ -261,6 +261,19 @@ impl Examples {
         })
     }
 
+    /// Appends `width` more dense inputs to every row (`columns`: one row of `width` per
+    /// example, row-major).
+    pub fn append_dense(&mut self, columns: &[f32], width: usize) {
+        let old = self.n_dense;
+        let mut dense = Vec::with_capacity(self.item.len() * (old + width));
+        for r in 0..self.item.len() {
+            dense.extend_from_slice(&self.dense[r * old..(r + 1) * old]);
+            dense.extend_from_slice(&columns[r * width..(r + 1) * width]);
+        }
+        self.dense = dense;
+        self.n_dense += width;
+    }
+
     /// Head `h`'s labels of rows `at`.
     pub fn head_labels(&self, h: usize, at: &[usize]) -> Vec<f32> {
         at.iter()

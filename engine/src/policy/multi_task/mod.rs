@@ -4,6 +4,7 @@
 //! with position fixed at `position.serve_at`.
 
 mod examples;
+mod score_inputs;
 
 use std::path::Path;
 
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 pub use examples::check_columns;
 use examples::{affinity_codes, DenseInputs, Examples};
+use score_inputs::ScoreInput;
 
 use super::{MemoryEstimate, Policy, Scorer, TrainContext, TrainedPolicy};
 use crate::config::{Architecture, MultiTaskConfig};
@@ -98,6 +100,9 @@ struct State {
     /// Per head, the position bias at `serve_at`, added to every candidate's logit.
     serve_bias: Vec<f32>,
     calibration: Vec<Calibration>,
+    /// The retrieval policies read as inputs, in the order of their dense columns (last).
+    #[serde(default)]
+    inputs: Vec<ScoreInput>,
     report: RankerReport,
     #[serde(default)]
     summary: Option<TrainingSummary>,
@@ -110,6 +115,8 @@ pub struct TrainedMultiTask {
     users: FeatureTable,
     items: FeatureTable,
     codes: Vec<Vec<u32>>,
+    /// The policies of `state.inputs`, as serving asks for them.
+    input_names: Vec<String>,
     state: State,
 }
 
@@ -126,7 +133,7 @@ impl Policy for MultiTask {
             .and_then(|d| d.ds.impressions.as_ref())
             .map_or(0, |i| i.len());
         let (users, items) = data.map_or((0, 0), |d| (d.n_users(), d.n_items()));
-        let dense = DenseInputs::width_of(c.affinity.len(), c.hour_of_day);
+        let dense = DenseInputs::width_of(c.affinity.len(), c.hour_of_day) + c.scores.len();
         let params = (users + items + 2) * c.embedding
             + c.experts * (3 * c.embedding + dense + c.hidden + 2) * c.hidden;
         e.floats(
@@ -161,7 +168,9 @@ impl Policy for MultiTask {
             codes: &codes,
             hour_of_day: c.hour_of_day,
         };
-        let ex = Examples::build(c, ds, &inputs, &path)?;
+        let mut ex = Examples::build(c, ds, &inputs, &path)?;
+        let score_inputs = score_inputs::append(c, &mut ex, ctx)?;
+        let baselines = score_inputs::baselines(&ex, ds, &score_inputs);
         let (users, items) = self.tables(data)?;
         for line in users.described.iter().map(|d| format!("user feature {d}")) {
             (ctx.log)(format!("{}: {line}", c.name));
@@ -244,9 +253,18 @@ impl Policy for MultiTask {
                 test: head_metrics(&calibrated, &ty),
                 test_uncalibrated: head_metrics(&raw(&tz), &ty),
                 valid: head_metrics(&valid_p, &vy),
+                baseline: baselines.get(h).cloned(),
             };
+            let baseline = r.baseline.as_ref().map_or(String::new(), |b| {
+                format!(
+                    "; baseline on {}: AUC {:.4}, NE {:.4}",
+                    b.inputs.join(" + "),
+                    b.test.auc,
+                    b.test.normalized_entropy
+                )
+            });
             (ctx.log)(format!(
-                "{}.{}: test AUC {:.4}, log loss {:.4}, NE {:.4}, ECE {:.4} (uncalibrated {:.4}), predicted/observed {:.3}, base rate {:.4}",
+                "{}.{}: test AUC {:.4}, log loss {:.4}, NE {:.4}, ECE {:.4} (uncalibrated {:.4}), predicted/observed {:.3}, base rate {:.4}{baseline}",
                 c.name,
                 head.name,
                 r.test.auc,
@@ -287,12 +305,14 @@ impl Policy for MultiTask {
                 shape,
                 serve_bias,
                 calibration,
+                inputs: score_inputs,
                 report,
                 summary: Some(fitted.summary),
             },
             users,
             items,
             codes,
+            input_names: c.scores.clone(),
         }))
     }
 }
@@ -362,6 +382,7 @@ impl TrainedMultiTask {
             users,
             items,
             codes,
+            input_names: state.inputs.iter().map(|i| i.policy.clone()).collect(),
             state,
         })
     }
@@ -401,16 +422,22 @@ impl TrainedMultiTask {
                 }
             })
             .collect();
-        let mut dense = Vec::with_capacity(n * inputs.width());
-        for &i in &item_rows {
+        let width = inputs.width() + self.state.inputs.len();
+        let mut dense = Vec::with_capacity(n * width);
+        for (k, &i) in item_rows.iter().enumerate() {
             inputs.push(&mut dense, i, &counts, seen, context.now);
+            // A score the caller did not give enters as its training mean.
+            for (s, input) in self.state.inputs.iter().enumerate() {
+                let score = context.scores.get(s).and_then(|row| row.get(k));
+                dense.push(score.map_or(0.0, |&v| input.standardise(v)));
+            }
         }
         let users = vec![user_row; n];
         let rows = Rows {
             user: &users,
             item: &item_rows,
             dense: &dense,
-            n_dense: inputs.width(),
+            n_dense: width,
             position: &[],
             labels: &[],
             heads,
@@ -489,6 +516,10 @@ impl TrainedPolicy for TrainedMultiTask {
         out: &mut [f32],
     ) {
         self.probabilities(user, context, items, out)
+    }
+
+    fn score_inputs(&self) -> &[String] {
+        &self.input_names
     }
 
     fn ranker_report(&self) -> Option<&RankerReport> {
