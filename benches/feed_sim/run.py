@@ -1,0 +1,61 @@
+import csv, json, os, subprocess, sys, time
+FEED = os.environ.get("FEEDCTL", os.path.expanduser("~/.cache/feed/target/debug/feedctl"))
+D = os.environ.get("FEED_SIM_DIR", "/tmp/exp/feed")
+def rows(p):
+    with open(p) as f:
+        r = csv.reader(f); next(r); return list(r)
+truth = {(r[0], r[1]): [float(x) for x in r[2:6]] for r in rows(f"{D}/truth.csv")}
+exam = [float(r[1]) for r in rows(f"{D}/examination.csv")]
+imps = rows(f"{D}/impressions.csv")
+items = [r[0] for r in rows(f"{D}/items.csv")]
+seen = {}
+for r in rows(f"{D}/events.csv"):
+    if r[3] != "hide": seen.setdefault(r[0], set()).add(r[1])
+W = [1, 15, 30, -100]
+def auc(s, y):
+    o = sorted(range(len(s)), key=lambda i: s[i]); rs = 0; pos = 0; i = 0
+    while i < len(o):
+        j = i
+        while j + 1 < len(o) and s[o[j+1]] == s[o[i]]: j += 1
+        for k in o[i:j+1]:
+            if y[k]: rs += (i + j + 2) / 2; pos += 1
+        i = j + 1
+    neg = len(s) - pos
+    return (rs - pos*(pos+1)/2) / (pos*neg)
+def run(yaml_text, tag, nusers=40):
+    home = f"{D}/../home_{tag}"; subprocess.run(["rm", "-rf", home])
+    path = f"{D}/{tag}.yaml"; open(path, "w").write(yaml_text)
+    env = dict(os.environ, FEED_HOME=home)
+    t = time.time()
+    p = subprocess.run([FEED, "create-model", "--file", path], env=env, capture_output=True, text=True)
+    dt = time.time() - t
+    if p.returncode: print(p.stdout, p.stderr); sys.exit(1)
+    name = [l for l in yaml_text.splitlines() if l.startswith("model:")][0].split("name:")[1].split(",")[0].strip()
+    v = json.loads(subprocess.run([FEED, "view-model", "--model-name", name, "--json"], env=env, capture_output=True, text=True).stdout)
+    rk = v["metrics"]["policies"]["ranker"]["ranker"]
+    tf = rk["test_from"]
+    test = [r for r in imps if int(r[3]) >= tf]
+    out = [f"{tag}: train {dt:.0f}s"]
+    for h in range(4):
+        b = [exam[int(r[4])-1] * truth[(r[1], r[2])][h] for r in test]
+        y = [r[5+h] == "1" for r in test]
+        opt = auc(b, y); m = rk["heads"][h]["test"]["auc"]
+        out.append(f"{rk['heads'][h]['head']} {m:.4f}/{opt:.4f} gap {opt-m:+.4f} ece {rk['heads'][h]['test']['ece']:.4f}")
+    orc = rnd = rank = 0
+    for u in [f"u{i}" for i in range(nusers)]:
+        if u not in seen: continue
+        el = sorted((sum(p*w for p, w in zip(truth[(u, i)], W)) for i in items if i not in seen[u]), reverse=True)
+        orc += sum(el[:20]); rnd += 20 * sum(el) / len(el)
+        o = subprocess.run([FEED, "rank", "--model-name", name, "--user-id", u, "--limit", "20"], env=env, capture_output=True, text=True).stdout
+        top = [l.split()[1] for l in o.splitlines()[2:] if len(l.split()) > 1]
+        rank += sum(sum(p*w for p, w in zip(truth[(u, i)], W)) for i in top)
+    out.append(f"feed share {100*(rank-rnd)/(orc-rnd):.1f}% ({nusers} users)")
+    print(" | ".join(out), flush=True)
+    return home
+if __name__ == "__main__":
+    base = open(f"{D}/model.yaml").read()
+    tag = sys.argv[1]; n = int(sys.argv[3]) if len(sys.argv) > 3 else 40
+    text = base
+    for sub in sys.argv[2].split(";;") if len(sys.argv) > 2 and sys.argv[2] else []:
+        a, b = sub.split("=>"); assert a in text, a; text = text.replace(a, b)
+    run(text, tag, n)
