@@ -187,52 +187,15 @@ fn ranker_on_a_simulated_feed_nears_the_truth() {
             model > baseline + 0.01,
             "{head}: AUC {model} vs baseline {baseline}\n{report:?}"
         );
-        // The issue's target is 0.02; at this size like and hide reach it, comment and share
-        // stay 0.024–0.026 from it (docs/benchmarks.md).
+        // The issue's target is 0.02, met by every head at the model file's seed (gaps 0.009,
+        // 0.015, 0.019, 0.002); other seeds put share at 0.017–0.021 (docs/benchmarks.md).
         assert!(
-            model >= optimal - 0.04,
+            model >= optimal - 0.025,
             "{head}: AUC {model} vs optimal {optimal}\n{report:?}"
         );
         assert!(ece <= 0.02, "{head}: ECE {ece}\n{report:?}");
     }
 
-    // The value-weighted feed against the oracle's top 20 and against retrieval alone (ALS),
-    // over the same eligible items (the catalog less what the user engaged with).
-    let users: Vec<String> = (0..40)
-        .map(|u| format!("u{u}"))
-        .filter(|u| feed.seen.contains_key(u))
-        .collect();
-    let als_query = "SELECT * FROM popular(limit = 10000) WHERE NOT seen($user_id) ORDER BY score(als) LIMIT 20";
-    let relevance_query = "SELECT * FROM popular(limit = 10000) WHERE NOT seen($user_id) ORDER BY score(ranker.like + 15 * ranker.comment + 30 * ranker.share) LIMIT 20";
-    let mut at20 = Value20::default();
-    for u in &users {
-        let eligible = eligible_values(&feed, u, WEIGHTS);
-        at20.oracle += eligible.iter().take(20).map(|e| e.0).sum::<f64>();
-        at20.random += 20.0 * eligible.iter().map(|e| e.0).sum::<f64>() / eligible.len() as f64;
-        let top = ranked(&ws, &["rank", "--model-name", "feed"], u);
-        assert_eq!(top.len(), 20, "{u}: {top:?}");
-        at20.ranker += top.iter().map(|i| value(&feed, u, i)).sum::<f64>();
-        at20.ranker_ndcg += ndcg(&feed, u, &top, &eligible, WEIGHTS);
-        let top = ranked(
-            &ws,
-            &["query", "--model-name", "feed", "--query", relevance_query],
-            u,
-        );
-        at20.ranker_relevance += ndcg(
-            &feed,
-            u,
-            &top,
-            &eligible_values(&feed, u, RELEVANCE),
-            RELEVANCE,
-        );
-        // Retrieval alone: the same version ordered by ALS.
-        let top = ranked(
-            &ws,
-            &["query", "--model-name", "feed", "--query", als_query],
-            u,
-        );
-        at20.als += top.iter().map(|i| value(&feed, u, i)).sum::<f64>();
-    }
     // The same ranker trained without position as an input.
     let text = std::fs::read_to_string(&file).unwrap();
     let declared = "    position: {column: position, serve_at: 1}\n";
@@ -242,29 +205,57 @@ fn ranker_on_a_simulated_feed_nears_the_truth() {
         .replace("name: feed,", "name: feed_blind,");
     let blind_file = ws.write("feed/blind.yaml", &blind);
     ws.ok(&["create-model", "--file", blind_file.to_str().unwrap()]);
+
+    // The value-weighted feed against the oracle's top 20 and against retrieval alone (ALS),
+    // over the same eligible items (the catalog less what the user engaged with), for every
+    // user: a feed of 40 users moves by ±3 points of the oracle's lift between near-equal models.
+    let server = crate::server_support::start(&ws);
+    let top20 = |model: &str, query: Option<&str>, user: &str| -> Vec<String> {
+        let (path, body) = match query {
+            None => (
+                format!("/models/{model}/rank"),
+                serde_json::json!({"user_id": user, "limit": 20}),
+            ),
+            Some(q) => (
+                "/query".to_string(),
+                serde_json::json!({"model": model, "query": q, "params": {"user_id": user}}),
+            ),
+        };
+        let (status, r) = http(&server.addr, "POST", &path, Some(&body.to_string()));
+        assert_eq!(status, 200, "{model} {query:?} {user}: {r}");
+        let ids: Vec<String> = match query {
+            None => r["ids"].as_array().unwrap().iter(),
+            Some(_) => r["results"].as_array().unwrap().iter(),
+        }
+        .map(|x| x.as_str().or(x["id"].as_str()).unwrap().to_string())
+        .collect();
+        assert_eq!(ids.len(), 20, "{model} {query:?} {user}: {r}");
+        ids
+    };
+    let users: Vec<&String> = feed.seen.keys().collect();
+    let als_query = "SELECT * FROM popular(limit = 10000) WHERE NOT seen($user_id) ORDER BY score(als) LIMIT 20";
+    let relevance_query = "SELECT * FROM popular(limit = 10000) WHERE NOT seen($user_id) ORDER BY score(ranker.like + 15 * ranker.comment + 30 * ranker.share) LIMIT 20";
+    let mut at20 = Value20::default();
     for u in &users {
-        let top = ranked(&ws, &["rank", "--model-name", "feed_blind"], u);
-        at20.blind += top.iter().map(|i| value(&feed, u, i)).sum::<f64>();
-        at20.blind_ndcg += ndcg(&feed, u, &top, &eligible_values(&feed, u, WEIGHTS), WEIGHTS);
-        let top = ranked(
-            &ws,
-            &[
-                "query",
-                "--model-name",
-                "feed_blind",
-                "--query",
-                relevance_query,
-            ],
-            u,
-        );
-        at20.blind_relevance += ndcg(
-            &feed,
-            u,
-            &top,
-            &eligible_values(&feed, u, RELEVANCE),
-            RELEVANCE,
-        );
+        let eligible = eligible_values(&feed, u, WEIGHTS);
+        let relevant = eligible_values(&feed, u, RELEVANCE);
+        at20.oracle += eligible.iter().take(20).map(|e| e.0).sum::<f64>();
+        at20.random += 20.0 * eligible.iter().map(|e| e.0).sum::<f64>() / eligible.len() as f64;
+        let sum = |top: &[String]| top.iter().map(|i| value(&feed, u, i)).sum::<f64>();
+        let top = top20("feed", None, u);
+        at20.ranker += sum(&top);
+        at20.ranker_ndcg += ndcg(&feed, u, &top, &eligible, WEIGHTS);
+        let top = top20("feed", Some(relevance_query), u);
+        at20.ranker_relevance += ndcg(&feed, u, &top, &relevant, RELEVANCE);
+        // Retrieval alone: the same version ordered by ALS.
+        at20.als += sum(&top20("feed", Some(als_query), u));
+        let top = top20("feed_blind", None, u);
+        at20.blind += sum(&top);
+        at20.blind_ndcg += ndcg(&feed, u, &top, &eligible, WEIGHTS);
+        let top = top20("feed_blind", Some(relevance_query), u);
+        at20.blind_relevance += ndcg(&feed, u, &top, &relevant, RELEVANCE);
     }
+    drop(server);
     let n = users.len() as f64;
     let (ndcg_position, ndcg_blind) = (at20.ranker_ndcg / n, at20.blind_ndcg / n);
     let (relevance_position, relevance_blind) =
@@ -286,15 +277,17 @@ fn ranker_on_a_simulated_feed_nears_the_truth() {
         ndcg_position - ndcg_blind,
         relevance_position - relevance_blind,
     );
+    assert!(users.len() >= 190, "{} users engaged", users.len());
     assert!(at20.oracle > at20.random);
-    assert!(share(at20.ranker) >= 0.75, "{at20:?}");
-    assert!(at20.ranker > at20.als, "{at20:?}");
+    // The issue asks for 0.90: met at some training seeds only (83–90% over seeds 1–3; docs/benchmarks.md).
+    assert!(share(at20.ranker) >= 0.85, "{at20:?}");
+    // Clearly more than retrieval alone.
+    assert!(share(at20.als) < 0.5 * share(at20.ranker), "{at20:?}");
     // Position as a training input: the items the log favoured are not taken for good ones,
-    // so the order by positive engagement is nearer the truth. (By value the two are within
-    // noise: the favouritism inflates hides as much as likes, and a hide weighs −100.)
+    // so the feed is nearer the true order, by value and by positive engagement.
     assert!(
-        relevance_position > relevance_blind,
-        "relevance NDCG@20 with position {relevance_position}, without {relevance_blind}"
+        ndcg_position > ndcg_blind && relevance_position > relevance_blind,
+        "NDCG@20 with position {ndcg_position}, without {ndcg_blind}; relevance with position {relevance_position}, without {relevance_blind}"
     );
 }
 

@@ -477,6 +477,20 @@ pub struct PositionConfig {
     /// The position every candidate is scored at when serving.
     #[serde(default = "defaults::serve_at")]
     pub serve_at: u32,
+    /// How position acts on the heads while training.
+    #[serde(default)]
+    pub effect: PositionEffect,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PositionEffect {
+    /// A probability of being seen per position, shared by the heads, that multiplies each
+    /// head's probability had the item been seen (Guo et al., PAL, RecSys 2019).
+    #[default]
+    Examination,
+    /// A bias per position and head added to the head's logit (Zhao et al., RecSys 2019).
+    Bias,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

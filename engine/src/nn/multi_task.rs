@@ -5,9 +5,15 @@
 //! user's history length, the hour) in one input vector. `shared_bottom` passes it through two
 //! ReLU layers that every head reads; `mmoe` through experts of two layers each, mixed per head
 //! by a softmax gate over the input (Ma et al., KDD 2018). Each head is a linear read of its
-//! mixture. Position is a shallow tower (Zhao et al., RecSys 2019): a learned bias per position
-//! and head, added to the logits while training and fixed to one position when serving, so the
-//! network's own logits carry relevance, not placement.
+//! mixture. Position is a shallow tower, learned beside the network while training and fixed to
+//! one position when serving, so that the network's own logits carry relevance, not placement.
+//! It is either an examination model (Guo et al., PAL, RecSys 2019): one probability of being
+//! seen per position, shared by the heads, that multiplies each head's probability had the item
+//! been seen; or a bias per position and head added to the logits (Zhao et al., RecSys 2019).
+//! The examination model holds fewer parameters, and it cannot take a head's position effect
+//! for an item's worth: when a logging policy showed some items high whatever their worth, a
+//! per-head bias learns part of their placement into their embeddings (measured on the feed
+//! simulator: `benches/feed_sim`).
 
 use burn::module::{Module, Param};
 use burn::tensor::activation::{log_sigmoid, relu, softmax};
@@ -44,6 +50,9 @@ pub struct RankerShape {
     pub dense: usize,
     /// Position buckets (0 when position is not an input).
     pub positions: usize,
+    /// Position as an examination probability shared by the heads (else a bias per head).
+    #[serde(default)]
+    pub examination: bool,
     pub user_tokens: usize,
     pub user_numeric: usize,
     pub item_tokens: usize,
@@ -78,7 +87,7 @@ pub struct RankerNet<B: Backend> {
     /// `[heads, hidden]` and `[heads]`: each head's read of its mixture.
     out: Param<Tensor<B, 2>>,
     out_bias: Param<Tensor<B, 1>>,
-    /// `[positions, heads]`.
+    /// `[positions, heads]` of logit biases, or `[positions, 1]` of examination logits.
     position: Option<Param<Tensor<B, 2>>>,
     #[module(skip)]
     shape: RankerShapeSkip,
@@ -91,6 +100,7 @@ pub struct RankerShapeSkip {
     experts: usize,
     heads: usize,
     dropout_percent: u32,
+    examination: bool,
 }
 
 /// The inputs of a batch of rows.
@@ -165,18 +175,20 @@ impl<B: Backend> RankerNet<B> {
             out: matrix(draw(s.heads * h, he(h)), s.heads, h, device),
             out_bias: Param::from_tensor(Tensor::zeros([s.heads], device)),
             position: (s.positions > 0).then(|| {
-                matrix(
-                    vec![0.0; s.positions * s.heads],
-                    s.positions,
-                    s.heads,
-                    device,
-                )
+                // Examination starts near certain (σ(3) ≈ 0.95), a bias at none.
+                let (width, start) = if s.examination {
+                    (1, 3.0)
+                } else {
+                    (s.heads, 0.0)
+                };
+                matrix(vec![start; s.positions * width], s.positions, width, device)
             }),
             shape: RankerShapeSkip {
                 hidden: h,
                 experts: x,
                 heads: s.heads,
                 dropout_percent: (dropout * 100.0).round() as u32,
+                examination: s.examination,
             },
         }
     }
@@ -189,6 +201,7 @@ impl<B: Backend> RankerNet<B> {
             experts: x,
             heads,
             dropout_percent,
+            ..
         } = self.shape;
         let p = dropout_percent as f64 / 100.0;
         let rows = b.rows;
@@ -219,8 +232,8 @@ impl<B: Backend> RankerNet<B> {
         (mixed * out).sum_dim(2).reshape([rows, heads]) + self.out_bias.val().unsqueeze_dim(0)
     }
 
-    /// The position bias of each row's bucket, `[rows, heads]`.
-    fn position_bias(&self, positions: &[i32]) -> Option<Tensor<B, 2>> {
+    /// The position table's rows for each row's bucket: `[rows, heads]` or `[rows, 1]`.
+    fn position_rows(&self, positions: &[i32]) -> Option<Tensor<B, 2>> {
         let table = self.position.as_ref()?;
         if positions.is_empty() {
             return None;
@@ -233,10 +246,15 @@ impl<B: Backend> RankerNet<B> {
         Some(table.val().select(0, ids))
     }
 
-    /// The logits as the data saw them: with the position bias when the batch carries positions.
+    /// The logits as the data saw them, when the batch carries positions: with each row's bias,
+    /// or of σ(examination)·σ(z).
     pub fn observed_logits(&self, b: &RankerBatch, train: bool) -> Tensor<B, 2> {
         let logits = self.logits(b, train);
-        match self.position_bias(&b.positions) {
+        match self.position_rows(&b.positions) {
+            Some(e) if self.shape.examination => {
+                let (lp, l1p) = examined(log_sigmoid(e), logits);
+                lp - l1p
+            }
             Some(bias) => logits + bias,
             None => logits,
         }
@@ -246,30 +264,41 @@ impl<B: Backend> RankerNet<B> {
     pub fn loss(&self, b: &RankerBatch, head_weights: &[f32]) -> Tensor<B, 1> {
         let device = self.out.device();
         let heads = self.shape.heads;
-        let z = self.observed_logits(b, true);
+        let z = self.logits(b, true);
         let y =
             Tensor::<B, 2>::from_data(TensorData::new(b.labels.clone(), [b.rows, heads]), &device);
         let w =
             Tensor::<B, 2>::from_data(TensorData::new(head_weights.to_vec(), [1, heads]), &device);
-        let ll = y.clone() * log_sigmoid(z.clone()) + (y.neg() + 1.0) * log_sigmoid(z.neg());
+        // log p and log(1 − p) of the observed engagement.
+        let (lp, l1p) = match self.position_rows(&b.positions) {
+            Some(e) if self.shape.examination => examined(log_sigmoid(e), z),
+            Some(bias) => {
+                let z = z + bias;
+                (log_sigmoid(z.clone()), log_sigmoid(z.neg()))
+            }
+            None => (log_sigmoid(z.clone()), log_sigmoid(z.neg())),
+        };
+        let ll = y.clone() * lp + (y.neg() + 1.0) * l1p;
         (ll * w).sum_dim(1).mean().neg()
     }
 
-    /// The position table's bias for `bucket`, per head (zeros without position input).
-    pub fn bias_at(&self, bucket: usize) -> Vec<f32> {
-        match &self.position {
-            Some(t) => {
-                let [n, heads] = t.dims();
-                let v = t
-                    .val()
-                    .into_data()
-                    .convert::<f32>()
-                    .into_vec::<f32>()
-                    .unwrap_or_default();
-                let b = bucket.min(n.saturating_sub(1));
-                v[b * heads..(b + 1) * heads].to_vec()
-            }
-            None => vec![0.0; self.shape.heads],
+    /// How serving at `bucket` turns the network's logits into observed ones.
+    pub fn serve_at(&self, bucket: usize) -> ServePosition {
+        let Some(t) = &self.position else {
+            return ServePosition::Bias(vec![0.0; self.shape.heads]);
+        };
+        let [n, width] = t.dims();
+        let v = t
+            .val()
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .unwrap_or_default();
+        let row = &v[bucket.min(n.saturating_sub(1)) * width..][..width];
+        if self.shape.examination {
+            ServePosition::Examination(log_sigmoid_f64(row[0] as f64) as f32)
+        } else {
+            ServePosition::Bias(row.to_vec())
         }
     }
 
@@ -292,6 +321,43 @@ impl<B: Backend> RankerNet<B> {
             );
         }
         out
+    }
+}
+
+/// `(log p, log(1 − p))` of p = σ(e)·σ(z), from log σ(e) `[rows, 1]` and z `[rows, heads]`.
+fn examined<B: Backend>(log_exam: Tensor<B, 2>, z: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    let heads = z.dims()[1];
+    let lp = log_sigmoid(z) + log_exam.repeat_dim(1, heads);
+    // p below 1 − 1e-6 keeps log(1 − p) and its gradient finite.
+    let l1p = lp.clone().clamp_max(MAX_LOG_P).exp().neg().log1p();
+    (lp, l1p)
+}
+
+/// log(1 − 1e-6).
+const MAX_LOG_P: f32 = -1.000_000_5e-6;
+
+fn log_sigmoid_f64(x: f64) -> f64 {
+    x.min(0.0) - (-x.abs()).exp().ln_1p()
+}
+
+/// Position fixed at serving: a bias per head added to the logits, or log σ(examination).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServePosition {
+    Bias(Vec<f32>),
+    Examination(f32),
+}
+
+impl ServePosition {
+    /// The logit of head `h` observed at the serving position, from the network's `z`.
+    pub fn observed(&self, h: usize, z: f32) -> f32 {
+        match self {
+            Self::Bias(b) => z + b.get(h).copied().unwrap_or(0.0),
+            Self::Examination(log_exam) => {
+                let lp = (log_sigmoid_f64(z as f64) + *log_exam as f64).min(MAX_LOG_P as f64);
+                (lp - (-lp.exp()).ln_1p()) as f32
+            }
+        }
     }
 }
 
@@ -353,6 +419,8 @@ pub struct RankerFit<'a> {
     pub fit: FitConfig,
     pub dropout: f64,
     pub head_weights: Vec<f32>,
+    /// Per position bucket, the examination logit to start from (empty: σ(3) everywhere).
+    pub examination_start: Vec<f32>,
     /// The training rows and the validation rows (indexes into the rows).
     pub train: Vec<usize>,
     pub valid: Vec<usize>,
@@ -381,7 +449,12 @@ pub fn fit_ranker<B: AutodiffBackend>(
     let _one = one_at_a_time();
     B::seed(&device, ctx.seed);
     let mut rng = Rng::new(ctx.seed ^ 0x2A_4E2);
-    let net = RankerNet::<B>::new(&s.shape, s.dropout, &mut rng, &device);
+    let mut net = RankerNet::<B>::new(&s.shape, s.dropout, &mut rng, &device);
+    if let Some(table) = &mut net.position {
+        if s.shape.examination && s.examination_start.len() == s.shape.positions {
+            *table = matrix(s.examination_start.clone(), s.shape.positions, 1, &device);
+        }
+    }
     let weights = s.head_weights.clone();
     let total_weight: f32 = weights.iter().sum();
     let order = std::cell::RefCell::new(s.train.clone());
@@ -420,4 +493,54 @@ pub fn fit_ranker<B: AutodiffBackend>(
             }),
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::Cpu;
+
+    fn sigmoid(x: f64) -> f64 {
+        1.0 / (1.0 + (-x).exp())
+    }
+
+    /// Training (tensors) and serving (one logit at a time) agree on the examination model, and
+    /// both are p = σ(e)·σ(z), finite where p nears 1.
+    #[test]
+    fn examination_multiplies_the_probabilities_in_training_and_serving() {
+        let device = Default::default();
+        let es = [-2.0f32, 0.0, 3.0, 30.0];
+        let zs = [-6.0f32, -0.5, 0.0, 2.5, 30.0];
+        let e = Tensor::<Cpu, 2>::from_data(TensorData::new(es.to_vec(), [4, 1]), &device);
+        let z: Vec<f32> = es.iter().flat_map(|_| zs).collect();
+        let z = Tensor::<Cpu, 2>::from_data(TensorData::new(z, [4, 5]), &device);
+        let (lp, l1p) = examined(log_sigmoid(e), z);
+        let lp = lp.into_data().into_vec::<f32>().unwrap();
+        let l1p = l1p.into_data().into_vec::<f32>().unwrap();
+        for (r, &e) in es.iter().enumerate() {
+            let serve = ServePosition::Examination(log_sigmoid_f64(e as f64) as f32);
+            for (h, &z) in zs.iter().enumerate() {
+                let p = sigmoid(e as f64) * sigmoid(z as f64);
+                let k = r * zs.len() + h;
+                assert!(l1p[k].is_finite(), "e {e}, z {z}");
+                if p < 0.999 {
+                    assert!((lp[k].exp() as f64 - p).abs() < 1e-5, "e {e}, z {z}");
+                    assert!(
+                        (l1p[k].exp() as f64 - (1.0 - p)).abs() < 1e-5,
+                        "e {e}, z {z}"
+                    );
+                }
+                let observed = serve.observed(h, z) as f64;
+                // Saturated (p past 1 − 1e-6): both cap the logit near 13.8, f32 apart.
+                let tolerance = if p < 0.999 { 1e-3 } else { 0.1 };
+                assert!(
+                    (observed - (lp[k] - l1p[k]) as f64).abs() < tolerance,
+                    "e {e}, z {z}: {observed} against {}",
+                    lp[k] - l1p[k]
+                );
+                assert!((sigmoid(observed) - p).abs() < 1e-5, "e {e}, z {z}");
+            }
+        }
+        assert_eq!(ServePosition::Bias(vec![0.5, -1.0]).observed(1, 2.0), 1.0);
+    }
 }

@@ -275,6 +275,41 @@ impl Examples {
     }
 
     /// Head `h`'s labels of rows `at`.
+    /// Where the examination logits start: per bucket, the logit of its training rows' rate of
+    /// any engagement over the highest bucket's. The logged order puts better items first, so
+    /// this falls faster than examination does; training corrects it, in fewer steps than from
+    /// a constant (which the heads' logits would first absorb, then give back).
+    pub fn examination_start(&self) -> Vec<f32> {
+        let mut rows = vec![0usize; self.positions];
+        let mut engaged = vec![0usize; self.positions];
+        for &r in &self.train {
+            let b = self.position[r] as usize;
+            rows[b] += 1;
+            if self.labels[r * self.heads..(r + 1) * self.heads]
+                .iter()
+                .any(|&y| y > 0.0)
+            {
+                engaged[b] += 1;
+            }
+        }
+        let rate: Vec<Option<f64>> = rows
+            .iter()
+            .zip(&engaged)
+            .map(|(&n, &k)| (n >= 100).then(|| (k as f64 + 1.0) / (n as f64 + 2.0)))
+            .collect();
+        let top = rate.iter().flatten().copied().fold(0.0, f64::max);
+        let mean = {
+            let known: Vec<f64> = rate.iter().flatten().copied().collect();
+            known.iter().sum::<f64>() / known.len().max(1) as f64
+        };
+        rate.iter()
+            .map(|r| {
+                let q = (r.unwrap_or(mean) / top.max(1e-9)).clamp(0.02, 0.95);
+                (q / (1.0 - q)).ln() as f32
+            })
+            .collect()
+    }
+
     pub fn head_labels(&self, h: usize, at: &[usize]) -> Vec<f32> {
         at.iter()
             .map(|&r| self.labels[r * self.heads + h])

@@ -15,14 +15,14 @@ use examples::{affinity_codes, DenseInputs, Examples};
 use score_inputs::ScoreInput;
 
 use super::{MemoryEstimate, Policy, Scorer, TrainContext, TrainedPolicy};
-use crate::config::{Architecture, MultiTaskConfig};
+use crate::config::{Architecture, MultiTaskConfig, PositionEffect};
 use crate::core::{HeadReport, RankContext, RankerReport};
 use crate::dataset::Interactions;
 use crate::error::{Error, IoContext, Result};
 use crate::eval::{head_metrics, sigmoid, Calibration};
 use crate::nn::embeddings::restore;
 use crate::nn::features::{FeatureEncoding, FeatureTable};
-use crate::nn::multi_task::{fit_ranker, RankerFit, RankerNet, RankerShape, Rows};
+use crate::nn::multi_task::{fit_ranker, RankerFit, RankerNet, RankerShape, Rows, ServePosition};
 use crate::nn::{Cpu, TrainingSummary};
 use crate::store;
 
@@ -83,6 +83,10 @@ impl MultiTask {
             heads: c.heads.len(),
             dense,
             positions,
+            examination: c
+                .position
+                .as_ref()
+                .is_some_and(|p| p.effect == PositionEffect::Examination),
             user_tokens: users.n_tokens,
             user_numeric: users.n_numeric,
             item_tokens: items.n_tokens,
@@ -97,7 +101,11 @@ struct State {
     heads: Vec<String>,
     /// The network's; its id tables have one row past the trained users and items.
     shape: RankerShape,
-    /// Per head, the position bias at `serve_at`, added to every candidate's logit.
+    /// Position fixed at `serve_at`, as it turns every candidate's logits into observed ones.
+    #[serde(default)]
+    serve_position: Option<ServePosition>,
+    /// Versions before the examination model kept only a bias per head.
+    #[serde(default, skip_serializing)]
     serve_bias: Vec<f32>,
     calibration: Vec<Calibration>,
     /// The retrieval policies read as inputs, in the order of their dense columns (last).
@@ -218,6 +226,11 @@ impl Policy for MultiTask {
             fit: c.fit(),
             dropout: c.dropout,
             head_weights: c.heads.iter().map(|h| h.weight as f32).collect(),
+            examination_start: if shape.examination {
+                ex.examination_start()
+            } else {
+                Vec::new()
+            },
             train: ex.train.clone(),
             valid: ex.valid.clone(),
             data,
@@ -278,9 +291,9 @@ impl Policy for MultiTask {
             calibration.push(map);
             reports.push(r);
         }
-        let serve_bias = match &c.position {
-            Some(p) => net.bias_at(p.serve_at as usize - 1),
-            None => vec![0.0; heads],
+        let serve_position = match &c.position {
+            Some(p) => net.serve_at(p.serve_at as usize - 1),
+            None => ServePosition::Bias(vec![0.0; heads]),
         };
         let report = RankerReport {
             protocol: format!(
@@ -303,7 +316,8 @@ impl Policy for MultiTask {
             state: State {
                 heads: c.heads.iter().map(|h| h.name.clone()).collect(),
                 shape,
-                serve_bias,
+                serve_position: Some(serve_position),
+                serve_bias: Vec::new(),
                 calibration,
                 inputs: score_inputs,
                 report,
@@ -358,9 +372,12 @@ impl TrainedMultiTask {
             let path = dir.join(name);
             std::fs::read(&path).ctx(|| format!("reading {}", path.display()))
         };
-        let state: State = serde_json::from_slice(&read(STATE)?).map_err(|e| {
+        let mut state: State = serde_json::from_slice(&read(STATE)?).map_err(|e| {
             Error::Internal(format!("{} is corrupt: {e}", dir.join(STATE).display()))
         })?;
+        if state.serve_position.is_none() {
+            state.serve_position = Some(ServePosition::Bias(std::mem::take(&mut state.serve_bias)));
+        }
         let weights = read(WEIGHTS)?;
         let shape = state.shape;
         let users = load_table(dir, "user", shape.user_tokens, shape.user_numeric)?;
@@ -446,9 +463,14 @@ impl TrainedMultiTask {
         };
         let at: Vec<usize> = (0..n).collect();
         let z = self.net.score_rows(&rows, &at, false);
+        let serve = self
+            .state
+            .serve_position
+            .as_ref()
+            .expect("set when trained or loaded");
         for k in 0..n {
             for h in 0..heads {
-                let logit = z[k * heads + h] + self.state.serve_bias[h];
+                let logit = serve.observed(h, z[k * heads + h]);
                 out[h * n + k] = self.state.calibration[h].apply(logit);
             }
         }
