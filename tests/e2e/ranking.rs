@@ -188,7 +188,7 @@ fn ranker_on_a_simulated_feed_nears_the_truth() {
             "{head}: AUC {model} vs baseline {baseline}\n{report:?}"
         );
         // The issue's target is 0.02, met by every head at the model file's seed (gaps 0.009,
-        // 0.015, 0.019, 0.002); other seeds put share at 0.017–0.021 (docs/benchmarks.md).
+        // 0.015, 0.018, 0.003); at seeds 1–3 the largest gap is 0.0201 (docs/benchmarks.md).
         assert!(
             model >= optimal - 0.025,
             "{head}: AUC {model} vs optimal {optimal}\n{report:?}"
@@ -279,8 +279,8 @@ fn ranker_on_a_simulated_feed_nears_the_truth() {
     );
     assert!(users.len() >= 190, "{} users engaged", users.len());
     assert!(at20.oracle > at20.random);
-    // The issue asks for 0.90: met at some training seeds only (83–90% over seeds 1–3; docs/benchmarks.md).
-    assert!(share(at20.ranker) >= 0.85, "{at20:?}");
+    // The issue asks for 0.90: 89.3–89.8% over seeds 42, 1, 2 and 3 (docs/benchmarks.md).
+    assert!(share(at20.ranker) >= 0.88, "{at20:?}");
     // Clearly more than retrieval alone.
     assert!(share(at20.als) < 0.5 * share(at20.ranker), "{at20:?}");
     // Position as a training input: the items the log favoured are not taken for good ones,

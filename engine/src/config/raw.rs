@@ -263,6 +263,10 @@ pub struct SasrecConfig {
     /// AdamW's epsilon; PyTorch's default (burn's is 1e-5).
     #[serde(default = "defaults::epsilon")]
     pub epsilon: f64,
+    /// The learning rate is multiplied by this after each epoch (1: constant). A decaying rate
+    /// ends on smaller steps, so the kept epoch depends less on the seed's last batches.
+    #[serde(default = "defaults::learning_rate_decay")]
+    pub learning_rate_decay: f64,
 }
 
 /// `type: two_tower`.
@@ -309,6 +313,10 @@ pub struct TwoTowerConfig {
     pub weight_decay: f64,
     #[serde(default = "defaults::epsilon")]
     pub epsilon: f64,
+    /// The learning rate is multiplied by this after each epoch (1: constant). A decaying rate
+    /// ends on smaller steps, so the kept epoch depends less on the seed's last batches.
+    #[serde(default = "defaults::learning_rate_decay")]
+    pub learning_rate_decay: f64,
 }
 
 /// `fit()` for each neural policy's config: the optimiser keys are repeated in each struct (serde
@@ -324,6 +332,7 @@ macro_rules! fit_accessor {
                     learning_rate: self.learning_rate,
                     weight_decay: self.weight_decay,
                     epsilon: self.epsilon,
+                    learning_rate_decay: self.learning_rate_decay,
                 }
             }
         }
@@ -397,6 +406,10 @@ pub struct MultiTaskConfig {
     pub weight_decay: f64,
     #[serde(default = "defaults::epsilon")]
     pub epsilon: f64,
+    /// The learning rate is multiplied by this after each epoch (1: constant). A decaying rate
+    /// ends on smaller steps, so the kept epoch depends less on the seed's last batches.
+    #[serde(default = "defaults::learning_rate_decay")]
+    pub learning_rate_decay: f64,
 }
 
 /// `type: onnx`: a model trained elsewhere (PyTorch, XGBoost, scikit-learn through their ONNX
@@ -558,6 +571,8 @@ pub struct FitConfig {
     pub learning_rate: f64,
     pub weight_decay: f64,
     pub epsilon: f64,
+    /// Per-epoch factor on the learning rate.
+    pub learning_rate_decay: f64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -617,6 +632,9 @@ pub(crate) mod defaults {
     }
     pub fn ranker_batch_size() -> usize {
         512
+    }
+    pub fn learning_rate_decay() -> f64 {
+        1.0
     }
     pub fn ranker_learning_rate() -> f64 {
         3e-3

@@ -661,6 +661,13 @@ fn check_fit(
         "epsilon",
         fit.epsilon.is_finite() && fit.epsilon > 0.0,
         "a number > 0",
+    )?;
+    range(
+        "learning_rate_decay",
+        fit.learning_rate_decay.is_finite()
+            && fit.learning_rate_decay > 0.0
+            && fit.learning_rate_decay <= 1.0,
+        "a number > 0 and at most 1",
     )
 }
 

@@ -1,4 +1,5 @@
-//! The epoch loop every neural policy shares: seeded shuffles, AdamW steps, per-epoch status
+//! The epoch loop every neural policy shares: seeded shuffles, AdamW steps (the rate decaying per
+//! epoch when asked), per-epoch status
 //! (loss, validation NDCG@10, time), early stopping that keeps the best epoch's weights, and
 //! cancellation between steps.
 
@@ -104,13 +105,14 @@ where
             Some(batches.len() as u64),
         );
         let mut loss_sum = 0.0;
+        let learning_rate = f.learning_rate * f.learning_rate_decay.powi(epoch as i32 - 1);
         for b in &batches {
             ctx.check_cancelled()?;
             let loss = loss_of(&net, b, &mut l.rng);
             let grads = loss.backward();
             loss_sum += scalar(loss);
             let grads = GradientsParams::from_grads(grads, &net);
-            net = optim.step(f.learning_rate, net, grads);
+            net = optim.step(learning_rate, net, grads);
             ctx.progress.inc(1);
         }
         ctx.progress.finish();

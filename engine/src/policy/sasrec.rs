@@ -223,6 +223,7 @@ mod tests {
             learning_rate: 0.01,
             weight_decay: 0.0,
             epsilon: 1e-8,
+            learning_rate_decay: 1.0,
         }
     }
 

@@ -296,6 +296,7 @@ policies:
     position: {column: position, serve_at: 1}
     embedding: 8
     epochs: 20
+    learning_rate_decay: 0.3
 value_model:
   weights: {WEIGHTS}
   demotions: {integrity_risk: 0.5}
