@@ -148,16 +148,36 @@ impl<B: Backend> Side<B> {
 }
 
 impl<B: Backend> RankerNet<B> {
-    pub fn new(s: &RankerShape, dropout: f64, rng: &mut Rng, device: &B::Device) -> Self {
-        Self::build(s, dropout, &mut |n, std| normal(rng, n, std), device)
+    /// A network to train; an examination model's logits start at `examination_start` (one
+    /// per position bucket).
+    pub fn new(
+        s: &RankerShape,
+        dropout: f64,
+        examination_start: &[f32],
+        rng: &mut Rng,
+        device: &B::Device,
+    ) -> Self {
+        Self::build(
+            s,
+            dropout,
+            examination_start,
+            &mut |n, std| normal(rng, n, std),
+            device,
+        )
     }
 
     /// A network of the right shape with zero weights, to read recorded weights into.
     pub fn empty(s: &RankerShape, device: &B::Device) -> Self {
-        Self::build(s, 0.0, &mut |n, _| vec![0.0; n], device)
+        Self::build(s, 0.0, &[], &mut |n, _| vec![0.0; n], device)
     }
 
-    fn build(s: &RankerShape, dropout: f64, draw: Draw<'_>, device: &B::Device) -> Self {
+    fn build(
+        s: &RankerShape,
+        dropout: f64,
+        examination_start: &[f32],
+        draw: Draw<'_>,
+        device: &B::Device,
+    ) -> Self {
         let (e, h, x, d) = (s.embedding, s.hidden, s.experts, s.input());
         let he = |fan_in: usize| (2.0 / fan_in as f32).sqrt();
         Self {
@@ -175,13 +195,13 @@ impl<B: Backend> RankerNet<B> {
             out: matrix(draw(s.heads * h, he(h)), s.heads, h, device),
             out_bias: Param::from_tensor(Tensor::zeros([s.heads], device)),
             position: (s.positions > 0).then(|| {
-                // Examination starts near certain (σ(3) ≈ 0.95), a bias at none.
-                let (width, start) = if s.examination {
-                    (1, 3.0)
+                let width = if s.examination { 1 } else { s.heads };
+                let start = if s.examination && examination_start.len() == s.positions {
+                    examination_start.to_vec()
                 } else {
-                    (s.heads, 0.0)
+                    vec![0.0; s.positions * width]
                 };
-                matrix(vec![start; s.positions * width], s.positions, width, device)
+                matrix(start, s.positions, width, device)
             }),
             shape: RankerShapeSkip {
                 hidden: h,
@@ -419,7 +439,7 @@ pub struct RankerFit<'a> {
     pub fit: FitConfig,
     pub dropout: f64,
     pub head_weights: Vec<f32>,
-    /// Per position bucket, the examination logit to start from (empty: σ(3) everywhere).
+    /// Per position bucket, the examination logit to start from (empty: 0 everywhere).
     pub examination_start: Vec<f32>,
     /// The training rows and the validation rows (indexes into the rows).
     pub train: Vec<usize>,
@@ -449,12 +469,7 @@ pub fn fit_ranker<B: AutodiffBackend>(
     let _one = one_at_a_time();
     B::seed(&device, ctx.seed);
     let mut rng = Rng::new(ctx.seed ^ 0x2A_4E2);
-    let mut net = RankerNet::<B>::new(&s.shape, s.dropout, &mut rng, &device);
-    if let Some(table) = &mut net.position {
-        if s.shape.examination && s.examination_start.len() == s.shape.positions {
-            *table = matrix(s.examination_start.clone(), s.shape.positions, 1, &device);
-        }
-    }
+    let net = RankerNet::<B>::new(&s.shape, s.dropout, &s.examination_start, &mut rng, &device);
     let weights = s.head_weights.clone();
     let total_weight: f32 = weights.iter().sum();
     let order = std::cell::RefCell::new(s.train.clone());

@@ -274,7 +274,6 @@ impl Examples {
         self.n_dense += width;
     }
 
-    /// Head `h`'s labels of rows `at`.
     /// Where the examination logits start: per bucket, the logit of its training rows' rate of
     /// any engagement over the highest bucket's. The logged order puts better items first, so
     /// this falls faster than examination does; training corrects it, in fewer steps than from
@@ -310,6 +309,7 @@ impl Examples {
             .collect()
     }
 
+    /// Head `h`'s labels of rows `at`.
     pub fn head_labels(&self, h: usize, at: &[usize]) -> Vec<f32> {
         at.iter()
             .map(|&r| self.labels[r * self.heads + h])
