@@ -5,12 +5,13 @@ env = dict(os.environ, FEED_HOME=home)
 H = ["like", "comment", "share", "hide"]
 pred = {}
 users = [f"u{i}" for i in range(200) if f"u{i}" in seen]
+server = Server(home)
 for u in users:
     for h, hn in enumerate(H):
         q = f"SELECT * FROM popular(limit = 10000) WHERE NOT seen($user_id) ORDER BY score(ranker.{hn}) LIMIT 300"
-        o = subprocess.run([FEED, "query", "--model-name", name, "--query", q, "--param", f"user_id={u}"], env=env, capture_output=True, text=True).stdout
-        for l in o.splitlines()[2:]:
-            p = l.split(); pred.setdefault((u, p[1]), [0]*4)[h] = float(p[2])
+        for r in server.query(name, q, {"user_id": u}):
+            pred.setdefault((u, r["id"]), [0]*4)[h] = float(r["score"])
+server.close()
 def share(sub):
     orc = rnd = got = 0
     for u in users:

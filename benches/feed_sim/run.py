@@ -1,4 +1,4 @@
-import csv, json, os, subprocess, sys, time
+import csv, json, os, subprocess, sys, time, urllib.request
 FEED = os.environ.get("FEEDCTL", os.path.expanduser("~/.cache/feed/target/debug/feedctl"))
 D = os.environ.get("FEED_SIM_DIR", "/tmp/exp/feed")
 def rows(p):
@@ -22,6 +22,20 @@ def auc(s, y):
         i = j + 1
     neg = len(s) - pos
     return (rs - pos*(pos+1)/2) / (pos*neg)
+class Server:
+    """`feedctl serve` over a home on a free port, for the HTTP API (one process, the model
+    loaded once, as the e2e test measures)."""
+    def __init__(self, home):
+        self.p = subprocess.Popen([FEED, "--home", home, "serve", "--addr", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.addr = self.p.stdout.readline().strip().removeprefix("listening on ")
+    def post(self, path, body):
+        req = urllib.request.Request(self.addr + path, json.dumps(body).encode(), {"content-type": "application/json"})
+        with urllib.request.urlopen(req) as r: return json.loads(r.read())
+    def rank(self, model, user, limit=20):
+        return self.post(f"/models/{model}/rank", {"user_id": user, "limit": limit})["ids"]
+    def query(self, model, q, params):
+        return self.post("/query", {"model": model, "query": q, "params": params})["results"]
+    def close(self): self.p.kill(); self.p.wait()
 def run(yaml_text, tag, nusers=40):
     home = f"{D}/../home_{tag}"; subprocess.run(["rm", "-rf", home])
     path = f"{D}/{tag}.yaml"; open(path, "w").write(yaml_text)
@@ -42,13 +56,14 @@ def run(yaml_text, tag, nusers=40):
         opt = auc(b, y); m = rk["heads"][h]["test"]["auc"]
         out.append(f"{rk['heads'][h]['head']} {m:.4f}/{opt:.4f} gap {opt-m:+.4f} ece {rk['heads'][h]['test']['ece']:.4f}")
     orc = rnd = rank = 0
+    server = Server(home)
     for u in [f"u{i}" for i in range(nusers)]:
         if u not in seen: continue
         el = sorted((sum(p*w for p, w in zip(truth[(u, i)], W)) for i in items if i not in seen[u]), reverse=True)
         orc += sum(el[:20]); rnd += 20 * sum(el) / len(el)
-        o = subprocess.run([FEED, "rank", "--model-name", name, "--user-id", u, "--limit", "20"], env=env, capture_output=True, text=True).stdout
-        top = [l.split()[1] for l in o.splitlines()[2:] if len(l.split()) > 1]
+        top = server.rank(name, u)
         rank += sum(sum(p*w for p, w in zip(truth[(u, i)], W)) for i in top)
+    server.close()
     out.append(f"feed share {100*(rank-rnd)/(orc-rnd):.1f}% ({nusers} users)")
     print(" | ".join(out), flush=True)
     return home

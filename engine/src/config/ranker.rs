@@ -125,6 +125,11 @@ pub(super) fn check(
         (0.0..0.95).contains(&c.dropout),
         "at least 0 and below 0.95",
     )?;
+    range(
+        "id_l2",
+        c.id_l2.is_finite() && c.id_l2 >= 0.0,
+        "a number at least 0",
+    )?;
     for (field, share) in [
         ("validation_share", c.validation_share),
         ("test_share", c.test_share),

@@ -394,6 +394,10 @@ pub struct MultiTaskConfig {
     pub attribution_seconds: u64,
     #[serde(default)]
     pub dropout: f64,
+    /// L2 penalty on the id embeddings of each training row, so that an id keeps what its
+    /// features cannot explain only when its data insist.
+    #[serde(default)]
+    pub id_l2: f64,
     #[serde(default = "defaults::ranker_epochs")]
     pub epochs: usize,
     #[serde(default = "defaults::tower_patience")]

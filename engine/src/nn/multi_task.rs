@@ -135,6 +135,18 @@ impl<B: Backend> Side<B> {
         }
     }
 
+    /// The mean over the batch's rows of the squared norm of each row's id embedding.
+    fn id_square(&self, b: &TowerBatch) -> Tensor<B, 1> {
+        let device = self.ids.device();
+        let ids = Tensor::<B, 1, Int>::from_data(TensorData::new(b.ids.clone(), [b.rows]), &device);
+        self.ids
+            .val()
+            .select(0, ids)
+            .powf_scalar(2.0)
+            .sum_dim(1)
+            .mean()
+    }
+
     fn embed(&self, b: &TowerBatch) -> Tensor<B, 2> {
         let device = self.ids.device();
         let rows = b.rows;
@@ -280,8 +292,9 @@ impl<B: Backend> RankerNet<B> {
         }
     }
 
-    /// Head-weighted binary cross-entropy, averaged over rows.
-    pub fn loss(&self, b: &RankerBatch, head_weights: &[f32]) -> Tensor<B, 1> {
+    /// Head-weighted binary cross-entropy, averaged over rows, plus `id_l2` times the rows' mean
+    /// squared id-embedding norms (user and item).
+    pub fn loss(&self, b: &RankerBatch, head_weights: &[f32], id_l2: f64) -> Tensor<B, 1> {
         let device = self.out.device();
         let heads = self.shape.heads;
         let z = self.logits(b, true);
@@ -299,7 +312,12 @@ impl<B: Backend> RankerNet<B> {
             None => (log_sigmoid(z.clone()), log_sigmoid(z.neg())),
         };
         let ll = y.clone() * lp + (y.neg() + 1.0) * l1p;
-        (ll * w).sum_dim(1).mean().neg()
+        let loss = (ll * w).sum_dim(1).mean().neg();
+        if id_l2 > 0.0 {
+            loss + (self.user.id_square(&b.users) + self.item.id_square(&b.items)).mul_scalar(id_l2)
+        } else {
+            loss
+        }
     }
 
     /// How serving at `bucket` turns the network's logits into observed ones.
@@ -438,6 +456,8 @@ pub struct RankerFit<'a> {
     pub shape: RankerShape,
     pub fit: FitConfig,
     pub dropout: f64,
+    /// L2 penalty on each training row's id embeddings.
+    pub id_l2: f64,
     pub head_weights: Vec<f32>,
     /// Per position bucket, the examination logit to start from (empty: 0 everywhere).
     pub examination_start: Vec<f32>,
@@ -488,7 +508,7 @@ pub fn fit_ranker<B: AutodiffBackend>(
             order.chunks(s.fit.batch_size).map(<[_]>::to_vec).collect()
         },
         |net: &RankerNet<B>, chunk: &Vec<usize>, _rng| {
-            net.loss(&rows.batch(chunk, true, true), &weights)
+            net.loss(&rows.batch(chunk, true, true), &weights, s.id_l2)
         },
         Validation::Loss(
             "log loss",
@@ -557,5 +577,65 @@ mod tests {
             }
         }
         assert_eq!(ServePosition::Bias(vec![0.5, -1.0]).observed(1, 2.0), 1.0);
+    }
+
+    /// `id_l2` adds λ × (the rows' mean squared user-id norm + their mean squared item-id
+    /// norm) to the loss, an id counted once per row it appears in.
+    #[test]
+    fn id_l2_adds_the_rows_mean_squared_id_norms() {
+        let device = Default::default();
+        let shape = RankerShape {
+            user_rows: 3,
+            item_rows: 4,
+            embedding: 2,
+            hidden: 3,
+            experts: 1,
+            mmoe: false,
+            heads: 2,
+            dense: 0,
+            positions: 0,
+            examination: false,
+            user_tokens: 0,
+            user_numeric: 0,
+            item_tokens: 0,
+            item_numeric: 0,
+        };
+        let net = RankerNet::<Cpu>::new(&shape, 0.0, &[], &mut Rng::new(3), &device);
+        let (users, items) = ([0u32, 2, 2], [1u32, 3, 0]);
+        let table = |n: usize| FeatureTable {
+            offsets: vec![0; n + 1],
+            ..Default::default()
+        };
+        let (user_table, item_table) = (table(3), table(4));
+        let batch = RankerBatch {
+            rows: 3,
+            users: TowerBatch::new(&users, vec![1.0; 3], &user_table, &[]),
+            items: TowerBatch::new(&items, vec![1.0; 3], &item_table, &[]),
+            dense: Vec::new(),
+            positions: Vec::new(),
+            labels: vec![1.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+        };
+        let plain = crate::nn::sasrec::scalar(net.loss(&batch, &[1.0, 1.0], 0.0));
+        let penalised = crate::nn::sasrec::scalar(net.loss(&batch, &[1.0, 1.0], 0.5));
+        let values = |p: &Param<Tensor<Cpu, 2>>| p.val().into_data().into_vec::<f32>().unwrap();
+        let mean_square = |table: &[f32], ids: &[u32]| {
+            ids.iter()
+                .map(|&i| {
+                    table[i as usize * 2..][..2]
+                        .iter()
+                        .map(|&x| (x * x) as f64)
+                        .sum::<f64>()
+                })
+                .sum::<f64>()
+                / ids.len() as f64
+        };
+        let expected = 0.5
+            * (mean_square(&values(&net.user.ids), &users)
+                + mean_square(&values(&net.item.ids), &items));
+        assert!(expected > 1e-4, "{expected}");
+        assert!(
+            ((penalised - plain) - expected).abs() < 1e-5,
+            "{plain} + {expected} against {penalised}"
+        );
     }
 }

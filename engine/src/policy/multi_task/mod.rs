@@ -225,6 +225,7 @@ impl Policy for MultiTask {
             shape,
             fit: c.fit(),
             dropout: c.dropout,
+            id_l2: c.id_l2,
             head_weights: c.heads.iter().map(|h| h.weight as f32).collect(),
             examination_start: if shape.examination {
                 ex.examination_start()
