@@ -8,17 +8,10 @@ error is shrinkage (a slope against the item's true effect) or noise.
 import sys, math, collections
 from run import *
 home, name = sys.argv[1], sys.argv[2]
-H = ["like", "comment", "share", "hide"]
+H = HEADS
 integ = {r[0]: float(r[3]) for r in rows(f"{D}/items.csv")}
-pred = {}
-server = Server(home)
 users = [f"u{i}" for i in range(200) if f"u{i}" in seen]
-for u in users:
-    for h, hn in enumerate(H):
-        q = f"SELECT * FROM popular(limit = 10000) WHERE NOT seen($user_id) ORDER BY score(ranker.{hn}) LIMIT 300"
-        for r in server.query(name, q, {"user_id": u}):
-            pred.setdefault((u, r["id"]), [0]*4)[h] = float(r["score"])
-server.close()
+pred = predictions(home, name)
 lg = lambda p: math.log(p/(1-p))
 # exposure per pair and per item
 expo = collections.Counter((r[1], r[2]) for r in imps)

@@ -2,16 +2,9 @@ import sys, subprocess, os, math
 from run import *
 home, name = sys.argv[1], sys.argv[2]
 env = dict(os.environ, FEED_HOME=home)
-H = ["like", "comment", "share", "hide"]
-pred = {}
+H = HEADS
 users = [f"u{i}" for i in range(200) if f"u{i}" in seen]
-server = Server(home)
-for u in users:
-    for h, hn in enumerate(H):
-        q = f"SELECT * FROM popular(limit = 10000) WHERE NOT seen($user_id) ORDER BY score(ranker.{hn}) LIMIT 300"
-        for r in server.query(name, q, {"user_id": u}):
-            pred.setdefault((u, r["id"]), [0]*4)[h] = float(r["score"])
-server.close()
+pred = predictions(home, name)
 def share(sub):
     orc = rnd = got = 0
     for u in users:

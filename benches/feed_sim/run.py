@@ -36,6 +36,18 @@ class Server:
     def query(self, model, q, params):
         return self.post("/query", {"model": model, "query": q, "params": params})["results"]
     def close(self): self.p.kill(); self.p.wait()
+HEADS = ["like", "comment", "share", "hide"]
+def predictions(home, name):
+    """Each head's served probability for every eligible pair of every engaged user:
+    {(user, item): [p per head]}."""
+    pred, server = {}, Server(home)
+    for u in [f"u{i}" for i in range(200) if f"u{i}" in seen]:
+        for h, hn in enumerate(HEADS):
+            q = f"SELECT * FROM popular(limit = 10000) WHERE NOT seen($user_id) ORDER BY score(ranker.{hn}) LIMIT 300"
+            for r in server.query(name, q, {"user_id": u}):
+                pred.setdefault((u, r["id"]), [0]*4)[h] = float(r["score"])
+    server.close()
+    return pred
 def run(yaml_text, tag, nusers=40):
     home = f"{D}/../home_{tag}"; subprocess.run(["rm", "-rf", home])
     path = f"{D}/{tag}.yaml"; open(path, "w").write(yaml_text)
