@@ -135,27 +135,20 @@ impl<B: Backend> Side<B> {
         }
     }
 
-    /// The mean over the batch's rows of the squared norm of each row's id embedding.
-    fn id_square(&self, b: &TowerBatch) -> Tensor<B, 1> {
+    /// Each row's id embedding `[rows, embedding]`.
+    fn id_rows(&self, b: &TowerBatch) -> Tensor<B, 2> {
         let device = self.ids.device();
         let ids = Tensor::<B, 1, Int>::from_data(TensorData::new(b.ids.clone(), [b.rows]), &device);
-        self.ids
-            .val()
-            .select(0, ids)
-            .powf_scalar(2.0)
-            .sum_dim(1)
-            .mean()
+        self.ids.val().select(0, ids)
+    }
+
+    /// The mean over the batch's rows of the squared norm of each row's id embedding.
+    fn id_square(&self, b: &TowerBatch) -> Tensor<B, 1> {
+        self.id_rows(b).powf_scalar(2.0).sum_dim(1).mean()
     }
 
     fn embed(&self, b: &TowerBatch) -> Tensor<B, 2> {
-        let device = self.ids.device();
-        let rows = b.rows;
-        let ids = Tensor::<B, 1, Int>::from_data(TensorData::new(b.ids.clone(), [rows]), &device);
-        b.add_features(
-            self.ids.val().select(0, ids),
-            self.tokens.as_ref(),
-            self.numeric.as_ref(),
-        )
+        b.add_features(self.id_rows(b), self.tokens.as_ref(), self.numeric.as_ref())
     }
 }
 
