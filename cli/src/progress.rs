@@ -16,7 +16,7 @@ impl feed_engine::Progress for Bars {
         let bar = match total {
             Some(n) => ProgressBar::new(n).with_style(
                 ProgressStyle::with_template(
-                    "{spinner} {prefix:<28} [{bar:30}] {pos}/{len} {elapsed} {msg}",
+                    "{spinner} {prefix:<28} [{bar:30}] {pos}/{len} {per_sec} {elapsed}<{eta} {msg}",
                 )
                 .expect("valid template")
                 .progress_chars("=> "),

@@ -1,5 +1,5 @@
 //! The epoch loop every neural policy shares: seeded shuffles, AdamW steps (the rate decaying per
-//! epoch when asked), per-epoch status
+//! epoch when asked), the running loss on the progress bar after each step, per-epoch status
 //! (loss, validation NDCG@10, time), early stopping that keeps the best epoch's weights, and
 //! cancellation between steps.
 
@@ -106,7 +106,7 @@ where
         );
         let mut loss_sum = 0.0;
         let learning_rate = f.learning_rate * f.learning_rate_decay.powi(epoch as i32 - 1);
-        for b in &batches {
+        for (step, b) in batches.iter().enumerate() {
             ctx.check_cancelled()?;
             let loss = loss_of(&net, b, &mut l.rng);
             let grads = loss.backward();
@@ -114,6 +114,9 @@ where
             let grads = GradientsParams::from_grads(grads, &net);
             net = optim.step(learning_rate, net, grads);
             ctx.progress.inc(1);
+            // The epoch's running loss beside the bar (its steps per second and time left).
+            ctx.progress
+                .message(&format!("loss {:.4}", loss_sum / (step + 1) as f64));
         }
         ctx.progress.finish();
         stepping += epoch_start.elapsed().as_secs_f64();

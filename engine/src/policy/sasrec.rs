@@ -246,6 +246,71 @@ mod tests {
         Sasrec::new(c.clone()).train(ds.view(Cut::Train), &ctx)
     }
 
+    /// What a training run reports, in order.
+    #[derive(Default)]
+    struct Recorded(std::sync::Mutex<Vec<String>>);
+
+    impl crate::Progress for Recorded {
+        fn start(&self, label: &str, total: Option<u64>) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("start {label} {total:?}"));
+        }
+        fn inc(&self, n: u64) {
+            self.0.lock().unwrap().push(format!("inc {n}"));
+        }
+        fn message(&self, msg: &str) {
+            self.0.lock().unwrap().push(format!("message {msg}"));
+        }
+        fn finish(&self) {
+            self.0.lock().unwrap().push("finish".into());
+        }
+    }
+
+    /// Each step of an epoch advances the bar and shows the epoch's running loss.
+    #[test]
+    fn each_step_reports_the_running_loss() {
+        let ds = cycles(32, 20, 6);
+        let never = AtomicBool::new(false);
+        let recorded = Recorded::default();
+        let ctx = TrainContext {
+            progress: &recorded,
+            seed: 3,
+            cancel: &never,
+            log: &|_| {},
+            device: DeviceChoice::cpu("cpu (test)"),
+            validate: None,
+            pair_scores: None,
+        };
+        Sasrec::new(config(SequenceLoss::FullSoftmax, 2))
+            .train(ds.view(Cut::Train), &ctx)
+            .unwrap();
+        let lines = recorded.0.into_inner().unwrap();
+        let first = lines
+            .iter()
+            .position(|l| l.starts_with("start sasrec epoch 1/2 Some("))
+            .unwrap_or_else(|| panic!("{lines:?}"));
+        let end = first + lines[first..].iter().position(|l| l == "finish").unwrap();
+        let epoch = &lines[first + 1..end];
+        let steps = epoch.iter().filter(|l| *l == "inc 1").count();
+        let losses: Vec<f64> = epoch
+            .iter()
+            .filter_map(|l| l.strip_prefix("message loss "))
+            .map(|x| x.parse().unwrap())
+            .collect();
+        assert!(steps > 1, "{epoch:?}");
+        assert_eq!(losses.len(), steps, "{epoch:?}");
+        assert!(
+            losses.iter().all(|x| x.is_finite() && *x > 0.0),
+            "{losses:?}"
+        );
+        assert_eq!(
+            lines[first],
+            format!("start sasrec epoch 1/2 Some({steps})")
+        );
+    }
+
     #[test]
     fn every_loss_learns_a_cycle_and_runs_reproduce() {
         let ds = cycles(64, 60, 12);
