@@ -296,11 +296,9 @@ impl Examples {
             .zip(&engaged)
             .map(|(&n, &k)| (n >= 100).then(|| (k as f64 + 1.0) / (n as f64 + 2.0)))
             .collect();
-        let top = rate.iter().flatten().copied().fold(0.0, f64::max);
-        let mean = {
-            let known: Vec<f64> = rate.iter().flatten().copied().collect();
-            known.iter().sum::<f64>() / known.len().max(1) as f64
-        };
+        let known: Vec<f64> = rate.iter().flatten().copied().collect();
+        let top = known.iter().copied().fold(0.0, f64::max);
+        let mean = known.iter().sum::<f64>() / known.len().max(1) as f64;
         rate.iter()
             .map(|r| {
                 let q = (r.unwrap_or(mean) / top.max(1e-9)).clamp(0.02, 0.95);

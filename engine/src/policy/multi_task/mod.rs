@@ -102,11 +102,8 @@ struct State {
     /// The network's; its id tables have one row past the trained users and items.
     shape: RankerShape,
     /// Position fixed at `serve_at`, as it turns every candidate's logits into observed ones.
-    #[serde(default)]
-    serve_position: Option<ServePosition>,
-    /// Versions before the examination model kept only a bias per head.
-    #[serde(default, skip_serializing)]
-    serve_bias: Vec<f32>,
+    #[serde(alias = "serve_bias", deserialize_with = "stored_serve_position")]
+    serve_position: ServePosition,
     calibration: Vec<Calibration>,
     /// The retrieval policies read as inputs, in the order of their dense columns (last).
     #[serde(default)]
@@ -114,6 +111,23 @@ struct State {
     report: RankerReport,
     #[serde(default)]
     summary: Option<TrainingSummary>,
+}
+
+/// `serve_position`, or the bias per head that versions stored before the examination model
+/// kept as `serve_bias`.
+fn stored_serve_position<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<ServePosition, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Bias(Vec<f32>),
+        Position(ServePosition),
+    }
+    Ok(match Stored::deserialize(d)? {
+        Stored::Bias(b) => ServePosition::Bias(b),
+        Stored::Position(p) => p,
+    })
 }
 
 pub struct TrainedMultiTask {
@@ -317,8 +331,7 @@ impl Policy for MultiTask {
             state: State {
                 heads: c.heads.iter().map(|h| h.name.clone()).collect(),
                 shape,
-                serve_position: Some(serve_position),
-                serve_bias: Vec::new(),
+                serve_position,
                 calibration,
                 inputs: score_inputs,
                 report,
@@ -373,12 +386,9 @@ impl TrainedMultiTask {
             let path = dir.join(name);
             std::fs::read(&path).ctx(|| format!("reading {}", path.display()))
         };
-        let mut state: State = serde_json::from_slice(&read(STATE)?).map_err(|e| {
+        let state: State = serde_json::from_slice(&read(STATE)?).map_err(|e| {
             Error::Internal(format!("{} is corrupt: {e}", dir.join(STATE).display()))
         })?;
-        if state.serve_position.is_none() {
-            state.serve_position = Some(ServePosition::Bias(std::mem::take(&mut state.serve_bias)));
-        }
         let weights = read(WEIGHTS)?;
         let shape = state.shape;
         let users = load_table(dir, "user", shape.user_tokens, shape.user_numeric)?;
@@ -464,11 +474,7 @@ impl TrainedMultiTask {
         };
         let at: Vec<usize> = (0..n).collect();
         let z = self.net.score_rows(&rows, &at, false);
-        let serve = self
-            .state
-            .serve_position
-            .as_ref()
-            .expect("set when trained or loaded");
+        let serve = &self.state.serve_position;
         for k in 0..n {
             for h in 0..heads {
                 let logit = serve.observed(h, z[k * heads + h]);
@@ -551,5 +557,33 @@ impl TrainedPolicy for TrainedMultiTask {
 
     fn training_summary(&self) -> Option<&TrainingSummary> {
         self.state.summary.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The serving position as stored now, and as versions before the examination model
+    /// stored it (a bias per head under `serve_bias`).
+    #[test]
+    fn serve_position_reads_both_stored_forms() {
+        #[derive(Deserialize)]
+        struct Stored {
+            #[serde(alias = "serve_bias", deserialize_with = "stored_serve_position")]
+            serve_position: ServePosition,
+        }
+        let read = |json: &str| serde_json::from_str::<Stored>(json).unwrap().serve_position;
+        assert_eq!(
+            read(r#"{"serve_bias": [0.5, -1.0]}"#),
+            ServePosition::Bias(vec![0.5, -1.0])
+        );
+        for p in [
+            ServePosition::Examination(-0.25),
+            ServePosition::Bias(vec![1.5]),
+        ] {
+            let json = serde_json::json!({ "serve_position": p }).to_string();
+            assert_eq!(read(&json), p);
+        }
     }
 }
