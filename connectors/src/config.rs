@@ -9,6 +9,12 @@ use serde::{Deserialize, Serialize};
 pub enum ConnectorConfig {
     /// Files on disk: CSV, TSV, Parquet or newline-delimited JSON; one file, a folder or a glob.
     File(FileConnectorConfig),
+    /// One table of a PostgreSQL database.
+    Postgres(DatabaseConnectorConfig),
+    /// One table of a MySQL or MariaDB database.
+    Mysql(DatabaseConnectorConfig),
+    /// One table of an SQLite database file.
+    Sqlite(SqliteConnectorConfig),
 }
 
 impl ConnectorConfig {
@@ -16,6 +22,8 @@ impl ConnectorConfig {
     pub fn id(&self) -> &str {
         match self {
             Self::File(c) => &c.id,
+            Self::Postgres(c) | Self::Mysql(c) => &c.id,
+            Self::Sqlite(c) => &c.id,
         }
     }
 }
@@ -43,6 +51,64 @@ pub struct FileConnectorConfig {
     /// The columns, in file order, with their types; by default inferred from the data.
     #[serde(default)]
     pub schema: Option<Vec<SchemaField>>,
+}
+
+/// `type: postgres` and `type: mysql`: one table of a database server. Every text field may
+/// name environment variables as `${NAME}`; the password must, so that the model file, which is
+/// stored with every version, never holds it.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConnectorConfig {
+    /// Table name for fetch SQL: `[a-z0-9_]+`, unique in the file.
+    pub id: String,
+    /// The server's host name or address (default `localhost`).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// The server's TCP port (default 5432 for PostgreSQL, 3306 for MySQL).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The database to read.
+    pub database: String,
+    /// The user to connect as.
+    pub user: String,
+    /// The user's password, as an environment reference: `${PG_PASSWORD}`. Leave it out for
+    /// servers that trust the connection.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The table this id stands for, `schema.table` or `table` (default: the id).
+    #[serde(default)]
+    pub table: Option<String>,
+    /// Encryption of the connection (default `prefer` for PostgreSQL, `require` for MySQL).
+    #[serde(default)]
+    pub tls: Option<Tls>,
+}
+
+/// How a database connection is encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Tls {
+    /// Plain TCP.
+    Disable,
+    /// Encrypted when the server offers it, plain otherwise (PostgreSQL only).
+    Prefer,
+    /// Encrypted, without checking the server's certificate.
+    Require,
+    /// Encrypted, with the server's certificate and host name checked against the system's
+    /// trusted roots.
+    VerifyFull,
+}
+
+/// `type: sqlite`: one table of an SQLite database file.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteConnectorConfig {
+    /// Table name for fetch SQL: `[a-z0-9_]+`, unique in the file.
+    pub id: String,
+    /// The database file. Relative paths resolve against the folder of the model file.
+    pub path: String,
+    /// The table this id stands for (default: the id).
+    #[serde(default)]
+    pub table: Option<String>,
 }
 
 /// File formats the `file` connector reads.

@@ -56,11 +56,7 @@ impl FileConnector {
             base_dir.join(&config.path)
         };
         let display = location.display().to_string();
-        let source_err = |message: String| ConnectorError::Source {
-            connector: id.clone(),
-            path: display.clone(),
-            message,
-        };
+        let source_err = |message: String| unreadable(&id, &display, message);
         let is_glob = config.path.contains(['*', '?', '[']);
         // Confined to the data roots before anything is read (the fixed part of a glob first).
         let fixed: PathBuf = location
@@ -256,14 +252,25 @@ impl Connector for FileConnector {
                 connector: self.id.clone(),
                 message: e.strip_backtrace().to_string(),
             },
-            e => ConnectorError::Source {
-                connector: self.id.clone(),
-                path: self.location.display().to_string(),
-                message: e.strip_backtrace().to_string(),
-            },
+            e => unreadable(
+                &self.id,
+                &self.location.display().to_string(),
+                e.strip_backtrace().to_string(),
+            ),
         })?;
         tracing::debug!(connector = %self.id, location = %location, format = ?self.format, "registered");
         Ok(())
+    }
+}
+
+/// A file that cannot be read: the `path` field is the one to check.
+fn unreadable(connector: &str, location: &str, message: String) -> ConnectorError {
+    ConnectorError::Source {
+        connector: connector.to_string(),
+        field: "path".into(),
+        location: location.to_string(),
+        message,
+        hint: "check the path; relative paths start at the model file's folder".into(),
     }
 }
 

@@ -7,12 +7,23 @@
 
 mod config;
 mod connector;
+mod database;
+mod env;
 mod error;
 mod file;
+mod mysql;
 mod paths;
+mod postgres;
+mod sqlite;
 
-pub use config::{ColumnType, ConnectorConfig, FileConnectorConfig, FileFormat, SchemaField};
+pub use config::{
+    ColumnType, ConnectorConfig, DatabaseConnectorConfig, FileConnectorConfig, FileFormat,
+    SchemaField, SqliteConnectorConfig, Tls,
+};
 pub use connector::{build, Connector};
+pub use database::{DatabaseConnector, Server};
+pub use env::Secret;
 pub use error::ConnectorError;
 pub use file::FileConnector;
 pub use paths::DataPaths;
+pub use sqlite::SqliteConnector;

@@ -6,6 +6,7 @@ mod support;
 mod bad_inputs;
 mod cli_flow;
 mod config_errors;
+mod databases;
 mod interrupted;
 mod live;
 mod live_items;

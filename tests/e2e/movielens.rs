@@ -42,24 +42,11 @@ fn movielens_1m_als_beats_popularity_twice_and_runs_are_reproducible() {
     ws.ok(&["update-model", "--file", &file]);
     let second = ws.view_json("movielens_1m");
     assert_eq!(second["active_version"], 2);
-    // Everything but what the machine measured: time and resident memory.
-    let metrics = |v: &serde_json::Value| {
-        let mut m = v["metrics"].clone();
-        let reference = m["reference"].clone();
-        let policies = m["policies"].as_object_mut().unwrap();
-        policies.insert("(reference)".into(), reference);
-        for p in policies.values_mut() {
-            let p = p.as_object_mut().unwrap();
-            p.remove("train_seconds");
-            p["memory"]
-                .as_object_mut()
-                .unwrap()
-                .remove("measured_bytes");
-        }
-        m.as_object_mut().unwrap().remove("reference");
-        m
-    };
-    assert_eq!(metrics(&first), metrics(&second), "two runs disagree");
+    assert_eq!(
+        comparable_metrics(&first),
+        comparable_metrics(&second),
+        "two runs disagree"
+    );
 }
 
 #[test]

@@ -84,6 +84,25 @@ impl Workspace {
     }
 }
 
+/// A version's metrics (`view-model --json`) without what the machine measured (training time
+/// and resident memory), so that two runs over the same data compare equal.
+pub fn comparable_metrics(view: &serde_json::Value) -> serde_json::Value {
+    let mut m = view["metrics"].clone();
+    let reference = m["reference"].clone();
+    let policies = m["policies"].as_object_mut().unwrap();
+    policies.insert("(reference)".into(), reference);
+    for p in policies.values_mut() {
+        let p = p.as_object_mut().unwrap();
+        p.remove("train_seconds");
+        p["memory"]
+            .as_object_mut()
+            .unwrap()
+            .remove("measured_bytes");
+    }
+    m.as_object_mut().unwrap().remove("reference");
+    m
+}
+
 /// Synthetic interactions with planted structure: users belong to one of `clusters` taste
 /// groups and mostly pick items of their group, so a personalised model beats popularity by
 /// far. Deterministic for a seed.

@@ -130,10 +130,7 @@ pub fn over_budget(which: Fetch, detail: &str) -> Error {
 fn connector_error(cfg: &ModelConfig, index: usize, e: ConnectorError) -> Error {
     let (field, hint) = match &e {
         ConnectorError::Config { field, .. } => (field.as_str(), None),
-        ConnectorError::Source { .. } => (
-            "path",
-            Some("check the path; relative paths start at the model file's folder".to_string()),
-        ),
+        ConnectorError::Source { field, hint, .. } => (field.as_str(), Some(hint.clone())),
         ConnectorError::Internal { .. } => return Error::Internal(e.to_string()),
     };
     cfg.error_at(&format!("connectors[{index}].{field}"), e.to_string(), hint)
@@ -459,8 +456,10 @@ mod tests {
             0,
             ConnectorError::Source {
                 connector: "events".into(),
-                path: "e.csv".into(),
+                field: "path".into(),
+                location: "e.csv".into(),
                 message: "no such file".into(),
+                hint: "check the path".into(),
             },
         );
         match unreadable {
