@@ -35,7 +35,8 @@ pub struct FileConnectorConfig {
     /// Table name for fetch SQL: `[a-z0-9_]+`, unique in the file.
     pub id: String,
     /// A file, a folder (every file of the format inside) or a glob (`data/*.csv`). Relative
-    /// paths resolve against the folder of the model file.
+    /// paths resolve against the folder of the model file. On object storage: `s3://bucket/key`,
+    /// `gs://bucket/key` or `az://container/key` (a key, a prefix ending in `/`, or a glob).
     pub path: String,
     /// The format; by default taken from the file extension (`.csv`, `.tsv`, `.parquet`,
     /// `.json`/`.ndjson`/`.jsonl`).
@@ -51,6 +52,35 @@ pub struct FileConnectorConfig {
     /// The columns, in file order, with their types; by default inferred from the data.
     #[serde(default)]
     pub schema: Option<Vec<SchemaField>>,
+    /// For an `s3://` path: the endpoint, region and credentials. Each field left out is read
+    /// from the environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, ...).
+    #[serde(default)]
+    pub s3: Option<S3Config>,
+}
+
+/// `s3:` of a file connector: where an S3-compatible store is and how to sign requests. Every
+/// field may name environment variables as `${NAME}`; the secret key and the session token must.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// The service's URL, for S3-compatible stores (MinIO, Ceph, R2, ...): `http://host:9000`.
+    /// Default: `AWS_ENDPOINT_URL`, else Amazon S3 itself.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The region (default: `AWS_REGION`, else `us-east-1`).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The access key id (default: `AWS_ACCESS_KEY_ID`).
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// The secret access key, as an environment reference: `${S3_SECRET}` (default:
+    /// `AWS_SECRET_ACCESS_KEY`).
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    /// A session token for temporary credentials, as an environment reference (default:
+    /// `AWS_SESSION_TOKEN`).
+    #[serde(default)]
+    pub session_token: Option<String>,
 }
 
 /// `type: postgres` and `type: mysql`: one table of a database server. Every text field may

@@ -18,6 +18,12 @@ impl Secret {
         &self.0
     }
 
+    /// A secret read from the environment by a client library rather than through a
+    /// reference, kept only to be cleaned from that library's messages.
+    pub(crate) fn from_environment(value: String) -> Self {
+        Self(value)
+    }
+
     /// `text` with every occurrence of the secret replaced by `***`: for driver messages, which
     /// may echo what they were given.
     pub fn redact(&self, text: &str) -> String {

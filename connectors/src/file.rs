@@ -8,22 +8,33 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
 
+use crate::bucket::{is_url, Bucket};
 use crate::{ColumnType, Connector, ConnectorError, DataPaths, FileConnectorConfig, FileFormat};
 
 /// A resolved `file` connector.
 #[derive(Debug, Clone)]
 pub struct FileConnector {
     id: String,
-    /// Absolute path, folder or glob pattern.
-    location: PathBuf,
-    kind: LocationKind,
+    source: Source,
     format: FileFormat,
     has_header: bool,
     delimiter: u8,
     schema: Option<Arc<Schema>>,
-    /// For a folder: the extension of its data files (`.csv`, `.jsonl`, ...), so that DataFusion
-    /// lists exactly the files validation looked at. Empty for a file or a glob.
-    folder_extension: String,
+}
+
+/// Where the files are.
+#[derive(Debug, Clone)]
+enum Source {
+    Local {
+        /// Absolute path, folder or glob pattern.
+        location: PathBuf,
+        kind: LocationKind,
+        /// For a folder: the extension of its data files (`.csv`, `.jsonl`, ...), so that
+        /// DataFusion lists exactly the files validation looked at. Empty for a file or a glob.
+        folder_extension: String,
+    },
+    /// `s3://`, `gs://` or `az://` (boxed: a bucket is much larger than a path).
+    Remote(Box<Bucket>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +48,6 @@ impl FileConnector {
     /// Resolves the block against `base_dir` and checks that the location exists and holds at
     /// least one file, so that a typo in a path fails validation, not training.
     pub fn new(config: &FileConnectorConfig, paths: &DataPaths) -> Result<Self, ConnectorError> {
-        let base_dir = paths.base_dir();
         let id = config.id.clone();
         let config_err = |field: &str, message: String| ConnectorError::Config {
             connector: id.clone(),
@@ -50,58 +60,17 @@ impl FileConnector {
                 "is empty; give a file, a folder or a glob".into(),
             ));
         }
-        let location = if Path::new(&config.path).is_absolute() {
-            PathBuf::from(&config.path)
+        let (source, sample) = if is_url(&config.path) {
+            let bucket = Bucket::new(&id, &config.path, config.s3.as_ref())?;
+            let sample = PathBuf::from(bucket.file_name());
+            (Source::Remote(Box::new(bucket)), sample)
+        } else if config.s3.is_some() {
+            return Err(config_err(
+                "s3",
+                "applies only to s3:// paths; this path is local".into(),
+            ));
         } else {
-            base_dir.join(&config.path)
-        };
-        let display = location.display().to_string();
-        let source_err = |message: String| unreadable(&id, &display, message);
-        let is_glob = config.path.contains(['*', '?', '[']);
-        // Confined to the data roots before anything is read (the fixed part of a glob first).
-        let fixed: PathBuf = location
-            .components()
-            .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
-            .collect();
-        paths
-            .check_lexically(if is_glob { &fixed } else { &location })
-            .map_err(|m| config_err("path", m))?;
-        if !is_glob {
-            paths
-                .check_resolved(&location)
-                .map_err(|m| config_err("path", m))?;
-        }
-        let (kind, sample) = if is_glob {
-            // Files a link leads outside the roots are not matches (and are not named).
-            let matches: Vec<PathBuf> = glob::glob(&display)
-                .map_err(|e| config_err("path", format!("is not a valid glob: {e}")))?
-                .filter_map(Result::ok)
-                .filter(|p| p.is_file() && paths.allows_resolved(p))
-                .collect();
-            let first = matches.into_iter().next().ok_or_else(|| {
-                source_err(
-                    "the pattern matches no file; check the path and the working folder".into(),
-                )
-            })?;
-            (LocationKind::Glob, first)
-        } else {
-            let meta = std::fs::metadata(&location).map_err(|e| {
-                source_err(format!(
-                    "{}; paths are relative to the model file's folder",
-                    io_reason(&e)
-                ))
-            })?;
-            if meta.is_dir() {
-                let first = first_data_file(&location, config.format)
-                    .map_err(|e| source_err(io_reason(&e)))?;
-                let first = first.ok_or_else(|| {
-                    source_err("the folder holds no data file (.csv, .tsv, .parquet, .ndjson, .json, .jsonl)".into())
-                })?;
-                (LocationKind::Folder, first)
-            } else {
-                std::fs::File::open(&location).map_err(|e| source_err(io_reason(&e)))?;
-                (LocationKind::File, location.clone())
-            }
+            Self::local(config, paths)?
         };
         let format = match config.format {
             Some(f) => f,
@@ -110,7 +79,10 @@ impl FileConnector {
                     "format",
                     format!(
                         "cannot tell the format of `{}` from its extension; set `format:` to csv, tsv, parquet or ndjson",
-                        sample.display()
+                        match &source {
+                            Source::Remote(b) => b.url().to_string(),
+                            Source::Local { .. } => sample.display().to_string(),
+                        }
                     ),
                 )
             })?,
@@ -170,26 +142,103 @@ impl FileConnector {
         };
         Ok(Self {
             id: config.id.clone(),
-            location,
-            kind,
+            source,
             format,
             has_header: config.has_header.unwrap_or(true),
             delimiter,
             schema,
-            folder_extension: match kind {
-                LocationKind::Folder => sample
-                    .extension()
-                    .and_then(|e| e.to_str())
-                    .map(|e| format!(".{e}"))
-                    .unwrap_or_default(),
-                _ => String::new(),
-            },
         })
     }
 
-    /// The resolved location (absolute file, folder or glob).
-    pub fn location(&self) -> &Path {
-        &self.location
+    /// Resolves a local path against the model file's folder, confined to the data roots, and
+    /// finds a first data file (the sample whose extension tells the format).
+    fn local(
+        config: &FileConnectorConfig,
+        paths: &DataPaths,
+    ) -> Result<(Source, PathBuf), ConnectorError> {
+        let base_dir = paths.base_dir();
+        let id = config.id.clone();
+        let config_err = |field: &str, message: String| ConnectorError::Config {
+            connector: id.clone(),
+            field: field.to_string(),
+            message,
+        };
+        let location = if Path::new(&config.path).is_absolute() {
+            PathBuf::from(&config.path)
+        } else {
+            base_dir.join(&config.path)
+        };
+        let display = location.display().to_string();
+        let source_err = |message: String| unreadable(&id, &display, message);
+        let is_glob = config.path.contains(['*', '?', '[']);
+        // Confined to the data roots before anything is read (the fixed part of a glob first).
+        let fixed: PathBuf = location
+            .components()
+            .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+            .collect();
+        paths
+            .check_lexically(if is_glob { &fixed } else { &location })
+            .map_err(|m| config_err("path", m))?;
+        if !is_glob {
+            paths
+                .check_resolved(&location)
+                .map_err(|m| config_err("path", m))?;
+        }
+        let (kind, sample) = if is_glob {
+            // Files a link leads outside the roots are not matches (and are not named).
+            let matches: Vec<PathBuf> = glob::glob(&display)
+                .map_err(|e| config_err("path", format!("is not a valid glob: {e}")))?
+                .filter_map(Result::ok)
+                .filter(|p| p.is_file() && paths.allows_resolved(p))
+                .collect();
+            let first = matches.into_iter().next().ok_or_else(|| {
+                source_err(
+                    "the pattern matches no file; check the path and the working folder".into(),
+                )
+            })?;
+            (LocationKind::Glob, first)
+        } else {
+            let meta = std::fs::metadata(&location).map_err(|e| {
+                source_err(format!(
+                    "{}; paths are relative to the model file's folder",
+                    io_reason(&e)
+                ))
+            })?;
+            if meta.is_dir() {
+                let first = first_data_file(&location, config.format)
+                    .map_err(|e| source_err(io_reason(&e)))?;
+                let first = first.ok_or_else(|| {
+                    source_err("the folder holds no data file (.csv, .tsv, .parquet, .ndjson, .json, .jsonl)".into())
+                })?;
+                (LocationKind::Folder, first)
+            } else {
+                std::fs::File::open(&location).map_err(|e| source_err(io_reason(&e)))?;
+                (LocationKind::File, location.clone())
+            }
+        };
+        let folder_extension = match kind {
+            LocationKind::Folder => sample
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(|e| format!(".{e}"))
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        let source = Source::Local {
+            location,
+            kind,
+            folder_extension,
+        };
+        Ok((source, sample))
+    }
+
+    /// Where the files are: the resolved local path (absolute file, folder or glob), or the
+    /// storage URL as written.
+    pub fn location(&self) -> String {
+        match &self.source {
+            Source::Local { location, .. } => location.display().to_string(),
+            Source::Remote(bucket) => bucket.url().to_string(),
+        }
     }
 
     /// The resolved format.
@@ -197,10 +246,30 @@ impl FileConnector {
         self.format
     }
 
-    /// DataFusion filters listed files by extension: a folder keeps only files of its format,
-    /// a single file or a glob already names what to read.
-    fn listing_extension(&self) -> &str {
-        &self.folder_extension
+    /// What DataFusion lists, and the extension it keeps (DataFusion filters listed files by
+    /// extension: a folder keeps only files of its format, a single file or a glob already
+    /// names what to read). Remote locations are checked here, with one listing.
+    async fn table_location(
+        &self,
+        ctx: &SessionContext,
+    ) -> Result<(String, String), ConnectorError> {
+        match &self.source {
+            Source::Local {
+                location,
+                kind,
+                folder_extension,
+            } => {
+                let mut location = location.display().to_string();
+                if *kind == LocationKind::Folder && !location.ends_with('/') {
+                    location.push('/');
+                }
+                Ok((location, folder_extension.clone()))
+            }
+            Source::Remote(bucket) => {
+                let prepared = bucket.prepare(ctx, self.format).await?;
+                Ok((prepared.url, prepared.extension))
+            }
+        }
     }
 }
 
@@ -211,11 +280,8 @@ impl Connector for FileConnector {
     }
 
     async fn register(&self, ctx: &SessionContext) -> Result<(), ConnectorError> {
-        let mut location = self.location.display().to_string();
-        if self.kind == LocationKind::Folder && !location.ends_with('/') {
-            location.push('/');
-        }
-        let ext = self.listing_extension();
+        let (location, ext) = self.table_location(ctx).await?;
+        let ext = ext.as_str();
         let schema = self.schema.as_deref();
         let result = match self.format {
             FileFormat::Csv | FileFormat::Tsv => {
@@ -252,11 +318,11 @@ impl Connector for FileConnector {
                 connector: self.id.clone(),
                 message: e.strip_backtrace().to_string(),
             },
-            e => unreadable(
-                &self.id,
-                &self.location.display().to_string(),
-                e.strip_backtrace().to_string(),
-            ),
+            DataFusionError::ObjectStore(e) => match &self.source {
+                Source::Remote(bucket) => bucket.source_error(&e),
+                Source::Local { .. } => unreadable(&self.id, &location, e.to_string()),
+            },
+            e => unreadable(&self.id, &self.location(), e.strip_backtrace().to_string()),
         })?;
         tracing::debug!(connector = %self.id, location = %location, format = ?self.format, "registered");
         Ok(())
@@ -282,7 +348,7 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-fn format_of(path: &Path) -> Option<FileFormat> {
+pub(crate) fn format_of(path: &Path) -> Option<FileFormat> {
     let ext = path.extension()?.to_str()?.to_ascii_lowercase();
     match ext.as_str() {
         "csv" => Some(FileFormat::Csv),
@@ -343,6 +409,7 @@ mod tests {
             has_header: None,
             delimiter: None,
             schema: None,
+            s3: None,
         }
     }
 

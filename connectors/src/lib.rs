@@ -5,6 +5,7 @@
 //! `id`, so that the fetch SQL can read them. This crate knows nothing of the engine: it only
 //! knows configuration blocks, paths and DataFusion.
 
+mod bucket;
 mod config;
 mod connector;
 mod database;
@@ -18,7 +19,7 @@ mod sqlite;
 
 pub use config::{
     ColumnType, ConnectorConfig, DatabaseConnectorConfig, FileConnectorConfig, FileFormat,
-    SchemaField, SqliteConnectorConfig, Tls,
+    S3Config, SchemaField, SqliteConnectorConfig, Tls,
 };
 pub use connector::{build, Connector};
 pub use database::{DatabaseConnector, Server};

@@ -30,7 +30,7 @@ fn servers() -> Servers {
     }
 }
 
-fn data_dir() -> String {
+pub(crate) fn data_dir() -> String {
     let dir = repo_path("examples/movielens/data/ml-100k");
     for f in [
         "ratings.csv",
@@ -48,7 +48,7 @@ fn data_dir() -> String {
 
 /// A model over MovieLens-100K whose events join the `ratings` connector with the `movies`
 /// connector. Rows are ordered in the SQL, so that every source gives the same split.
-fn model(name: &str, ratings: &str, movies: &str) -> String {
+pub(crate) fn model(name: &str, ratings: &str, movies: &str) -> String {
     format!(
         r#"model: {{name: {name}}}
 connectors:
@@ -95,34 +95,6 @@ fn run(ws: &Workspace, data: &str, password: &str, args: &[&str]) -> Output {
         .env("FEED_LOG", "debug")
         .output()
         .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Every file under `dir` that holds `needle`.
-fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let p = entry.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let bytes = std::fs::read(&p).unwrap();
-                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
-                    found.push(p.display().to_string());
-                }
-            }
-        }
-    }
-    found
 }
 
 #[test]

@@ -12,6 +12,7 @@ mod live;
 mod live_items;
 mod movielens;
 mod neural;
+mod object_storage;
 mod onnx;
 mod query;
 mod ranking;
