@@ -95,6 +95,10 @@ pub struct QueryBody {
     /// Overrides the query's OFFSET.
     #[serde(default)]
     pub offset: Option<usize>,
+    /// The previous response's `next_page_token`, for the page after it (instead of
+    /// `offset`). Any replica serving the model can answer it.
+    #[serde(default)]
+    pub page_token: Option<String>,
     #[serde(default)]
     pub return_metadata: bool,
     /// Report per stage and per item how the page came about.
@@ -111,6 +115,10 @@ pub struct QueryResponse {
     /// Items in the whole catalog that satisfy the filter.
     pub eligible: usize,
     pub results: Vec<QueryItem>,
+    /// Send it back as `page_token` for the next page; absent after the last eligible item,
+    /// and after a page asked for by `offset`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<Explanation>,
 }

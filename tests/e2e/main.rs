@@ -16,6 +16,7 @@ mod object_storage;
 mod onnx;
 mod query;
 mod ranking;
+mod replicas;
 mod server;
 mod server_support;
 mod spec_examples;

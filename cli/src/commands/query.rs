@@ -28,8 +28,11 @@ pub struct QueryArgs {
     #[arg(long, allow_negative_numbers = true)]
     limit: Option<usize>,
     /// Override the query's OFFSET.
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "page_token")]
     offset: Option<usize>,
+    /// Continue from the page that printed this token (on stderr: `next page: --page-token ...`).
+    #[arg(long)]
+    page_token: Option<String>,
     /// Show the items' attributes.
     #[arg(long)]
     metadata: bool,
@@ -53,6 +56,7 @@ pub async fn run(home: &Path, args: QueryArgs) -> anyhow::Result<()> {
         params,
         limit: args.limit,
         offset: args.offset,
+        page_token: args.page_token,
         with_metadata: args.metadata,
         explain: args.explain,
         features: false,
@@ -71,6 +75,10 @@ pub async fn run(home: &Path, args: QueryArgs) -> anyhow::Result<()> {
         "{}",
         ranking_table(&result.ids, &result.scores, result.metadata.as_ref())?
     );
+    // On stderr: stdout stays the table, for scripts that read it.
+    if let Some(t) = &result.next_page_token {
+        eprintln!("next page: --page-token {t}");
+    }
     if let Some(e) = &result.explanation {
         println!(
             "{}",

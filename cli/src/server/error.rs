@@ -55,6 +55,7 @@ const BODY_FIELDS: &[&str] = &[
     "params",
     "limit",
     "offset",
+    "page_token",
     "return_metadata",
     "explain",
     "user_id",

@@ -299,6 +299,7 @@ async fn run_query(
         params,
         limit: body.limit,
         offset: body.offset,
+        page_token: body.page_token,
         with_metadata: body.return_metadata,
         explain: body.explain,
         // What the impressions record, when they are logged.
@@ -345,6 +346,7 @@ async fn run_query(
         version: result.version,
         eligible: result.eligible,
         results,
+        next_page_token: result.next_page_token,
         explanation,
     }))
 }

@@ -17,6 +17,7 @@ use super::pages::Pages;
 use super::plan::Plan;
 use super::rerank::RerankContext;
 use super::score;
+use super::token::{self, PageToken};
 use super::{Candidates, Eligible, Ranked, Request};
 use crate::error::{did_you_mean, Error, Result};
 use crate::expr::{self, ParamValue, Params, Values};
@@ -32,6 +33,9 @@ pub struct QueryRequest {
     /// Override the query's LIMIT and OFFSET.
     pub limit: Option<usize>,
     pub offset: Option<usize>,
+    /// Continue from the page that returned this `next_page_token` (instead of `offset`):
+    /// stateless, so any replica can serve it.
+    pub page_token: Option<String>,
     pub with_metadata: bool,
     /// Report per stage and per item how the page came about.
     pub explain: bool,
@@ -50,6 +54,9 @@ pub struct QueryResult {
     pub eligible: usize,
     /// Items of earlier pages before this one (the request's or the query's OFFSET).
     pub offset: usize,
+    /// What the next page's request sends back as `page_token`; `None` at the end of the
+    /// eligible items, or after a page found by `offset` (whose earlier pages are unknown).
+    pub next_page_token: Option<String>,
     pub metadata: Option<RecordBatch>,
     /// Per stage: items in and out, time spent (always reported; cheap).
     pub stages: Vec<StageReport>,
@@ -205,10 +212,33 @@ pub(crate) fn run(
         (None, Some(l)) => l.get(params)?,
         (None, None) => DEFAULT_LIMIT,
     };
-    let offset = match (req.offset, &plan.offset) {
-        (Some(o), _) => o,
-        (None, Some(o)) => o.get(params)?,
-        (None, None) => 0,
+    let max_offset = feed_lang::CheckOptions::default().max_offset as usize;
+    let fingerprint = token::fingerprint(&snapshot.manifest.model, &plan.text, params);
+    let token = match &req.page_token {
+        None => None,
+        Some(_) if req.offset.is_some() => {
+            return Err(Error::invalid(
+                "page_token",
+                "give either `offset` or `page_token`, not both",
+            ))
+        }
+        Some(text) => {
+            let t = PageToken::decode(text, max_offset)?;
+            if t.fingerprint != fingerprint {
+                return Err(Error::invalid(
+                    "page_token",
+                    "belongs to another model, query or parameter values",
+                )
+                .with_hint("send it with the request whose response gave it, or leave it out for the first page"));
+            }
+            Some(t)
+        }
+    };
+    let offset = match (&token, req.offset, &plan.offset) {
+        (Some(t), _, _) => t.offset,
+        (None, Some(o), _) => o,
+        (None, None, Some(o)) => o.get(params)?,
+        (None, None, None) => 0,
     };
     let max = snapshot.config.serving.max_limit;
     if limit == 0 || limit > max {
@@ -217,7 +247,6 @@ pub(crate) fn run(
             format!("limit must be between 1 and {max} (serving.max_limit), got {limit}"),
         ));
     }
-    let max_offset = feed_lang::CheckOptions::default().max_offset as usize;
     if offset > max_offset {
         return Err(Error::invalid(
             "offset",
@@ -340,8 +369,14 @@ pub(crate) fn run(
     });
 
     // Cut.
-    let page: Vec<Ranked> = match pages {
-        Some(pages) if !req.explain => {
+    let page: Vec<Ranked> = match (&token, pages) {
+        // Stateless: the ranking now, without what earlier pages served.
+        (Some(t), _) => ranked
+            .into_iter()
+            .filter(|&(i, _)| !t.served(snapshot.catalog.id(i)))
+            .take(limit)
+            .collect(),
+        (None, Some(pages)) if !req.explain => {
             // Ids are made only for the items the page reads, not one per candidate.
             let fresh = ranked
                 .iter()
@@ -372,10 +407,21 @@ pub(crate) fn run(
         output: page.len(),
         micros: clock.lap(),
     });
-    let ids = page
+    let ids: Vec<String> = page
         .iter()
         .map(|&(i, _)| snapshot.catalog.id(i).to_string())
         .collect();
+    // A page found by a token or as a first page can be continued by token; one found by an
+    // offset cannot (its earlier pages are unknown here).
+    let continued = match token {
+        Some(t) => Some(t),
+        None if offset == 0 => Some(PageToken::first(fingerprint)),
+        None => None,
+    };
+    let next_page_token = continued
+        .map(|t| t.after(ids.iter().map(String::as_str)))
+        .filter(|next| next.offset < eligible.count && next.offset <= max_offset && !ids.is_empty())
+        .map(|next| next.encode());
     let page_scores = page.iter().map(|&(_, s)| s).collect();
     let metadata = if req.with_metadata {
         Some(page_metadata(snapshot, plan.select.as_deref(), &page)?)
@@ -401,6 +447,7 @@ pub(crate) fn run(
         scores: page_scores,
         eligible: eligible.count,
         offset,
+        next_page_token,
         metadata,
         stages,
         explanation,

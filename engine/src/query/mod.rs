@@ -21,6 +21,7 @@ mod recent;
 mod rerank;
 mod retrieve;
 mod score;
+mod token;
 mod window;
 
 #[cfg(test)]
@@ -36,6 +37,7 @@ pub use plan::Plan;
 pub use rank::{RankRequest, Ranking};
 pub use rerank::{RerankContext, Reranker};
 pub use retrieve::Retriever;
+pub use token::PageToken;
 
 pub use crate::expr::{check_params, ParamValue, Params};
 use crate::serving::{Snapshot, UserState, UserView};

@@ -287,6 +287,47 @@ fn filters_are_exact_and_pages_full() {
 }
 
 #[test]
+fn page_tokens_continue_like_offsets_while_nothing_changes() {
+    let s = snapshot();
+    let text = "SELECT * WHERE item.year >= 2000 LIMIT 4";
+    let q = |page_token: Option<String>, offset: Option<usize>| {
+        s.query(&QueryRequest {
+            text: Some(text.into()),
+            page_token,
+            offset,
+            ..Default::default()
+        })
+    };
+    let first = q(None, None).unwrap();
+    let second = q(first.next_page_token.clone(), None).unwrap();
+    let by_offset = q(None, Some(4)).unwrap();
+    assert_eq!(second.ids, by_offset.ids);
+    assert_eq!(second.offset, 4);
+    // A page asked for by offset cannot be continued by token; the last page has no next.
+    assert!(by_offset.next_page_token.is_none());
+    let third = q(second.next_page_token.clone(), None).unwrap();
+    assert_eq!(third.ids.len(), 2, "10 eligible: 4 + 4 + 2");
+    assert!(third.next_page_token.is_none());
+    // Both at once, or a token of another query, are the request's mistakes.
+    let both = q(first.next_page_token.clone(), Some(4)).unwrap_err();
+    assert!(
+        matches!(both, Error::Invalid { ref what, .. } if what == "page_token"),
+        "{both}"
+    );
+    let other = s
+        .query(&QueryRequest {
+            text: Some("SELECT * LIMIT 4".into()),
+            page_token: first.next_page_token.clone(),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(
+        other.to_string().contains("another model, query"),
+        "{other}"
+    );
+}
+
+#[test]
 fn similarity_history_and_unknown_users() {
     let s = snapshot();
     let q = "SELECT * FROM similarity(embedding = 'als', user = $user_id, limit = 4) WHERE NOT seen($user_id) LIMIT 4";
