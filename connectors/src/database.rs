@@ -172,14 +172,25 @@ impl Connector for DatabaseConnector {
 
     async fn register(&self, ctx: &SessionContext) -> Result<(), ConnectorError> {
         let provider = self.provider().await?;
-        ctx.register_table(self.id.as_str(), provider)
-            .map_err(|e| ConnectorError::Internal {
-                connector: self.id.clone(),
-                message: e.strip_backtrace().to_string(),
-            })?;
-        tracing::debug!(connector = %self.id, location = %self.location(), "registered");
-        Ok(())
+        register_provider(ctx, &self.id, &self.location(), provider)
     }
+}
+
+/// Registers a database table's provider under the connector's id (a failure here is a bug:
+/// ids are checked to be unique, valid names before any connector registers).
+pub(crate) fn register_provider(
+    ctx: &SessionContext,
+    id: &str,
+    location: &str,
+    provider: Arc<dyn TableProvider>,
+) -> Result<(), ConnectorError> {
+    ctx.register_table(id, provider)
+        .map_err(|e| ConnectorError::Internal {
+            connector: id.to_string(),
+            message: e.strip_backtrace().to_string(),
+        })?;
+    tracing::debug!(connector = %id, location = %location, "registered");
+    Ok(())
 }
 
 /// The hint for a server that cannot be reached.

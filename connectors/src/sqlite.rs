@@ -108,12 +108,6 @@ impl Connector for SqliteConnector {
                     "check that the table exists in this database file",
                 )
             })?;
-        ctx.register_table(self.id.as_str(), provider)
-            .map_err(|e| ConnectorError::Internal {
-                connector: self.id.clone(),
-                message: e.strip_backtrace().to_string(),
-            })?;
-        tracing::debug!(connector = %self.id, location = %self.location(), "registered");
-        Ok(())
+        crate::database::register_provider(ctx, &self.id, &self.location(), provider)
     }
 }

@@ -280,3 +280,21 @@ pub fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
     }
     found
 }
+
+/// A connector failure as a user meets it: exit 2, a message holding each of `pieces`, and none
+/// of `secrets`.
+pub fn assert_refused_without_secrets(
+    out: &Output,
+    context: &str,
+    pieces: &[&str],
+    secrets: &[&str],
+) {
+    let said = text(out);
+    assert_eq!(out.status.code(), Some(2), "{context}: {said}");
+    for piece in pieces {
+        assert!(said.contains(piece), "{context}: no `{piece}` in {said}");
+    }
+    for secret in secrets {
+        assert!(!said.contains(secret), "{context}: the secret in {said}");
+    }
+}
