@@ -115,8 +115,8 @@ pub struct QueryResponse {
     /// Items in the whole catalog that satisfy the filter.
     pub eligible: usize,
     pub results: Vec<QueryItem>,
-    /// Send it back as `page_token` for the next page; absent after the last eligible item,
-    /// and after a page asked for by `offset`.
+    /// Send it back as `page_token` for the next page; absent after a page shorter than the
+    /// limit (the last), and after a page asked for by `offset`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_page_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

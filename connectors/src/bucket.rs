@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
-use object_store::aws::AmazonS3Builder;
-use object_store::azure::MicrosoftAzureBuilder;
-use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::path::Path as Key;
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{ClientConfigKey, ObjectStore, ObjectStoreExt, RetryConfig};
 use url::Url;
 
 use crate::env::{self, Secret};
@@ -47,7 +47,7 @@ const UNREACHABLE: &str = "check `s3.endpoint` (or AWS_ENDPOINT_URL) and that th
      running and reachable from this machine";
 /// What to check when the key or bucket is not there.
 const MISSING: &str = "check the bucket and the key in `path`: a folder is a prefix ending in \
-     `/`, and a glob matches keys (`s3://bucket/events/*.parquet`)";
+     `/` (`s3://bucket/events/`), whose data objects lie directly under it";
 
 /// Whether a connector path is a URL (`scheme://...`) rather than a local path.
 pub(crate) fn is_url(path: &str) -> bool {
@@ -66,8 +66,6 @@ enum Shape {
     Object,
     /// Every data object under a prefix (written with a trailing `/`, or the whole bucket).
     Prefix,
-    /// The keys a pattern matches.
-    Glob,
 }
 
 /// A resolved storage location: the store to read it with and what the path names.
@@ -78,10 +76,8 @@ pub(crate) struct Bucket {
     url: String,
     /// `scheme://bucket`: what the store is registered under in the session.
     root: Url,
-    /// The key, the prefix (no trailing `/`) or a glob's fixed part.
-    key: String,
-    /// A glob over whole keys.
-    pattern: Option<glob::Pattern>,
+    /// The key, or the prefix (no trailing `/`), decoded.
+    key: Key,
     shape: Shape,
     store: Arc<dyn ObjectStore>,
     /// Secrets to clean from messages (the block's, and the environment's).
@@ -135,43 +131,44 @@ impl Bucket {
                 format!("`{path}` names no bucket; write {scheme}://bucket/key"),
             ));
         }
-        if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        if !url.username().is_empty() || url.password().is_some() {
+            // Not echoed: what stands before the `@` may be a secret.
             return Err(config_err(
                 "path",
                 format!(
-                    "`{path}` has a query, a fragment or a user name; a storage path is \
+                    "holds credentials before the bucket; a storage path is \
                      {scheme}://bucket/key, and credentials go in `s3:` or the environment"
                 ),
             ));
         }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(config_err(
+                "path",
+                format!(
+                    "`{path}` has a query or a fragment; a storage path is {scheme}://bucket/key"
+                ),
+            ));
+        }
         let raw_key = url.path().trim_start_matches('/');
-        let shape = if raw_key.contains(['*', '?', '[']) {
-            Shape::Glob
-        } else if raw_key.is_empty() || raw_key.ends_with('/') {
+        if raw_key.contains(['*', '?', '[']) {
+            // DataFusion expands globs on local paths only: a remote pattern would be read as
+            // one literal key.
+            return Err(config_err(
+                "path",
+                format!(
+                    "`{path}` is a glob; on object storage give one object, or a prefix ending \
+                     in `/` (every object of the format under it is read)"
+                ),
+            ));
+        }
+        let shape = if raw_key.is_empty() || raw_key.ends_with('/') {
             Shape::Prefix
         } else {
             Shape::Object
         };
-        let decoded = Key::from_url_path(raw_key.trim_end_matches('/'))
+        // Decoded as DataFusion decodes the same URL, so that the check looks where it reads.
+        let key = Key::from_url_path(raw_key.trim_end_matches('/'))
             .map_err(|e| config_err("path", format!("`{path}` is not a valid key: {e}")))?;
-        let key = decoded.to_string();
-        let pattern =
-            match shape {
-                Shape::Glob => Some(glob::Pattern::new(&key).map_err(|e| {
-                    config_err("path", format!("`{path}` is not a valid glob: {e}"))
-                })?),
-                _ => None,
-            };
-        let key = match shape {
-            Shape::Glob => {
-                // The fixed part: up to the last `/` before the first wildcard.
-                let wild = key.find(['*', '?', '[']).unwrap_or(key.len());
-                key[..key[..wild].rfind('/').map_or(0, |i| i + 1)]
-                    .trim_end_matches('/')
-                    .to_string()
-            }
-            _ => key,
-        };
         if s3.is_some() && scheme != "s3" {
             return Err(config_err(
                 "s3",
@@ -201,7 +198,9 @@ impl Bucket {
             retry_timeout: Duration::from_secs(20),
             ..RetryConfig::default()
         };
-        let client = ClientOptions::new().with_connect_timeout(Duration::from_secs(5));
+        // Only the connect timeout is set: the other client options stay as `from_env` read
+        // them (proxies, certificates, `AWS_ALLOW_HTTP`).
+        let connect = (ClientConfigKey::ConnectTimeout, "5s");
         let built = match scheme {
             "s3" => {
                 let block = s3.cloned().unwrap_or_default();
@@ -241,10 +240,11 @@ impl Bucket {
                     builder = builder.with_token(token.expose());
                     secrets.push(token);
                 }
-                // Client options first: they carry `allow_http`, which must not be reset.
+                if plain {
+                    builder = builder.with_allow_http(true);
+                }
                 builder
-                    .with_client_options(client)
-                    .with_allow_http(plain)
+                    .with_config(AmazonS3ConfigKey::Client(connect.0), connect.1)
                     .with_retry(retry)
                     .build()
                     .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
@@ -252,13 +252,13 @@ impl Bucket {
             "gs" => GoogleCloudStorageBuilder::from_env()
                 .with_bucket_name(bucket)
                 .with_retry(retry)
-                .with_client_options(client)
+                .with_config(GoogleConfigKey::Client(connect.0), connect.1)
                 .build()
                 .map(|s| Arc::new(s) as Arc<dyn ObjectStore>),
             _ => MicrosoftAzureBuilder::from_env()
                 .with_container_name(bucket)
                 .with_retry(retry)
-                .with_client_options(client)
+                .with_config(AzureConfigKey::Client(connect.0), connect.1)
                 .build()
                 .map(|s| Arc::new(s) as Arc<dyn ObjectStore>),
         };
@@ -274,7 +274,6 @@ impl Bucket {
             url: path.to_string(),
             root,
             key,
-            pattern,
             shape,
             store,
             secrets,
@@ -304,15 +303,11 @@ impl Bucket {
         format: FileFormat,
     ) -> Result<Prepared, ConnectorError> {
         ctx.register_object_store(&self.root, self.store.clone());
-        let base = format!(
-            "{}://{}",
-            self.root.scheme(),
-            self.root.host_str().unwrap_or_default()
-        );
+        // The path as written, as a folder: DataFusion decodes it as `key` was decoded.
+        let folder = format!("{}/", self.url.trim_end_matches('/'));
         match self.shape {
             Shape::Object => {
-                let key = Key::from(self.key.as_str());
-                match self.store.head(&key).await {
+                match self.store.head(&self.key).await {
                     Ok(_) => {
                         return Ok(Prepared {
                             url: self.url.clone(),
@@ -326,7 +321,7 @@ impl Bucket {
                     ) => {
                         // A HEAD refusal has no body to say why (a bad signature or no access):
                         // a listing's refusal does.
-                        let said = self.store.list(Some(&key)).next().await;
+                        let said = self.store.list(Some(&self.key)).next().await;
                         return Err(match said {
                             Some(Err(listed)) => self.source_error(&listed),
                             _ => self.source_error(&e),
@@ -335,9 +330,9 @@ impl Bucket {
                     Err(e) => return Err(self.source_error(&e)),
                 }
                 // A prefix written without its slash.
-                match self.first_data_object(&key, format, None).await? {
+                match self.first_data_object(format).await? {
                     Some(found) => Ok(Prepared {
-                        url: format!("{base}/{}/", self.key),
+                        url: folder,
                         extension: extension_of(&found),
                     }),
                     None => Err(self.missing(format!(
@@ -348,56 +343,39 @@ impl Bucket {
                     ))),
                 }
             }
-            Shape::Prefix => {
-                let prefix = Key::from(self.key.as_str());
-                match self.first_data_object(&prefix, format, None).await? {
-                    Some(found) => Ok(Prepared {
-                        url: if self.key.is_empty() {
-                            format!("{base}/")
-                        } else {
-                            format!("{base}/{}/", self.key)
-                        },
-                        extension: extension_of(&found),
-                    }),
-                    None => Err(self.missing(format!(
-                        "no {} object under this prefix",
-                        format_name(format)
-                    ))),
-                }
-            }
-            Shape::Glob => {
-                let prefix = Key::from(self.key.as_str());
-                let pattern = self.pattern.as_ref();
-                match self.first_data_object(&prefix, format, pattern).await? {
-                    Some(_) => Ok(Prepared {
-                        url: self.url.clone(),
-                        extension: String::new(),
-                    }),
-                    None => Err(self.missing("the pattern matches no object".into())),
-                }
-            }
+            Shape::Prefix => match self.first_data_object(format).await? {
+                Some(found) => Ok(Prepared {
+                    url: folder,
+                    extension: extension_of(&found),
+                }),
+                None => Err(self.missing(format!(
+                    "no {} object directly under this prefix",
+                    format_name(format)
+                ))),
+            },
         }
     }
 
-    /// The first object under `prefix` (in the store's key order) that is data of `format`
-    /// (hidden `.x` and `_SUCCESS`-style markers skipped) and matches `pattern`.
+    /// The first object directly under the prefix `key` (in the store's key order; DataFusion
+    /// skips sub-folders too) that is data of `format`, hidden `.x` and `_SUCCESS`-style
+    /// markers skipped. Lists until one is found: the whole prefix when none is.
     async fn first_data_object(
         &self,
-        prefix: &Key,
         format: FileFormat,
-        pattern: Option<&glob::Pattern>,
     ) -> Result<Option<String>, ConnectorError> {
-        let prefix = (!prefix.as_ref().is_empty()).then_some(prefix);
+        let prefix = (!self.key.as_ref().is_empty()).then_some(&self.key);
         let mut listing = self.store.list(prefix);
         while let Some(meta) = listing.next().await {
             let meta = meta.map_err(|e| self.source_error(&e))?;
             let key = meta.location.to_string();
-            let name = key.rsplit('/').next().unwrap_or_default();
-            if name.starts_with(['.', '_']) {
+            let rest = key
+                .strip_prefix(self.key.as_ref())
+                .unwrap_or(&key)
+                .trim_start_matches('/');
+            if rest.contains('/') || rest.starts_with(['.', '_']) {
                 continue;
             }
-            let wanted = crate::file::format_of(std::path::Path::new(name)) == Some(format);
-            if wanted && pattern.is_none_or(|p| p.matches(&key)) {
+            if crate::file::format_of(std::path::Path::new(rest)) == Some(format) {
                 return Ok(Some(key));
             }
         }
@@ -531,6 +509,7 @@ mod tests {
         assert!(err("ftp://h/x.csv", None).contains("not a storage Feed reads"));
         assert!(err("s3://b/x.csv?versionId=1", None).contains("query"));
         assert!(err("s3://user@b/x.csv", None).contains("credentials go in `s3:`"));
+        assert!(err("s3://b/x.csv#frag", None).contains("fragment"));
         assert!(err("gs://b/x.csv", Some(S3Config::default())).contains("applies only to s3://"));
         let literal = S3Config {
             secret_access_key: Some("hunter2".into()),
@@ -549,18 +528,23 @@ mod tests {
     }
 
     #[test]
-    fn shapes_and_fixed_parts() {
-        let b = Bucket::new("t", "s3://b/events/2026-*/part-*.parquet", None).unwrap();
-        assert_eq!((b.shape, b.key.as_str()), (Shape::Glob, "events"));
-        assert_eq!(b.file_name(), "part-*.parquet");
+    fn shapes_and_decoded_keys() {
         let b = Bucket::new("t", "s3://b/events/", None).unwrap();
-        assert_eq!((b.shape, b.key.as_str()), (Shape::Prefix, "events"));
+        assert_eq!((b.shape, b.key.as_ref()), (Shape::Prefix, "events"));
         let b = Bucket::new("t", "s3://b", None).unwrap();
-        assert_eq!((b.shape, b.key.as_str()), (Shape::Prefix, ""));
-        let b = Bucket::new("t", "s3://b/a%20b/x.csv", None).unwrap();
-        assert_eq!((b.shape, b.key.as_str()), (Shape::Object, "a b/x.csv"));
+        assert_eq!((b.shape, b.key.as_ref()), (Shape::Prefix, ""));
+        let b = Bucket::new("t", "s3://b/a%20b/~u.csv", None).unwrap();
+        assert_eq!((b.shape, b.key.as_ref()), (Shape::Object, "a b/~u.csv"));
+        assert_eq!(b.file_name(), "~u.csv");
         let debug = format!("{b:?}");
         assert!(debug.starts_with("Bucket { url:"), "{debug}");
+        let e = err("s3://b/events/*.parquet", None);
+        assert!(e.contains("is a glob"), "{e}");
+        let e = err("s3://AKIA:hunter2@b/x.csv", None);
+        assert!(
+            e.contains("holds credentials") && !e.contains("hunter2"),
+            "{e}"
+        );
     }
 
     #[test]

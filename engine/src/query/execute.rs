@@ -54,8 +54,9 @@ pub struct QueryResult {
     pub eligible: usize,
     /// Items of earlier pages before this one (the request's or the query's OFFSET).
     pub offset: usize,
-    /// What the next page's request sends back as `page_token`; `None` at the end of the
-    /// eligible items, or after a page found by `offset` (whose earlier pages are unknown).
+    /// What the next page's request sends back as `page_token`; `None` after a page shorter
+    /// than the limit (the last), or after a page found by `offset` (whose earlier pages are
+    /// unknown).
     pub next_page_token: Option<String>,
     pub metadata: Option<RecordBatch>,
     /// Per stage: items in and out, time spent (always reported; cheap).
@@ -420,7 +421,9 @@ pub(crate) fn run(
     };
     let next_page_token = continued
         .map(|t| t.after(ids.iter().map(String::as_str)))
-        .filter(|next| next.offset < eligible.count && next.offset <= max_offset && !ids.is_empty())
+        // A full page may have more after it (even when served items have since left the eligible
+        // set, so that counts say nothing); a short one is the last.
+        .filter(|next| ids.len() == limit && next.offset <= max_offset)
         .map(|next| next.encode());
     let page_scores = page.iter().map(|&(_, s)| s).collect();
     let metadata = if req.with_metadata {

@@ -307,7 +307,7 @@ fn page_tokens_continue_like_offsets_while_nothing_changes() {
     assert!(by_offset.next_page_token.is_none());
     let third = q(second.next_page_token.clone(), None).unwrap();
     assert_eq!(third.ids.len(), 2, "10 eligible: 4 + 4 + 2");
-    assert!(third.next_page_token.is_none());
+    assert!(third.next_page_token.is_none(), "a short page is the last");
     // Both at once, or a token of another query, are the request's mistakes.
     let both = q(first.next_page_token.clone(), Some(4)).unwrap_err();
     assert!(

@@ -86,6 +86,9 @@ impl PageToken {
         if bytes.len() < HEADER || !(bytes.len() - HEADER).is_multiple_of(4) || bytes[0] != FORMAT {
             return Err(bad("its layout is unknown"));
         }
+        if (bytes.len() - HEADER) / 4 > max_offset {
+            return Err(bad("it goes deeper than the deepest page served"));
+        }
         let fingerprint = u64::from_le_bytes(bytes[1..9].try_into().expect("8 bytes"));
         let offset = u32::from_le_bytes(bytes[9..13].try_into().expect("4 bytes")) as usize;
         let served: HashSet<u32> = bytes[HEADER..]
