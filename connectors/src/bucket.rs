@@ -280,6 +280,11 @@ impl Bucket {
         })
     }
 
+    /// `text` without any of the secrets this store was built with.
+    pub(crate) fn clean(&self, text: &str) -> String {
+        clean(&self.secrets, text)
+    }
+
     /// The path as written, for messages.
     pub(crate) fn url(&self) -> &str {
         &self.url

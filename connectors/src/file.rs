@@ -311,18 +311,26 @@ impl Connector for FileConnector {
                     .await
             }
         };
+        // Whatever DataFusion says of a remote source, cleaned of the store's secrets.
+        let said = |e: &DataFusionError| {
+            let text = e.strip_backtrace().to_string();
+            match &self.source {
+                Source::Remote(bucket) => bucket.clean(&text),
+                Source::Local { .. } => text,
+            }
+        };
         result.map_err(|e| match e {
             // DataFusion's own bugs are not the data's fault (an unsupported option is the
             // connector block's, and stays a source error located at its path).
             DataFusionError::Internal(_) => ConnectorError::Internal {
                 connector: self.id.clone(),
-                message: e.strip_backtrace().to_string(),
+                message: said(&e),
             },
             DataFusionError::ObjectStore(e) => match &self.source {
                 Source::Remote(bucket) => bucket.source_error(&e),
                 Source::Local { .. } => unreadable(&self.id, &location, e.to_string()),
             },
-            e => unreadable(&self.id, &self.location(), e.strip_backtrace().to_string()),
+            e => unreadable(&self.id, &self.location(), said(&e)),
         })?;
         tracing::debug!(connector = %self.id, location = %location, format = ?self.format, "registered");
         Ok(())
