@@ -290,7 +290,7 @@ impl Bucket {
         &self.url
     }
 
-    /// The last segment of the path (`ratings.csv`, `*.parquet`), whose extension may tell the
+    /// The last segment of the path (`ratings.csv`, `events.parquet`), whose extension may tell the
     /// format.
     pub(crate) fn file_name(&self) -> &str {
         self.url

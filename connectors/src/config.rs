@@ -36,7 +36,8 @@ pub struct FileConnectorConfig {
     pub id: String,
     /// A file, a folder (every file of the format inside) or a glob (`data/*.csv`). Relative
     /// paths resolve against the folder of the model file. On object storage: `s3://bucket/key`,
-    /// `gs://bucket/key` or `az://container/key` (a key, a prefix ending in `/`, or a glob).
+    /// `gs://bucket/key` or `az://container/key` (one object, or a prefix ending in `/`; globs are
+    /// for local paths only).
     pub path: String,
     /// The format; by default taken from the file extension (`.csv`, `.tsv`, `.parquet`,
     /// `.json`/`.ndjson`/`.jsonl`).
