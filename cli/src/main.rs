@@ -21,7 +21,8 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "feedctl", version)]
 struct Cli {
-    /// The home folder holding models and their versions.
+    /// The home holding models and their versions: a folder, or `s3://bucket/prefix` (also
+    /// `gs://`, `az://`; credentials from the environment) for a home several servers share.
     #[arg(long, global = true, env = "FEED_HOME", default_value = ".feed")]
     home: PathBuf,
 

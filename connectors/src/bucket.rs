@@ -285,6 +285,15 @@ impl Bucket {
         clean(&self.secrets, text)
     }
 
+    pub(crate) fn store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    /// The key, or the prefix without its trailing `/`.
+    pub(crate) fn key(&self) -> &Key {
+        &self.key
+    }
+
     /// The path as written, for messages.
     pub(crate) fn url(&self) -> &str {
         &self.url

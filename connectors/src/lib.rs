@@ -16,6 +16,7 @@ mod mysql;
 mod paths;
 mod postgres;
 mod sqlite;
+mod storage;
 
 pub use config::{
     ColumnType, ConnectorConfig, DatabaseConnectorConfig, FileConnectorConfig, FileFormat,
@@ -26,5 +27,8 @@ pub use database::{DatabaseConnector, Server};
 pub use env::Secret;
 pub use error::ConnectorError;
 pub use file::FileConnector;
+/// The `object_store` of DataFusion 54, for the engine's own objects (a models home).
+pub use object_store;
 pub use paths::DataPaths;
 pub use sqlite::SqliteConnector;
+pub use storage::StorageRoot;

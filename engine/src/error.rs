@@ -75,12 +75,12 @@ pub enum Error {
         what: String,
         message: String,
     },
-    /// The home folder could not be read or written.
-    #[error("storage: {context}: {source}")]
+    /// The home folder could not be read or written. The cause is part of the message, not
+    /// a separate source, so that a chain printed whole (`{:#}`) says it once.
+    #[error("storage: {context}: {cause}")]
     Storage {
         context: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The run was cancelled.
     #[error("cancelled")]
@@ -136,7 +136,7 @@ impl Error {
     pub fn storage(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Storage {
             context: context.into(),
-            source,
+            cause: source,
         }
     }
 

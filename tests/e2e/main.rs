@@ -7,6 +7,7 @@ mod bad_inputs;
 mod cli_flow;
 mod config_errors;
 mod databases;
+mod home_on_s3;
 mod interrupted;
 mod live;
 mod live_items;

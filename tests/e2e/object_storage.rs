@@ -9,13 +9,13 @@ use crate::support::*;
 
 /// Where the server listens and the test user's credentials, as `scripts/object-storage`
 /// exports them.
-struct Store {
-    endpoint: String,
-    key_id: String,
-    secret: String,
+pub struct Store {
+    pub endpoint: String,
+    pub key_id: String,
+    pub secret: String,
 }
 
-fn store() -> Store {
+pub fn store() -> Store {
     let var = |name: &str| {
         std::env::var(name).unwrap_or_else(|_| {
             panic!(

@@ -1,7 +1,7 @@
 //! Starting `feedctl serve` on a free port for a test; the server stops when dropped.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use crate::support::*;
 
@@ -23,9 +23,8 @@ pub fn start(ws: &Workspace) -> Server {
 
 /// The server with extra `serve` arguments (limits).
 pub fn start_with(ws: &Workspace, extra: &[&str]) -> Server {
-    let mut child = Command::new(feedctl_bin())
-        .arg("--home")
-        .arg(ws.home())
+    let mut child = ws
+        .command()
         .args(["serve", "--addr", "127.0.0.1:0", "--poll-ms", "50"])
         .args(extra)
         .stdout(Stdio::piped())

@@ -20,17 +20,43 @@ pub fn repo_path(rel: &str) -> String {
 /// A temp folder with a home, a data folder and a model file.
 pub struct Workspace {
     pub dir: tempfile::TempDir,
+    /// A home elsewhere than `<dir>/home` (a URL on object storage).
+    home: Option<String>,
+    /// Environment for every feedctl it runs.
+    pub env: Vec<(String, String)>,
 }
 
 impl Workspace {
     pub fn new() -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
+            home: None,
+            env: Vec::new(),
+        }
+    }
+
+    /// A workspace whose home is `url`, with `env` for every command (credentials, the cache).
+    pub fn with_home(url: String, env: Vec<(String, String)>) -> Self {
+        Self {
+            home: Some(url),
+            env,
+            ..Self::new()
         }
     }
 
     pub fn home(&self) -> PathBuf {
-        self.dir.path().join("home")
+        match &self.home {
+            Some(url) => PathBuf::from(url),
+            None => self.dir.path().join("home"),
+        }
+    }
+
+    /// A feedctl command with the workspace's home and environment.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(feedctl_bin());
+        c.arg("--home").arg(self.home());
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
+        c
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -45,13 +71,7 @@ impl Workspace {
     }
 
     pub fn feedctl(&self, args: &[&str]) -> Output {
-        let out = Command::new(feedctl_bin())
-            .arg("--home")
-            .arg(self.home())
-            .args(args)
-            .output()
-            .unwrap();
-        out
+        self.command().args(args).output().unwrap()
     }
 
     /// Runs feedctl and asserts success; returns stdout.

@@ -42,6 +42,7 @@ pub fn run(home: &Path, args: EventsArgs) -> anyhow::Result<()> {
 
 fn push(home: &Path, args: PushArgs) -> anyhow::Result<()> {
     let registry = Registry::open(home)?;
+    registry.require_local("live events")?;
     let name = &args.model_name;
     let version = match registry.active_version(name)? {
         Some(v) => v,
@@ -49,8 +50,8 @@ fn push(home: &Path, args: PushArgs) -> anyhow::Result<()> {
         None => return Err(registry.unknown_model(name).into()),
     };
     // The event types the serving version accepts.
-    let config = ModelConfig::load(&registry.version_dir(name, version).join("model.yaml"))
-        .map_err(Error::from)?;
+    let dir = registry.version_files(name, version, &["model.yaml"])?;
+    let config = ModelConfig::load(&dir.join("model.yaml")).map_err(Error::from)?;
     let body = std::fs::read(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))
         .map_err(|e| Error::invalid("--file", format!("{e:#}")))?;

@@ -33,6 +33,7 @@ pub fn run(home: &Path, args: ItemsArgs) -> anyhow::Result<()> {
 
 fn push(home: &Path, args: PushArgs) -> anyhow::Result<()> {
     let registry = Registry::open(home)?;
+    registry.require_local("live catalog changes")?;
     let name = &args.model_name;
     let body = std::fs::read(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))

@@ -26,8 +26,13 @@ pub fn run(home: &Path, args: ListArgs) -> anyhow::Result<()> {
         let latest = versions.last();
         let (trained_at, ndcg) = match active {
             Some(v) => {
-                let manifest = artifacts::read_manifest(&v.dir).ok();
-                let report = artifacts::read_report(&v.dir).ok().flatten();
+                let dir = registry.version_files(
+                    &name,
+                    v.version,
+                    &[artifacts::MANIFEST, artifacts::METRICS],
+                )?;
+                let manifest = artifacts::read_manifest(&dir).ok();
+                let report = artifacts::read_report(&dir).ok().flatten();
                 let ndcg = match (&manifest, &report) {
                     (Some(m), Some(r)) => r.policies.get(&m.primary_policy).map(|p| p.test.ndcg),
                     _ => None,

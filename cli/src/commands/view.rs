@@ -35,8 +35,13 @@ pub fn run(home: &Path, args: ViewArgs) -> anyhow::Result<()> {
         None => registry.active_version(&args.model_name)?,
     };
     let detail = registry.version(&args.model_name, version)?;
-    let report = artifacts::read_report(&detail.dir)?;
-    let manifest = artifacts::read_manifest(&detail.dir).ok();
+    let dir = registry.version_files(
+        &args.model_name,
+        detail.version,
+        &[artifacts::MANIFEST, artifacts::METRICS],
+    )?;
+    let report = artifacts::read_report(&dir)?;
+    let manifest = artifacts::read_manifest(&dir).ok();
     if args.json {
         let out = crate::wire::ModelDetail {
             name: args.model_name.clone(),

@@ -117,7 +117,11 @@ async fn view_model(
         let active = state.registry.active_version(&name)?;
         let (metrics, primary) = match active {
             Some(v) => {
-                let dir = state.registry.version_dir(&name, v);
+                let dir = state.registry.version_files(
+                    &name,
+                    v,
+                    &[artifacts::MANIFEST, artifacts::METRICS],
+                )?;
                 (
                     artifacts::read_report(&dir)?,
                     artifacts::read_manifest(&dir)
@@ -184,6 +188,7 @@ async fn post_events(
     body: axum::body::Bytes,
 ) -> Result<Json<EventsResponse>, ApiError> {
     let snapshot = active(&state, &name)?;
+    state.registry.require_local("live events")?;
     let live = state.live(&name);
     // Parsing up to 16 MiB and the fsync run on the blocking pool, off the async workers.
     let appended = blocking_api(move || {
@@ -229,6 +234,7 @@ async fn post_items(
     body: axum::body::Bytes,
 ) -> Result<Json<ItemsResponse>, ApiError> {
     let snapshot = active(&state, &name)?;
+    state.registry.require_local("live catalog changes")?;
     blocking_api(move || {
         let changes = crate::events::parse_items(&body).map_err(row_error)?;
         feed_engine::live::check_changes(&changes, &snapshot)?;

@@ -106,7 +106,9 @@ impl AppState {
         (ids, scores, features): Page<'_>,
         offset: usize,
     ) {
-        let Some(user) = user.filter(|_| snapshot.config.serving.log_impressions) else {
+        // A home on object storage keeps no event log (see `Registry::require_local`).
+        let logged = snapshot.config.serving.log_impressions && !self.registry.is_remote();
+        let Some(user) = user.filter(|_| logged) else {
             return;
         };
         let mut features = features.unwrap_or_default().into_iter();
@@ -262,7 +264,11 @@ impl AppState {
                         next.insert(model, s.clone());
                     }
                 }
-                (Some(v), old) => match Snapshot::load(&self.registry.version_dir(&model, v)) {
+                (Some(v), old) => match self
+                    .registry
+                    .materialize(&model, v)
+                    .and_then(|dir| Snapshot::load(&dir))
+                {
                     Ok(s) => {
                         tracing::info!(%model, version = v, "now serving");
                         // Stored with its catalog changes applied, never without.

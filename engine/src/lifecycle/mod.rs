@@ -364,7 +364,8 @@ pub async fn run(
     };
     match result {
         Ok(mut outcome) => {
-            if outcome.status == Status::Active {
+            // A home on object storage keeps no event log to compact.
+            if outcome.status == Status::Active && !registry.is_remote() {
                 // The new version trained on the log up to its watermark: what is below it and
                 // older than the live horizon moves to Parquet. A failure costs nothing stored.
                 let dir = run.dir.clone();
@@ -406,7 +407,7 @@ fn reusable_version(registry: &Registry, config: &ModelConfig) -> Result<Option<
     let Some(active) = registry.active_version(&config.name)? else {
         return Ok(None);
     };
-    let dir = registry.version_dir(&config.name, active);
+    let dir = registry.version_files(&config.name, active, &[artifacts::MANIFEST, "model.yaml"])?;
     let Ok(manifest) = artifacts::read_manifest(&dir) else {
         return Ok(None);
     };
@@ -429,7 +430,7 @@ async fn redeploy(run: Arc<VersionRun>, config: Arc<ModelConfig>, from: u32) -> 
     )?;
     let deploying = run.clone();
     let (status, report) = on_blocking_pool("deploy", move || {
-        let from_dir = deploying.sibling_dir(from);
+        let from_dir = deploying.sibling_dir(from)?;
         let report = artifacts::read_report(&from_dir)?
             .ok_or_else(|| Error::Internal(format!("version {from} has no metrics")))?;
         let primary = primary_policy(&config, &report);

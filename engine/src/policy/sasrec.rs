@@ -117,10 +117,8 @@ impl TrainedSasrec {
 
     pub fn load(config: &SasrecConfig, dir: &Path) -> Result<Self> {
         let path = dir.join(WEIGHTS);
-        let weights = std::fs::read(&path).map_err(|e| Error::Storage {
-            context: format!("reading {}", path.display()),
-            source: e,
-        })?;
+        let weights = std::fs::read(&path)
+            .map_err(|e| Error::storage(format!("reading {}", path.display()), e))?;
         let vectors = Embeddings::load(dir, config.hidden)?;
         let mut model = Self::from_weights(config, vectors.n_items(), weights)?;
         model.vectors = vectors;

@@ -16,25 +16,37 @@
 //! reader that finds a version in a running status whose lock is free knows its process died:
 //! it is reported — and recorded — as ERROR (interrupted). The ACTIVE pointer is the truth
 //! about which version serves; it only ever names a version whose artifacts are complete.
+//!
+//! The home may also be on object storage (`s3://bucket/prefix`, see [`remote`]): the same
+//! layout as objects, leases for locks, conditional writes for the pointer and the log, and a
+//! local folder that stages versions being made and caches versions being read.
 
+mod lease;
+mod remote;
 mod status;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use status::{LogEntry, Status};
 
+use lease::{Lease, Take};
+use remote::{Expect, Remote};
+
 use crate::config::resolve::is_valid_name;
 use crate::error::{did_you_mean, Error, IoContext, Result};
 use crate::store;
 
-/// The home folder.
+/// The home: a local folder, or a prefix on object storage with a local cache.
 #[derive(Debug, Clone)]
 pub struct Registry {
+    /// The local folder: the home itself, or the cache of a home on object storage.
     home: PathBuf,
+    remote: Option<Arc<Remote>>,
 }
 
 /// A version as a reader sees it.
@@ -58,17 +70,67 @@ struct Pointer {
 }
 
 impl Registry {
-    /// Opens (and creates if needed) a home folder.
+    /// Opens (and creates if needed) a home folder, or a home on object storage when `home`
+    /// is a URL (`s3://bucket/prefix`; nothing is requested until it is used).
     pub fn open(home: &Path) -> Result<Self> {
+        let text = home.to_string_lossy();
+        if feed_connectors::StorageRoot::is_url(&text) {
+            let remote = Remote::open(&text)?;
+            return Ok(Self {
+                home: remote.cache().to_path_buf(),
+                remote: Some(Arc::new(remote)),
+            });
+        }
         std::fs::create_dir_all(home.join("models"))
             .ctx(|| format!("creating home folder {}", home.display()))?;
         Ok(Self {
             home: home.to_path_buf(),
+            remote: None,
         })
     }
 
+    /// The local folder: the home, or the cache of a home on object storage.
     pub fn home(&self) -> &Path {
         &self.home
+    }
+
+    /// Whether the home is on object storage.
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// Refuses what needs a home on a local disk (the live event logs: appended and fsynced in
+    /// place, which object storage cannot do).
+    pub fn require_local(&self, what: &str) -> Result<()> {
+        match &self.remote {
+            None => Ok(()),
+            Some(r) => Err(Error::invalid(
+                "FEED_HOME",
+                format!(
+                    "{what} need a models home on a local disk; {} is on object storage",
+                    r.url()
+                ),
+            )
+            .with_hint("serve live events from a server whose FEED_HOME is a local folder")),
+        }
+    }
+
+    /// A version's folder with its files present locally: the folder itself on a local home;
+    /// on object storage, the cached copy, downloaded whole the first time.
+    pub fn materialize(&self, model: &str, version: u32) -> Result<PathBuf> {
+        match &self.remote {
+            None => Ok(self.version_dir(model, version)),
+            Some(r) => r.cached(&version_rel(model, version)),
+        }
+    }
+
+    /// A folder holding the version's small files named in `names` (the manifest and the
+    /// report a listing shows), without downloading the version's artifacts.
+    pub fn version_files(&self, model: &str, version: u32, names: &[&str]) -> Result<PathBuf> {
+        match &self.remote {
+            None => Ok(self.version_dir(model, version)),
+            Some(r) => r.cached_files(&version_rel(model, version), names),
+        }
     }
 
     /// The folder of `model` (its versions, locks and live event log).
@@ -84,6 +146,16 @@ impl Registry {
 
     /// The names of all models, sorted.
     pub fn models(&self) -> Result<Vec<String>> {
+        if let Some(r) = &self.remote {
+            let mut out = Vec::new();
+            for name in r.folders("models")? {
+                if is_valid_name(&name) && r.any_under(&format!("models/{name}/versions"))? {
+                    out.push(name);
+                }
+            }
+            out.sort();
+            return Ok(out);
+        }
         let dir = self.home.join("models");
         let mut out = Vec::new();
         for entry in std::fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
@@ -99,7 +171,13 @@ impl Registry {
     }
 
     pub fn exists(&self, model: &str) -> bool {
-        is_valid_name(model) && self.model_dir(model).join("versions").is_dir()
+        is_valid_name(model)
+            && match &self.remote {
+                None => self.model_dir(model).join("versions").is_dir(),
+                Some(r) => r
+                    .any_under(&format!("models/{model}/versions"))
+                    .unwrap_or(false),
+            }
     }
 
     /// A not-found error for `model` with a did-you-mean.
@@ -132,6 +210,9 @@ impl Registry {
 
     /// The version the ACTIVE pointer names.
     pub fn active_version(&self, model: &str) -> Result<Option<u32>> {
+        if let Some(r) = &self.remote {
+            return Ok(self.remote_pointer(r, model)?.map(|(p, _)| p.version));
+        }
         let path = self.model_dir(model).join("ACTIVE");
         match std::fs::read(&path) {
             Ok(bytes) => {
@@ -149,11 +230,7 @@ impl Registry {
         if !self.exists(model) {
             return Err(self.unknown_model(model));
         }
-        let dir = self.model_dir(model).join("versions");
-        let mut numbers: Vec<u32> = std::fs::read_dir(&dir)
-            .ctx(|| format!("listing {}", dir.display()))?
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .collect();
+        let mut numbers = self.version_numbers(model)?;
         numbers.sort_unstable();
         let active = self.active_version(model)?;
         numbers
@@ -181,7 +258,38 @@ impl Registry {
         }
     }
 
+    /// The numbers of a model's versions, unordered.
+    fn version_numbers(&self, model: &str) -> Result<Vec<u32>> {
+        if let Some(r) = &self.remote {
+            return Ok(r
+                .folders(&format!("models/{model}/versions"))?
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect());
+        }
+        let dir = self.model_dir(model).join("versions");
+        Ok(std::fs::read_dir(&dir)
+            .ctx(|| format!("listing {}", dir.display()))?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect())
+    }
+
+    /// The pointer of a home on object storage, with the tag a conditional write names.
+    fn remote_pointer(&self, r: &Remote, model: &str) -> Result<Option<(Pointer, Option<String>)>> {
+        let rel = format!("models/{model}/ACTIVE");
+        r.get(&rel)?
+            .map(|read| {
+                serde_json::from_slice(&read.bytes)
+                    .map(|p| (p, read.etag))
+                    .map_err(|e| Error::Internal(format!("{}/{rel} is corrupt: {e}", r.url())))
+            })
+            .transpose()
+    }
+
     fn read_version(&self, model: &str, version: u32, active: Option<u32>) -> Result<VersionInfo> {
+        if let Some(r) = &self.remote {
+            return self.read_remote_version(r, model, version, active);
+        }
         let dir = self.version_dir(model, version);
         let log_path = dir.join("status.jsonl");
         let mut log = status::read(&log_path)?;
@@ -214,27 +322,173 @@ impl Registry {
                 message = reason;
             }
         }
-        if active == Some(version) {
-            status = Status::Active;
-        } else if status == Status::Active {
-            status = Status::Inactive;
-            message = "replaced by a newer version".into();
-        }
-        Ok(VersionInfo {
-            model: model.to_string(),
-            version,
-            status,
-            message,
-            created_at: log.first().map(|e| e.ts),
-            updated_at: log.last().map(|e| e.ts),
-            log,
-            dir,
-        })
+        Ok(info(model, version, active, status, message, log, dir))
     }
 
+    /// [`Self::read_version`] on object storage: the run's lease stands for its lock.
+    fn read_remote_version(
+        &self,
+        r: &Arc<Remote>,
+        model: &str,
+        version: u32,
+        active: Option<u32>,
+    ) -> Result<VersionInfo> {
+        let rel = version_rel(model, version);
+        let log_rel = format!("{rel}/status.jsonl");
+        let mut log = read_remote_log(r, &log_rel)?;
+        let (mut status, mut message) = match log.last() {
+            Some(e) => (e.status, e.message.clone()),
+            None => (Status::Scheduling, "starting".to_string()),
+        };
+        // The lease is taken before anything else of the version is written, so a running
+        // version without a live lease has lost its process.
+        if status.is_running()
+            && active != Some(version)
+            && !lease::is_held(r, &format!("{rel}/run.lease"))?
+        {
+            let reason = format!("interrupted: the process working on it stopped during {status}");
+            // Recorded only if the log still ends running: two readers never both add it.
+            append_remote_log(r, &log_rel, Status::Error, &reason, |last| {
+                last.is_none_or(|e| e.status.is_running())
+            })?;
+            log = read_remote_log(r, &log_rel)?;
+            status = Status::Error;
+            message = reason;
+        }
+        Ok(info(
+            model,
+            version,
+            active,
+            status,
+            message,
+            log,
+            self.version_dir(model, version),
+        ))
+    }
+
+    /// Starts a new version on object storage: its number is claimed by creating its run
+    /// lease, which only one process can; the version is staged in the local cache.
+    fn begin_remote(
+        &self,
+        r: &Arc<Remote>,
+        model: &str,
+        model_yaml: &str,
+        message: &str,
+    ) -> Result<VersionRun> {
+        let mut next = self.version_numbers(model)?.into_iter().max().unwrap_or(0) + 1;
+        let lease = loop {
+            let rel = format!("{}/run.lease", version_rel(model, next));
+            match Lease::take(r, &rel, Take::New)? {
+                Some(lease) => break lease,
+                None => next += 1,
+            }
+        };
+        let dir = self
+            .home
+            .join("staging")
+            .join(model)
+            .join(format!("{next:06}"));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).ctx(|| format!("clearing {}", dir.display()))?;
+        }
+        std::fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
+        store::write_atomic(&dir.join("model.yaml"), model_yaml.as_bytes())?;
+        let rel = version_rel(model, next);
+        let _ = r.put(
+            &format!("{rel}/model.yaml"),
+            model_yaml.as_bytes().to_vec(),
+            Expect::Any,
+        )?;
+        let run = VersionRun {
+            model: model.to_string(),
+            version: next,
+            dir,
+            registry: self.clone(),
+            _lock: Hold::Lease(lease),
+        };
+        run.set_status(Status::Scheduling, message)?;
+        Ok(run)
+    }
+}
+
+/// A version's folder relative to the home.
+fn version_rel(model: &str, version: u32) -> String {
+    format!("models/{model}/versions/{version:06}")
+}
+
+fn read_remote_log(r: &Remote, rel: &str) -> Result<Vec<LogEntry>> {
+    Ok(r.get(rel)?
+        .map(|read| status::parse(&String::from_utf8_lossy(&read.bytes)))
+        .unwrap_or_default())
+}
+
+/// Appends a line to a status log on object storage when `ok` holds for its last entry; a
+/// write that loses a race reads again and retries. Whether it was appended.
+fn append_remote_log(
+    r: &Remote,
+    rel: &str,
+    status: Status,
+    message: &str,
+    ok: impl Fn(Option<&LogEntry>) -> bool,
+) -> Result<bool> {
+    loop {
+        let current = r.get(rel)?;
+        let (mut text, etag) = match current {
+            Some(read) => (
+                String::from_utf8_lossy(&read.bytes).into_owned(),
+                Some(read.etag),
+            ),
+            None => (String::new(), None),
+        };
+        if !ok(status::parse(&text).last()) {
+            return Ok(false);
+        }
+        text.push_str(&status::line(status, message));
+        let expect = match &etag {
+            Some(tag) => Expect::Tag(tag),
+            None => Expect::Absent,
+        };
+        if r.put(rel, text.into_bytes(), expect)?.is_ok() {
+            return Ok(true);
+        }
+    }
+}
+
+/// A version as a reader sees it, from its log and the pointer.
+fn info(
+    model: &str,
+    version: u32,
+    active: Option<u32>,
+    mut status: Status,
+    mut message: String,
+    log: Vec<LogEntry>,
+    dir: PathBuf,
+) -> VersionInfo {
+    if active == Some(version) {
+        status = Status::Active;
+    } else if status == Status::Active {
+        status = Status::Inactive;
+        message = "replaced by a newer version".into();
+    }
+    VersionInfo {
+        model: model.to_string(),
+        version,
+        status,
+        message,
+        created_at: log.first().map(|e| e.ts),
+        updated_at: log.last().map(|e| e.ts),
+        log,
+        dir,
+    }
+}
+
+impl Registry {
     /// Starts a new version: allocates its number, takes its run lock, stores the model file
     /// and records SCHEDULING. Nothing else of the model changes.
     pub fn begin(&self, model: &str, model_yaml: &str, message: &str) -> Result<VersionRun> {
+        if let Some(r) = &self.remote {
+            return self.begin_remote(r, model, model_yaml, message);
+        }
         let versions = self.model_dir(model).join("versions");
         std::fs::create_dir_all(&versions).ctx(|| format!("creating {}", versions.display()))?;
         let mut next = std::fs::read_dir(&versions)
@@ -262,7 +516,7 @@ impl Registry {
             model: model.to_string(),
             version: next,
             dir,
-            _lock: lock,
+            _lock: Hold::File(lock),
             registry: self.clone(),
         };
         store::write_atomic(&run.dir.join("model.yaml"), model_yaml.as_bytes())?;
@@ -281,12 +535,29 @@ impl Registry {
                 format!("model `{model}` is being changed by another run; wait for it to end (or stop its process) before deleting"),
             ));
         };
-        let _guard = self.lock_model(model)?;
+        let _guard = match &self.remote {
+            None => Some(self.lock_model(model)?),
+            // The writer lease is the model's lock there.
+            Some(_) => None,
+        };
         if let Some(v) = self.versions(model)?.iter().find(|v| v.status.is_running()) {
             return Err(Error::invalid("model", format!(
                 "model `{model}` has version {} in {}; wait for it to end (or stop its process) before deleting",
                 v.version, v.status
             )));
+        }
+        if let Some(r) = &self.remote {
+            // The pointer first: from then on no server loads the model, and a reader finds
+            // its versions gone or going.
+            let rel = format!("models/{model}");
+            r.delete_under(&format!("{rel}/ACTIVE"))?;
+            r.delete_under(&format!("{rel}/versions"))?;
+            let cached = self.model_dir(model);
+            if cached.exists() {
+                std::fs::remove_dir_all(&cached)
+                    .ctx(|| format!("deleting {}", cached.display()))?;
+            }
+            return Ok(());
         }
         let dir = self.model_dir(model);
         let trash = self
@@ -302,6 +573,12 @@ impl Registry {
     /// of them never interleave. `None` when another process holds it (its run is in progress);
     /// the caller refuses at once instead of waiting for a training to end.
     pub fn try_writer(&self, model: &str) -> Result<Option<ModelWriter>> {
+        if let Some(r) = &self.remote {
+            let rel = format!("models/{model}/writer.lease");
+            return Ok(Lease::take(r, &rel, Take::Free)?.map(|l| ModelWriter {
+                _lock: Hold::Lease(l),
+            }));
+        }
         let dir = self.model_dir(model);
         // A model folder without `versions/` is not a model (see `exists`): the lock alone
         // creates nothing visible.
@@ -309,7 +586,9 @@ impl Registry {
         let path = dir.join(".writer.lock");
         let f = lock_file(&path)?;
         match f.try_lock() {
-            Ok(()) => Ok(Some(ModelWriter { _lock: f })),
+            Ok(()) => Ok(Some(ModelWriter {
+                _lock: Hold::File(f),
+            })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(e)) => {
                 Err(Error::storage(format!("locking {}", path.display()), e))
@@ -335,30 +614,69 @@ fn lock_file(path: &Path) -> Result<File> {
         .ctx(|| format!("opening {}", path.display()))
 }
 
+/// A lock: a locked file on a local home, a lease on object storage. Released when dropped
+/// (or when the process dies: the file's lock at once, the lease when it expires).
+enum Hold {
+    File(#[allow(dead_code)] File),
+    Lease(Lease),
+}
+
 /// The right to change a model (see [`Registry::try_writer`]); released when dropped or when
 /// the process dies.
 pub struct ModelWriter {
-    _lock: File,
+    _lock: Hold,
 }
 
 /// The process's handle on the version it is making. Dropping it (or dying) releases the lock.
 pub struct VersionRun {
     pub model: String,
     pub version: u32,
+    /// The version's folder; on object storage, its local staging folder, uploaded whole
+    /// before the pointer moves.
     pub dir: PathBuf,
     registry: Registry,
-    _lock: File,
+    _lock: Hold,
 }
 
 impl VersionRun {
     pub fn set_status(&self, status: Status, message: &str) -> Result<()> {
         tracing::info!(model = %self.model, version = self.version, %status, "{message}");
-        status::append(&self.dir.join("status.jsonl"), status, message)
+        let Some(r) = &self.registry.remote else {
+            return status::append(&self.dir.join("status.jsonl"), status, message);
+        };
+        self.check_lease()?;
+        let rel = format!("{}/status.jsonl", version_rel(&self.model, self.version));
+        // A reader that found the lease expired recorded the run as interrupted: it stays so.
+        let appended = append_remote_log(r, &rel, status, message, |last| {
+            last.is_none_or(|e| e.status != Status::Error || !e.message.starts_with("interrupted"))
+        })?;
+        if appended {
+            Ok(())
+        } else {
+            Err(self.lease_lost())
+        }
     }
 
-    /// The folder of another version of the same model.
-    pub fn sibling_dir(&self, version: u32) -> PathBuf {
-        self.registry.version_dir(&self.model, version)
+    fn check_lease(&self) -> Result<()> {
+        match &self._lock {
+            Hold::Lease(l) if l.lost() => Err(self.lease_lost()),
+            _ => Ok(()),
+        }
+    }
+
+    fn lease_lost(&self) -> Error {
+        Error::storage(
+            format!("version {} of `{}`", self.version, self.model),
+            std::io::Error::other(
+                "its run lease expired unrenewed (the object store was unreachable for longer \
+                 than FEED_LEASE_SECONDS) and it was recorded as interrupted; run the command again",
+            ),
+        )
+    }
+
+    /// The folder of another version of the same model, with its files present locally.
+    pub fn sibling_dir(&self, version: u32) -> Result<PathBuf> {
+        self.registry.materialize(&self.model, version)
     }
 
     /// A line in the log without a change of status.
@@ -377,6 +695,9 @@ impl VersionRun {
     /// pointer back to an older version than the one it names; then the version ends INACTIVE.
     /// Returns the status the version ended in.
     pub fn promote(&self) -> Result<Status> {
+        if let Some(r) = &self.registry.remote {
+            return self.promote_remote(r);
+        }
         store::fsync_dir(&self.dir)?;
         let _guard = self.registry.lock_model(&self.model)?;
         if let Some(current) = self.registry.active_version(&self.model)? {
@@ -399,6 +720,52 @@ impl VersionRun {
         )?;
         self.set_status(Status::Active, "serving")?;
         Ok(Status::Active)
+    }
+
+    /// [`Self::promote`] on object storage: the staged version is uploaded whole, then the
+    /// pointer moves by a conditional write (read, check, write if unchanged; again on a lost
+    /// race), so that it never names a partial version and two writers cannot both move it.
+    fn promote_remote(&self, r: &Remote) -> Result<Status> {
+        let rel = version_rel(&self.model, self.version);
+        r.upload(&self.dir, &rel, &remote::LIVE_FILES)?;
+        loop {
+            self.check_lease()?;
+            let current = self.registry.remote_pointer(r, &self.model)?;
+            if let Some((p, _)) = &current {
+                if p.version > self.version {
+                    self.set_status(
+                        Status::Inactive,
+                        &format!("version {} became active first", p.version),
+                    )?;
+                    return Ok(Status::Inactive);
+                }
+            }
+            let pointer = Pointer {
+                version: self.version,
+                since: Utc::now(),
+            };
+            let bytes = serde_json::to_vec(&pointer).expect("pointer serialises");
+            let expect = match &current {
+                Some((_, tag)) => Expect::Tag(tag),
+                None => Expect::Absent,
+            };
+            if r.put(&format!("models/{}/ACTIVE", self.model), bytes, expect)?
+                .is_ok()
+            {
+                break;
+            }
+        }
+        self.set_status(Status::Active, "serving")?;
+        Ok(Status::Active)
+    }
+}
+
+impl Drop for VersionRun {
+    fn drop(&mut self) {
+        // A staged version lives on in the home; the staging copy goes.
+        if self.registry.is_remote() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -467,5 +834,70 @@ mod tests {
         drop((run3, run4));
         reg.delete("m").unwrap();
         assert!(!reg.exists("m"));
+    }
+
+    /// The same life on object storage (in memory): leases for locks, conditional writes for
+    /// the log and the pointer.
+    #[test]
+    fn on_object_storage_leases_and_conditional_writes_keep_the_invariants() {
+        let cache = tempfile::tempdir().unwrap();
+        let remote = Remote::in_memory(cache.path(), std::time::Duration::from_secs(1));
+        let reg = Registry {
+            home: cache.path().to_path_buf(),
+            remote: Some(Arc::new(remote)),
+        };
+        assert!(reg.models().unwrap().is_empty());
+        let run = reg.begin("m", "x", "create").unwrap();
+        std::fs::write(run.dir.join("weights.bin"), b"w1").unwrap();
+        assert_eq!(reg.models().unwrap(), vec!["m".to_string()]);
+        assert_eq!(reg.version("m", None).unwrap().status, Status::Scheduling);
+        // One writer at a time.
+        let writer = reg.try_writer("m").unwrap().expect("free");
+        assert!(reg.try_writer("m").unwrap().is_none());
+        run.set_status(Status::Training, "go").unwrap();
+        // Renewed while held: still running well past the lease's life.
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        assert_eq!(reg.version("m", Some(1)).unwrap().status, Status::Training);
+        assert_eq!(run.promote().unwrap(), Status::Active);
+        drop(run);
+        drop(writer);
+        assert_eq!(reg.active_version("m").unwrap(), Some(1));
+        // The version is whole in the home, and a reader caches it whole.
+        let dir = reg.materialize("m", 1).unwrap();
+        assert_eq!(std::fs::read(dir.join("weights.bin")).unwrap(), b"w1");
+        assert!(!dir.join("status.jsonl").exists());
+
+        // Two runs started together get different numbers; the older one finishing last does
+        // not move the pointer back.
+        let run2 = reg.begin("m", "x", "update").unwrap();
+        let run3 = reg.begin("m", "x", "update").unwrap();
+        assert_eq!((run2.version, run3.version), (2, 3));
+        assert_eq!(run3.promote().unwrap(), Status::Active);
+        assert_eq!(run2.promote().unwrap(), Status::Inactive);
+        assert_eq!(reg.active_version("m").unwrap(), Some(3));
+        drop((run2, run3));
+
+        // A run whose process stops renewing: ERROR once its lease expires, recorded once, and
+        // the run cannot write after that.
+        let run4 = reg.begin("m", "x", "update").unwrap();
+        run4.set_status(Status::Training, "go").unwrap();
+        let Hold::Lease(lease) = &run4._lock else {
+            panic!("a lease on object storage")
+        };
+        lease.stop_renewing_for_tests();
+        std::thread::sleep(std::time::Duration::from_millis(1300));
+        let v4 = reg.version("m", Some(4)).unwrap();
+        assert_eq!(v4.status, Status::Error);
+        assert!(v4.message.contains("interrupted"), "{}", v4.message);
+        let again = reg.version("m", Some(4)).unwrap();
+        assert_eq!(again.log.len(), v4.log.len(), "recorded once");
+        assert!(run4.set_status(Status::Deploying, "late").is_err());
+        assert_eq!(reg.active_version("m").unwrap(), Some(3));
+        assert_eq!(reg.version("m", Some(3)).unwrap().status, Status::Active);
+        drop(run4);
+
+        reg.delete("m").unwrap();
+        assert!(!reg.exists("m"));
+        assert!(reg.models().unwrap().is_empty());
     }
 }

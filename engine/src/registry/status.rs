@@ -59,13 +59,7 @@ pub struct LogEntry {
 /// Appends one entry as one JSON line, durably: `view-model` in another terminal sees it, and
 /// it survives a crash of the writer.
 pub fn append(path: &Path, status: Status, message: &str) -> Result<()> {
-    let entry = LogEntry {
-        ts: Utc::now(),
-        status,
-        message: message.to_string(),
-    };
-    let mut line = serde_json::to_string(&entry).expect("log entry serialises");
-    line.push('\n');
+    let line = line(status, message);
     let ctx = || format!("appending to {}", path.display());
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -88,8 +82,24 @@ pub fn read(path: &Path) -> Result<Vec<LogEntry>> {
             ))
         }
     };
-    Ok(text
-        .lines()
+    Ok(parse(&text))
+}
+
+/// One entry as one JSON line, stamped now.
+pub fn line(status: Status, message: &str) -> String {
+    let entry = LogEntry {
+        ts: Utc::now(),
+        status,
+        message: message.to_string(),
+    };
+    let mut line = serde_json::to_string(&entry).expect("log entry serialises");
+    line.push('\n');
+    line
+}
+
+/// The entries of a log's text; a torn last line is ignored.
+pub fn parse(text: &str) -> Vec<LogEntry> {
+    text.lines()
         .filter_map(|l| serde_json::from_str(l).ok())
-        .collect())
+        .collect()
 }

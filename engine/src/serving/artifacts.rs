@@ -264,7 +264,7 @@ fn build_indexes(
     config: &IndexConfig,
     with_vectors: &[(&str, crate::policy::Vectors<'_>)],
 ) -> Result<BTreeMap<String, IndexInfo>> {
-    pause_for_tests("index");
+    crate::util::pause_for_tests("index");
     let mut out = BTreeMap::new();
     for (policy, v) in with_vectors {
         let start = std::time::Instant::now();
@@ -291,18 +291,6 @@ fn build_indexes(
         out.insert(policy.to_string(), info);
     }
     Ok(out)
-}
-
-/// Fault injection for the tests of interrupted runs: with `FEED_PAUSE_AT=<point>` the run
-/// sleeps at that point (here, `index`: DEPLOYING, vectors written, index not yet), after
-/// creating the file `FEED_PAUSE_MARKER` names, so that a test can kill it exactly there.
-fn pause_for_tests(point: &str) {
-    if std::env::var("FEED_PAUSE_AT").is_ok_and(|p| p == point) {
-        if let Ok(marker) = std::env::var("FEED_PAUSE_MARKER") {
-            let _ = std::fs::write(marker, point);
-        }
-        std::thread::sleep(std::time::Duration::from_secs(120));
-    }
 }
 
 fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {

@@ -76,7 +76,7 @@ impl Snapshot {
         let version = registry
             .active_version(model)?
             .ok_or_else(|| registry.no_active_version(model))?;
-        Self::load(&registry.version_dir(model, version))
+        Self::load(&registry.materialize(model, version)?)
     }
 
     /// Loads a deployed version from its folder.
