@@ -62,6 +62,7 @@ enum Command {
     Items(commands::items::ItemsArgs),
     Schema(commands::schema::SchemaArgs),
     Synth(commands::synth::SynthArgs),
+    Cluster(commands::cluster::ClusterArgs),
 }
 
 /// mimalloc keeps freed pages for reuse: neural training allocates and frees buffers of hundreds
@@ -113,6 +114,7 @@ fn main() -> ExitCode {
             Command::BenchEvents(a) => commands::bench_events::run(a),
             Command::Events(a) => commands::events::run(&home, a),
             Command::Items(a) => commands::items::run(&home, a),
+            Command::Cluster(a) => commands::cluster::run(a).await,
             Command::Schema(a) => commands::schema::run(a),
             Command::Synth(a) => commands::synth::run(a),
         }

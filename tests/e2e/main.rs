@@ -5,6 +5,7 @@ mod support;
 
 mod bad_inputs;
 mod cli_flow;
+mod cluster;
 mod config_errors;
 mod databases;
 mod home_on_s3;

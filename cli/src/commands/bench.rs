@@ -56,6 +56,7 @@ pub async fn run(roots: &[PathBuf], args: BenchArgs) -> anyhow::Result<()> {
     };
 
     let t = Instant::now();
+    let fetch_meter = feed_engine::util::memory::PeakMeter::start();
     let plan = fetch::plan(&config).await?;
     let ds = dataset::build(
         plan,
@@ -65,12 +66,14 @@ pub async fn run(roots: &[PathBuf], args: BenchArgs) -> anyhow::Result<()> {
     )
     .await?;
     let fetch_s = t.elapsed().as_secs_f64();
+    let fetch_peak = fetch_meter.finish();
     let (users, items, events) = (ds.n_users(), ds.n_items(), ds.n_events());
     drop(ds);
 
     let home = tempfile::tempdir()?;
     let registry = Registry::open(home.path())?;
     let t = Instant::now();
+    let create_meter = feed_engine::util::memory::PeakMeter::start();
     let outcome = lifecycle::run(
         &registry,
         config.clone(),
@@ -83,8 +86,17 @@ pub async fn run(roots: &[PathBuf], args: BenchArgs) -> anyhow::Result<()> {
     )
     .await?;
     let create_s = t.elapsed().as_secs_f64();
+    let create_peak = create_meter.finish();
+    let version_bytes = folder_bytes(&registry.version_dir(&config.name, 1));
 
-    let (load_s, latencies, fallback_latencies, (query_runs, baseline_runs), indexes, overlay) = {
+    let (
+        (load_s, loaded),
+        latencies,
+        fallback_latencies,
+        (query_runs, baseline_runs),
+        indexes,
+        overlay,
+    ) = {
         let registry = registry.clone();
         let name = config.name.clone();
         let (requests, limit, live_users) = (args.requests, args.limit, args.live_users);
@@ -92,8 +104,15 @@ pub async fn run(roots: &[PathBuf], args: BenchArgs) -> anyhow::Result<()> {
         let baseline = args.baseline.clone();
         tokio::task::spawn_blocking(move || -> feed_engine::Result<_> {
             let t = Instant::now();
+            let before = feed_engine::util::memory::resident();
             let snapshot = Snapshot::load_active(&registry, &name)?;
             let load_s = t.elapsed().as_secs_f64();
+            // Mapped files count once touched: measured again after the requests below.
+            let loaded = || {
+                feed_engine::util::memory::resident()
+                    .zip(before)
+                    .map(|(a, b)| a.saturating_sub(b))
+            };
             let ids = snapshot.user_ids();
             let mut state = 0x2545_F491_4F6C_DD1Du64;
             let mut lat = Vec::with_capacity(requests);
@@ -173,7 +192,7 @@ pub async fn run(roots: &[PathBuf], args: BenchArgs) -> anyhow::Result<()> {
                 _ => None,
             };
             Ok((
-                load_s,
+                (load_s, loaded()),
                 lat,
                 fb,
                 (runs, baseline_ms),
@@ -307,6 +326,8 @@ pub async fn run(roots: &[PathBuf], args: BenchArgs) -> anyhow::Result<()> {
         let json = serde_json::json!({
             "file": args.file, "profile": profile, "users": users, "items": items, "events": events,
             "fetch_dataset_s": fetch_s, "create_model_s": create_s, "snapshot_load_s": load_s,
+            "fetch_dataset_peak_bytes": fetch_peak, "create_model_peak_bytes": create_peak,
+            "version_bytes": version_bytes, "snapshot_resident_bytes": loaded,
             "train_s": outcome.report.policies.iter().map(|(k, v)| (k.clone(), v.train_seconds)).collect::<std::collections::BTreeMap<_, _>>(),
             "reference_train_s": outcome.report.reference.train_seconds,
             "rank_ms": {"p50": p50, "p99": p99, "mean": mean, "requests": args.requests, "limit": args.limit},
@@ -318,6 +339,19 @@ pub async fn run(roots: &[PathBuf], args: BenchArgs) -> anyhow::Result<()> {
         std::fs::write(out, serde_json::to_string_pretty(&json)?)?;
     }
     Ok(())
+}
+
+/// The bytes of the files under `dir`.
+fn folder_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => folder_bytes(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
 }
 
 /// The live overlay's cost on a query: p50 with and without it, for users who have live

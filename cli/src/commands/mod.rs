@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bench_events;
 pub mod bench_vectors;
+pub mod cluster;
 pub mod create;
 pub mod delete;
 pub mod events;

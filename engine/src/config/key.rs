@@ -28,9 +28,12 @@ impl ModelConfig {
             "data_dir": dir,
             "connectors": self.connectors.iter().map(chosen).collect::<Vec<_>>(),
             // The SQL, not its limits: a larger budget trains the same models.
+            // Nor where it runs: every engine gives the same rows in the same order.
             "fetch": chosen::<RawFetch>(&RawFetch {
                 memory_limit: None,
                 timeout_seconds: None,
+                engine: None,
+                scheduler: None,
                 ..self.fetch.clone()
             }),
             "policies": self.policies.iter().map(chosen::<PolicyConfig>).collect::<Vec<_>>(),

@@ -114,6 +114,25 @@ pub struct RawFetch {
     /// The longest the fetch may run, in seconds (default 3600).
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
+    /// Where the fetch SQL runs: `local` (this process, the default) or `ballista` (the
+    /// Apache Ballista cluster whose scheduler `scheduler` names). Both give the same rows in the
+    /// same order, so the same dataset.
+    #[serde(default)]
+    pub engine: Option<FetchEngine>,
+    /// The Ballista scheduler, `df://host:port` (with `engine: ballista`); `${NAME}` reads it
+    /// from the environment. Its executors read the `type: file` connectors' paths themselves.
+    #[serde(default)]
+    pub scheduler: Option<String>,
+}
+
+/// Where the fetch SQL runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FetchEngine {
+    /// In this process, reading file partitions in parallel.
+    Local,
+    /// On an Apache Ballista cluster.
+    Ballista,
 }
 
 /// One policy; `type` picks the algorithm.

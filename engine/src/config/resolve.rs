@@ -26,6 +26,9 @@ pub struct ModelConfig {
     pub base_dir: PathBuf,
     /// The fetch's memory and time budget.
     pub fetch_limits: FetchLimits,
+    /// The Ballista scheduler the fetch runs on (`fetch.engine: ballista`), its reference
+    /// expanded; `None` to fetch in this process.
+    pub fetch_cluster: Option<String>,
     /// The most memory a policy's training may be estimated to need (`training.memory_limit`;
     /// by default half of the machine's).
     pub training_memory: u64,
@@ -148,6 +151,62 @@ fn resolve_fetch_limits(cfg: &ModelConfig) -> Result<FetchLimits, ConfigError> {
     Ok(limits)
 }
 
+/// `fetch.engine` and `fetch.scheduler`: the scheduler's URL when the fetch runs on Ballista.
+fn resolve_fetch_cluster(cfg: &ModelConfig) -> Result<Option<String>, ConfigError> {
+    use super::raw::FetchEngine;
+    let engine = cfg.fetch.engine.unwrap_or(FetchEngine::Local);
+    let Some(written) = &cfg.fetch.scheduler else {
+        return match engine {
+            FetchEngine::Local => Ok(None),
+            FetchEngine::Ballista => Err(cfg.error_at(
+                "fetch.engine",
+                "`ballista` needs `fetch.scheduler`, the scheduler's address",
+                Some("add `scheduler: df://host:50050` (or `${BALLISTA_SCHEDULER}`)".into()),
+            )),
+        };
+    };
+    if engine == FetchEngine::Local {
+        return Err(cfg.error_at(
+            "fetch.scheduler",
+            "a scheduler is only used with `engine: ballista`",
+            Some("add `engine: ballista`, or remove `scheduler`".into()),
+        ));
+    }
+    let url = match written.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+        Some(name) => std::env::var(name).map_err(|_| {
+            cfg.error_at(
+                "fetch.scheduler",
+                format!("the environment variable `{name}` is not set"),
+                Some(format!("export {name}=df://host:50050")),
+            )
+        })?,
+        None => written.clone(),
+    };
+    let address = url.strip_prefix("df://").unwrap_or_default();
+    let port_ok = address
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !port_ok {
+        return Err(cfg.error_at(
+            "fetch.scheduler",
+            format!("`{url}` is not a scheduler address"),
+            Some("write df://host:port, e.g. df://127.0.0.1:50050".into()),
+        ));
+    }
+    // The executors open the sources themselves: only files (paths they share, or object
+    // storage) travel in a plan.
+    for (i, c) in cfg.connectors.iter().enumerate() {
+        if !matches!(c, ConnectorConfig::File(_)) {
+            return Err(cfg.error_at(
+                &format!("connectors[{i}].type"),
+                "a Ballista cluster reads only `type: file` connectors (its executors open the files themselves)",
+                Some("fetch from databases with `engine: local`, or export the tables to files the executors can read".into()),
+            ));
+        }
+    }
+    Ok(Some(url))
+}
+
 /// A saved query: its text (parsed and checked), the defaults of its parameters, and where the
 /// text is in the model file (for located errors).
 #[derive(Debug, Clone)]
@@ -268,6 +327,7 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<ModelConfig, Con
         base_dir: base_dir.to_path_buf(),
         data_roots: Vec::new(),
         fetch_limits: FetchLimits::default(),
+        fetch_cluster: None,
         training_memory: crate::util::memory::default_budget(),
         text: text.to_string(),
         connectors: raw.connectors,
@@ -282,6 +342,7 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<ModelConfig, Con
     };
     check(&cfg)?;
     cfg.fetch_limits = resolve_fetch_limits(&cfg)?;
+    cfg.fetch_cluster = resolve_fetch_cluster(&cfg)?;
     if let Some(text) = &cfg.training.memory_limit {
         cfg.training_memory = memory_setting(&cfg, "training.memory_limit", text)?;
     }

@@ -5,6 +5,8 @@
 // Config errors are a cold path that ends the command; boxing them would only add noise.
 #![allow(clippy::result_large_err)]
 
+mod cluster;
+
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::SendableRecordBatchStream;
@@ -57,17 +59,18 @@ impl Fetch {
 /// samples, never the rows; every failure is a located [`ConfigError`].
 #[tracing::instrument(skip_all, fields(model = %cfg.name))]
 pub async fn plan(cfg: &ModelConfig) -> Result<FetchPlan> {
-    // One partition: rows arrive in source order (or the SQL's ORDER BY), which decides the
-    // order of events with equal timestamps, and so the split. Several partitions would
-    // interleave nondeterministically.
+    // Rows must arrive in source order (or the SQL's ORDER BY), which decides the order of
+    // events with equal timestamps, and so the split: see `stream`.
     // The SQL's operators (joins, sorts, aggregations) reserve from a pool of the fetch's
     // memory budget and fail when it is spent, instead of taking the machine's memory.
     let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
         .with_memory_limit(cfg.fetch_limits.memory_bytes as usize, 1.0)
         .build_arc()
         .map_err(|e| Error::Internal(e.strip_backtrace()))?;
-    let ctx =
-        SessionContext::new_with_config_rt(SessionConfig::new().with_target_partitions(1), runtime);
+    let ctx = match &cfg.fetch_cluster {
+        None => SessionContext::new_with_config_rt(session_config(), runtime),
+        Some(url) => cluster_context(cfg, url, runtime).await?,
+    };
     let paths = feed_connectors::DataPaths::new(&cfg.base_dir, &cfg.data_roots);
     for (i, block) in cfg.connectors.iter().enumerate() {
         let connector =
@@ -98,9 +101,189 @@ pub async fn plan(cfg: &ModelConfig) -> Result<FetchPlan> {
     })
 }
 
-/// Starts streaming one planned fetch.
+/// How many partitions of a file a fetch reads at once. Fixed, not the machine's core count,
+/// so that every machine plans the same partitions.
+pub const PARTITIONS: usize = 4;
+
+/// Files smaller than this are read as one partition (DataFusion's default is 10 MiB).
+const PARTITION_MIN_BYTES: usize = 1 << 20;
+
+/// The fetch's session settings: files split into byte ranges read in parallel, and no
+/// operator that merges partitions in arrival order (round-robin or hash repartitioning), so
+/// that a plan either keeps each partition's rows in source order or is read as one partition.
+fn session_config() -> SessionConfig {
+    SessionConfig::new()
+        .with_target_partitions(PARTITIONS)
+        .with_repartition_file_scans(true)
+        .with_repartition_file_min_size(PARTITION_MIN_BYTES)
+        .with_round_robin_repartition(false)
+        .with_repartition_joins(false)
+        .with_repartition_aggregations(false)
+        .with_repartition_windows(false)
+        .with_repartition_sorts(false)
+        // A partition reads its own byte ranges only: stealing a sibling's unopened ranges
+        // would move rows between partitions from run to run.
+        .set_bool(
+            "datafusion.execution.enable_file_stream_work_stealing",
+            false,
+        )
+        // Text as plain Utf8, never Utf8View, as Ballista reads it (Arrow Flight cannot carry
+        // the views' large buffers): a local fetch and a cluster's give the same columns.
+        .set_bool(
+            "datafusion.execution.parquet.schema_force_view_types",
+            false,
+        )
+        .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
+}
+
+/// A session whose plans run on the Ballista cluster at `url`: the tables are registered here
+/// as usual, and the plan travels to the scheduler (DataFusion's protobuf form), whose
+/// executors read the files themselves. The scheduler is asked once here, so that one that does
+/// not answer fails validation at `fetch.scheduler`.
+async fn cluster_context(
+    cfg: &ModelConfig,
+    url: &str,
+    runtime: std::sync::Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+) -> Result<SessionContext> {
+    use ballista::prelude::SessionContextExt;
+    let state = datafusion::execution::SessionStateBuilder::new()
+        .with_config(session_config().with_extension(std::sync::Arc::new(Cluster(url.to_string()))))
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .build();
+    let unreachable = |detail: String| {
+        cfg.error_at(
+            "fetch.scheduler",
+            format!("no Ballista scheduler answers at {url}: {detail}"),
+            Some("start one (`feedctl cluster scheduler`), or check the address".into()),
+        )
+    };
+    let address = url.trim_start_matches("df://").to_string();
+    let reached = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::net::TcpStream::connect(address),
+    )
+    .await;
+    match reached {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(unreachable(e.to_string()).into()),
+        Err(_) => return Err(unreachable("no answer within 5 s".into()).into()),
+    }
+    SessionContext::remote_with_state(url, state)
+        .await
+        .map_err(|e| unreachable(e.strip_backtrace()).into())
+}
+
+/// The Ballista scheduler a session's plans run on: carried in its config, so that `stream`
+/// knows to run them there.
+struct Cluster(String);
+
+/// Starts streaming one planned fetch, in source order.
+///
+/// A plan whose partitions each keep source order (scans split into consecutive byte ranges or
+/// row groups, filters, projections) runs its partitions at once and yields them one after
+/// another, partition 0 first: the rows come in the order one partition would give, at the
+/// speed of several. Partitions ahead of the one being read buffer their batches. A plan that
+/// merges partitions as they arrive (a join's build side, an aggregation) would not be
+/// deterministic, so it is planned again as one partition.
 pub async fn stream(df: DataFrame, which: Fetch) -> Result<SendableRecordBatchStream> {
-    df.execute_stream().await.map_err(|e| read_error(which, e))
+    let (state, logical) = df.into_parts();
+    if let Some(cluster) = state.config().get_extension::<Cluster>() {
+        return cluster::execute(&state, &logical, &cluster.0)
+            .await
+            .map_err(|e| read_error(which, e));
+    }
+    let plan = state
+        .create_physical_plan(&logical)
+        .await
+        .map_err(|e| read_error(which, e))?;
+    let partitions = plan.properties().output_partitioning().partition_count();
+    if partitions > 1 && keeps_partition_order(plan.as_ref()) {
+        let task = state.task_ctx();
+        let openers = (0..partitions)
+            .map(|p| {
+                let opened = plan.execute(p, task.clone());
+                Box::pin(async move { opened }) as Opener
+            })
+            .collect();
+        return Ok(in_order(plan.schema(), openers));
+    }
+    let one = datafusion::execution::SessionStateBuilder::new_from_existing(state.clone())
+        .with_config(state.config().clone().with_target_partitions(1))
+        .build();
+    let plan = one
+        .create_physical_plan(&logical)
+        .await
+        .map_err(|e| read_error(which, e))?;
+    datafusion::physical_plan::execute_stream(plan, one.task_ctx())
+        .map_err(|e| read_error(which, e))
+}
+
+/// Whether no operator of `plan` merges its input partitions in arrival order.
+fn keeps_partition_order(plan: &dyn datafusion::physical_plan::ExecutionPlan) -> bool {
+    const MERGING: [&str; 3] = [
+        "RepartitionExec",
+        "CoalescePartitionsExec",
+        "InterleaveExec",
+    ];
+    !MERGING.contains(&plan.name())
+        && plan
+            .children()
+            .into_iter()
+            .all(|c| keeps_partition_order(c.as_ref()))
+}
+
+/// Opens one partition's stream.
+type Opener = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = datafusion::error::Result<SendableRecordBatchStream>>
+            + Send,
+    >,
+>;
+
+/// Reads every partition at once and yields their batches partition by partition, partition 0
+/// first. Partitions ahead of the one being yielded buffer their batches.
+fn in_order(
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    openers: Vec<Opener>,
+) -> SendableRecordBatchStream {
+    use futures::StreamExt;
+    let receivers: Vec<_> = openers
+        .into_iter()
+        .map(|open| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(async move {
+                let mut stream = match open.await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                while let Some(batch) = stream.next().await {
+                    let failed = batch.is_err();
+                    // A closed receiver means the reader stopped: stop reading too.
+                    if tx.send(batch).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            tokio_stream_of(rx)
+        })
+        .collect();
+    Box::pin(
+        datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+            schema,
+            futures::stream::iter(receivers).flatten(),
+        ),
+    )
+}
+
+/// An unbounded receiver as a stream.
+fn tokio_stream_of<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> futures::stream::BoxStream<'static, T> {
+    Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
 }
 
 /// A failure while reading a fetch's rows: the memory budget spent is the model file's to
@@ -467,6 +650,93 @@ mod tests {
                 assert_eq!((c.path.as_str(), c.line), ("connectors[0].path", Some(3)))
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// A file of several byte ranges is read as several partitions at once, and its rows
+    /// still come in the file's order (which decides the order of equal timestamps); a plan
+    /// that merges partitions (a join's build side) is read as one partition, in order too.
+    #[test]
+    fn partitions_are_read_at_once_and_yielded_in_source_order() {
+        use datafusion::arrow::array::AsArray;
+        use futures::TryStreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        // About 3 MB: four byte ranges. Users and times in no sorted order.
+        let mut csv = String::from("user_id,item_id,timestamp\n");
+        let mut expected = Vec::new();
+        for i in 0..120_000u64 {
+            let user = format!("u{}", (i * 7919) % 1000);
+            csv.push_str(&format!("{user},i{},{}\n", (i * 31) % 5000, 1000 - i % 997));
+            expected.push(user);
+        }
+        std::fs::write(dir.path().join("e.csv"), &csv).unwrap();
+        let items: String = (0..5000).map(|i| format!("i{i},t{i}\n")).collect();
+        std::fs::write(dir.path().join("i.csv"), format!("item_id,title\n{items}")).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        // (SQL, read as several partitions, rows in the file's order)
+        for (sql, parallel, in_file_order) in [
+            ("SELECT user_id, item_id, timestamp FROM events WHERE timestamp > 0", true, true),
+            // A join's build side merges its partitions: one partition.
+            (
+                "SELECT e.user_id, e.item_id, e.timestamp FROM events e JOIN items i ON e.item_id = i.item_id",
+                false,
+                false,
+            ),
+            // Partial aggregates merged as they arrive: read as one partition instead.
+            (
+                "SELECT user_id, item_id, MIN(timestamp) AS timestamp FROM events GROUP BY user_id, item_id",
+                false,
+                false,
+            ),
+        ] {
+            let text = format!(
+                "model: {{name: m}}\nconnectors:\n  - {{id: events, type: file, path: e.csv}}\n  - {{id: items, type: file, path: i.csv}}\nfetch:\n  events: {sql}\npolicies:\n  - {{name: popular, type: popular}}\n"
+            );
+            let cfg = crate::config::parse(&text, "m.yaml", dir.path()).unwrap();
+            let read = || runtime.block_on(async {
+                let planned = plan(&cfg).await.unwrap();
+                let (state, logical) = planned.events.clone().into_parts();
+                let physical = state.create_physical_plan(&logical).await.unwrap();
+                let partitions = physical.properties().output_partitioning().partition_count();
+                assert_eq!(
+                    partitions > 1 && keeps_partition_order(physical.as_ref()),
+                    parallel,
+                    "{sql}: {partitions} partitions"
+                );
+                let batches: Vec<_> = stream(planned.events, Fetch::Events)
+                    .await
+                    .unwrap()
+                    .try_collect()
+                    .await
+                    .unwrap();
+                batches
+                    .iter()
+                    .flat_map(|b| {
+                        let column = datafusion::arrow::compute::cast(
+                            b.column(0),
+                            &DataType::Utf8,
+                        )
+                        .unwrap();
+                        column
+                            .as_string::<i32>()
+                            .iter()
+                            .map(|v| v.unwrap().to_string())
+                            .collect::<Vec<_>>()
+                    })
+                    .collect::<Vec<String>>()
+            });
+            let users = read();
+            if in_file_order {
+                assert_eq!(users.len(), expected.len(), "{sql}");
+                let first = users.iter().zip(&expected).position(|(a, b)| a != b);
+                assert!(users == expected, "{sql}: rows out of the file's order from row {first:?}");
+            } else {
+                assert!(users == read(), "{sql}: two reads differ");
+            }
         }
     }
 
