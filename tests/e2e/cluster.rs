@@ -228,5 +228,16 @@ fn a_fetch_on_a_ballista_cluster_builds_the_dataset_of_a_local_fetch() {
         &["validate", "--file", database.to_str().unwrap()],
         &["connectors[0].type", "reads only `type: file` connectors"],
     );
+    let bucket = ws.write(
+        "bucket.yaml",
+        &on_cluster("m", &format!("df://{address}")).replace(
+            "path: data/ratings.csv",
+            "path: 's3://feed-data/ml-100k/ratings.csv'",
+        ),
+    );
+    ws.refused(
+        &["validate", "--file", bucket.to_str().unwrap()],
+        &["connectors[0].path", "not read on a Ballista cluster"],
+    );
     assert_eq!(ws.view_json("local")["active_version"], 1);
 }

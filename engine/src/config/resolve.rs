@@ -196,6 +196,15 @@ fn resolve_fetch_cluster(cfg: &ModelConfig) -> Result<Option<String>, ConfigErro
     // The executors open the sources themselves: only files (paths they share, or object
     // storage) travel in a plan.
     for (i, c) in cfg.connectors.iter().enumerate() {
+        if let ConnectorConfig::File(f) = c {
+            if feed_connectors::StorageRoot::is_url(&f.path) {
+                return Err(cfg.error_at(
+                    &format!("connectors[{i}].path"),
+                    "object storage is not read on a Ballista cluster yet (its executors would need the bucket's credentials)",
+                    Some("use a folder every executor mounts, or `engine: local`".into()),
+                ));
+            }
+        }
         if !matches!(c, ConnectorConfig::File(_)) {
             return Err(cfg.error_at(
                 &format!("connectors[{i}].type"),
