@@ -174,6 +174,30 @@ fn a_fetch_on_a_ballista_cluster_builds_the_dataset_of_a_local_fetch() {
         comparable_metrics(&ws.view_json("cluster")),
         comparable_metrics(&ws.view_json("local"))
     );
+    // A join merges partitions: it runs as one task on the cluster, and one partition here,
+    // with the same result.
+    let join = |text: String| {
+        text.replace(
+            "SELECT user_id, item_id, timestamp FROM ratings",
+            "SELECT r.user_id, r.item_id, r.timestamp FROM ratings r JOIN items i ON r.item_id = i.item_id WHERE i.year > 1960",
+        )
+    };
+    let local_join = ws.write("local_join.yaml", &join(model_yaml("local_join", 3, 8)));
+    let cluster_join = ws.write(
+        "cluster_join.yaml",
+        &join(on_cluster("cluster_join", &format!("df://{address}"))),
+    );
+    ws.ok(&["create-model", "--file", local_join.to_str().unwrap()]);
+    ws.ok(&["create-model", "--file", cluster_join.to_str().unwrap()]);
+    let (a, b) = (
+        files(&dataset("local_join")),
+        files(&dataset("cluster_join")),
+    );
+    assert_eq!(a.len(), b.len());
+    for ((name, bytes_a), (_, bytes_b)) in a.iter().zip(&b) {
+        assert!(bytes_a == bytes_b, "joined dataset/{name} differs");
+    }
+
     // The executors ran the job: their work folders hold its stage outputs.
     let worked = (0..2)
         .filter(|k| {

@@ -5,7 +5,8 @@
 //! events with equal timestamps, and so the dataset. So the job is submitted here with the same
 //! messages that client sends (the logical plan in DataFusion's protobuf form, the session's
 //! settings), and its result partitions are read in partition order: all at once, yielded one
-//! after another, as a local fetch yields a file's byte ranges.
+//! after another, as a local fetch yields a file's byte ranges. A plan that would merge
+//! partitions in arrival order on the cluster runs as one task instead.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,14 +59,20 @@ async fn run_job(
     LogicalPlanNode::try_from_logical_plan(plan, codec.as_ref())
         .and_then(|node| node.try_encode(&mut buf))
         .map_err(|e| failed("encoding the fetch for the cluster", e))?;
+    // A plan that merges partitions (a join's build side, an aggregation, a sort across
+    // partitions) would read the shuffled stage outputs in arrival order: it runs as one task.
+    let one_task = merges_partitions(plan);
     let settings = state
         .config()
         .options()
         .entries()
         .into_iter()
         .map(|entry| KeyValuePair {
+            value: match entry.key.as_str() {
+                "datafusion.execution.target_partitions" if one_task => Some("1".into()),
+                _ => entry.value,
+            },
             key: entry.key,
-            value: entry.value,
         })
         .collect();
     let channel = ballista_core::utils::create_grpc_client_endpoint(url.to_string(), None)
@@ -119,6 +126,32 @@ async fn run_job(
             _ => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
+}
+
+/// Whether `plan` (its subqueries included) holds an operator whose distributed form reads
+/// other tasks' outputs in the order they arrive.
+fn merges_partitions(plan: &LogicalPlan) -> bool {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let mut merges = false;
+    let walked = plan.apply_with_subqueries(|node| {
+        merges = matches!(
+            node,
+            LogicalPlan::Join(_)
+                | LogicalPlan::Aggregate(_)
+                | LogicalPlan::Window(_)
+                | LogicalPlan::Distinct(_)
+                | LogicalPlan::Sort(_)
+                | LogicalPlan::Repartition(_)
+                | LogicalPlan::RecursiveQuery(_)
+                | LogicalPlan::Limit(_)
+        );
+        Ok(if merges {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    merges || walked.is_err()
 }
 
 /// Opens one result partition on the executor that holds it.

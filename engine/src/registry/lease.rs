@@ -121,9 +121,12 @@ impl Lease {
             std::thread::Builder::new()
                 .name("feed-lease".into())
                 .spawn(move || shared.renew_until_stopped())
-                .ok()
+                .map_err(|e| crate::Error::storage(format!("starting the renewal of {rel}"), e))?
         };
-        Ok(Some(Self { shared, renewer }))
+        Ok(Some(Self {
+            shared,
+            renewer: Some(renewer),
+        }))
     }
 
     /// Stops renewing, as a process that died would (the unit tests' stand-in for SIGKILL).
@@ -167,9 +170,20 @@ impl Shared {
             match self.remote.put(&self.rel, bytes, Expect::Tag(&state.etag)) {
                 Ok(Ok(etag)) => state.etag = etag,
                 Ok(Err(_)) => {
-                    tracing::error!(lease = %self.rel, "lost the lease: another process took it after it expired");
-                    state.lost = true;
-                    return;
+                    // A renewal whose answer was lost may have landed: if the lease still names
+                    // this holder, carry on with its tag.
+                    let ours = self.remote.get(&self.rel).ok().flatten().and_then(|r| {
+                        let record = serde_json::from_slice::<Record>(&r.bytes).ok()?;
+                        (record.holder == self.holder && !record.released).then_some(r.etag)
+                    });
+                    match ours {
+                        Some(etag) => state.etag = etag,
+                        None => {
+                            tracing::error!(lease = %self.rel, "lost the lease: another process took it after it expired");
+                            state.lost = true;
+                            return;
+                        }
+                    }
                 }
                 // Tried again at the next tick; two misses still leave a third of its life.
                 Err(e) => tracing::warn!(lease = %self.rel, "renewing the lease: {e}"),

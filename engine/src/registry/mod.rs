@@ -351,9 +351,12 @@ impl Registry {
             append_remote_log(r, &log_rel, Status::Error, &reason, |last| {
                 last.is_none_or(|e| e.status.is_running())
             })?;
+            // What the log says now: this reader's line, another's, or the run's own end.
             log = read_remote_log(r, &log_rel)?;
-            status = Status::Error;
-            message = reason;
+            if let Some(last) = log.last() {
+                status = last.status;
+                message = last.message.clone();
+            }
         }
         Ok(info(
             model,
@@ -409,6 +412,11 @@ impl Registry {
         run.set_status(Status::Scheduling, message)?;
         Ok(run)
     }
+}
+
+/// Whether a log entry is a reader's record that the run's process stopped.
+fn interrupted(e: &LogEntry) -> bool {
+    e.status == Status::Error && e.message.starts_with("interrupted")
 }
 
 /// A version's folder relative to the home.
@@ -550,7 +558,7 @@ impl Registry {
             // The pointer first: from then on no server loads the model, and a reader finds
             // its versions gone or going.
             let rel = format!("models/{model}");
-            r.delete_under(&format!("{rel}/ACTIVE"))?;
+            r.delete(&format!("{rel}/ACTIVE"))?;
             r.delete_under(&format!("{rel}/versions"))?;
             let cached = self.model_dir(model);
             if cached.exists() {
@@ -648,7 +656,7 @@ impl VersionRun {
         let rel = format!("{}/status.jsonl", version_rel(&self.model, self.version));
         // A reader that found the lease expired recorded the run as interrupted: it stays so.
         let appended = append_remote_log(r, &rel, status, message, |last| {
-            last.is_none_or(|e| e.status != Status::Error || !e.message.starts_with("interrupted"))
+            !last.is_some_and(interrupted)
         })?;
         if appended {
             Ok(())
@@ -728,8 +736,19 @@ impl VersionRun {
     fn promote_remote(&self, r: &Remote) -> Result<Status> {
         let rel = version_rel(&self.model, self.version);
         r.upload(&self.dir, &rel, &remote::LIVE_FILES)?;
+        let log_rel = format!("{rel}/status.jsonl");
         loop {
             self.check_lease()?;
+            // A reader that found the lease expired may have recorded the run as interrupted:
+            // then the pointer stays. (Object storage writes one object at a time, so a reader
+            // recording it between this read and the pointer's write is not excluded; the lease
+            // renewed every third of its life makes that a run stalled for two renewals.)
+            if read_remote_log(r, &log_rel)?
+                .last()
+                .is_some_and(interrupted)
+            {
+                return Err(self.lease_lost());
+            }
             let current = self.registry.remote_pointer(r, &self.model)?;
             if let Some((p, _)) = &current {
                 if p.version > self.version {
@@ -841,7 +860,8 @@ mod tests {
     #[test]
     fn on_object_storage_leases_and_conditional_writes_keep_the_invariants() {
         let cache = tempfile::tempdir().unwrap();
-        let remote = Remote::in_memory(cache.path(), std::time::Duration::from_secs(1));
+        // Renewed every second: a loaded machine may delay a renewal by a second and still hold it.
+        let remote = Remote::in_memory(cache.path(), std::time::Duration::from_secs(3));
         let reg = Registry {
             home: cache.path().to_path_buf(),
             remote: Some(Arc::new(remote)),
@@ -849,6 +869,10 @@ mod tests {
         assert!(reg.models().unwrap().is_empty());
         let run = reg.begin("m", "x", "create").unwrap();
         std::fs::write(run.dir.join("weights.bin"), b"w1").unwrap();
+        // Above the threshold for a multipart upload.
+        let large: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
+        std::fs::create_dir_all(run.dir.join("policies")).unwrap();
+        std::fs::write(run.dir.join("policies/large.f32"), &large).unwrap();
         assert_eq!(reg.models().unwrap(), vec!["m".to_string()]);
         assert_eq!(reg.version("m", None).unwrap().status, Status::Scheduling);
         // One writer at a time.
@@ -856,7 +880,7 @@ mod tests {
         assert!(reg.try_writer("m").unwrap().is_none());
         run.set_status(Status::Training, "go").unwrap();
         // Renewed while held: still running well past the lease's life.
-        std::thread::sleep(std::time::Duration::from_millis(1500));
+        std::thread::sleep(std::time::Duration::from_millis(4000));
         assert_eq!(reg.version("m", Some(1)).unwrap().status, Status::Training);
         assert_eq!(run.promote().unwrap(), Status::Active);
         drop(run);
@@ -865,6 +889,7 @@ mod tests {
         // The version is whole in the home, and a reader caches it whole.
         let dir = reg.materialize("m", 1).unwrap();
         assert_eq!(std::fs::read(dir.join("weights.bin")).unwrap(), b"w1");
+        assert!(std::fs::read(dir.join("policies/large.f32")).unwrap() == large);
         assert!(!dir.join("status.jsonl").exists());
 
         // Two runs started together get different numbers; the older one finishing last does
@@ -885,7 +910,7 @@ mod tests {
             panic!("a lease on object storage")
         };
         lease.stop_renewing_for_tests();
-        std::thread::sleep(std::time::Duration::from_millis(1300));
+        std::thread::sleep(std::time::Duration::from_millis(3300));
         let v4 = reg.version("m", Some(4)).unwrap();
         assert_eq!(v4.status, Status::Error);
         assert!(v4.message.contains("interrupted"), "{}", v4.message);
@@ -899,5 +924,16 @@ mod tests {
         reg.delete("m").unwrap();
         assert!(!reg.exists("m"));
         assert!(reg.models().unwrap().is_empty());
+        assert_eq!(reg.active_version("m").unwrap(), None);
+        // The name is free again, and its version 1 is the new one, not a cached copy.
+        let again = reg.begin("m", "y", "create").unwrap();
+        std::fs::write(again.dir.join("weights.bin"), b"w2").unwrap();
+        std::fs::write(again.dir.join("manifest.json"), b"{}").unwrap();
+        assert_eq!(
+            (again.version, again.promote().unwrap()),
+            (1, Status::Active)
+        );
+        let dir = reg.materialize("m", 1).unwrap();
+        assert_eq!(std::fs::read(dir.join("weights.bin")).unwrap(), b"w2");
     }
 }

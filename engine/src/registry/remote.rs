@@ -107,8 +107,10 @@ impl Remote {
         let lease_ttl = std::env::var("FEED_LEASE_SECONDS")
             .ok()
             .and_then(|s| s.parse::<f64>().ok())
-            .filter(|s| *s >= 1.0)
-            .map_or(Duration::from_secs(LEASE_SECONDS), Duration::from_secs_f64);
+            .filter(|s| s.is_finite())
+            .map_or(Duration::from_secs(LEASE_SECONDS), |s| {
+                Duration::from_secs_f64(s.clamp(1.0, 86_400.0))
+            });
         Ok(Self {
             store: root.store(),
             url: root.url().to_string(),
@@ -228,6 +230,16 @@ impl Remote {
             .collect())
     }
 
+    /// The tag of the object at `rel`, if there is one.
+    fn tag(&self, rel: &str) -> Result<Option<String>> {
+        let (store, key) = (self.store.clone(), self.key(rel));
+        match block(async move { store.head(&key).await }) {
+            Ok(meta) => Ok(Some(meta.e_tag.unwrap_or_default())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error("reading", rel, &e)),
+        }
+    }
+
     /// Whether any object lies under `rel`.
     pub(super) fn any_under(&self, rel: &str) -> Result<bool> {
         let (store, key) = (self.store.clone(), self.key(rel));
@@ -256,6 +268,15 @@ impl Remote {
             .collect())
     }
 
+    /// Deletes the object at `rel` (absent is fine).
+    pub(super) fn delete(&self, rel: &str) -> Result<()> {
+        let (store, key) = (self.store.clone(), self.key(rel));
+        match block(async move { store.delete(&key).await }) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error("deleting", rel, &e)),
+        }
+    }
+
     /// Deletes every object under `rel`.
     pub(super) fn delete_under(&self, rel: &str) -> Result<()> {
         let (store, key) = (self.store.clone(), self.key(rel));
@@ -271,12 +292,25 @@ impl Remote {
     }
 
     /// Uploads the files under the local folder `from` to `rel` (the same relative paths),
-    /// leaving out the names in `skip`; eight at a time.
+    /// leaving out the names in `skip`: small files eight at a time in one request each, large
+    /// ones (vectors of a big catalog) in parts, streamed from the disk.
     pub(super) fn upload(&self, from: &Path, rel: &str, skip: &[&str]) -> Result<()> {
         let mut files = Vec::new();
         walk(from, from, &mut files)?;
         files.retain(|f| !skip.contains(&f.as_str()));
         files.sort();
+        let size = |f: &String| std::fs::metadata(from.join(f)).map_or(0, |m| m.len());
+        let (large, files): (Vec<String>, Vec<String>) =
+            files.into_iter().partition(|f| size(f) > LARGE_FILE);
+        for f in large {
+            let (store, key, path) = (
+                self.store.clone(),
+                self.key(&format!("{rel}/{f}")),
+                from.join(&f),
+            );
+            block(async move { upload_in_parts(store, key, &path).await })
+                .map_err(|e| self.error("uploading", &format!("{rel}/{f}"), &e))?;
+        }
         let mut first = true;
         for chunk in files.chunks(8) {
             let jobs: Vec<_> = chunk
@@ -328,7 +362,7 @@ impl Remote {
                     let store = store.clone();
                     async move {
                         let got = match store.get(&key).await {
-                            Ok(r) => r.bytes().await,
+                            Ok(r) => Ok(r.into_stream()),
                             Err(e) => Err(e),
                         };
                         (f, got)
@@ -337,15 +371,31 @@ impl Remote {
                 .await
             });
             for (f, got) in results {
-                let bytes =
-                    got.map_err(|e| self.error("downloading", &format!("{rel}/{f}"), &e))?;
+                let fail =
+                    |e: &object_store::Error| self.error("downloading", &format!("{rel}/{f}"), e);
+                let mut chunks = got.map_err(|e| fail(&e))?;
                 let path = to.join(&f);
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent)
                         .map_err(|e| Error::storage(format!("creating {}", parent.display()), e))?;
                 }
-                std::fs::write(&path, &bytes)
+                // Chunk by chunk to the disk: a large file never sits whole in memory.
+                let (tx, rx) = std::sync::mpsc::sync_channel(4);
+                runtime().spawn(async move {
+                    while let Some(chunk) = chunks.next().await {
+                        let stop = chunk.is_err();
+                        if tx.send(chunk).is_err() || stop {
+                            return;
+                        }
+                    }
+                });
+                let mut file = std::fs::File::create(&path)
                     .map_err(|e| Error::storage(format!("writing {}", path.display()), e))?;
+                for chunk in rx {
+                    let chunk = chunk.map_err(|e| fail(&e))?;
+                    std::io::Write::write_all(&mut file, &chunk)
+                        .map_err(|e| Error::storage(format!("writing {}", path.display()), e))?;
+                }
             }
         }
         Ok(())
@@ -354,9 +404,15 @@ impl Remote {
     /// The local copy of the folder `rel` (a whole version), downloaded once: the download goes
     /// to a temporary folder that is renamed into place when whole, so that two processes
     /// sharing the cache never read a half-downloaded copy.
+    ///
+    /// The copy is stamped with the version's manifest tag: a model deleted and created again
+    /// reuses version numbers, and a copy of the old version is then downloaded anew.
     pub(super) fn cached(&self, rel: &str) -> Result<PathBuf> {
         let dir = self.cache.join(rel);
-        if dir.join(COMPLETE).exists() {
+        let stamp = self.tag(&format!("{rel}/{STAMPED}"))?.unwrap_or_default();
+        let current =
+            |d: &Path| std::fs::read_to_string(d.join(COMPLETE)).ok() == Some(stamp.clone());
+        if current(&dir) {
             return Ok(dir);
         }
         let parent = dir.parent().expect("a version folder has a parent");
@@ -368,17 +424,27 @@ impl Remote {
             chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
         ));
         let result = self.download(rel, &tmp).and_then(|()| {
-            std::fs::write(tmp.join(COMPLETE), b"")
+            std::fs::write(tmp.join(COMPLETE), &stamp)
                 .map_err(|e| Error::storage(format!("writing {}", tmp.display()), e))
         });
         if let Err(e) = result {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(e);
         }
+        if dir.exists() && !current(&dir) {
+            // A copy of an older version of that number: moved aside (a process may still map
+            // its files; they live until it lets them go).
+            let stale = parent.join(format!(
+                ".stale-{}",
+                tmp.file_name().unwrap_or_default().to_string_lossy()
+            ));
+            let _ = std::fs::rename(&dir, &stale);
+            let _ = std::fs::remove_dir_all(&stale);
+        }
         if std::fs::rename(&tmp, &dir).is_err() {
-            // Another process put its copy there first (or a stale partial one is in the way).
+            // Another process put its copy there first.
             let _ = std::fs::remove_dir_all(&tmp);
-            if !dir.join(COMPLETE).exists() {
+            if !current(&dir) {
                 return Err(Error::storage(
                     format!("caching {rel} in {}", dir.display()),
                     std::io::Error::other(
@@ -393,10 +459,6 @@ impl Remote {
     /// The named files of the folder `rel` (the small ones a listing shows), in a cache folder
     /// of their own; a missing file is left out.
     pub(super) fn cached_files(&self, rel: &str, names: &[&str]) -> Result<PathBuf> {
-        let whole = self.cache.join(rel);
-        if whole.join(COMPLETE).exists() {
-            return Ok(whole);
-        }
         let dir = self.cache.join(".files").join(rel);
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::storage(format!("creating {}", dir.display()), e))?;
@@ -413,7 +475,44 @@ impl Remote {
 /// never cached.
 pub(super) const LIVE_FILES: [&str; 3] = ["status.jsonl", "run.lease", "run.lock"];
 
-/// The marker of a whole cached copy.
+/// Files above this go up in parts (one PUT takes at most 5 GB on S3, and a part at a time
+/// holds less in memory).
+#[cfg(not(test))]
+const LARGE_FILE: u64 = 64 << 20;
+/// Small in the unit tests, so that they go through the parts too.
+#[cfg(test)]
+const LARGE_FILE: u64 = 1 << 20;
+
+/// Streams the file at `path` to `key` as a multipart upload of 16 MiB parts, four in flight.
+async fn upload_in_parts(
+    store: Arc<dyn ObjectStore>,
+    key: Key,
+    path: &Path,
+) -> std::result::Result<(), object_store::Error> {
+    use std::io::Read;
+    let local = |e: std::io::Error| object_store::Error::Generic {
+        store: "local disk",
+        source: Box::new(e),
+    };
+    let mut file = std::fs::File::open(path).map_err(local)?;
+    let upload = store.put_multipart(&key).await?;
+    let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, 16 << 20);
+    let mut buf = vec![0u8; 16 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(local)?;
+        if n == 0 {
+            break;
+        }
+        writer.wait_for_capacity(4).await?;
+        writer.write(&buf[..n]);
+    }
+    writer.finish().await.map(drop)
+}
+
+/// The file whose tag stamps a cached copy: written once per version, at DEPLOYING.
+const STAMPED: &str = "manifest.json";
+
+/// The marker of a whole cached copy, holding the stamp.
 const COMPLETE: &str = ".complete";
 
 /// The files under `dir`, as paths relative to `base` with `/` between parts.
