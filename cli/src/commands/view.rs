@@ -29,12 +29,16 @@ pub struct ViewArgs {
 pub fn run(home: &Path, args: ViewArgs) -> anyhow::Result<()> {
     let registry = Registry::open(home)?;
     let versions = registry.versions(&args.model_name)?;
+    let active = registry.active_version(&args.model_name)?;
     // By default the version that serves; the newest when none does yet.
-    let version = match args.version {
-        Some(v) => Some(v),
-        None => registry.active_version(&args.model_name)?,
+    let version = args.version.or(active);
+    // From the listing already read (on object storage each read is a request); the registry's
+    // lookup gives the not-found error.
+    let wanted = version.or_else(|| versions.last().map(|v| v.version));
+    let detail = match versions.iter().find(|v| Some(v.version) == wanted) {
+        Some(v) => v.clone(),
+        None => registry.version(&args.model_name, version)?,
     };
-    let detail = registry.version(&args.model_name, version)?;
     let dir = registry.version_files(
         &args.model_name,
         detail.version,
@@ -45,7 +49,7 @@ pub fn run(home: &Path, args: ViewArgs) -> anyhow::Result<()> {
     if args.json {
         let out = crate::wire::ModelDetail {
             name: args.model_name.clone(),
-            active_version: registry.active_version(&args.model_name)?,
+            active_version: active,
             versions: versions.iter().map(crate::wire::Version::from).collect(),
             version: detail.version,
             status: detail.status.to_string(),

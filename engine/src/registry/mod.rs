@@ -735,7 +735,9 @@ impl VersionRun {
     /// race), so that it never names a partial version and two writers cannot both move it.
     fn promote_remote(&self, r: &Remote) -> Result<Status> {
         let rel = version_rel(&self.model, self.version);
-        r.upload(&self.dir, &rel, &remote::LIVE_FILES)?;
+        // The model file went up when the run began.
+        let [a, b, c] = remote::LIVE_FILES;
+        r.upload(&self.dir, &rel, &[a, b, c, "model.yaml"])?;
         let log_rel = format!("{rel}/status.jsonl");
         loop {
             self.check_lease()?;
