@@ -4,6 +4,7 @@
 mod commands;
 pub mod events;
 mod exit;
+mod follow;
 mod output;
 mod params;
 mod progress;
@@ -51,6 +52,8 @@ enum Command {
     ListModels(commands::list::ListArgs),
     ViewModel(commands::view::ViewArgs),
     DeleteModel(commands::delete::DeleteArgs),
+    Rollback(commands::rollback::RollbackArgs),
+    Keys(commands::keys::KeysArgs),
     Validate(commands::validate::ValidateArgs),
     Rank(commands::rank::RankArgs),
     Query(commands::query::QueryArgs),
@@ -103,8 +106,10 @@ fn main() -> ExitCode {
             Command::CreateModel(a) => commands::create::create(&home, &roots, a).await,
             Command::UpdateModel(a) => commands::create::update(&home, &roots, a).await,
             Command::ListModels(a) => commands::list::run(&home, a),
-            Command::ViewModel(a) => commands::view::run(&home, a),
+            Command::ViewModel(a) => commands::view::run(&home, a).await,
             Command::DeleteModel(a) => commands::delete::run(&home, a),
+            Command::Rollback(a) => commands::rollback::run(&home, a).await,
+            Command::Keys(a) => commands::keys::run(&home, a),
             Command::Validate(a) => commands::validate::run(&roots, a).await,
             Command::Rank(a) => commands::rank::run(&home, a).await,
             Command::Query(a) => commands::query::run(&home, a).await,

@@ -308,6 +308,70 @@ impl From<&feed_engine::registry::LogEntry> for LogLine {
     }
 }
 
+/// A line of a version's status log, as `GET /models/{name}/status` streams it (event
+/// `status`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct StatusLine {
+    pub version: u32,
+    pub ts: DateTime<Utc>,
+    pub status: String,
+    pub message: String,
+}
+
+impl StatusLine {
+    pub fn new(version: u32, e: &feed_engine::registry::LogEntry) -> Self {
+        Self {
+            version,
+            ts: e.ts,
+            status: e.status.to_string(),
+            message: e.message.clone(),
+        }
+    }
+}
+
+/// The end of a followed version (event `end`): the status it ended in and why.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct StatusEnd {
+    pub version: u32,
+    pub status: String,
+    pub message: String,
+}
+
+impl From<&feed_engine::VersionInfo> for StatusEnd {
+    fn from(v: &feed_engine::VersionInfo) -> Self {
+        Self {
+            version: v.version,
+            status: v.status.to_string(),
+            message: v.message.clone(),
+        }
+    }
+}
+
+/// An API key as `feedctl keys list --json` shows it: never the key.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct KeyInfo {
+    pub id: String,
+    pub name: String,
+    pub scope: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Requests per second; `null`: no limit.
+    pub rate_limit: Option<f64>,
+}
+
+impl From<&feed_engine::registry::ApiKey> for KeyInfo {
+    fn from(k: &feed_engine::registry::ApiKey) -> Self {
+        Self {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            scope: k.scope.to_string(),
+            created_at: k.created_at,
+            revoked_at: k.revoked_at,
+            rate_limit: k.rate_limit,
+        }
+    }
+}
+
 /// How one policy's item vectors are indexed.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct VectorIndex {
@@ -560,6 +624,7 @@ pub struct ErrorBody {
     pub error: String,
     /// `bad_request`, `invalid_body`, `query`, `invalid`, `config`, `not_found`,
     /// `method_not_allowed`, `timeout`, `too_large`, `unsupported_media_type`, `cancelled`,
+    /// `unauthorized` (no valid API key), `forbidden` (the key's scope), `rate_limited`,
     /// `internal`.
     pub error_type: String,
     /// What is at fault, for the request's mistakes (422): `$since`, `limit`, `params`; for a

@@ -16,6 +16,7 @@ mod movielens;
 mod neural;
 mod object_storage;
 mod onnx;
+mod operations;
 mod query;
 mod ranking;
 mod replicas;

@@ -1,11 +1,9 @@
 //! The HTTP server: routes, errors, and the switch to a new ACTIVE version without a failed
 //! request.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::server_support::{start, start_with};
+use crate::server_support::{start, start_with, wait_for_version, Hammer};
 use crate::support::*;
 
 #[test]
@@ -119,68 +117,13 @@ fn switches_to_new_active_version_without_failing_a_request() {
     let addr = srv.addr.clone();
 
     // Requests in a loop while version 2 trains and deploys.
-    let stop = Arc::new(AtomicBool::new(false));
-    let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let client = {
-        let stop = stop.clone();
-        let served = served.clone();
-        std::thread::spawn(move || {
-            let mut seen = Vec::new();
-            let deadline = Instant::now() + Duration::from_secs(300);
-            // Until told to stop and a request has seen the new version (the main thread saw it
-            // with its own request; this one may still be answering an older one).
-            while !(stop.load(Ordering::Relaxed) && seen.last() == Some(&2))
-                && Instant::now() < deadline
-            {
-                let (st, r) = http(
-                    &addr,
-                    "POST",
-                    "/models/h/rank",
-                    Some(r#"{"user_id": "u7", "limit": 10}"#),
-                );
-                assert_eq!(st, 200, "a request failed during the switch: {r}");
-                assert_eq!(r["ids"].as_array().unwrap().len(), 10);
-                seen.push(r["version"].as_u64().unwrap());
-                served.fetch_add(1, Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            seen
-        })
-    };
-    poll(
-        Duration::from_secs(60),
-        "the client's first answers",
-        || {
-            let n = served.load(Ordering::Relaxed);
-            if n >= 3 {
-                Ok(())
-            } else {
-                Err(format!("{n} answered"))
-            }
-        },
-    );
+    let body = r#"{"user_id": "u7", "limit": 10}"#;
+    let hammer = Hammer::start(&addr, "/models/h/rank", body, 2);
     ws.write("model.yaml", &model_yaml("h", 8, 16));
     ws.ok(&["update-model", "--file", file.to_str().unwrap()]);
     // The server notices within its poll interval.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, r) = http(
-            &srv.addr,
-            "POST",
-            "/models/h/rank",
-            Some(r#"{"user_id": "u7"}"#),
-        );
-        if r["version"] == 2 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the server never switched to version 2"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    stop.store(true, Ordering::Relaxed);
-    let seen = client.join().expect("no request failed");
+    wait_for_version(&addr, "/models/h/rank", body, 2);
+    let seen = hammer.finish();
     assert!(
         seen.len() > 10,
         "the loop spanned the switch: {} requests",

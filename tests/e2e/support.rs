@@ -204,22 +204,14 @@ policies:
 
 /// One HTTP/1.1 request; returns (status, body as JSON).
 pub fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let body = body.unwrap_or("");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    let (status, _, body) = request(
+        addr,
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        body.unwrap_or(""),
     );
-    stream.write_all(req.as_bytes()).unwrap();
-    let mut resp = Vec::new();
-    stream.read_to_end(&mut resp).unwrap();
-    let text = String::from_utf8_lossy(&resp);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let json = serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.to_string()));
+    let json = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
     (status, json)
 }
 
@@ -232,14 +224,31 @@ pub fn raw_http(
     content_type: &str,
     body: &str,
 ) -> (u16, String) {
+    let (status, _, body) = request(addr, method, path, &[("Content-Type", content_type)], body);
+    (status, body)
+}
+
+/// One HTTP/1.1 request with the given header lines; the status, the response head and the
+/// body as text (a chunked body as sent, chunk sizes included).
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    );
+    ));
     stream.write_all(head.as_bytes()).unwrap();
     // The server may answer (413) before reading a large body; a reset while writing is fine.
     let _ = stream.write_all(body.as_bytes());
@@ -252,7 +261,7 @@ pub fn raw_http(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    (status, body.to_string())
+    (status, head.to_string(), body.to_string())
 }
 
 /// Polls `check` every 50 ms until it yields a value. Tests that wait on another process or

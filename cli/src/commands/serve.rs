@@ -8,7 +8,8 @@ use clap::Args;
 use feed_engine::Registry;
 
 /// Serve the ACTIVE version of every model over HTTP. A version that becomes ACTIVE later (from
-/// create-model or update-model in another process) is picked up without a restart.
+/// create-model, update-model or rollback in another process) is picked up without a restart.
+/// Requests need an API key unless the address is a loopback one (see `feedctl keys`).
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the chosen one is printed).
@@ -27,6 +28,10 @@ pub struct ServeArgs {
     /// Connections served at once; beyond, new ones are closed at once.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
+    /// Require an API key (`feedctl keys create`) on a loopback address too. On any other
+    /// address keys are always required.
+    #[arg(long)]
+    require_keys: bool,
 }
 
 pub async fn run(home: &Path, args: ServeArgs) -> anyhow::Result<()> {
@@ -40,6 +45,7 @@ pub async fn run(home: &Path, args: ServeArgs) -> anyhow::Result<()> {
             request: Duration::from_secs(args.request_timeout_seconds.max(1)),
             connections: args.max_connections.max(1),
         },
+        args.require_keys,
     )
     .await
 }

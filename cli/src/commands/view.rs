@@ -24,10 +24,57 @@ pub struct ViewArgs {
     /// Print JSON (versions, the log, and the metrics report) instead of text.
     #[arg(long)]
     json: bool,
+    /// Follow the version being made (or `--version`): print its status log as it is written
+    /// and end when the version does; exit 1 if it ends in ERROR.
+    #[arg(long, conflicts_with = "json")]
+    follow: bool,
 }
 
-pub fn run(home: &Path, args: ViewArgs) -> anyhow::Result<()> {
+pub async fn run(home: &Path, args: ViewArgs) -> anyhow::Result<()> {
     let registry = Registry::open(home)?;
+    if args.follow {
+        return follow(registry, &args.model_name, args.version).await;
+    }
+    tokio::task::spawn_blocking(move || show(&registry, &args)).await?
+}
+
+/// Prints the version's log lines as they come, until it ends.
+async fn follow(registry: Registry, model: &str, version: Option<u32>) -> anyhow::Result<()> {
+    let model = model.to_string();
+    let mut follower = tokio::task::spawn_blocking(move || {
+        crate::follow::Follower::new(registry, &model, version)
+    })
+    .await??;
+    println!("following version {}", follower.version());
+    loop {
+        let (back, read) = tokio::task::spawn_blocking(move || {
+            let read = follower.read();
+            (follower, read)
+        })
+        .await?;
+        follower = back;
+        let read = read?;
+        for e in &read.lines {
+            println!(
+                "  {}  {:<10}  {}",
+                e.ts.format("%Y-%m-%d %H:%M:%S"),
+                e.status,
+                e.message
+            );
+        }
+        if read.ended() {
+            let v = &read.version;
+            if read.failed() {
+                anyhow::bail!("version {} ended in ERROR: {}", v.version, v.message);
+            }
+            println!("version {} ended {}: {}", v.version, v.status, v.message);
+            return Ok(());
+        }
+        tokio::time::sleep(crate::follow::EVERY).await;
+    }
+}
+
+fn show(registry: &Registry, args: &ViewArgs) -> anyhow::Result<()> {
     let versions = registry.versions(&args.model_name)?;
     let active = registry.active_version(&args.model_name)?;
     // By default the version that serves; the newest when none does yet.

@@ -127,6 +127,9 @@ impl IntoResponse for ApiError {
                 (field, hint) = (f, h);
                 let kind = match status {
                     StatusCode::BAD_REQUEST => "bad_request",
+                    StatusCode::UNAUTHORIZED => "unauthorized",
+                    StatusCode::FORBIDDEN => "forbidden",
+                    StatusCode::TOO_MANY_REQUESTS => "rate_limited",
                     StatusCode::NOT_FOUND => "not_found",
                     StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
                     StatusCode::REQUEST_TIMEOUT => "timeout",

@@ -1,7 +1,10 @@
 //! The HTTP server (`feedctl serve`): routes, wire types, the one error→status mapping and the
 //! watcher that swaps in new ACTIVE versions without a restart.
 
+mod auth;
 mod error;
+mod follow;
+mod metrics;
 pub mod openapi;
 mod routes;
 mod state;
@@ -29,8 +32,38 @@ pub struct Limits {
 }
 
 /// Serves until Ctrl-C (or SIGTERM). Loads every model's ACTIVE version before listening.
-pub async fn serve(registry: Registry, addr: SocketAddr, limits: Limits) -> anyhow::Result<()> {
-    let state = Arc::new(AppState::new(registry));
+/// Requests need an API key when `addr` is not a loopback address or `require_keys`; then a
+/// home without a live key refuses to start.
+pub async fn serve(
+    registry: Registry,
+    addr: SocketAddr,
+    limits: Limits,
+    require_keys: bool,
+) -> anyhow::Result<()> {
+    let keys_required = require_keys || !addr.ip().is_loopback();
+    let state = Arc::new(AppState::new(registry, keys_required));
+    if keys_required {
+        let st = state.clone();
+        tokio::task::spawn_blocking(move || st.auth.reload(&st.registry))
+            .await?
+            .context("reading the API keys")?;
+        if !state.auth.has_keys() {
+            let why = if addr.ip().is_loopback() {
+                "--require-keys was given".to_string()
+            } else {
+                format!("{addr} is reachable from other machines")
+            };
+            return Err(feed_engine::Error::invalid(
+                "addr",
+                format!("refusing to serve without API keys: {why}, and the home has no live key"),
+            )
+            .with_hint(
+                "create one with `feedctl keys create --scope admin --name ops` (the key is \
+                 printed once), or bind a loopback address such as 127.0.0.1:8080",
+            )
+            .into());
+        }
+    }
     state.refresh_blocking().await;
     let listener = tokio::net::TcpListener::bind(addr)
         .await

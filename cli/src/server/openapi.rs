@@ -7,6 +7,8 @@ use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::JsonSchema;
 use serde_json::{json, Map, Value};
 
+use feed_engine::registry::Scope;
+
 use crate::wire::*;
 
 /// One operation: its route, what it takes and answers, and the errors it may give.
@@ -18,9 +20,15 @@ struct Operation {
     /// The schema of one line, for a body that may also come as NDJSON.
     ndjson_line: Option<fn(&mut SchemaGenerator) -> Value>,
     answer: fn(&mut SchemaGenerator) -> Value,
+    /// The answer's media type.
+    media: &'static str,
+    /// The scope of the API key it needs when the server requires keys; `None`: open.
+    scope: Option<Scope>,
     /// Error statuses besides 500.
     errors: &'static [(u16, &'static str)],
 }
+
+const JSON: &str = "application/json";
 
 fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Value {
     g.subschema_for::<T>().to_value()
@@ -32,6 +40,10 @@ fn list_of<T: JsonSchema>(g: &mut SchemaGenerator) -> Value {
 
 fn any_object(_: &mut SchemaGenerator) -> Value {
     json!({"type": "object"})
+}
+
+fn text(_: &mut SchemaGenerator) -> Value {
+    json!({"type": "string"})
 }
 
 const MODEL_ERRORS: &[(u16, &str)] = &[(404, "unknown model, or no ACTIVE version yet")];
@@ -67,6 +79,8 @@ const OPERATIONS: &[Operation] = &[
         body: None,
         ndjson_line: None,
         answer: schema::<Health>,
+        media: JSON,
+        scope: None,
         errors: &[],
     },
     Operation {
@@ -76,6 +90,8 @@ const OPERATIONS: &[Operation] = &[
         body: None,
         ndjson_line: None,
         answer: any_object,
+        media: JSON,
+        scope: None,
         errors: &[],
     },
     Operation {
@@ -85,6 +101,8 @@ const OPERATIONS: &[Operation] = &[
         body: None,
         ndjson_line: None,
         answer: list_of::<ModelSummary>,
+        media: JSON,
+        scope: Some(Scope::Query),
         errors: &[],
     },
     Operation {
@@ -94,6 +112,8 @@ const OPERATIONS: &[Operation] = &[
         body: None,
         ndjson_line: None,
         answer: schema::<ModelView>,
+        media: JSON,
+        scope: Some(Scope::Query),
         errors: MODEL_ERRORS,
     },
     Operation {
@@ -103,6 +123,8 @@ const OPERATIONS: &[Operation] = &[
         body: Some(schema::<RankBody>),
         ndjson_line: None,
         answer: schema::<RankResponse>,
+        media: JSON,
+        scope: Some(Scope::Query),
         errors: RANK_ERRORS,
     },
     Operation {
@@ -112,6 +134,8 @@ const OPERATIONS: &[Operation] = &[
         body: Some(schema::<QueryBody>),
         ndjson_line: None,
         answer: schema::<QueryResponse>,
+        media: JSON,
+        scope: Some(Scope::Query),
         errors: QUERY_ERRORS,
     },
     Operation {
@@ -121,6 +145,8 @@ const OPERATIONS: &[Operation] = &[
         body: Some(schema::<QueryBody>),
         ndjson_line: None,
         answer: schema::<QueryResponse>,
+        media: JSON,
+        scope: Some(Scope::Query),
         errors: QUERY_ERRORS,
     },
     Operation {
@@ -130,6 +156,8 @@ const OPERATIONS: &[Operation] = &[
         body: Some(list_of::<crate::events::EventBody>),
         ndjson_line: Some(schema::<crate::events::EventBody>),
         answer: schema::<EventsResponse>,
+        media: JSON,
+        scope: Some(Scope::Events),
         errors: EVENTS_ERRORS,
     },
     Operation {
@@ -139,8 +167,44 @@ const OPERATIONS: &[Operation] = &[
         body: Some(list_of::<crate::events::ItemBody>),
         ndjson_line: Some(schema::<crate::events::ItemBody>),
         answer: schema::<ItemsResponse>,
+        media: JSON,
+        scope: Some(Scope::Events),
         errors: ITEMS_ERRORS,
     },
+    Operation {
+        method: "get",
+        path: "/models/{name}/status",
+        summary: "A version's status log as server-sent events, as it is written: an event `status` per line (a StatusLine), then `end` (a StatusEnd) when the version ends, and the stream closes. Query `version` (default: the newest being made, else the newest)",
+        body: None,
+        ndjson_line: None,
+        answer: schema::<StatusLine>,
+        media: "text/event-stream",
+        scope: Some(Scope::Query),
+        errors: MODEL_ERRORS,
+    },
+    Operation {
+        method: "get",
+        path: "/metrics",
+        summary: "Prometheus metrics in the text format 0.0.4: requests, errors and latency by model, route and status; query time per stage; the served seen-fraction; ACTIVE version and age; the newest version's status; the live overlay (docs/operations.md)",
+        body: None,
+        ndjson_line: None,
+        answer: text,
+        media: "text/plain; version=0.0.4",
+        scope: Some(Scope::Admin),
+        errors: &[],
+    },
+];
+
+const KEY_ERRORS: &[(u16, &str)] = &[
+    (
+        401,
+        "no API key, or one that is unknown or revoked (the same answer for each)",
+    ),
+    (403, "the key's scope does not allow the route"),
+    (
+        429,
+        "the key's rate limit is reached (`Retry-After` says when to try again)",
+    ),
 ];
 
 const ITEMS_ERRORS: &[(u16, &str)] = &[
@@ -183,7 +247,7 @@ pub fn document() -> Value {
         let mut responses = Map::new();
         responses.insert(
             "200".into(),
-            json!({"description": "OK", "content": {"application/json": {"schema": (op.answer)(&mut g)}}}),
+            json!({"description": "OK", "content": {op.media: {"schema": (op.answer)(&mut g)}}}),
         );
         // Every route runs under the request timeout; one that reads a body can hit it there.
         let timeout = op.body.map(|_| {
@@ -192,7 +256,15 @@ pub fn document() -> Value {
                 "the request (its body included) took longer than the server's request timeout",
             )
         });
-        let mut errors: Vec<(u16, &str)> = op.errors.iter().copied().chain(timeout).collect();
+        // A server that requires keys (any non-loopback address) refuses these first.
+        let refusals = op.scope.map_or(&[][..], |_| KEY_ERRORS);
+        let mut errors: Vec<(u16, &str)> = op
+            .errors
+            .iter()
+            .chain(refusals)
+            .copied()
+            .chain(timeout)
+            .collect();
         errors.sort_by_key(|e| e.0);
         for (status, why) in errors
             .iter()
@@ -204,6 +276,10 @@ pub fn document() -> Value {
             );
         }
         let mut operation = json!({"summary": op.summary, "responses": responses});
+        if let Some(scope) = op.scope {
+            operation["security"] = json!([{"bearer": []}]);
+            operation["x-scope"] = json!(scope.as_str());
+        }
         if op.path.contains("{name}") {
             operation["parameters"] = json!([{
                 "name": "name", "in": "path", "required": true,
@@ -235,7 +311,13 @@ pub fn document() -> Value {
             "description": "Rank and query the ACTIVE version of each model (`feedctl serve`). Prose: spec/http.md; the query language: spec/feedql.md."
         },
         "paths": paths,
-        "components": {"schemas": g.take_definitions(true)},
+        "components": {
+            "schemas": g.take_definitions(true),
+            "securitySchemes": {"bearer": {
+                "type": "http", "scheme": "bearer",
+                "description": "An API key from `feedctl keys create --scope query|events|admin`; required by a server on a non-loopback address or started with --require-keys. `x-scope` on an operation names the scope it needs (`admin` may do everything)."
+            }},
+        },
     })
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode, Uri};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use feed_engine::arrow::record_batch::RecordBatch;
@@ -13,11 +13,13 @@ use feed_engine::serving::artifacts;
 use feed_engine::{Error, QueryRequest, RankRequest};
 
 use super::error::ApiError;
-use super::AppState;
+use super::metrics::ModelName;
+use super::{auth, metrics, AppState};
 use crate::wire::{
     Evaluation, EventsResponse, Explanation, Health, ItemsResponse, ModelSummary, ModelView,
     QueryBody, QueryItem, QueryResponse, RankBody, RankResponse, Version,
 };
+use feed_engine::registry::Scope;
 
 type Shared = State<Arc<AppState>>;
 
@@ -27,13 +29,24 @@ pub const BODY_LIMIT: usize = 1 << 20;
 pub const EVENTS_BODY_LIMIT: usize = 16 << 20;
 
 pub fn router(state: Arc<AppState>, request_timeout: std::time::Duration) -> Router {
-    Router::new()
+    // Each route's scope is where it is declared: the group it is in.
+    let scoped = |router: Router<Arc<AppState>>, needed: Scope| {
+        router.route_layer(axum::middleware::from_fn_with_state(
+            (state.clone(), needed),
+            auth::require,
+        ))
+    };
+    let open = Router::new()
         .route("/healthz", get(healthz))
-        .route("/openapi.json", get(openapi))
+        .route("/openapi.json", get(openapi));
+    let query = Router::new()
         .route("/models", get(list_models))
         .route("/models/{name}", get(view_model))
+        .route("/models/{name}/status", get(super::follow::status_stream))
         .route("/models/{name}/rank", post(rank))
         .route("/models/{name}/query", post(query_model))
+        .route("/query", post(query));
+    let events = Router::new()
         .route(
             "/models/{name}/events",
             post(post_events).layer(axum::extract::DefaultBodyLimit::max(EVENTS_BODY_LIMIT)),
@@ -41,8 +54,16 @@ pub fn router(state: Arc<AppState>, request_timeout: std::time::Duration) -> Rou
         .route(
             "/models/{name}/items",
             post(post_items).layer(axum::extract::DefaultBodyLimit::max(EVENTS_BODY_LIMIT)),
-        )
-        .route("/query", post(query))
+        );
+    let admin = Router::new().route("/metrics", get(metrics::scrape));
+    open.merge(scoped(query, Scope::Query))
+        .merge(scoped(events, Scope::Events))
+        .merge(scoped(admin, Scope::Admin))
+        // Outside the key check, so that refusals are counted too.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         // Every error is JSON, unknown routes and methods included.
         .fallback(|method: Method, uri: Uri| async move {
             ApiError::status(
@@ -159,7 +180,14 @@ async fn rank(
     let live = state.live(&name);
     let user = req.user_id.clone();
     let served = snapshot.clone();
-    let ranking = blocking(move || snapshot.rank_live(&req, &live.users.over(&snapshot))).await?;
+    let (ranking, seen) = blocking(move || {
+        let users = live.users.over(&snapshot);
+        let ranking = snapshot.rank_live(&req, &users)?;
+        let seen = snapshot.seen_among(&users, &req.user_id, &ranking.ids);
+        Ok((ranking, seen))
+    })
+    .await?;
+    state.metrics.served(&name, "rank", ranking.ids.len(), seen);
     let metadata = ranking.metadata.as_ref().map(to_json).transpose()?;
     let request_id = state.request_id();
     let scores: Vec<f64> = ranking.scores.iter().map(|&s| s as f64).collect();
@@ -274,13 +302,16 @@ async fn post_items(
 async fn query(
     State(state): Shared,
     body: Result<Json<QueryBody>, JsonRejection>,
-) -> Result<Json<QueryResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let Json(body) = body?;
     let model = body.model.clone().ok_or_else(|| {
         Error::invalid("model", "`model` is required: the model to query")
             .with_hint("or POST to /models/{name}/query")
     })?;
-    run_query(state, model, body).await
+    // The metrics' model label: the URL does not name it.
+    let mut response = run_query(state, model.clone(), body).await.into_response();
+    response.extensions_mut().insert(ModelName(model));
+    Ok(response)
 }
 
 async fn query_model(
@@ -318,10 +349,20 @@ async fn run_query(
         .params
         .get("user_id")
         .and_then(feed_engine::ParamValue::as_id);
-    let result = blocking(move || {
-        snapshot.query_live(&req, Some(&shared.pages), &live.users.over(&snapshot))
+    let seen_by = user.clone();
+    let (result, seen) = blocking(move || {
+        let users = live.users.over(&snapshot);
+        let result = snapshot.query_live(&req, Some(&shared.pages), &users)?;
+        let seen = seen_by.map(|u| snapshot.seen_among(&users, &u, &result.ids));
+        Ok((result, seen))
     })
     .await?;
+    state.metrics.stages(&model, &result.stages);
+    if let Some(seen) = seen {
+        state
+            .metrics
+            .served(&model, "query", result.ids.len(), seen);
+    }
     let request_id = state.request_id();
     state.log_impressions(
         &served,

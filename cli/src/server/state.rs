@@ -11,6 +11,9 @@ use feed_engine::live::{EventLog, ItemLog, LiveItems, LiveUsers};
 use feed_engine::query::Pages;
 use feed_engine::{Registry, Snapshot};
 
+use super::auth::Auth;
+use super::metrics::Metrics;
+
 /// A model's live events and catalog changes: the overlays read from its logs, and the logs'
 /// writers, started on the first batch this server takes.
 pub struct Live {
@@ -20,6 +23,8 @@ pub struct Live {
     item_log: OnceLock<ItemLog>,
     /// Held while the catalog changes are applied: one build at a time per model.
     applying: Mutex<()>,
+    /// When the event log was last read to its end (the ingest lag's start).
+    caught_up: Mutex<Option<std::time::Instant>>,
 }
 
 impl Live {
@@ -39,6 +44,15 @@ impl Live {
         }
         let log = ItemLog::open(self.items.dir())?;
         Ok(self.item_log.get_or_init(|| log))
+    }
+
+    /// When the event log was last read to its end; `None` before the first read.
+    pub fn caught_up_at(&self) -> Option<std::time::Instant> {
+        *self.caught_up.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn mark_caught_up(&self) {
+        *self.caught_up.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
     }
 }
 
@@ -61,6 +75,9 @@ struct Served {
 
 pub struct AppState {
     pub registry: Registry,
+    /// API keys: who may use which route.
+    pub auth: Auth,
+    pub metrics: Metrics,
     /// Rankings being paged through, so that later pages continue the first.
     pub pages: Pages,
     snapshots: ArcSwap<HashMap<String, Served>>,
@@ -75,9 +92,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(registry: Registry) -> Self {
+    /// The state of a server over `registry`; `keys_required` when requests need an API key.
+    pub fn new(registry: Registry, keys_required: bool) -> Self {
         Self {
             registry,
+            auth: Auth::new(keys_required),
+            metrics: Metrics::new(),
             pages: Pages::new(),
             snapshots: ArcSwap::from_pointee(HashMap::new()),
             failed: Mutex::new(HashSet::new()),
@@ -150,6 +170,7 @@ impl AppState {
                     log: OnceLock::new(),
                     item_log: OnceLock::new(),
                     applying: Mutex::new(()),
+                    caught_up: Mutex::new(None),
                 })
             })
             .clone()
@@ -165,8 +186,10 @@ impl AppState {
         for (model, &watermark) in watermarks {
             let dir = feed_engine::live::log_dir(&self.registry.model_dir(model));
             if dir.exists() {
-                if let Err(e) = self.live(model).users.follow(watermark) {
-                    tracing::warn!(%model, "reading live events: {e}");
+                let live = self.live(model);
+                match live.users.follow(watermark) {
+                    Ok(()) => live.mark_caught_up(),
+                    Err(e) => tracing::warn!(%model, "reading live events: {e}"),
                 }
             }
             if let Err(e) = self.apply_items(model) {
@@ -227,6 +250,12 @@ impl AppState {
         Ok(())
     }
 
+    /// The models whose live events this server holds.
+    pub fn live_models(&self) -> Vec<(String, Arc<Live>)> {
+        let live = self.live_models.lock().unwrap_or_else(|e| e.into_inner());
+        live.iter().map(|(m, l)| (m.clone(), l.clone())).collect()
+    }
+
     /// The ACTIVE version of `model` as served, with its live catalog changes.
     pub fn snapshot(&self, model: &str) -> Option<Arc<Snapshot>> {
         self.snapshots.load().get(model).map(|s| s.serving.clone())
@@ -235,6 +264,9 @@ impl AppState {
     /// Brings the map in line with the registry: loads versions that became ACTIVE, drops
     /// deleted models. A version that fails to load is logged and the old one keeps serving.
     fn refresh(&self) {
+        if let Err(e) = self.auth.reload(&self.registry) {
+            tracing::warn!("reading the API keys: {e}; keeping the keys read before");
+        }
         let current = self.snapshots.load_full();
         let models = match self.registry.models() {
             Ok(m) => m,

@@ -6,6 +6,9 @@
 
 mod budget;
 mod pair_scores;
+mod rollback;
+
+pub use rollback::rollback;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;

@@ -21,7 +21,9 @@
 //! layout as objects, leases for locks, conditional writes for the pointer and the log, and a
 //! local folder that stages versions being made and caches versions being read.
 
+mod keys;
 mod lease;
+mod moves;
 mod remote;
 mod status;
 
@@ -32,6 +34,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use keys::{ApiKey, KeyRing, NewKey, Scope};
+pub use moves::Move;
 pub use status::{LogEntry, Status};
 
 use lease::{Lease, Take};
@@ -213,13 +217,16 @@ impl Registry {
         if let Some(r) = &self.remote {
             return Ok(self.remote_pointer(r, model)?.map(|(p, _)| p.version));
         }
+        Ok(self.local_pointer(model)?.map(|p| p.version))
+    }
+
+    /// The pointer of a local home.
+    fn local_pointer(&self, model: &str) -> Result<Option<Pointer>> {
         let path = self.model_dir(model).join("ACTIVE");
         match std::fs::read(&path) {
-            Ok(bytes) => {
-                let p: Pointer = serde_json::from_slice(&bytes)
-                    .map_err(|e| Error::Internal(format!("{} is corrupt: {e}", path.display())))?;
-                Ok(Some(p.version))
-            }
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::Internal(format!("{} is corrupt: {e}", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::storage(format!("reading {}", path.display()), e)),
         }
@@ -699,8 +706,9 @@ impl VersionRun {
         self.log(Status::Error, &error.to_string());
     }
 
-    /// Makes this version ACTIVE: its artifacts must be complete and durable. Never moves the
-    /// pointer back to an older version than the one it names; then the version ends INACTIVE.
+    /// Makes this version ACTIVE: its artifacts must be complete and durable. A deploy never
+    /// moves the pointer back to an older version than the one it names (then the version ends
+    /// INACTIVE); only `feedctl rollback` does ([`Registry::move_active`]).
     /// Returns the status the version ended in.
     pub fn promote(&self) -> Result<Status> {
         if let Some(r) = &self.registry.remote {

@@ -256,6 +256,19 @@ impl Snapshot {
         out
     }
 
+    /// How many of `ids` the user `user` has interacted with, as `users` knows them (the
+    /// version's arrays and live events): what the served seen-fraction counts, 0 under
+    /// `NOT seen()`.
+    pub fn seen_among(&self, users: &dyn UserState, user: &str, ids: &[String]) -> usize {
+        let Some(view) = users.user(user) else {
+            return 0;
+        };
+        ids.iter()
+            .filter_map(|id| self.catalog.dense(id))
+            .filter(|i| view.seen.binary_search(i).is_ok())
+            .count()
+    }
+
     /// Whether the catalog (live changes included) has item `id`, deleted or not.
     pub fn has_item(&self, id: &str) -> bool {
         self.catalog.dense(id).is_some()

@@ -1,0 +1,82 @@
+//! `GET /models/{name}/status`: a version's status log as server-sent events, as it is written.
+//! Each line is an event `status`; when the version ends (ACTIVE, INACTIVE or ERROR) an event
+//! `end` carries its final status and the stream closes.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::follow::Follower;
+use crate::wire::{StatusEnd, StatusLine};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusParams {
+    /// The version to follow (default: the newest being made, else the newest).
+    version: Option<u32>,
+}
+
+pub async fn status_stream(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(params): Query<StatusParams>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let registry = state.registry.clone();
+    let model = name.clone();
+    let follower =
+        tokio::task::spawn_blocking(move || Follower::new(registry, &model, params.version))
+            .await
+            .map_err(|e| ApiError::Engine(feed_engine::Error::Internal(e.to_string())))??;
+    let version = follower.version();
+    // Each turn reads the log once (on the blocking pool) and sends what is new; the stream ends
+    // after the version's end is sent.
+    let stream = futures::stream::unfold(Some(follower), move |follower| async move {
+        let mut follower = follower?;
+        loop {
+            let (back, read) = match tokio::task::spawn_blocking(move || {
+                let read = follower.read();
+                (follower, read)
+            })
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => return None,
+            };
+            follower = back;
+            let read = match read {
+                Ok(r) => r,
+                Err(e) => {
+                    let event = Event::default().event("error").data(e.to_string());
+                    return Some((vec![event], None));
+                }
+            };
+            let mut events: Vec<Event> = read
+                .lines
+                .iter()
+                .map(|l| json_event("status", &StatusLine::new(version, l)))
+                .collect();
+            if read.ended() {
+                events.push(json_event("end", &StatusEnd::from(&read.version)));
+                return Some((events, None));
+            }
+            if !events.is_empty() {
+                return Some((events, Some(follower)));
+            }
+            tokio::time::sleep(crate::follow::EVERY).await;
+        }
+    })
+    .flat_map(|events| futures::stream::iter(events.into_iter().map(Ok)));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+fn json_event(kind: &str, body: &impl serde::Serialize) -> Event {
+    Event::default()
+        .event(kind)
+        .data(serde_json::to_string(body).unwrap_or_default())
+}

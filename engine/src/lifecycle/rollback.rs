@@ -1,0 +1,29 @@
+//! `feedctl rollback`: ACTIVE back to an earlier complete version, checked to load first.
+
+use crate::error::{Error, Result};
+use crate::registry::{Move, Registry};
+use crate::serving::Snapshot;
+
+/// Moves ACTIVE of `model` to `to` (by default the newest complete version older than the
+/// ACTIVE one) once that version has loaded here, so that servers will load it too; a version
+/// this build cannot read is refused before anything moves. Returns the move made.
+#[tracing::instrument(skip(registry))]
+pub fn rollback(registry: &Registry, model: &str, to: Option<u32>) -> Result<Move> {
+    let m = registry.rollback_target(model, to)?;
+    let dir = registry.materialize(model, m.to)?;
+    if let Err(e) = Snapshot::load(&dir) {
+        return Err(Error::invalid(
+            "version",
+            format!(
+                "version {} of `{model}` does not load ({e}); ACTIVE stays at {}",
+                m.to, m.from
+            ),
+        )
+        .with_hint("choose another version with --version; see view-model"));
+    }
+    registry.move_active(
+        &m,
+        &format!("rollback: ACTIVE moved from version {} to {}", m.from, m.to),
+    )?;
+    Ok(m)
+}
