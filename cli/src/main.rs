@@ -2,6 +2,7 @@
 //! JSON wire types and exit codes.
 
 mod commands;
+mod detail;
 pub mod events;
 mod exit;
 mod follow;

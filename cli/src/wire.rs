@@ -161,6 +161,7 @@ pub struct ItemExplanation {
     pub value_model: BTreeMap<String, f64>,
     /// For `score(value_model)`: each demotion's factor, 1 − strength × item.column.
     pub demotions: BTreeMap<String, f64>,
+    /// The item's 1-based position before the reorder stage, and its score there.
     pub position_before_reorder: Option<usize>,
     pub score_before_reorder: Option<f64>,
     pub score: f64,
@@ -568,6 +569,21 @@ pub struct Training {
     pub best_valid_ndcg: Option<f64>,
     pub seconds_per_epoch: f64,
     pub train_seconds_per_epoch: f64,
+    /// What `history[].valid` measures (`NDCG@10` or a held-out loss).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation: Option<String>,
+    /// The training curve: every epoch's mean loss, validation figure and seconds.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Epoch>,
+}
+
+/// One epoch of a neural training.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Epoch {
+    pub epoch: usize,
+    pub loss: f64,
+    pub valid: Option<f64>,
+    pub seconds: f64,
 }
 
 impl From<&feed_engine::eval::EvalReport> for Evaluation {
@@ -594,6 +610,17 @@ impl From<&feed_engine::eval::EvalReport> for Evaluation {
                     best_valid_ndcg: t.best_valid_ndcg,
                     seconds_per_epoch: t.seconds_per_epoch,
                     train_seconds_per_epoch: t.train_seconds_per_epoch,
+                    validation: t.validation.clone(),
+                    history: t
+                        .history
+                        .iter()
+                        .map(|p| Epoch {
+                            epoch: p.epoch,
+                            loss: p.loss,
+                            valid: p.valid,
+                            seconds: p.seconds,
+                        })
+                        .collect(),
                 }),
                 memory: p.memory.as_ref().map(|m| Memory {
                     estimated_bytes: m.estimated_bytes,

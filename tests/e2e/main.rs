@@ -7,6 +7,7 @@ mod bad_inputs;
 mod cli_flow;
 mod cluster;
 mod config_errors;
+mod console;
 mod databases;
 mod home_on_s3;
 mod interrupted;

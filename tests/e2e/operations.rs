@@ -269,11 +269,13 @@ fn api_keys_per_route_and_scope() {
     let item = r#"[{"item_id": "i1", "attributes": {"genre": "g0"}}]"#;
     let query = r#"{"query": "SELECT * FROM popular(limit = 5)"}"#;
     // (method, path, body, scope needed); None: open to all.
-    let routes: [(&str, &str, &str, Option<&str>); 11] = [
+    let routes: [(&str, &str, &str, Option<&str>); 13] = [
         ("GET", "/healthz", "", None),
         ("GET", "/openapi.json", "", None),
+        ("GET", "/console", "", None),
         ("GET", "/models", "", Some("query")),
         ("GET", "/models/k", "", Some("query")),
+        ("GET", "/models/k/versions/1", "", Some("query")),
         ("GET", "/models/k/status", "", Some("query")),
         (
             "POST",

@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use clap::Args;
-use feed_engine::serving::artifacts;
 use feed_engine::Registry;
 
 use crate::output::{metrics_table, table};
@@ -75,45 +74,19 @@ async fn follow(registry: Registry, model: &str, version: Option<u32>) -> anyhow
 }
 
 fn show(registry: &Registry, args: &ViewArgs) -> anyhow::Result<()> {
-    let versions = registry.versions(&args.model_name)?;
-    let active = registry.active_version(&args.model_name)?;
-    // By default the version that serves; the newest when none does yet.
-    let version = args.version.or(active);
-    // From the listing already read (on object storage each read is a request); the registry's
-    // lookup gives the not-found error.
-    let wanted = version.or_else(|| versions.last().map(|v| v.version));
-    let detail = match versions.iter().find(|v| Some(v.version) == wanted) {
-        Some(v) => v.clone(),
-        None => registry.version(&args.model_name, version)?,
-    };
-    let dir = registry.version_files(
-        &args.model_name,
-        detail.version,
-        &[artifacts::MANIFEST, artifacts::METRICS],
-    )?;
-    let report = artifacts::read_report(&dir)?;
-    let manifest = artifacts::read_manifest(&dir).ok();
+    let d = crate::detail::read(registry, &args.model_name, args.version)?;
     if args.json {
-        let out = crate::wire::ModelDetail {
-            name: args.model_name.clone(),
-            active_version: active,
-            versions: versions.iter().map(crate::wire::Version::from).collect(),
-            version: detail.version,
-            status: detail.status.to_string(),
-            message: detail.message.clone(),
-            log: detail.log.iter().map(crate::wire::LogLine::from).collect(),
-            primary_policy: manifest.as_ref().map(|m| m.primary_policy.clone()),
-            vector_indexes: manifest.as_ref().map(|m| {
-                m.indexes
-                    .iter()
-                    .map(|(k, v)| (k.clone(), crate::wire::VectorIndex::from(v)))
-                    .collect()
-            }),
-            metrics: report.as_ref().map(crate::wire::Evaluation::from),
-        };
+        let out = crate::wire::ModelDetail::from(&d);
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
+    let crate::detail::Detail {
+        versions,
+        detail,
+        manifest,
+        report,
+        ..
+    } = &d;
     println!("model: {}", args.model_name);
     let rows: Vec<Vec<String>> = versions
         .iter()

@@ -2,6 +2,7 @@
 //! watcher that swaps in new ACTIVE versions without a restart.
 
 mod auth;
+mod console;
 mod error;
 mod follow;
 mod metrics;

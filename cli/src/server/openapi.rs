@@ -117,6 +117,31 @@ const OPERATIONS: &[Operation] = &[
         errors: MODEL_ERRORS,
     },
     Operation {
+        method: "get",
+        path: "/models/{name}/versions/{version}",
+        summary: "A version of the model as `view-model --json` shows it: the versions, its status log, vector indexes and evaluation (training curves included); `current` for the ACTIVE version, else the newest",
+        body: None,
+        ndjson_line: None,
+        answer: schema::<ModelDetail>,
+        media: JSON,
+        scope: Some(Scope::Query),
+        errors: &[
+            (404, "unknown model or version"),
+            (422, "the version is not a number or `current`"),
+        ],
+    },
+    Operation {
+        method: "get",
+        path: "/console",
+        summary: "The web console (HTML; also /console/app.js and /console/app.css): models, version timelines, metrics and training curves, reliability diagrams, live rates and a query playground, over this API with the same keys",
+        body: None,
+        ndjson_line: None,
+        answer: text,
+        media: "text/html",
+        scope: None,
+        errors: &[],
+    },
+    Operation {
         method: "post",
         path: "/models/{name}/rank",
         summary: "A user's best unseen items by the model's value model",
@@ -285,6 +310,15 @@ pub fn document() -> Value {
                 "name": "name", "in": "path", "required": true,
                 "description": "The model's name", "schema": {"type": "string"}
             }]);
+        }
+        if op.path.contains("{version}") {
+            operation["parameters"]
+                .as_array_mut()
+                .expect("a versioned path names its model")
+                .push(json!({
+                    "name": "version", "in": "path", "required": true,
+                    "description": "A version number, or `current`", "schema": {"type": "string"}
+                }));
         }
         if let Some(body) = op.body {
             let mut content = json!({"application/json": {"schema": body(&mut g)}});

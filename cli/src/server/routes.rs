@@ -14,10 +14,10 @@ use feed_engine::{Error, QueryRequest, RankRequest};
 
 use super::error::ApiError;
 use super::metrics::ModelName;
-use super::{auth, metrics, AppState};
+use super::{auth, console, metrics, AppState};
 use crate::wire::{
-    Evaluation, EventsResponse, Explanation, Health, ItemsResponse, ModelSummary, ModelView,
-    QueryBody, QueryItem, QueryResponse, RankBody, RankResponse, Version,
+    Evaluation, EventsResponse, Explanation, Health, ItemsResponse, ModelDetail, ModelSummary,
+    ModelView, QueryBody, QueryItem, QueryResponse, RankBody, RankResponse, Version,
 };
 use feed_engine::registry::Scope;
 
@@ -38,10 +38,14 @@ pub fn router(state: Arc<AppState>, request_timeout: std::time::Duration) -> Rou
     };
     let open = Router::new()
         .route("/healthz", get(healthz))
-        .route("/openapi.json", get(openapi));
+        .route("/openapi.json", get(openapi))
+        .route("/console", get(console::index))
+        .route("/console/app.js", get(console::script))
+        .route("/console/app.css", get(console::style));
     let query = Router::new()
         .route("/models", get(list_models))
         .route("/models/{name}", get(view_model))
+        .route("/models/{name}/versions/{version}", get(view_version))
         .route("/models/{name}/status", get(super::follow::status_stream))
         .route("/models/{name}/rank", post(rank))
         .route("/models/{name}/query", post(query_model))
@@ -159,6 +163,26 @@ async fn view_model(
             metrics: metrics.as_ref().map(Evaluation::from),
             name,
         })
+    })
+    .await?;
+    Ok(Json(out))
+}
+
+/// `GET /models/{name}/versions/{version}`: a version as `view-model --json` shows it
+/// (`current`: the ACTIVE version, else the newest).
+async fn view_version(
+    State(state): Shared,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<ModelDetail>, ApiError> {
+    let version = match version.as_str() {
+        "current" => None,
+        v => Some(v.parse::<u32>().map_err(|_| {
+            Error::invalid("version", format!("`{v}` is not a version number"))
+                .with_hint("a number from GET /models/{name}, or `current`")
+        })?),
+    };
+    let out = blocking(move || {
+        crate::detail::read(&state.registry, &name, version).map(|d| ModelDetail::from(&d))
     })
     .await?;
     Ok(Json(out))

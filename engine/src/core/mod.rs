@@ -14,4 +14,4 @@ pub use metrics::{Metrics, K};
 pub use policy::{
     PairScores, Policy, RankContext, Scorer, TrainContext, TrainedPolicy, Validate, Vectors,
 };
-pub use training::{Compute, DeviceChoice, TrainingSummary};
+pub use training::{Compute, DeviceChoice, EpochPoint, TrainingSummary};

@@ -41,4 +41,22 @@ pub struct TrainingSummary {
     /// Wall time per epoch of the optimiser steps alone (what compares with another framework).
     #[serde(default)]
     pub train_seconds_per_epoch: f64,
+    /// What `EpochPoint::valid` measures (`NDCG@10`, or a held-out loss's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<String>,
+    /// Every epoch run, in order: the training curve (versions before it was kept have none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<EpochPoint>,
+}
+
+/// One epoch of a neural training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochPoint {
+    pub epoch: usize,
+    /// The mean training loss over the epoch's steps.
+    pub loss: f64,
+    /// The validation figure after the epoch, when validation ran.
+    pub valid: Option<f64>,
+    /// Wall time, validation included.
+    pub seconds: f64,
 }

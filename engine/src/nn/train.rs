@@ -13,7 +13,7 @@ use burn::tensor::backend::AutodiffBackend;
 use super::embeddings::Embeddings;
 use super::sasrec::scalar;
 use crate::config::FitConfig;
-use crate::core::{MemoryEstimate, TrainContext, TrainingSummary};
+use crate::core::{EpochPoint, MemoryEstimate, TrainContext, TrainingSummary};
 use crate::dataset::{Cut, Interactions};
 use crate::error::{Error, Result};
 use crate::util::linalg::Rng;
@@ -97,6 +97,7 @@ where
     let mut best: Option<(f64, usize, M::InnerModule)> = None;
     let mut epochs = 0;
     let mut stepping = 0.0;
+    let mut history = Vec::new();
     for epoch in 1..=f.epochs {
         let epoch_start = Instant::now();
         let batches = epoch_batches(&mut l.rng);
@@ -167,6 +168,12 @@ where
         };
         ctx.progress.message(&line);
         (ctx.log)(line);
+        history.push(EpochPoint {
+            epoch,
+            loss,
+            valid: shown,
+            seconds,
+        });
         if figure.is_some() && f.patience > 0 && epoch - best_epoch >= f.patience {
             (ctx.log)(format!(
                 "{name}: stopping early, no better validation {what} for {} epochs; keeping epoch {best_epoch}",
@@ -176,10 +183,11 @@ where
         }
     }
     let (best_figure, best_epoch, best_net) = best.expect("at least one epoch");
-    let best_ndcg = match validation {
-        Validation::Ndcg(_) => best_figure,
-        Validation::Loss(..) => f64::NAN,
+    let (best_ndcg, measure) = match validation {
+        Validation::Ndcg(_) => (best_figure, "NDCG@10"),
+        Validation::Loss(what, _) => (f64::NAN, what),
     };
+    let validated = history.iter().any(|p| p.valid.is_some());
     let weights = super::embeddings::record(best_net, name)?;
     Ok(Fitted {
         weights,
@@ -190,6 +198,8 @@ where
             best_valid_ndcg: best_ndcg.is_finite().then_some(best_ndcg),
             seconds_per_epoch: start.elapsed().as_secs_f64() / epochs.max(1) as f64,
             train_seconds_per_epoch: stepping / epochs.max(1) as f64,
+            validation: validated.then(|| measure.to_string()),
+            history,
         },
     })
 }
