@@ -88,7 +88,45 @@ pub fn metrics_table(report: &EvalReport) -> String {
             out.push('\n');
             out.push_str(&ranker_table(name, ranker));
         }
+        if let Some(t) = &r.tuning {
+            out.push('\n');
+            out.push_str(&tuning_table(name, t));
+        }
     }
+    out
+}
+
+/// A policy's search: each trial's settings and validation figure, the kept one marked.
+fn tuning_table(name: &str, t: &feed_engine::eval::TuningReport) -> String {
+    let fields: Vec<&String> = t
+        .trials
+        .first()
+        .map(|x| x.settings.keys().collect())
+        .unwrap_or_default();
+    let rows: Vec<Vec<String>> = t
+        .trials
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let mut row = vec![format!("{}{}", i + 1, if i == t.best { " *" } else { "" })];
+            row.extend(fields.iter().map(|f| {
+                x.settings.get(*f).map_or("-".into(), |v| match v.as_f64() {
+                    Some(n) if v.is_f64() => format!("{n:.4e}"),
+                    _ => v.to_string(),
+                })
+            }));
+            row.push(format!("{:.4}", x.valid));
+            row.push(format!("{:.1}", x.seconds));
+            row
+        })
+        .collect();
+    let upper: Vec<String> = fields.iter().map(|f| f.to_uppercase()).collect();
+    let valid = format!("VALID {}", t.metric.to_uppercase());
+    let mut headers = vec!["TRIAL"];
+    headers.extend(upper.iter().map(String::as_str));
+    headers.extend([valid.as_str(), "S"]);
+    let mut out = format!("tuning of {name} ({} search; * kept):\n", t.method);
+    out.push_str(&table(&headers, &rows));
     out
 }
 

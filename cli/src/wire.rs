@@ -437,6 +437,47 @@ pub struct PolicyEvaluation {
     /// then zero: a ranker does not retrieve).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ranker: Option<RankerEvaluation>,
+    /// Its `tuning:` search: every trial's settings and validation figure, and the one kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<Tuning>,
+}
+
+/// A policy's hyper-parameter search.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Tuning {
+    /// `ndcg@10`, `hr@10` or `mrr@10`, on the validation cut.
+    pub metric: String,
+    /// `grid` or `random`.
+    pub method: String,
+    /// The index in `trials` of the one whose settings trained the version.
+    pub best: usize,
+    pub trials: Vec<Trial>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Trial {
+    pub settings: BTreeMap<String, serde_json::Value>,
+    pub valid: f64,
+    pub seconds: f64,
+}
+
+impl From<&feed_engine::eval::TuningReport> for Tuning {
+    fn from(t: &feed_engine::eval::TuningReport) -> Self {
+        Self {
+            metric: t.metric.clone(),
+            method: t.method.clone(),
+            best: t.best,
+            trials: t
+                .trials
+                .iter()
+                .map(|x| Trial {
+                    settings: x.settings.clone(),
+                    valid: x.valid,
+                    seconds: x.seconds,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A ranker's impressions split by time, and each head's figures.
@@ -628,6 +669,7 @@ impl From<&feed_engine::eval::EvalReport> for Evaluation {
                     parts: m.parts.iter().cloned().collect(),
                 }),
                 ranker: p.ranker.as_ref().map(Into::into),
+                tuning: p.tuning.as_ref().map(Into::into),
             }
         }
         Self {

@@ -84,7 +84,8 @@ fetch:
   users: SELECT user_id, age, gender, occupation FROM viewers
 policies:
   - {{name: popular, type: popular}}
-  - {{name: als, type: als, factors: 32, iterations: 10}}
+  - {{name: als, type: als, factors: 32, iterations: 10,
+      tuning: {{method: grid, search: {{factors: [16, 32], regularization: [0.05, 5.0]}}}}}}
   - {{name: two_tower, type: two_tower, user_features: [age, gender, occupation],
       item_features: [genres, year], batch_size: 256, epochs: 4, patience: 0}}
 training: {{seed: 42, device: cpu}}
@@ -119,6 +120,8 @@ serving: {{policy: als}}
         r#"id="timeline""#,
         r#"id="metrics""#,
         "two_tower training curve",
+        r#"id="tuning-als""#,
+        "TUNING",
         r#"id="log""#,
         "DEPLOYING",
     ] {

@@ -24,4 +24,5 @@ mod replicas;
 mod server;
 mod server_support;
 mod spec_examples;
+mod tuning;
 mod vectors;

@@ -44,9 +44,10 @@ pub struct Metrics {
 }
 
 /// Statuses a version's gauge has one series for (a state set: 1 for the current one).
-const STATUSES: [Status; 7] = [
+const STATUSES: [Status; 8] = [
     Status::Scheduling,
     Status::Fetching,
+    Status::Tuning,
     Status::Training,
     Status::Deploying,
     Status::Active,

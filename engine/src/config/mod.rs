@@ -9,6 +9,7 @@ mod outputs;
 mod ranker;
 mod raw;
 pub(crate) mod resolve;
+pub mod tuning;
 
 pub use locate::Locations;
 pub use onnx::OnnxFeature;

@@ -189,6 +189,17 @@ impl PolicyConfig {
         matches!(self, Self::MultiTask(_) | Self::Onnx(_))
     }
 
+    /// Its `tuning:` block, if it has one.
+    pub fn tuning(&self) -> Option<&super::tuning::TuningConfig> {
+        match self {
+            Self::Popular(c) => c.tuning.as_ref(),
+            Self::Als(c) => c.tuning.as_ref(),
+            Self::Sasrec(c) => c.tuning.as_ref(),
+            Self::TwoTower(c) => c.tuning.as_ref(),
+            Self::MultiTask(_) | Self::Onnx(_) => None,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Popular(_) => "popular",
@@ -211,6 +222,9 @@ pub struct PopularConfig {
     /// Weight each event by 0.5^(age / half_life_days).
     #[serde(default)]
     pub half_life_days: Option<f64>,
+    /// A search over this policy's fields before it trains (see `TuningConfig`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<super::tuning::TuningConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -232,6 +246,9 @@ pub struct AlsConfig {
     /// Conjugate-gradient steps per least-squares solve (warm-started).
     #[serde(default = "defaults::cg_steps")]
     pub cg_steps: usize,
+    /// A search over this policy's fields before it trains (see `TuningConfig`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<super::tuning::TuningConfig>,
 }
 
 /// `type: sasrec`. The defaults are those of Klenitskiy & Vasilev (RecSys 2023) for MovieLens-1M,
@@ -286,6 +303,9 @@ pub struct SasrecConfig {
     /// ends on smaller steps, so the kept epoch depends less on the seed's last batches.
     #[serde(default = "defaults::learning_rate_decay")]
     pub learning_rate_decay: f64,
+    /// A search over this policy's fields before it trains (see `TuningConfig`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<super::tuning::TuningConfig>,
 }
 
 /// `type: two_tower`.
@@ -336,6 +356,9 @@ pub struct TwoTowerConfig {
     /// ends on smaller steps, so the kept epoch depends less on the seed's last batches.
     #[serde(default = "defaults::learning_rate_decay")]
     pub learning_rate_decay: f64,
+    /// A search over this policy's fields before it trains (see `TuningConfig`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<super::tuning::TuningConfig>,
 }
 
 /// `fit()` for each neural policy's config: the optimiser keys are repeated in each struct (serde

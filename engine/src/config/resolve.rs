@@ -477,6 +477,9 @@ fn check(cfg: &ModelConfig) -> Result<(), ConfigError> {
             ));
         }
         check_policy(cfg, &path, p)?;
+        if let Some(t) = p.tuning() {
+            check_tuning(cfg, &path, p, t)?;
+        }
     }
 
     if let Some(p) = &cfg.serving.policy {
@@ -533,6 +536,81 @@ fn unknown_policy(cfg: &ModelConfig, path: &str, name: &str) -> ConfigError {
             ))
         });
     cfg.error_at(path, format!("no policy is named `{name}`"), hint)
+}
+
+/// A policy's `tuning:`: the space of each field, and every setting it can take checked as if the
+/// file had said it (a range by its two ends).
+fn check_tuning(
+    cfg: &ModelConfig,
+    path: &str,
+    p: &PolicyConfig,
+    t: &super::tuning::TuningConfig,
+) -> Result<(), ConfigError> {
+    use super::tuning::{SearchSpace, TuningMethod, MAX_TRIALS};
+    let at = format!("{path}.tuning");
+    if t.search.is_empty() {
+        return Err(cfg.error_at(
+            &format!("{at}.search"),
+            "searches no field",
+            Some(format!("e.g. `search: {{{}}}`", example_search(p))),
+        ));
+    }
+    for (field, space) in &t.search {
+        let here = format!("{at}.search.{field}");
+        if matches!(field.as_str(), "name" | "type" | "tuning") {
+            return Err(cfg.error_at(&here, format!("`{field}` cannot be searched"), None));
+        }
+        if let Some(problem) = space.problem() {
+            return Err(cfg.error_at(&here, problem, None));
+        }
+        if t.method == TuningMethod::Grid && matches!(space, SearchSpace::Range(_)) {
+            return Err(cfg.error_at(
+                &here,
+                "a grid takes lists of values",
+                Some("list the values, or use `method: random` to draw from a range".into()),
+            ));
+        }
+        for value in space.probes() {
+            let settings = std::iter::once((field.clone(), value.clone())).collect();
+            let tried = super::tuning::apply(p, &settings).map_err(|e| {
+                let e = plain_words(&e);
+                let hint = e
+                    .contains("unknown field")
+                    .then(|| format!("the fields of a `{}` policy can be searched", p.kind()));
+                cfg.error_at(&here, format!("{value} does not fit: {e}"), hint)
+            })?;
+            check_policy(cfg, path, &tried)
+                .map_err(|e| cfg.error_at(&here, format!("{value}: {}", e.message), e.hint))?;
+        }
+    }
+    let count = t.trial_count();
+    match t.method {
+        TuningMethod::Grid if count > MAX_TRIALS => Err(cfg.error_at(
+            &format!("{at}.search"),
+            format!("the grid has {count} combinations, more than {MAX_TRIALS}"),
+            Some("list fewer values, or use `method: random` with `trials`".into()),
+        )),
+        TuningMethod::Grid if t.trials.is_some_and(|n| n < count) => Err(cfg.error_at(
+            &format!("{at}.trials"),
+            format!("a grid runs every combination ({count}); `trials` cannot be fewer"),
+            Some("drop `trials`, or use `method: random`".into()),
+        )),
+        TuningMethod::Random if count == 0 || count > MAX_TRIALS => Err(cfg.error_at(
+            &format!("{at}.trials"),
+            format!("must be 1 to {MAX_TRIALS}"),
+            None,
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A search a policy of `p`'s kind could start from, for hints.
+fn example_search(p: &PolicyConfig) -> &'static str {
+    match p {
+        PolicyConfig::Als(_) => "factors: [32, 64, 128], regularization: {log_uniform: [0.001, 1]}",
+        PolicyConfig::Popular(_) => "half_life_days: [7, 30, 90]",
+        _ => "learning_rate: {log_uniform: [0.0001, 0.01]}, dropout: [0.1, 0.3]",
+    }
 }
 
 fn check_policy(cfg: &ModelConfig, path: &str, p: &PolicyConfig) -> Result<(), ConfigError> {

@@ -11,7 +11,7 @@ pub use crate::core::{HeadReport, RankerReport};
 pub use calibration::{sigmoid, Calibration};
 pub use heads::{auc, head_metrics, HeadMetrics, BINS};
 pub use logistic::Logistic;
-pub use report::{EvalReport, PolicyReport, PROTOCOL};
+pub use report::{EvalReport, PolicyReport, TrialReport, TuningReport, PROTOCOL};
 
 use rayon::prelude::*;
 

@@ -38,6 +38,29 @@ pub struct PolicyReport {
     /// then zero: a ranker is not a retriever).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ranker: Option<crate::core::RankerReport>,
+    /// The trials of its `tuning:` search, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<TuningReport>,
+}
+
+/// A policy's hyper-parameter search: every trial on the validation cut, and the one kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TuningReport {
+    /// `ndcg@10`, `hr@10` or `mrr@10`.
+    pub metric: String,
+    /// `grid` or `random`.
+    pub method: String,
+    pub trials: Vec<TrialReport>,
+    /// The index of the trial whose settings trained the version.
+    pub best: usize,
+}
+
+/// One trial: its settings, its validation figure and how long it took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialReport {
+    pub settings: crate::config::tuning::Settings,
+    pub valid: f64,
+    pub seconds: f64,
 }
 
 pub const PROTOCOL: &str =

@@ -7,6 +7,7 @@
 mod budget;
 mod pair_scores;
 mod rollback;
+mod tuning;
 
 pub use rollback::rollback;
 
@@ -525,9 +526,8 @@ async fn execute(
             "cpu (training.device = {setting}; popularity and ALS train on the CPU)"
         ))
     };
-    run.set_status(Status::Training, &format!("device: {}", device.reason))?;
     let ds = Arc::new(ds);
-    let (trained, report) = {
+    let (trained, report, config, tuned) = {
         let (run, config, ds, options) = (run.clone(), config.clone(), ds.clone(), options.clone());
         on_blocking_pool("training", move || {
             train_all(&run, &config, &ds, &options, device)
@@ -550,6 +550,9 @@ async fn execute(
                 run.version,
                 &primary,
             )?;
+            for (name, settings) in &tuned {
+                artifacts::write_tuned(&run.dir, name, settings)?;
+            }
             run.promote()
         })
         .await?
@@ -576,9 +579,75 @@ fn primary_policy(config: &ModelConfig, report: &EvalReport) -> String {
         .unwrap_or_else(|| config.policies[0].name().to_string())
 }
 
-/// Trains every policy on the training cut, evaluates on validation and test, and refits on all
-/// events for serving. Runs on the blocking pool.
+/// What training made: the policies, their report, the model as trained (the tuned settings in
+/// place) and each tuned policy's kept settings.
+type TrainedVersion = (
+    Trained,
+    EvalReport,
+    Arc<ModelConfig>,
+    BTreeMap<String, crate::config::tuning::Settings>,
+);
+
+/// Runs the policies' `tuning:` searches (TUNING), then trains every policy on the training cut,
+/// evaluates on validation and test, and refits on all events for serving (TRAINING). Runs on
+/// the blocking pool.
 fn train_all(
+    run: &VersionRun,
+    config: &Arc<ModelConfig>,
+    ds: &Dataset,
+    options: &RunOptions,
+    device: DeviceChoice,
+) -> Result<TrainedVersion> {
+    let validate = |m: &dyn crate::core::Scorer| {
+        eval::evaluate(m, ds, Target::Valid, config.training.eval_users)
+    };
+    let mut searched = None;
+    if tuning::any(config) {
+        let names: Vec<&str> = config
+            .policies
+            .iter()
+            .filter(|p| p.tuning().is_some())
+            .map(|p| p.name())
+            .collect();
+        run.set_status(
+            Status::Tuning,
+            &format!(
+                "searching the settings of {} on the validation cut (device: {})",
+                names.join(", "),
+                device.reason
+            ),
+        )?;
+        let log = |msg: String| run.log(Status::Tuning, &msg);
+        let ctx = TrainContext {
+            progress: options.progress.as_ref(),
+            seed: config.training.seed,
+            cancel: &options.cancel,
+            log: &log,
+            device: device.clone(),
+            validate: Some(&validate),
+            // Rankers are not tuned.
+            pair_scores: None,
+        };
+        searched = Some(tuning::run(config, ds, &ctx)?);
+    }
+    run.set_status(Status::Training, &format!("device: {}", device.reason))?;
+    let (config, tuned) = match searched {
+        Some(t) => (Arc::new(t.config), t.policies),
+        None => (config.clone(), BTreeMap::new()),
+    };
+    let (trained, mut report) = train_policies(run, &config, ds, options, device)?;
+    let mut kept = BTreeMap::new();
+    for (name, (settings, table)) in tuned {
+        if let Some(r) = report.policies.get_mut(&name) {
+            r.tuning = Some(table);
+        }
+        kept.insert(name, settings);
+    }
+    Ok((trained, report, config, kept))
+}
+
+/// Trains every policy of `config` (settings as they stand) and evaluates it.
+fn train_policies(
     run: &VersionRun,
     config: &ModelConfig,
     ds: &Dataset,
@@ -698,6 +767,7 @@ fn fit_ranker(
         training: model.training_summary().cloned(),
         memory: Some(estimate.report(measured)),
         ranker: model.ranker_report().cloned(),
+        tuning: None,
     };
     Ok((model, report))
 }
@@ -735,6 +805,7 @@ fn fit_and_evaluate(
             training,
             memory: Some(estimate.report(measured)),
             ranker: None,
+            tuning: None,
         },
     ))
 }

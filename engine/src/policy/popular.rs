@@ -25,6 +25,7 @@ impl Popular {
             name: "popularity".into(),
             window_days: None,
             half_life_days: None,
+            tuning: None,
         })
     }
 }
@@ -156,6 +157,7 @@ mod tests {
             name: "p".into(),
             window_days,
             half_life_days,
+            tuning: None,
         };
         TrainedPopular::count(&config, dataset().view(Cut::All))
     }

@@ -222,6 +222,7 @@ mod tests {
             weight_decay: 0.0,
             epsilon: 1e-8,
             learning_rate_decay: 1.0,
+            tuning: None,
         }
     }
 

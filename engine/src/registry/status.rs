@@ -9,13 +9,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{IoContext, Result};
 
-/// Where a version is in its life. SCHEDULING → FETCHING → TRAINING → DEPLOYING → ACTIVE, or
-/// ERROR with a reason; a version that was ACTIVE and was replaced is INACTIVE.
+/// Where a version is in its life. SCHEDULING → FETCHING → (TUNING →) TRAINING → DEPLOYING →
+/// ACTIVE, or ERROR with a reason; a version that was ACTIVE and was replaced is INACTIVE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
     Scheduling,
     Fetching,
+    /// Trials of the policies' `tuning:` searches (only when a policy has one).
+    Tuning,
     Training,
     Deploying,
     Active,
@@ -28,7 +30,11 @@ impl Status {
     pub fn is_running(self) -> bool {
         matches!(
             self,
-            Status::Scheduling | Status::Fetching | Status::Training | Status::Deploying
+            Status::Scheduling
+                | Status::Fetching
+                | Status::Tuning
+                | Status::Training
+                | Status::Deploying
         )
     }
 }
@@ -38,6 +44,7 @@ impl fmt::Display for Status {
         let s = match self {
             Status::Scheduling => "SCHEDULING",
             Status::Fetching => "FETCHING",
+            Status::Tuning => "TUNING",
             Status::Training => "TRAINING",
             Status::Deploying => "DEPLOYING",
             Status::Active => "ACTIVE",

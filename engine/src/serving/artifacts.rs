@@ -21,6 +21,9 @@ use crate::vectors::VectorIndex;
 
 pub const MANIFEST: &str = "manifest.json";
 pub const METRICS: &str = "metrics.json";
+/// In a tuned policy's folder: the settings its `tuning:` search kept, which it was trained
+/// with and is loaded with (the stored model file holds the search, not its outcome).
+pub const TUNED: &str = "tuned.json";
 /// Items per user the `history` encoder averages (the latest ones).
 pub const HISTORY_LEN: usize = 50;
 
@@ -411,6 +414,30 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
     let bytes = std::fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| Error::Internal(format!("{} is corrupt: {e}", path.display())))
+}
+
+/// Stores the settings policy `policy`'s search kept, beside its artifacts (a reuse of the
+/// version links them with the rest of the folder).
+pub fn write_tuned(
+    dir: &Path,
+    policy: &str,
+    settings: &crate::config::tuning::Settings,
+) -> Result<()> {
+    let path = dir.join("policies").join(policy).join(TUNED);
+    let bytes = serde_json::to_vec_pretty(settings).expect("settings serialise");
+    store::write_atomic(&path, &bytes)
+}
+
+/// The settings a policy's search kept, if it had one.
+pub fn read_tuned(policy_dir: &Path) -> Result<Option<crate::config::tuning::Settings>> {
+    let path = policy_dir.join(TUNED);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Internal(format!("{} is corrupt: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::storage(format!("reading {}", path.display()), e)),
+    }
 }
 
 /// The evaluation report of a version, if it got that far.

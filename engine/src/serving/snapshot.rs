@@ -86,8 +86,19 @@ impl Snapshot {
         let yaml_path = dir.join("model.yaml");
         let text = std::fs::read_to_string(&yaml_path)
             .ctx(|| format!("reading {}", yaml_path.display()))?;
-        let config = config::parse(&text, &yaml_path.display().to_string(), dir)
+        let mut config = config::parse(&text, &yaml_path.display().to_string(), dir)
             .map_err(|e| Error::Internal(format!("stored model file no longer parses: {e}")))?;
+        // A tuned policy trained with the settings its search kept.
+        for p in config.policies.iter_mut() {
+            if let Some(settings) = artifacts::read_tuned(&dir.join("policies").join(p.name()))? {
+                *p = config::tuning::apply(p, &settings).map_err(|e| {
+                    Error::Internal(format!(
+                        "the tuned settings of `{}` no longer fit: {e}",
+                        p.name()
+                    ))
+                })?;
+            }
+        }
         let data = dir.join("dataset");
         let catalog = Catalog::new(
             store::read_table(&data.join("items.arrow"))?,

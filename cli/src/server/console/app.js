@@ -183,6 +183,17 @@ function metrics(m) {
   }
   if (curves.childElementCount) out.push(el("h2", {}, "Training curves"), curves);
   for (const [n, p] of Object.entries(m.policies)) {
+    if (!p.tuning) continue;
+    const t = p.tuning;
+    const fields = Object.keys(t.trials[0] ? t.trials[0].settings : {});
+    const show = (v) => (typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(4) : String(v));
+    out.push(el("h2", {}, `Tuning of ${n}`),
+      el("p", { class: "muted" }, `${t.method} search on the validation cut by ${t.metric}; trial ${t.best + 1} trained the version`),
+      table(`tuning-${n}`, ["trial", ...fields, `valid ${t.metric}`, "seconds"], t.trials.map((x, i) => [
+        i === t.best ? el("b", {}, `${i + 1} ✓`) : i + 1, ...fields.map((f) => show(x.settings[f])), fmt(x.valid), fmt(x.seconds, 1),
+      ]), [0, fields.length + 1, fields.length + 2]));
+  }
+  for (const [n, p] of Object.entries(m.policies)) {
     if (!p.ranker) continue;
     out.push(el("h2", {}, `Heads of ${n}`), el("p", { class: "muted" }, p.ranker.protocol),
       table(`heads-${n}`, ["head", "calibration", "AUC", "log loss", "NE", "ECE", "baseline AUC"], p.ranker.heads.map((h) => [
