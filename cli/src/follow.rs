@@ -5,8 +5,10 @@
 use feed_engine::registry::LogEntry;
 use feed_engine::{Registry, Status, VersionInfo};
 
-/// How often the log is read again.
-pub const EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// How often the log is read again: on a local disk, and on object storage (each read is a
+/// few requests there).
+const EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+const EVERY_REMOTE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A reader of one version's log that hands out each line once.
 pub struct Follower {
@@ -62,9 +64,18 @@ impl Follower {
         self.version
     }
 
+    /// How long to wait between reads.
+    pub fn every(&self) -> std::time::Duration {
+        if self.registry.is_remote() {
+            EVERY_REMOTE
+        } else {
+            EVERY
+        }
+    }
+
     /// Reads the log again: the lines not handed out yet.
     pub fn read(&mut self) -> feed_engine::Result<Read> {
-        let version = self.registry.version(&self.model, Some(self.version))?;
+        let version = self.registry.version_alone(&self.model, self.version)?;
         let lines = version.log.get(self.shown..).unwrap_or_default().to_vec();
         self.shown = version.log.len().max(self.shown);
         Ok(Read { lines, version })

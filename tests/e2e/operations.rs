@@ -189,6 +189,22 @@ fn metrics_count_known_traffic_and_the_seen_fraction() {
     };
     assert_eq!((status("ACTIVE"), status("TRAINING")), (1.0, 0.0));
 
+    // Score drift: the served ALS scores against the deciles of its validation top-10s. The
+    // user's own pages sit near the top of the reference, so the index is positive.
+    for _ in 0..2 {
+        let text = "SELECT * FROM similarity(embedding = 'als', user = $user_id, limit = 50) ORDER BY score(als) LIMIT 10";
+        assert_eq!(query(text).0, 200);
+    }
+    let m = scrape(a, None);
+    let als = [("model", "m"), ("version", "1"), ("policy", "als")];
+    assert!(value(&m, "feed_score_psi_samples", &als) >= 20.0);
+    let psi = value(&m, "feed_score_psi", &als);
+    assert!(psi.is_finite() && psi >= 0.0, "{psi}");
+    eprintln!(
+        "als: PSI {psi:.3} over {} served scores",
+        value(&m, "feed_score_psi_samples", &als)
+    );
+
     // Live events: the overlay's size and how long ago the log was read to its end.
     let events: String = (0..4)
         .map(|i| format!("{{\"user_id\": \"u{i}\", \"item_id\": \"i1\", \"type\": \"click\"}}\n"))

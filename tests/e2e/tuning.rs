@@ -123,9 +123,20 @@ fn tuning_als_on_movielens_keeps_the_best_trial() {
         "{text}"
     );
 
-    // A serving-only change reuses the tuned version, which still loads with its settings.
+    // A serving-only change reuses the tuned version (no search, no training), which still
+    // loads with its settings.
     std::fs::write(&file, ml100k(search) + "serving: {policy: popular}\n").unwrap();
     ws.ok(&["update-model", "--data-root", &dir, "--file", f]);
+    let v2 = ws.home().join("models/tuned/versions/000002");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(v2.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["reuses"], 1, "{manifest}");
+    let log = std::fs::read_to_string(v2.join("status.jsonl")).unwrap();
+    assert!(
+        !log.contains("TUNING") && !log.contains("TRAINING"),
+        "{log}"
+    );
+    assert!(v2.join("policies/als/tuned.json").exists());
     let ranked = ws.ok(&[
         "rank",
         "--model-name",

@@ -16,12 +16,16 @@ pub struct RollbackArgs {
     /// The version to serve (any complete version but the ACTIVE one).
     #[arg(long)]
     version: Option<u32>,
+    /// Roll back even while a version is being made (it replaces the rolled-back version when
+    /// it deploys).
+    #[arg(long)]
+    force: bool,
 }
 
 pub async fn run(home: &Path, args: RollbackArgs) -> anyhow::Result<()> {
     let registry = Registry::open(home)?;
     let m = tokio::task::spawn_blocking(move || {
-        feed_engine::lifecycle::rollback(&registry, &args.model_name, args.version)
+        feed_engine::lifecycle::rollback(&registry, &args.model_name, args.version, args.force)
     })
     .await??;
     println!(

@@ -69,7 +69,7 @@ async fn follow(registry: Registry, model: &str, version: Option<u32>) -> anyhow
             println!("version {} ended {}: {}", v.version, v.status, v.message);
             return Ok(());
         }
-        tokio::time::sleep(crate::follow::EVERY).await;
+        tokio::time::sleep(follower.every()).await;
     }
 }
 

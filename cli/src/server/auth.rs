@@ -60,9 +60,11 @@ impl Auth {
         if !self.required {
             return Ok(());
         }
+        // The scheme is case-insensitive (RFC 9110 §11.1).
         let presented = authorization
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, key)| key.trim())
             .ok_or(Refusal::Unauthorized)?;
         let ring = self.ring.load();
         let key = ring.verify(presented).ok_or(Refusal::Unauthorized)?;
@@ -171,6 +173,8 @@ mod tests {
         let auth = Auth::new(true);
         auth.reload(&registry).unwrap();
         assert!(auth.check(Some(&query), Scope::Query).is_ok());
+        let lower = query.replacen("Bearer", "bearer", 1);
+        assert!(auth.check(Some(&lower), Scope::Query).is_ok());
         assert!(matches!(
             auth.check(Some(&query), Scope::Events),
             Err(Refusal::Forbidden(Scope::Events))

@@ -31,6 +31,11 @@ fn page(media: &'static str, body: &'static str) -> impl IntoResponse {
             // The files change with the binary: a browser asks again after an upgrade.
             (header::CACHE_CONTROL, "no-cache"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            // Only its own files and its own API: no inline script or style, nothing elsewhere.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; frame-ancestors 'none'",
+            ),
         ],
         body,
     )

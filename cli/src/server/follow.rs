@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
@@ -25,8 +26,18 @@ pub struct StatusParams {
 pub async fn status_stream(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-    Query(params): Query<StatusParams>,
+    params: Result<Query<StatusParams>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // A wrong query string is a JSON error like every other.
+    let Query(params) = params.map_err(|e| ApiError::Body {
+        status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        message: format!(
+            "{}; the query string takes `version`, a version number",
+            e.body_text()
+        ),
+        field: Some("version".into()),
+        hint: None,
+    })?;
     let registry = state.registry.clone();
     let model = name.clone();
     let follower =
@@ -68,7 +79,7 @@ pub async fn status_stream(
             if !events.is_empty() {
                 return Some((events, Some(follower)));
             }
-            tokio::time::sleep(crate::follow::EVERY).await;
+            tokio::time::sleep(follower.every()).await;
         }
     })
     .flat_map(|events| futures::stream::iter(events.into_iter().map(Ok)));

@@ -41,6 +41,10 @@ pub struct Metrics {
     live_events: IntGaugeVec,
     live_users: IntGaugeVec,
     ingest_lag: GaugeVec,
+    psi: GaugeVec,
+    psi_samples: IntGaugeVec,
+    /// One scrape at a time: a scrape resets the model gauges before it sets them.
+    scraping: std::sync::Mutex<()>,
 }
 
 /// Statuses a version's gauge has one series for (a state set: 1 for the current one).
@@ -158,7 +162,20 @@ impl Metrics {
                  an event written by another process can be seen.",
                 &["model"],
             ),
+            psi: float(
+                "feed_score_psi",
+                "Population stability index of a policy's served scores against the deciles of \
+                 its top-10 scores for the validation users (since this server loaded the \
+                 version; above 0.25 reads as a shift).",
+                &["model", "version", "policy"],
+            ),
+            psi_samples: gauge(
+                "feed_score_psi_samples",
+                "Served scores the PSI is computed from.",
+                &["model", "version", "policy"],
+            ),
             registry,
+            scraping: std::sync::Mutex::new(()),
         }
     }
 
@@ -183,6 +200,7 @@ impl Metrics {
 
     /// The text a scrape gets: the model gauges read now, then every metric.
     fn render(&self, state: &AppState) -> String {
+        let _one = self.scraping.lock().unwrap_or_else(|e| e.into_inner());
         self.read_models(state);
         let mut text = String::new();
         if let Err(e) = TextEncoder::new().encode_utf8(&self.registry.gather(), &mut text) {
@@ -206,6 +224,20 @@ impl Metrics {
         }
         self.active_age.reset();
         self.ingest_lag.reset();
+        self.psi.reset();
+        self.psi_samples.reset();
+        for (model, version, policies) in state.drift() {
+            let version = version.to_string();
+            for (policy, psi, samples) in policies {
+                let labels = [model.as_str(), version.as_str(), policy.as_str()];
+                self.psi_samples
+                    .with_label_values(&labels)
+                    .set(samples as i64);
+                if let Some(psi) = psi {
+                    self.psi.with_label_values(&labels).set(psi);
+                }
+            }
+        }
         let models = match state.registry.models() {
             Ok(m) => m,
             Err(e) => {

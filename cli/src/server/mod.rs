@@ -3,6 +3,7 @@
 
 mod auth;
 mod console;
+mod drift;
 mod error;
 mod follow;
 mod metrics;

@@ -199,7 +199,8 @@ async fn rank(
         user_id: body.user_id,
         limit: body.limit,
         with_metadata: body.return_metadata,
-        features: snapshot.config.serving.log_impressions,
+        // The page's policy scores: score drift counts them, impressions record them.
+        features: true,
     };
     let live = state.live(&name);
     let user = req.user_id.clone();
@@ -212,6 +213,9 @@ async fn rank(
     })
     .await?;
     state.metrics.served(&name, "rank", ranking.ids.len(), seen);
+    if let Some(f) = &ranking.features {
+        state.observe_scores(&name, ranking.version, f);
+    }
     let metadata = ranking.metadata.as_ref().map(to_json).transpose()?;
     let request_id = state.request_id();
     let scores: Vec<f64> = ranking.scores.iter().map(|&s| s as f64).collect();
@@ -363,8 +367,8 @@ async fn run_query(
         page_token: body.page_token,
         with_metadata: body.return_metadata,
         explain: body.explain,
-        // What the impressions record, when they are logged.
-        features: snapshot.config.serving.log_impressions,
+        // The page's policy scores: score drift counts them, impressions record them.
+        features: true,
     };
     let shared = state.clone();
     let live = state.live(&model);
@@ -382,6 +386,9 @@ async fn run_query(
     })
     .await?;
     state.metrics.stages(&model, &result.stages);
+    if let Some(f) = &result.features {
+        state.observe_scores(&model, result.version, f);
+    }
     if let Some(seen) = seen {
         state
             .metrics

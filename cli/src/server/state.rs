@@ -12,7 +12,10 @@ use feed_engine::query::Pages;
 use feed_engine::{Registry, Snapshot};
 
 use super::auth::Auth;
+use super::drift::{Drift, PolicyDrift};
 use super::metrics::Metrics;
+use feed_engine::serving::artifacts;
+use std::collections::BTreeMap;
 
 /// A model's live events and catalog changes: the overlays read from its logs, and the logs'
 /// writers, started on the first batch this server takes.
@@ -71,6 +74,8 @@ struct Served {
     base: Arc<Snapshot>,
     serving: Arc<Snapshot>,
     generation: u64,
+    /// The version's served scores against its references.
+    drift: Arc<Drift>,
 }
 
 pub struct AppState {
@@ -200,14 +205,16 @@ impl AppState {
 
     /// `base` as served: with `model`'s catalog changes applied. A failure to build is logged
     /// and the version served without them until a later build succeeds.
-    fn serve(&self, model: &str, base: Arc<Snapshot>) -> Served {
+    fn serve(&self, model: &str, base: Arc<Snapshot>, drift: Drift) -> Served {
         let live = self.live(model);
         let _one = live.applying.lock().unwrap_or_else(|e| e.into_inner());
+        let drift = Arc::new(drift);
         match build(&live, &base) {
             Ok((serving, generation)) => Served {
                 base,
                 serving,
                 generation,
+                drift,
             },
             Err(e) => {
                 tracing::warn!(%model, "applying live item changes: {e}");
@@ -216,9 +223,29 @@ impl AppState {
                     base,
                     // Never current: the next poll tries again.
                     generation: u64::MAX,
+                    drift,
                 }
             }
         }
+    }
+
+    /// Counts the scores of a page served from `model`'s version `version` (a page of a version
+    /// replaced meanwhile is not counted against the new one's references).
+    pub fn observe_scores(&self, model: &str, version: u32, features: &[BTreeMap<String, f64>]) {
+        if let Some(s) = self.snapshots.load().get(model) {
+            if s.base.version() == version {
+                s.drift.observe(features);
+            }
+        }
+    }
+
+    /// Per served model: its version and each policy's PSI and count.
+    pub fn drift(&self) -> Vec<(String, u32, Vec<PolicyDrift>)> {
+        self.snapshots
+            .load()
+            .iter()
+            .map(|(m, s)| (m.clone(), s.base.version(), s.drift.psi()))
+            .collect()
     }
 
     /// Reads `model`'s item log and applies its changes over the served version, unless what
@@ -296,15 +323,14 @@ impl AppState {
                         next.insert(model, s.clone());
                     }
                 }
-                (Some(v), old) => match self
-                    .registry
-                    .materialize(&model, v)
-                    .and_then(|dir| Snapshot::load(&dir))
-                {
-                    Ok(s) => {
+                (Some(v), old) => match self.registry.materialize(&model, v).and_then(|dir| {
+                    let report = artifacts::read_report(&dir)?;
+                    Ok((Snapshot::load(&dir)?, Drift::new(report.as_ref())))
+                }) {
+                    Ok((s, drift)) => {
                         tracing::info!(%model, version = v, "now serving");
                         // Stored with its catalog changes applied, never without.
-                        let served = self.serve(&model, Arc::new(s));
+                        let served = self.serve(&model, Arc::new(s), drift);
                         next.insert(model, served);
                         changed = true;
                     }

@@ -36,7 +36,13 @@ impl ModelConfig {
                 scheduler: None,
                 ..self.fetch.clone()
             }),
-            "policies": self.policies.iter().map(chosen::<PolicyConfig>).collect::<Vec<_>>(),
+            "policies": self
+                .declared_policies
+                .as_ref()
+                .unwrap_or(&self.policies)
+                .iter()
+                .map(chosen::<PolicyConfig>)
+                .collect::<Vec<_>>(),
             // Nor the training's memory budget: it admits runs, it does not change them.
             "training": chosen::<TrainingConfig>(&TrainingConfig {
                 memory_limit: None,

@@ -40,6 +40,10 @@ pub struct ModelConfig {
     pub connectors: Vec<ConnectorConfig>,
     pub fetch: RawFetch,
     pub policies: Vec<PolicyConfig>,
+    /// The policies as the file declares them, once TUNING has put each searched policy's kept
+    /// settings in `policies`: the training key stays the file's, so that a serving-only update
+    /// reuses the tuned version.
+    pub declared_policies: Option<Vec<PolicyConfig>>,
     pub training: TrainingConfig,
     /// The value model with its outputs resolved; `None` when the file declares none (then
     /// the primary policy ranks alone).
@@ -342,6 +346,7 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<ModelConfig, Con
         connectors: raw.connectors,
         fetch: raw.fetch,
         policies: raw.policies,
+        declared_policies: None,
         training: raw.training,
         value_model: None,
         queries: BTreeMap::new(),
@@ -581,6 +586,27 @@ fn check_tuning(
             })?;
             check_policy(cfg, path, &tried)
                 .map_err(|e| cfg.error_at(&here, format!("{value}: {}", e.message), e.hint))?;
+        }
+    }
+    // Each field alone is fine; the trials themselves (fixed by the seed) combine fields, and a
+    // draw from a range may land where neither end does (`heads` that do not divide `hidden`).
+    if t.trial_count() <= MAX_TRIALS {
+        for (n, trial) in t.trials(cfg.training.seed).iter().enumerate() {
+            let checked = super::tuning::apply(p, trial)
+                .map_err(|e| plain_words(&e))
+                .and_then(|tried| check_policy(cfg, path, &tried).map_err(|e| e.message));
+            if let Err(problem) = checked {
+                let settings: Vec<String> = trial.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                return Err(cfg.error_at(
+                    &format!("{at}.search"),
+                    format!(
+                        "trial {} ({}) cannot train: {problem}",
+                        n + 1,
+                        settings.join(" ")
+                    ),
+                    Some("narrow the ranges or lists so that every combination is valid".into()),
+                ));
+            }
         }
     }
     let count = t.trial_count();
@@ -1307,6 +1333,27 @@ value_model:
 
     fn err(text: &str) -> ConfigError {
         parse(text, "m.yaml", Path::new(".")).unwrap_err()
+    }
+
+    #[test]
+    fn every_trial_a_search_can_draw_is_checked() {
+        let sasrec = |search: &str| {
+            GOOD.replace(
+                "value_model:\n  weights: {als: 1}\n",
+                &format!("  - {{name: seq, type: sasrec, hidden: 64, tuning: {{trials: 30, search: {search}}}}}\n"),
+            )
+        };
+        // Both ends divide 64; some draws between them do not.
+        let e = err(&sasrec("{heads: {int: [1, 8]}}"));
+        assert_eq!(e.path, "policies[2].tuning.search", "{e}");
+        assert!(
+            e.message.contains("cannot train") && e.message.contains("heads="),
+            "{e}"
+        );
+        assert!(e.line.is_some(), "located: {e}");
+        parse(&sasrec("{heads: [1, 2, 4, 8]}"), "m.yaml", Path::new(".")).unwrap();
+        let e = err(&sasrec("{heads: [1, 100]}"));
+        assert_eq!(e.path, "policies[2].tuning.search.heads", "{e}");
     }
 
     #[test]

@@ -71,6 +71,15 @@ pub enum TuningMethod {
     Grid,
 }
 
+impl TuningMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            TuningMethod::Random => "random",
+            TuningMethod::Grid => "grid",
+        }
+    }
+}
+
 /// Where one field is searched.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged, try_from = "Value")]

@@ -3,12 +3,14 @@
 //! orders them, so the metrics describe the lists users would get.
 
 mod calibration;
+mod drift;
 mod heads;
 mod logistic;
 mod report;
 
 pub use crate::core::{HeadReport, RankerReport};
 pub use calibration::{sigmoid, Calibration};
+pub use drift::{score_reference, ScoreReference};
 pub use heads::{auc, head_metrics, HeadMetrics, BINS};
 pub use logistic::Logistic;
 pub use report::{EvalReport, PolicyReport, TrialReport, TuningReport, PROTOCOL};

@@ -41,6 +41,9 @@ pub struct PolicyReport {
     /// The trials of its `tuning:` search, when it had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tuning: Option<TuningReport>,
+    /// Where its served scores are expected to fall (score drift is measured against it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_reference: Option<super::ScoreReference>,
 }
 
 /// A policy's hyper-parameter search: every trial on the validation cut, and the one kept.

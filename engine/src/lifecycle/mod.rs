@@ -768,6 +768,7 @@ fn fit_ranker(
         memory: Some(estimate.report(measured)),
         ranker: model.ranker_report().cloned(),
         tuning: None,
+        score_reference: None,
     };
     Ok((model, report))
 }
@@ -795,6 +796,7 @@ fn fit_and_evaluate(
     let test = eval::evaluate(model.as_ref(), ds, Target::Test, eval_users);
     model.refit(ds.view(Cut::All))?;
     let training = model.training_summary().cloned();
+    let score_reference = eval::score_reference(model.as_ref(), ds, eval_users);
     Ok((
         model,
         PolicyReport {
@@ -806,6 +808,7 @@ fn fit_and_evaluate(
             memory: Some(estimate.report(measured)),
             ranker: None,
             tuning: None,
+            score_reference,
         },
     ))
 }

@@ -6,10 +6,12 @@ use crate::serving::Snapshot;
 
 /// Moves ACTIVE of `model` to `to` (by default the newest complete version older than the
 /// ACTIVE one) once that version has loaded here, so that servers will load it too; a version
-/// this build cannot read is refused before anything moves. Returns the move made.
+/// this build cannot read is refused before anything moves, and so is a rollback while a newer
+/// version is being made (it would replace the rolled-back one), unless `force`. Returns the
+/// move made.
 #[tracing::instrument(skip(registry))]
-pub fn rollback(registry: &Registry, model: &str, to: Option<u32>) -> Result<Move> {
-    let m = registry.rollback_target(model, to)?;
+pub fn rollback(registry: &Registry, model: &str, to: Option<u32>, force: bool) -> Result<Move> {
+    let m = registry.rollback_target(model, to, force)?;
     let dir = registry.materialize(model, m.to)?;
     if let Err(e) = Snapshot::load(&dir) {
         return Err(Error::invalid(

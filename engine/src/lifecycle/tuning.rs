@@ -29,6 +29,7 @@ pub(super) fn any(config: &ModelConfig) -> bool {
 /// Runs every tuned policy's trials, one after the other, logging each.
 pub(super) fn run(config: &ModelConfig, ds: &Dataset, ctx: &TrainContext<'_>) -> Result<Tuned> {
     let mut tuned = config.clone();
+    tuned.declared_policies = Some(config.policies.clone());
     let mut policies = BTreeMap::new();
     for (i, p) in config.policies.iter().enumerate() {
         let Some(search) = p.tuning() else {
@@ -70,6 +71,16 @@ pub(super) fn run(config: &ModelConfig, ds: &Dataset, ctx: &TrainContext<'_>) ->
                 seconds,
             });
         }
+        if table.iter().all(|t| t.valid == 0.0) {
+            return Err(Error::invalid(
+                format!("policies[{i}].tuning"),
+                format!(
+                    "{}: every trial scored 0 on the validation cut, so the search cannot choose",
+                    p.name()
+                ),
+            )
+            .with_hint("tuning needs users with at least three events (a validation event and a test event after their history); drop `tuning:` for this data"));
+        }
         // The highest figure; the earliest trial wins a tie.
         let best = (0..table.len())
             .reduce(|b, t| {
@@ -96,11 +107,7 @@ pub(super) fn run(config: &ModelConfig, ds: &Dataset, ctx: &TrainContext<'_>) ->
                 kept,
                 TuningReport {
                     metric: search.metric.name().to_string(),
-                    method: match search.method {
-                        tuning::TuningMethod::Grid => "grid",
-                        tuning::TuningMethod::Random => "random",
-                    }
-                    .to_string(),
+                    method: search.method.name().to_string(),
                     trials: table,
                     best,
                 },

@@ -117,7 +117,12 @@ impl KeyRing {
             .filter(ApiKey::is_live)
             .filter_map(|k| {
                 let mut hash = [0u8; 32];
-                hex_decode(&k.sha256, &mut hash).then_some((k, hash))
+                if hex_decode(&k.sha256, &mut hash) {
+                    Some((k, hash))
+                } else {
+                    tracing::warn!(key = %k.id, name = %k.name, "the key store holds a damaged hash for this key; it is refused (revoke it and create another)");
+                    None
+                }
             })
             .collect();
         Self { live }
@@ -245,10 +250,13 @@ impl Registry {
         revoked.ok_or_else(|| Error::Internal("revoked no key".into()))
     }
 
-    fn read_keys(&self) -> Result<(KeyFile, Option<String>)> {
+    /// The key file, and on object storage the tag of the object read (`None`: there is none;
+    /// `Some(None)`: it exists but the store gave no tag).
+    #[allow(clippy::type_complexity)]
+    fn read_keys(&self) -> Result<(KeyFile, Option<Option<String>>)> {
         let (bytes, tag) = match &self.remote {
             Some(r) => match r.get(FILE)? {
-                Some(read) => (Some(read.bytes), read.etag),
+                Some(read) => (Some(read.bytes), Some(read.etag)),
                 None => (None, None),
             },
             None => {
@@ -262,7 +270,10 @@ impl Registry {
         };
         let file = match bytes {
             Some(b) => serde_json::from_slice(&b).map_err(|e| {
-                Error::Internal(format!("the key store {FILE} in the home is corrupt: {e}"))
+                Error::Internal(format!(
+                    "the key store {} is corrupt ({e}); restore it from a backup, or move it away and create the keys again",
+                    self.home.join(FILE).display()
+                ))
             })?,
             None => KeyFile::default(),
         };
@@ -276,7 +287,7 @@ impl Registry {
             Some(r) => loop {
                 let (mut file, tag) = self.read_keys()?;
                 change(&mut file)?;
-                if write_remote(r, &file, tag.is_some().then_some(&tag))? {
+                if write_remote(r, &file, tag.as_ref())? {
                     return Ok(());
                 }
             },

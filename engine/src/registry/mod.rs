@@ -265,6 +265,23 @@ impl Registry {
         }
     }
 
+    /// One version, reading its own log only (a follower reads it again and again; `version`
+    /// reads every version's).
+    pub fn version_alone(&self, model: &str, version: u32) -> Result<VersionInfo> {
+        if !self.exists(model) {
+            return Err(self.unknown_model(model));
+        }
+        if !self.version_numbers(model)?.contains(&version) {
+            return Err(Error::NotFound {
+                what: "version",
+                name: format!("{model}/{version}"),
+                hint: Some("see view-model".into()),
+            });
+        }
+        let active = self.active_version(model)?;
+        self.read_version(model, version, active)
+    }
+
     /// The numbers of a model's versions, unordered.
     fn version_numbers(&self, model: &str) -> Result<Vec<u32>> {
         if let Some(r) = &self.remote {

@@ -39,11 +39,28 @@ impl Registry {
     /// Where a rollback of `model` goes: `to`, or else the newest complete version older than
     /// the ACTIVE one. Refused when nothing is ACTIVE, when `to` is ACTIVE already, unknown or
     /// not complete.
-    pub fn rollback_target(&self, model: &str, to: Option<u32>) -> Result<Move> {
+    ///
+    /// A version being made would replace the rolled-back one when it deploys: that is refused
+    /// too, unless `force`.
+    pub fn rollback_target(&self, model: &str, to: Option<u32>, force: bool) -> Result<Move> {
         let versions = self.versions(model)?;
         let Some(from) = self.active_version(model)? else {
             return Err(self.no_active_version(model));
         };
+        if let Some(running) = versions
+            .iter()
+            .find(|v| v.status.is_running())
+            .filter(|_| !force)
+        {
+            return Err(Error::invalid(
+                "version",
+                format!(
+                    "version {} of `{model}` is being made ({}); when it deploys it replaces the version rolled back to",
+                    running.version, running.status
+                ),
+            )
+            .with_hint("wait for it to end or stop its process, or pass --force to roll back now anyway"));
+        }
         let complete = || versions.iter().filter(|v| v.is_complete());
         let to = match to {
             Some(to) => {
@@ -52,10 +69,11 @@ impl Registry {
                     return Err(Error::NotFound {
                         what: "version",
                         name: format!("{model}/{to}"),
-                        hint: Some(format!(
-                            "complete versions of `{model}`: {}",
-                            known.join(", ")
-                        )),
+                        hint: Some(if known.is_empty() {
+                            format!("`{model}` has no complete version")
+                        } else {
+                            format!("complete versions of `{model}`: {}", known.join(", "))
+                        }),
                     });
                 };
                 if to == from {
@@ -87,6 +105,7 @@ impl Registry {
                             "`{model}` has no complete version older than its ACTIVE version {from}"
                         ),
                     )
+                    .with_hint("see view-model; --version N moves ACTIVE to any complete version")
                 })?,
         };
         Ok(Move {
@@ -176,7 +195,7 @@ mod tests {
         let first = reg.active_since("m").unwrap().unwrap();
         assert_eq!(first.0, 4);
 
-        let m = reg.rollback_target("m", None).unwrap();
+        let m = reg.rollback_target("m", None, false).unwrap();
         assert_eq!((m.from, m.to), (4, 2));
         reg.move_active(&m, "rolled back from version 4").unwrap();
         let (active, since) = reg.active_since("m").unwrap().unwrap();
@@ -188,18 +207,33 @@ mod tests {
         assert_eq!(reg.version("m", Some(2)).unwrap().status, Status::Active);
 
         // Refusals: the failed version, the ACTIVE one, an unknown one, a stale move.
-        let err = reg.rollback_target("m", Some(3)).unwrap_err().to_string();
+        let err = reg
+            .rollback_target("m", Some(3), false)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("never finished deploying"), "{err}");
-        assert!(reg.rollback_target("m", Some(2)).is_err());
-        let err = format!("{:?}", reg.rollback_target("m", Some(9)).unwrap_err());
+        assert!(reg.rollback_target("m", Some(2), false).is_err());
+        let err = format!(
+            "{:?}",
+            reg.rollback_target("m", Some(9), false).unwrap_err()
+        );
         assert!(err.contains("1, 2, 4"), "{err}");
         let err = reg.move_active(&m, "again").unwrap_err().to_string();
         assert!(err.contains("moved to version 2 meanwhile"), "{err}");
+        // A version being made would undo a rollback when it deploys: refused unless forced.
+        let running = reg.begin("m", "x", "update").unwrap();
+        let err = reg
+            .rollback_target("m", Some(4), false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("version 5 of `m` is being made"), "{err}");
+        assert!(reg.rollback_target("m", Some(4), true).is_ok());
+        drop(running);
         // Forward again to a newer complete version, and a new deploy still wins.
-        let m = reg.rollback_target("m", Some(4)).unwrap();
+        let m = reg.rollback_target("m", Some(4), false).unwrap();
         reg.move_active(&m, "back to 4").unwrap();
         assert_eq!(reg.active_version("m").unwrap(), Some(4));
         reg.begin("m", "x", "update").unwrap().promote().unwrap();
-        assert_eq!(reg.active_version("m").unwrap(), Some(5));
+        assert_eq!(reg.active_version("m").unwrap(), Some(6));
     }
 }

@@ -157,7 +157,7 @@ async function model(name, params) {
       el("div", { class: "muted" }, when(v.created_at)),
       el("div", {}, v.message))));
   const page = el("section", {},
-    el("h1", {}, name, " ", el("a", { href: `#/models/${enc(name)}/playground`, style: "font-size:14px" }, "query playground →")),
+    el("h1", {}, name, " ", el("a", { href: `#/models/${enc(name)}/playground`, class: "aside" }, "query playground →")),
     timeline,
     el("h2", {}, `Version ${d.version} `, status(d.status)),
     el("p", {}, d.message, d.primary_policy ? el("span", { class: "muted" }, ` · ranks with ${d.primary_policy}`) : null));
