@@ -73,6 +73,24 @@ impl Follower {
         }
     }
 
+    /// Waits until the log has new lines or the version ended, reading it on the blocking
+    /// pool every [`Self::every`]; `None` if a read's task died.
+    pub async fn next(mut self) -> Option<(Self, feed_engine::Result<Read>)> {
+        loop {
+            let (back, read) = tokio::task::spawn_blocking(move || {
+                let read = self.read();
+                (self, read)
+            })
+            .await
+            .ok()?;
+            self = back;
+            match read {
+                Ok(r) if r.lines.is_empty() && !r.ended() => tokio::time::sleep(self.every()).await,
+                other => return Some((self, other)),
+            }
+        }
+    }
+
     /// Reads the log again: the lines not handed out yet.
     pub fn read(&mut self) -> feed_engine::Result<Read> {
         let version = self.registry.version_alone(&self.model, self.version)?;

@@ -64,11 +64,7 @@ fn screenshot(url: &str, name: &str) -> (PathBuf, u32, u32) {
 
 #[test]
 fn the_console_shows_models_and_runs_a_query_in_headless_chromium() {
-    let dir = &repo_path("examples/movielens/data/ml-100k");
-    assert!(
-        Path::new(dir).join("ratings.csv").exists(),
-        "run `python3 examples/movielens/fetch_data.py` (scripts/test does)"
-    );
+    let dir = &movielens("ml-100k");
     let ws = Workspace::new();
     let file = ws.write(
         "ml100k.yaml",

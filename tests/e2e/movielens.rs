@@ -4,13 +4,8 @@
 use crate::support::*;
 
 fn example(name: &str) -> String {
-    let dir = repo_path("examples/movielens");
-    let data = format!("{dir}/data/{name}/ratings.csv");
-    assert!(
-        std::path::Path::new(&data).exists(),
-        "{data} is missing: run `python3 examples/movielens/fetch_data.py` (scripts/test does)"
-    );
-    format!("{dir}/{name}.yaml")
+    movielens(name);
+    repo_path(&format!("examples/movielens/{name}.yaml"))
 }
 
 fn ndcg(view: &serde_json::Value, policy: Option<&str>) -> f64 {

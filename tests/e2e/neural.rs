@@ -135,11 +135,7 @@ fn sasrec_learns_planted_sequences_that_popularity_and_als_cannot() {
 
 #[test]
 fn sasrec_and_two_tower_beat_popularity_on_movielens_100k_on_the_cpu() {
-    let dir = &repo_path("examples/movielens/data/ml-100k");
-    assert!(
-        std::path::Path::new(dir).join("ratings.csv").exists(),
-        "run `python3 examples/movielens/fetch_data.py` (scripts/test does)"
-    );
+    let dir = &movielens("ml-100k");
     let ws = Workspace::new();
     let file = ws.write(
         "ml100k.yaml",

@@ -17,6 +17,17 @@ pub fn repo_path(rel: &str) -> String {
     format!("{cli}/../{rel}")
 }
 
+/// The folder of a MovieLens dataset (`ml-100k`, `ml-1m`) as `examples/movielens/fetch_data.py`
+/// writes it; panics with what to run when it is missing.
+pub fn movielens(name: &str) -> String {
+    let dir = repo_path(&format!("examples/movielens/data/{name}"));
+    assert!(
+        Path::new(&dir).join("ratings.csv").exists(),
+        "{dir} is missing: run `python3 examples/movielens/fetch_data.py` (scripts/test does)"
+    );
+    dir
+}
+
 /// A temp folder with a home, a data folder and a model file.
 pub struct Workspace {
     pub dir: tempfile::TempDir,

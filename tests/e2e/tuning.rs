@@ -1,16 +1,10 @@
 //! TUNING: a policy's hyper-parameter search on the validation cut, before the version trains
 //! with the best trial's settings.
 
-use std::path::Path;
-
 use crate::support::*;
 
 fn ml100k(search: &str) -> String {
-    let dir = repo_path("examples/movielens/data/ml-100k");
-    assert!(
-        Path::new(&dir).join("ratings.csv").exists(),
-        "run `python3 examples/movielens/fetch_data.py` (scripts/test does)"
-    );
+    let dir = movielens("ml-100k");
     format!(
         r#"model: {{name: tuned}}
 connectors:
@@ -35,7 +29,7 @@ training: {{seed: 42}}
 #[test]
 fn tuning_als_on_movielens_keeps_the_best_trial() {
     let ws = Workspace::new();
-    let dir = repo_path("examples/movielens/data/ml-100k");
+    let dir = movielens("ml-100k");
     let search = "      trials: 6\n      search:\n        factors: [16, 48]\n        regularization: {log_uniform: [0.01, 300.0]}\n";
     let file = ws.write("model.yaml", &ml100k(search));
     let f = file.to_str().unwrap();
@@ -72,14 +66,8 @@ fn tuning_als_on_movielens_keeps_the_best_trial() {
     // Its settings are kept with the version, and a server loads it with them (the file says
     // 8 factors; the vectors have the kept number).
     let kept = &trials[best]["settings"];
-    let tuned: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            ws.home()
-                .join("models/tuned/versions/000001/policies/als/tuned.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let v1 = ws.home().join("models/tuned/versions/000001");
+    let tuned = json_file(&v1.join("policies/als/tuned.json"));
     assert_eq!(&tuned, kept);
     assert_ne!(kept["factors"], 8);
     let ranked = ws.ok(&[
@@ -128,8 +116,7 @@ fn tuning_als_on_movielens_keeps_the_best_trial() {
     std::fs::write(&file, ml100k(search) + "serving: {policy: popular}\n").unwrap();
     ws.ok(&["update-model", "--data-root", &dir, "--file", f]);
     let v2 = ws.home().join("models/tuned/versions/000002");
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(v2.join("manifest.json")).unwrap()).unwrap();
+    let manifest = json_file(&v2.join("manifest.json"));
     assert_eq!(manifest["reuses"], 1, "{manifest}");
     let log = std::fs::read_to_string(v2.join("status.jsonl")).unwrap();
     assert!(
@@ -180,4 +167,8 @@ fn tuning_als_on_movielens_keeps_the_best_trial() {
         );
         assert!(err.contains("bad.yaml:"), "located: {err}");
     }
+}
+
+fn json_file(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }

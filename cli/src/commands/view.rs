@@ -46,11 +46,10 @@ async fn follow(registry: Registry, model: &str, version: Option<u32>) -> anyhow
     .await??;
     println!("following version {}", follower.version());
     loop {
-        let (back, read) = tokio::task::spawn_blocking(move || {
-            let read = follower.read();
-            (follower, read)
-        })
-        .await?;
+        let (back, read) = follower
+            .next()
+            .await
+            .ok_or_else(|| anyhow::anyhow!("reading the status log failed"))?;
         follower = back;
         let read = read?;
         for e in &read.lines {
@@ -69,7 +68,6 @@ async fn follow(registry: Registry, model: &str, version: Option<u32>) -> anyhow
             println!("version {} ended {}: {}", v.version, v.status, v.message);
             return Ok(());
         }
-        tokio::time::sleep(follower.every()).await;
     }
 }
 

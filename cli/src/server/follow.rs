@@ -45,41 +45,26 @@ pub async fn status_stream(
             .await
             .map_err(|e| ApiError::Engine(feed_engine::Error::Internal(e.to_string())))??;
     let version = follower.version();
-    // Each turn reads the log once (on the blocking pool) and sends what is new; the stream ends
-    // after the version's end is sent.
+    // Each turn waits for new lines and sends them; the stream ends after the version's end.
     let stream = futures::stream::unfold(Some(follower), move |follower| async move {
-        let mut follower = follower?;
-        loop {
-            let (back, read) = match tokio::task::spawn_blocking(move || {
-                let read = follower.read();
-                (follower, read)
-            })
-            .await
-            {
-                Ok(r) => r,
-                Err(_) => return None,
-            };
-            follower = back;
-            let read = match read {
-                Ok(r) => r,
-                Err(e) => {
-                    let event = Event::default().event("error").data(e.to_string());
-                    return Some((vec![event], None));
+        let (follower, read) = follower?.next().await?;
+        match read {
+            Err(e) => {
+                let event = Event::default().event("error").data(e.to_string());
+                Some((vec![event], None))
+            }
+            Ok(read) => {
+                let mut events: Vec<Event> = read
+                    .lines
+                    .iter()
+                    .map(|l| json_event("status", &StatusLine::new(version, l)))
+                    .collect();
+                if read.ended() {
+                    events.push(json_event("end", &StatusEnd::from(&read.version)));
+                    return Some((events, None));
                 }
-            };
-            let mut events: Vec<Event> = read
-                .lines
-                .iter()
-                .map(|l| json_event("status", &StatusLine::new(version, l)))
-                .collect();
-            if read.ended() {
-                events.push(json_event("end", &StatusEnd::from(&read.version)));
-                return Some((events, None));
+                Some((events, Some(follower)))
             }
-            if !events.is_empty() {
-                return Some((events, Some(follower)));
-            }
-            tokio::time::sleep(follower.every()).await;
         }
     })
     .flat_map(|events| futures::stream::iter(events.into_iter().map(Ok)));

@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use feed_engine::arrow::record_batch::RecordBatch;
-use feed_engine::serving::artifacts;
 use feed_engine::{Error, QueryRequest, RankRequest};
 
 use super::error::ApiError;
@@ -137,35 +136,16 @@ async fn view_model(
     State(state): Shared,
     Path(name): Path<String>,
 ) -> Result<Json<ModelView>, ApiError> {
-    let out = blocking(move || {
-        let versions = state.registry.versions(&name)?;
-        let active = state.registry.active_version(&name)?;
-        let (metrics, primary) = match active {
-            Some(v) => {
-                let dir = state.registry.version_files(
-                    &name,
-                    v,
-                    &[artifacts::MANIFEST, artifacts::METRICS],
-                )?;
-                (
-                    artifacts::read_report(&dir)?,
-                    artifacts::read_manifest(&dir)
-                        .ok()
-                        .map(|m| m.primary_policy),
-                )
-            }
-            None => (None, None),
-        };
-        Ok(ModelView {
-            active_version: active,
-            primary_policy: primary,
-            versions: versions.iter().map(Version::from).collect(),
-            metrics: metrics.as_ref().map(Evaluation::from),
-            name,
-        })
-    })
-    .await?;
-    Ok(Json(out))
+    let d = blocking(move || crate::detail::read(&state.registry, &name, None)).await?;
+    // The evaluation of the version that serves; none before one does.
+    let serving = d.active.is_some();
+    Ok(Json(ModelView {
+        active_version: d.active,
+        primary_policy: d.manifest.filter(|_| serving).map(|m| m.primary_policy),
+        versions: d.versions.iter().map(Version::from).collect(),
+        metrics: d.report.as_ref().filter(|_| serving).map(Evaluation::from),
+        name: d.model,
+    }))
 }
 
 /// `GET /models/{name}/versions/{version}`: a version as `view-model --json` shows it

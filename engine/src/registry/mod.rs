@@ -222,14 +222,7 @@ impl Registry {
 
     /// The pointer of a local home.
     fn local_pointer(&self, model: &str) -> Result<Option<Pointer>> {
-        let path = self.model_dir(model).join("ACTIVE");
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| Error::Internal(format!("{} is corrupt: {e}", path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::storage(format!("reading {}", path.display()), e)),
-        }
+        store::read_json(&self.model_dir(model).join("ACTIVE"))
     }
 
     /// All versions of a model, oldest first.

@@ -430,24 +430,10 @@ pub fn write_tuned(
 
 /// The settings a policy's search kept, if it had one.
 pub fn read_tuned(policy_dir: &Path) -> Result<Option<crate::config::tuning::Settings>> {
-    let path = policy_dir.join(TUNED);
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| Error::Internal(format!("{} is corrupt: {e}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::storage(format!("reading {}", path.display()), e)),
-    }
+    store::read_json(&policy_dir.join(TUNED))
 }
 
 /// The evaluation report of a version, if it got that far.
 pub fn read_report(dir: &Path) -> Result<Option<EvalReport>> {
-    let path = dir.join(METRICS);
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| Error::Internal(format!("{} is corrupt: {e}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::storage(format!("reading {}", path.display()), e)),
-    }
+    store::read_json(&dir.join(METRICS))
 }

@@ -43,3 +43,18 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
         .and_then(|f| f.sync_all())
         .ctx(|| format!("syncing {}", dir.display()))
 }
+
+/// A small JSON file: `None` when it does not exist, an internal error naming it when it does
+/// not parse (files the engine wrote itself).
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| crate::Error::Internal(format!("{} is corrupt: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(crate::Error::storage(
+            format!("reading {}", path.display()),
+            e,
+        )),
+    }
+}
