@@ -298,9 +298,7 @@ impl Registry {
                     .ctx(|| format!("locking {}", lock_path.display()))?;
                 let (mut file, _) = self.read_keys()?;
                 change(&mut file)?;
-                let path = self.home.join(FILE);
-                store::write_atomic(&path, &to_json(&file))?;
-                restrict(&path)
+                store::write_private(&self.home.join(FILE), &to_json(&file))
             }
         }
     }
@@ -321,19 +319,6 @@ fn write_remote(r: &Remote, file: &KeyFile, tag: Option<&Option<String>>) -> Res
     Ok(r.put(FILE, to_json(file), expect)?.is_ok())
 }
 
-/// Only the owner reads the key store: hashes are not secrets, but names and scopes are
-/// nobody else's business.
-fn restrict(path: &std::path::Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .ctx(|| format!("restricting {}", path.display()))?;
-    }
-    let _ = path;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,6 +336,19 @@ mod tests {
         let (admin, stored) = reg.create_key(&new("ops", Scope::Admin)).unwrap();
         assert!(query.starts_with("feed_") && query.len() == 5 + 8 + 1 + 64);
         let text = std::fs::read_to_string(home.path().join(FILE)).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(home.path().join(FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(
+                mode & 0o077,
+                0,
+                "only the owner reads the key store: {mode:o}"
+            );
+        }
         assert!(!text.contains(&query[14..]) && !text.contains(&admin[14..]));
         assert!(text.contains(&stored.sha256));
 

@@ -8,12 +8,32 @@ use crate::error::{IoContext, Result};
 /// Replaces `path` with `bytes` so that a reader sees the old or the new content, never a mix,
 /// and the new content survives a crash once this returns.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, 0o666)
+}
+
+/// [`write_atomic`] for a file only its owner may read (the API key store): the file is created
+/// with that mode, so no other user can open it at any moment.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, 0o600)
+}
+
+/// Writes a temporary file created with `mode` (before the umask, on Unix), syncs it, renames
+/// it over `path` and syncs the folder.
+fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let ctx = || format!("writing {}", path.display());
     {
-        let mut f = std::fs::File::create(&tmp).ctx(ctx)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+        #[cfg(not(unix))]
+        let _ = mode;
+        // A temporary file left by a crash keeps its old mode: start from a new one.
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = options.open(&tmp).ctx(ctx)?;
         f.write_all(bytes).ctx(ctx)?;
         f.sync_all().ctx(ctx)?;
     }
