@@ -39,11 +39,8 @@ pub async fn status_stream(
         hint: None,
     })?;
     let registry = state.registry.clone();
-    let model = name.clone();
     let follower =
-        tokio::task::spawn_blocking(move || Follower::new(registry, &model, params.version))
-            .await
-            .map_err(|e| ApiError::Engine(feed_engine::Error::Internal(e.to_string())))??;
+        super::routes::blocking(move || Follower::new(registry, &name, params.version)).await?;
     let version = follower.version();
     // Each turn waits for new lines and sends them; the stream ends after the version's end.
     let stream = futures::stream::unfold(Some(follower), move |follower| async move {

@@ -47,18 +47,6 @@ pub struct Metrics {
     scraping: std::sync::Mutex<()>,
 }
 
-/// Statuses a version's gauge has one series for (a state set: 1 for the current one).
-const STATUSES: [Status; 8] = [
-    Status::Scheduling,
-    Status::Fetching,
-    Status::Tuning,
-    Status::Training,
-    Status::Deploying,
-    Status::Active,
-    Status::Inactive,
-    Status::Error,
-];
-
 impl Metrics {
     pub fn new() -> Self {
         let registry = prometheus::Registry::new();
@@ -269,7 +257,7 @@ impl Metrics {
                         self.latest
                             .with_label_values(&[model])
                             .set(newest.version as i64);
-                        for s in STATUSES {
+                        for s in Status::ALL {
                             self.status
                                 .with_label_values(&[model, &s.to_string()])
                                 .set((s == newest.status) as i64);
@@ -298,13 +286,9 @@ impl Metrics {
 
 /// `GET /metrics`.
 pub async fn scrape(State(state): State<std::sync::Arc<AppState>>) -> Response {
-    let me = state.clone();
-    match tokio::task::spawn_blocking(move || me.metrics.render(&me)).await {
+    match super::routes::blocking(move || Ok(state.metrics.render(&state))).await {
         Ok(text) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response(),
-        Err(e) => {
-            super::error::ApiError::Engine(feed_engine::Error::Internal(format!("metrics: {e}")))
-                .into_response()
-        }
+        Err(e) => e.into_response(),
     }
 }
 

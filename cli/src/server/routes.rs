@@ -427,7 +427,7 @@ async fn blocking_api<T: Send + 'static>(
         .map_err(|e| ApiError::Engine(Error::Internal(format!("worker failed: {e}"))))?
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> feed_engine::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)

@@ -26,6 +26,18 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in life order (a state-set metric has one series per status).
+    pub const ALL: [Status; 8] = [
+        Status::Scheduling,
+        Status::Fetching,
+        Status::Tuning,
+        Status::Training,
+        Status::Deploying,
+        Status::Active,
+        Status::Inactive,
+        Status::Error,
+    ];
+
     /// Whether a process is (or should be) working on the version.
     pub fn is_running(self) -> bool {
         matches!(
