@@ -82,6 +82,7 @@ pub async fn run(roots: &[PathBuf], args: BenchArgs) -> anyhow::Result<()> {
             progress: Arc::new(NoProgress),
             cancel: Arc::new(AtomicBool::new(false)),
             retrain: true,
+            candidate: false,
         },
     )
     .await?;

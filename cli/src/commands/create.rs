@@ -32,14 +32,27 @@ pub struct UpdateArgs {
     /// unchanged file always retrains, on fresh data.
     #[arg(long)]
     retrain: bool,
+    /// Make the version but leave ACTIVE where it is: the version ends INACTIVE and complete,
+    /// ready to be shadowed (`feedctl shadow`), split traffic with (an experiment's `version:`
+    /// variant) or promoted (`feedctl promote`).
+    #[arg(long)]
+    candidate: bool,
 }
 
 pub async fn create(home: &Path, roots: &[PathBuf], args: CreateArgs) -> anyhow::Result<()> {
-    run(home, roots, &args.file, Mode::Create, true).await
+    run(home, roots, &args.file, Mode::Create, true, false).await
 }
 
 pub async fn update(home: &Path, roots: &[PathBuf], args: UpdateArgs) -> anyhow::Result<()> {
-    run(home, roots, &args.file, Mode::Update, args.retrain).await
+    run(
+        home,
+        roots,
+        &args.file,
+        Mode::Update,
+        args.retrain,
+        args.candidate,
+    )
+    .await
 }
 
 async fn run(
@@ -48,6 +61,7 @@ async fn run(
     file: &Path,
     mode: Mode,
     retrain: bool,
+    candidate: bool,
 ) -> anyhow::Result<()> {
     let config = ModelConfig::load(file)
         .map_err(Error::from)?
@@ -77,6 +91,7 @@ async fn run(
             progress: Arc::new(Bars::default()),
             cancel,
             retrain,
+            candidate,
         },
     )
     .await?;

@@ -2,6 +2,7 @@
 //! that turn it into a [`ModelConfig`] (`resolve`). Parsing never starts work: fetch SQL is only
 //! planned later, by [`crate::fetch::plan`].
 
+pub mod experiments;
 mod key;
 mod locate;
 mod onnx;

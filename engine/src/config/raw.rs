@@ -834,6 +834,9 @@ pub struct ServingConfig {
     /// carry the `request_id` join to it (training data for a ranker, with positions).
     #[serde(default)]
     pub log_impressions: bool,
+    /// Traffic splits by a stable hash of the user id (see `config/experiments.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub experiments: Vec<super::experiments::ExperimentConfig>,
 }
 
 /// How the item vectors of each vector-producing policy are searched.
@@ -892,6 +895,7 @@ impl Default for ServingConfig {
             page_ttl_seconds: defaults::page_ttl_seconds(),
             index: IndexConfig::default(),
             log_impressions: false,
+            experiments: Vec::new(),
         }
     }
 }

@@ -50,6 +50,8 @@ pub struct ModelConfig {
     pub value_model: Option<ValueModel>,
     pub queries: BTreeMap<String, Saved>,
     pub serving: ServingConfig,
+    /// `serving.experiments`, checked.
+    pub experiments: Vec<super::experiments::Experiment>,
     pub events: EventsConfig,
     locations: Locations,
 }
@@ -351,6 +353,7 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<ModelConfig, Con
         value_model: None,
         queries: BTreeMap::new(),
         serving: raw.serving,
+        experiments: Vec::new(),
         events: raw.events,
         locations,
     };
@@ -363,9 +366,10 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<ModelConfig, Con
     cfg.value_model = raw
         .value_model
         .as_ref()
-        .map(|vm| resolve_value_model(&cfg, vm))
+        .map(|vm| resolve_value_model(&cfg, vm, "value_model"))
         .transpose()?;
     cfg.queries = resolve_queries(&cfg, raw.queries)?;
+    cfg.experiments = super::experiments::resolve(&cfg)?;
     Ok(cfg)
 }
 
@@ -897,27 +901,29 @@ fn resolve_queries(
 }
 
 /// Checks the value model and resolves its weights to policy outputs.
-fn resolve_value_model(
+/// `at` is where it is declared: `value_model`, or an experiment variant's.
+pub(super) fn resolve_value_model(
     cfg: &ModelConfig,
     vm: &ValueModelConfig,
+    at: &str,
 ) -> Result<ValueModel, ConfigError> {
     let combine = match (&vm.weights, &vm.expression) {
         (Some(_), Some(_)) => {
             return Err(cfg.error_at(
-                "value_model",
+                at,
                 "has both `weights` and `expression`",
                 Some("keep one of them".into()),
             ))
         }
         (None, None) => {
             return Err(cfg.error_at(
-                "value_model",
+                at,
                 "needs `weights` or `expression`",
                 Some("e.g. `weights: {als: 1}`".into()),
             ))
         }
         (None, Some(text)) => {
-            let path = "value_model.expression";
+            let path = &format!("{at}.expression");
             let e = feed_lang::parse_score(text).map_err(|e| cfg.error_in_text(path, text, &e))?;
             // Names other than item./user. columns are policy outputs: check them now, not at
             // the first query.
@@ -958,14 +964,14 @@ fn resolve_value_model(
         (Some(weights), None) => {
             if weights.is_empty() {
                 return Err(cfg.error_at(
-                    "value_model.weights",
+                    &format!("{at}.weights"),
                     "is empty",
                     Some("e.g. `{als: 1}`".into()),
                 ));
             }
             let mut terms = Vec::with_capacity(weights.len());
             for (key, w) in weights {
-                let path = format!("value_model.weights.{key}");
+                let path = format!("{at}.weights.{key}");
                 if !w.is_finite() {
                     return Err(cfg.error_at(&path, "must be a finite number", None));
                 }
@@ -991,7 +997,7 @@ fn resolve_value_model(
     for (col, s) in &vm.demotions {
         if !(s.is_finite() && (0.0..=1.0).contains(s)) {
             return Err(cfg.error_at(
-                &format!("value_model.demotions.{col}"),
+                &format!("{at}.demotions.{col}"),
                 "strength must be in [0, 1]",
                 None,
             ));

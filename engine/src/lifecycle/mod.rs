@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub cancel: Arc<AtomicBool>,
     /// Retrain even when only the value model, queries or serving changed.
     pub retrain: bool,
+    /// Make the version but leave ACTIVE where it is ([`crate::registry::VersionRun::finish`]).
+    pub candidate: bool,
 }
 
 /// A finished run.
@@ -156,7 +158,7 @@ fn check_feature_columns(config: &ModelConfig, plan: &fetch::FetchPlan) -> Resul
 /// the same binding serving does — so a broken one fails here, located in the model file.
 fn check_bindings(config: &ModelConfig, plan: &fetch::FetchPlan) -> Result<()> {
     let names = fetch_names(config, plan);
-    check_value_model(config, &names)?;
+    check_value_models(config, &names)?;
     check_saved_queries(config, &names)
 }
 
@@ -186,44 +188,72 @@ fn fetch_names(config: &ModelConfig, plan: &fetch::FetchPlan) -> crate::expr::Na
         .with_event_types(&config.events.types)
 }
 
-/// The value model's expression and demotion columns, against the fetch's names.
-fn check_value_model(config: &ModelConfig, names: &crate::expr::Names) -> Result<()> {
+/// The value models' expressions and demotion columns (the file's and each experiment
+/// variant's), against the fetch's names.
+fn check_value_models(config: &ModelConfig, names: &crate::expr::Names) -> Result<()> {
+    let variants = config.experiments.iter().enumerate().flat_map(|(i, e)| {
+        e.variants
+            .iter()
+            .enumerate()
+            .filter_map(move |(j, v)| match &v.arm {
+                crate::config::experiments::Arm::ValueModel(vm) => Some((
+                    format!("serving.experiments[{i}].variants[{j}].value_model"),
+                    vm,
+                )),
+                _ => None,
+            })
+    });
+    let declared = config
+        .value_model
+        .iter()
+        .map(|vm| ("value_model".to_string(), vm));
+    for (at, vm) in declared.chain(variants) {
+        check_value_model(config, vm, &at, names)?;
+    }
+    Ok(())
+}
+
+/// One value model, declared at `at`.
+fn check_value_model(
+    config: &ModelConfig,
+    vm: &crate::config::ValueModel,
+    at: &str,
+    names: &crate::expr::Names,
+) -> Result<()> {
     // The value model binds like a query's score: a name or type it gets wrong fails here, not
     // when the version loads.
-    if let Some(vm) = &config.value_model {
-        if let crate::config::Combine::Expression(text) = &vm.combine {
-            if let Ok(e) = feed_lang::parse_score(text) {
-                let path = "value_model.expression";
-                let bound = crate::expr::bind(&e, crate::expr::Stage::ValueModel, names, &[])
-                    .map_err(|e| config.error_in_text(path, text, &e))?;
-                // `rank` requests carry no parameters: the value model cannot read one.
-                if let Some(p) = bound.needs.params.keys().next() {
-                    return Err(config
+    if let crate::config::Combine::Expression(text) = &vm.combine {
+        if let Ok(e) = feed_lang::parse_score(text) {
+            let path = &format!("{at}.expression");
+            let bound = crate::expr::bind(&e, crate::expr::Stage::ValueModel, names, &[])
+                .map_err(|e| config.error_in_text(path, text, &e))?;
+            // `rank` requests carry no parameters: the value model cannot read one.
+            if let Some(p) = bound.needs.params.keys().next() {
+                return Err(config
                         .error_at(
                             path,
                             format!("reads the parameter ${p}, but the value model is evaluated without parameters (`rank` has none)"),
                             Some("write the value in, or weigh it in a saved query's ORDER BY score(...)".into()),
                         )
                         .into());
-                }
             }
         }
-        for column in vm.demotions.keys() {
-            let path = format!("value_model.demotions.{column}");
-            let span = feed_lang::Span::new(0, column.len());
-            let ty = match names.item(column, span) {
-                Ok((_, ty)) => crate::expr::Ty::of(ty),
-                Err(e) => return Err(config.error_at(&path, e.message, e.hint).into()),
-            };
-            if !matches!(ty, crate::expr::Ty::Num | crate::expr::Ty::Bool) {
-                return Err(config
+    }
+    for column in vm.demotions.keys() {
+        let path = format!("{at}.demotions.{column}");
+        let span = feed_lang::Span::new(0, column.len());
+        let ty = match names.item(column, span) {
+            Ok((_, ty)) => crate::expr::Ty::of(ty),
+            Err(e) => return Err(config.error_at(&path, e.message, e.hint).into()),
+        };
+        if !matches!(ty, crate::expr::Ty::Num | crate::expr::Ty::Bool) {
+            return Err(config
                     .error_at(
                         &path,
                         format!("a demotion multiplies by 1 − strength × `{column}`, which is {}", ty.words()),
                         Some(format!("demote by a numeric column of `fetch.items`, or convert it there: `TRY_CAST({column} AS DOUBLE) AS {column}`")),
                     )
                     .into());
-            }
         }
     }
     Ok(())
@@ -341,6 +371,17 @@ pub async fn run(
         }
         _ => {}
     }
+    if options.candidate && registry.active_version(&config.name)?.is_none() {
+        return Err(Error::invalid(
+            "candidate",
+            format!(
+                "`{}` has no ACTIVE version for a candidate to be compared with",
+                config.name
+            ),
+        )
+        .with_hint("make it ACTIVE: run the command without --candidate"));
+    }
+    check_experiment_versions(registry, &config)?;
     let plan = checked_plan(&config).await?;
     let what = match mode {
         Mode::Create => "create-model",
@@ -360,7 +401,7 @@ pub async fn run(
         config.events.retention_seconds(),
     );
     let result = match reusable {
-        Some(from) => redeploy(run.clone(), Arc::new(config), from).await,
+        Some(from) => redeploy(run.clone(), Arc::new(config), from, options.candidate).await,
         None => {
             let model_dir = registry.model_dir(&config.name);
             execute(run.clone(), Arc::new(config), plan, options, &model_dir).await
@@ -405,6 +446,47 @@ pub async fn run(
     }
 }
 
+/// The versions an experiment answers with besides ACTIVE exist and are complete, before a
+/// version that would route requests to them is made.
+fn check_experiment_versions(registry: &Registry, config: &ModelConfig) -> Result<()> {
+    let wanted = crate::config::experiments::versions(&config.experiments);
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let versions = if registry.exists(&config.name) {
+        registry.versions(&config.name)?
+    } else {
+        Vec::new()
+    };
+    for (version, path) in wanted {
+        let problem = match versions.iter().find(|v| v.version == version) {
+            None => format!("`{}` has no version {version}", config.name),
+            Some(v) if !v.is_complete() => format!(
+                "version {version} of `{}` never finished deploying ({}: {})",
+                config.name, v.status, v.message
+            ),
+            Some(_) => continue,
+        };
+        let complete: Vec<String> = versions
+            .iter()
+            .filter(|v| v.is_complete())
+            .map(|v| v.version.to_string())
+            .collect();
+        return Err(config
+            .error_at(
+                &path,
+                problem,
+                Some(if complete.is_empty() {
+                    "a `version:` variant names a complete version of this model".into()
+                } else {
+                    format!("complete versions: {}", complete.join(", "))
+                }),
+            )
+            .into());
+    }
+    Ok(())
+}
+
 /// The ACTIVE version whose trained artifacts an update can reuse: its file differs from the
 /// new one, but only in what needs no training (value model, queries, serving).
 fn reusable_version(registry: &Registry, config: &ModelConfig) -> Result<Option<u32>> {
@@ -425,7 +507,12 @@ fn reusable_version(registry: &Registry, config: &ModelConfig) -> Result<Option<
 }
 
 /// A new version from the artifacts of version `from`: only the serving side changed.
-async fn redeploy(run: Arc<VersionRun>, config: Arc<ModelConfig>, from: u32) -> Result<Outcome> {
+async fn redeploy(
+    run: Arc<VersionRun>,
+    config: Arc<ModelConfig>,
+    from: u32,
+    candidate: bool,
+) -> Result<Outcome> {
     run.set_status(
         Status::Deploying,
         &format!(
@@ -446,7 +533,7 @@ async fn redeploy(run: Arc<VersionRun>, config: Arc<ModelConfig>, from: u32) -> 
             from,
             &primary,
         )?;
-        Ok((deploying.promote()?, report))
+        Ok((deploying.finish(candidate)?, report))
     })
     .await?;
     Ok(run.outcome(status, report))
@@ -536,6 +623,7 @@ async fn execute(
     };
     run.set_status(Status::Deploying, "writing artifacts")?;
     // Writing artifacts and moving the pointer (a blocking file lock) run on the blocking pool.
+    let candidate = options.candidate;
     let status = {
         let (run, config, ds) = (run.clone(), config.clone(), ds.clone());
         let report = report.clone();
@@ -553,7 +641,7 @@ async fn execute(
             for (name, settings) in &tuned {
                 artifacts::write_tuned(&run.dir, name, settings)?;
             }
-            run.promote()
+            run.finish(candidate)
         })
         .await?
     };

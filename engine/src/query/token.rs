@@ -14,6 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
 use crate::expr::Params;
+use crate::util::hash::Fnv;
 use crate::{Error, Result};
 
 /// The token layout's version: the first byte, so that a later layout can be told apart.
@@ -126,24 +127,6 @@ fn item_hash(id: &str) -> u32 {
     let mut h = Fnv::default();
     h.write(id.as_bytes());
     (h.0 ^ (h.0 >> 32)) as u32
-}
-
-/// 64-bit FNV-1a.
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
 }
 
 #[cfg(test)]

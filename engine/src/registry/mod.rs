@@ -25,6 +25,7 @@ mod keys;
 mod lease;
 mod moves;
 mod remote;
+mod shadow;
 mod status;
 
 use std::fs::File;
@@ -36,6 +37,7 @@ use serde::{Deserialize, Serialize};
 
 pub use keys::{ApiKey, KeyRing, NewKey, Scope};
 pub use moves::Move;
+pub use shadow::{Comparison, ShadowPointer, ShadowStats, LATENCY_BUCKETS};
 pub use status::{LogEntry, Status};
 
 use lease::{Lease, Take};
@@ -714,6 +716,33 @@ impl VersionRun {
     /// Records the failure; the ACTIVE pointer is untouched.
     pub fn fail(&self, error: &Error) {
         self.log(Status::Error, &error.to_string());
+    }
+
+    /// Ends the run: makes the version ACTIVE ([`Self::promote`]), or for a `candidate` leaves
+    /// ACTIVE where it is and records the version complete (INACTIVE), its artifacts durable
+    /// (uploaded whole on object storage), for `feedctl shadow`, an experiment's `version:`
+    /// variant or `feedctl promote`.
+    pub fn finish(&self, candidate: bool) -> Result<Status> {
+        if !candidate {
+            return self.promote();
+        }
+        match &self.registry.remote {
+            None => store::fsync_dir(&self.dir)?,
+            Some(r) => {
+                let [a, b, c] = remote::LIVE_FILES;
+                r.upload(
+                    &self.dir,
+                    &version_rel(&self.model, self.version),
+                    &[a, b, c, "model.yaml"],
+                )?;
+                self.check_lease()?;
+            }
+        }
+        self.set_status(
+            Status::Inactive,
+            "candidate: complete, not made ACTIVE (update-model --candidate); see `feedctl shadow`, `feedctl promote`",
+        )?;
+        Ok(Status::Inactive)
     }
 
     /// Makes this version ACTIVE: its artifacts must be complete and durable. A deploy never

@@ -160,7 +160,13 @@ impl Registry {
     }
 
     /// Appends a line to a version's status log.
-    fn record(&self, model: &str, version: u32, status: Status, message: &str) -> Result<()> {
+    pub(super) fn record(
+        &self,
+        model: &str,
+        version: u32,
+        status: Status,
+        message: &str,
+    ) -> Result<()> {
         match &self.remote {
             None => status::append(
                 &self.version_dir(model, version).join("status.jsonl"),

@@ -249,7 +249,7 @@ impl Remote {
     }
 
     /// Every object under `rel`: its path relative to `rel`, and its size.
-    fn objects_under(&self, rel: &str) -> Result<Vec<(String, u64)>> {
+    pub(super) fn objects_under(&self, rel: &str) -> Result<Vec<(String, u64)>> {
         let (store, key) = (self.store.clone(), self.key(rel));
         let base = key.as_ref().to_string();
         let listed: Vec<_> =
