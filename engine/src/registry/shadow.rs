@@ -369,6 +369,10 @@ mod tests {
         assert_eq!(total.mean_correlation(), Some(1.0));
         assert_eq!(
             ShadowStats::quantile(&total.active_latency, 0.5),
+            Some(0.000_5)
+        );
+        assert_eq!(
+            ShadowStats::quantile(&total.active_latency, 0.75),
             Some(0.001)
         );
         assert_eq!(
