@@ -13,6 +13,17 @@ pub struct Detail {
     pub detail: VersionInfo,
     pub manifest: Option<Manifest>,
     pub report: Option<EvalReport>,
+    /// The experiments of the version shown (`serving.experiments` of its file).
+    pub experiments: Vec<feed_engine::config::experiments::Experiment>,
+    /// The shadow: the version `SHADOW` names (else the version shown, if it was shadowed),
+    /// whether the pointer names it, and every server's measurements of it added up.
+    pub shadow: Option<Shadow>,
+}
+
+pub struct Shadow {
+    pub version: u32,
+    pub pointer: Option<feed_engine::registry::ShadowPointer>,
+    pub stats: Option<feed_engine::registry::ShadowStats>,
 }
 
 /// Reads `version` of `model`: by default the version that serves, or the newest when none does
@@ -30,10 +41,23 @@ pub fn read(registry: &Registry, model: &str, version: Option<u32>) -> feed_engi
     let dir = registry.version_files(
         model,
         detail.version,
-        &[artifacts::MANIFEST, artifacts::METRICS],
+        &[artifacts::MANIFEST, artifacts::METRICS, "model.yaml"],
     )?;
+    let experiments = feed_engine::config::ModelConfig::load_stored(&dir)
+        .map(|c| c.experiments)
+        .unwrap_or_default();
+    let pointer = registry.shadow(model)?;
+    let shadowed = pointer.as_ref().map_or(detail.version, |p| p.version);
+    let stats = registry.shadow_stats(model, shadowed)?;
+    let shadow = (pointer.is_some() || stats.is_some()).then_some(Shadow {
+        version: shadowed,
+        pointer,
+        stats,
+    });
     Ok(Detail {
         model: model.to_string(),
+        experiments,
+        shadow,
         report: artifacts::read_report(&dir)?,
         manifest: artifacts::read_manifest(&dir).ok(),
         versions,
@@ -65,6 +89,12 @@ impl From<&Detail> for crate::wire::ModelDetail {
                     .collect()
             }),
             metrics: d.report.as_ref().map(crate::wire::Evaluation::from),
+            experiments: d
+                .experiments
+                .iter()
+                .map(crate::wire::ExperimentView::from)
+                .collect(),
+            shadow: d.shadow.as_ref().map(crate::wire::ShadowReport::from),
         }
     }
 }

@@ -239,6 +239,7 @@ fn event(row: usize, value: serde_json::Value, now: f64) -> Result<Event, RowErr
         request_id: body.request_id,
         position: body.position,
         features: None,
+        variant: None,
     })
 }
 

@@ -47,6 +47,26 @@ pub struct RankResponse {
     /// Each item's attributes, in ranking order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Vec<serde_json::Value>>,
+    /// The experiment variant that answered; absent when no experiment split the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<Assignment>,
+}
+
+/// A request's place in an experiment (`serving.experiments`): the same for a user on every
+/// request and every server.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Assignment {
+    pub experiment: String,
+    pub variant: String,
+}
+
+impl Assignment {
+    pub fn of(variant: &Option<(String, String)>) -> Option<Self> {
+        variant.as_ref().map(|(e, v)| Assignment {
+            experiment: e.clone(),
+            variant: v.clone(),
+        })
+    }
 }
 
 /// The answer to `POST /models/{name}/events`: given once every accepted event is on disk.
@@ -121,6 +141,9 @@ pub struct QueryResponse {
     pub next_page_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<Explanation>,
+    /// The experiment variant that answered; absent when no experiment split the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<Assignment>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -290,6 +313,98 @@ pub struct ModelDetail {
     pub primary_policy: Option<String>,
     pub vector_indexes: Option<BTreeMap<String, VectorIndex>>,
     pub metrics: Option<Evaluation>,
+    /// The version's experiments (`serving.experiments`).
+    pub experiments: Vec<ExperimentView>,
+    /// The shadow version and how its answers compare with ACTIVE's, over every server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowReport>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ExperimentView {
+    pub name: String,
+    /// Saved queries and `rank`; empty: every request.
+    pub applies_to: Vec<String>,
+    pub variants: Vec<VariantView>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct VariantView {
+    pub name: String,
+    /// Percent of users.
+    pub share: f64,
+    /// `control`, `version N`, `value model` or `query <name>`.
+    pub answers: String,
+}
+
+impl From<&feed_engine::config::experiments::Experiment> for ExperimentView {
+    fn from(e: &feed_engine::config::experiments::Experiment) -> Self {
+        use feed_engine::config::experiments::Arm;
+        Self {
+            name: e.name.clone(),
+            applies_to: e.applies_to.clone(),
+            variants: e
+                .variants
+                .iter()
+                .map(|v| VariantView {
+                    name: v.name.clone(),
+                    share: v.share,
+                    answers: match &v.arm {
+                        Arm::Control => "control".into(),
+                        Arm::Version(n) => format!("version {n}"),
+                        Arm::ValueModel(_) => "value model".into(),
+                        Arm::Query(q) => format!("query {q}"),
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ShadowReport {
+    pub version: u32,
+    /// Whether `SHADOW` names it now (servers score requests with it).
+    pub active: bool,
+    pub since: Option<DateTime<Utc>>,
+    /// The ACTIVE version it was last compared with.
+    pub against: Option<u32>,
+    /// Requests answered by both.
+    pub compared: u64,
+    /// Mean overlap@k of the shadow's page with ACTIVE's.
+    pub overlap: Option<f64>,
+    /// Mean Spearman correlation of the shared items' ranks.
+    pub rank_correlation: Option<f64>,
+    /// Latency bucket bounds (seconds) under which half and 99% of the requests fell.
+    pub active_p50_seconds: Option<f64>,
+    pub active_p99_seconds: Option<f64>,
+    pub shadow_p50_seconds: Option<f64>,
+    pub shadow_p99_seconds: Option<f64>,
+    pub errors: u64,
+    pub skipped: u64,
+}
+
+impl From<&crate::detail::Shadow> for ShadowReport {
+    fn from(s: &crate::detail::Shadow) -> Self {
+        use feed_engine::registry::ShadowStats;
+        let st = s.stats.clone().unwrap_or_default();
+        let q = |c: &[u64], p| ShadowStats::quantile(c, p);
+        Self {
+            version: s.version,
+            active: s.pointer.is_some(),
+            since: s.pointer.as_ref().map(|p| p.since),
+            against: s.stats.as_ref().map(|x| x.against),
+            compared: st.compared,
+            overlap: st.mean_overlap(),
+            rank_correlation: st.mean_correlation(),
+            active_p50_seconds: q(&st.active_latency, 0.5),
+            active_p99_seconds: q(&st.active_latency, 0.99),
+            shadow_p50_seconds: q(&st.shadow_latency, 0.5),
+            shadow_p99_seconds: q(&st.shadow_latency, 0.99),
+            errors: st.errors,
+            skipped: st.skipped,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

@@ -21,6 +21,7 @@ mod operations;
 mod query;
 mod ranking;
 mod replicas;
+mod rollout;
 mod server;
 mod server_support;
 mod spec_examples;

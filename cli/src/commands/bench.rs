@@ -400,6 +400,7 @@ fn overlay_cost(
                 request_id: None,
                 position: None,
                 features: None,
+                variant: None,
             })
             .collect();
         events += batch.len();

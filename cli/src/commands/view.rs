@@ -124,6 +124,47 @@ fn show(registry: &Registry, args: &ViewArgs) -> anyhow::Result<()> {
         println!("\nmetrics (test split):");
         print!("{}", metrics_table(r));
     }
+    let wire = crate::wire::ModelDetail::from(&d);
+    for e in &wire.experiments {
+        let scope = if e.applies_to.is_empty() {
+            "every request".to_string()
+        } else {
+            e.applies_to.join(", ")
+        };
+        println!("\nexperiment {} (splits {scope}):", e.name);
+        let rows: Vec<Vec<String>> = e
+            .variants
+            .iter()
+            .map(|v| vec![v.name.clone(), format!("{}%", v.share), v.answers.clone()])
+            .collect();
+        print!("{}", table(&["VARIANT", "SHARE", "ANSWERS WITH"], &rows));
+    }
+    if let Some(s) = &wire.shadow {
+        let ms = |x: Option<f64>| x.map_or("-".into(), |v| format!("≤ {:.1} ms", v * 1e3));
+        let fig = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.3}"));
+        println!(
+            "\nshadow: version {}{} — {} requests compared{}",
+            s.version,
+            if s.active { "" } else { " (stopped)" },
+            s.compared,
+            s.against
+                .map(|a| format!(" with version {a}"))
+                .unwrap_or_default()
+        );
+        if s.compared > 0 || s.errors > 0 {
+            println!(
+                "  overlap@k {}, rank correlation {}, latency p50 {} (ACTIVE {}), p99 {} (ACTIVE {}), errors {}, skipped {}",
+                fig(s.overlap),
+                fig(s.rank_correlation),
+                ms(s.shadow_p50_seconds),
+                ms(s.active_p50_seconds),
+                ms(s.shadow_p99_seconds),
+                ms(s.active_p99_seconds),
+                s.errors,
+                s.skipped
+            );
+        }
+    }
     println!("\nstatus log:");
     let skip = detail.log.len().saturating_sub(args.log_lines);
     for e in &detail.log[skip..] {

@@ -43,6 +43,15 @@ pub struct Metrics {
     ingest_lag: GaugeVec,
     psi: GaugeVec,
     psi_samples: IntGaugeVec,
+    variant_requests: IntCounterVec,
+    variant_items: IntCounterVec,
+    variant_events: IntCounterVec,
+    shadow_requests: IntCounterVec,
+    shadow_skipped: IntCounterVec,
+    shadow_errors: IntCounterVec,
+    shadow_overlap: HistogramVec,
+    shadow_correlation: HistogramVec,
+    shadow_latency: HistogramVec,
     /// One scrape at a time: a scrape resets the model gauges before it sets them.
     scraping: std::sync::Mutex<()>,
 }
@@ -76,7 +85,15 @@ impl Metrics {
             registry.register(Box::new(g.clone())).expect("unique");
             g
         };
+        let shares = |name: &str, help: &str, labels: &[&str], buckets: Vec<f64>| {
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+                .expect("valid metric");
+            registry.register(Box::new(h.clone())).expect("unique");
+            h
+        };
         let route = ["model", "route", "method", "status"];
+        let variant = ["model", "experiment", "variant"];
+        let shadow = ["model", "version"];
         Self {
             requests: counter(
                 "feed_http_requests_total",
@@ -162,6 +179,54 @@ impl Metrics {
                 "Served scores the PSI is computed from.",
                 &["model", "version", "policy"],
             ),
+            variant_requests: counter(
+                "feed_experiment_requests_total",
+                "Requests an experiment split, by the variant that answered.",
+                &variant,
+            ),
+            variant_items: counter(
+                "feed_experiment_impressions_total",
+                "Items served by each variant (its impressions).",
+                &variant,
+            ),
+            variant_events: counter(
+                "feed_experiment_events_total",
+                "Events received from users, by the variant the user is in and the event type; \
+                 divided by feed_experiment_impressions_total, engagement per impression.",
+                &["model", "experiment", "variant", "type"],
+            ),
+            shadow_requests: counter(
+                "feed_shadow_requests_total",
+                "Requests answered by ACTIVE and scored by the shadow version too.",
+                &shadow,
+            ),
+            shadow_skipped: counter(
+                "feed_shadow_skipped_total",
+                "Requests not shadowed: too many shadow requests were in flight.",
+                &shadow,
+            ),
+            shadow_errors: counter(
+                "feed_shadow_errors_total",
+                "Requests the shadow version failed.",
+                &shadow,
+            ),
+            shadow_overlap: shares(
+                "feed_shadow_overlap",
+                "Overlap@k of the shadow's page with ACTIVE's (k: ACTIVE's page length).",
+                &shadow,
+                (1..=10).map(|i| f64::from(i) / 10.0).collect(),
+            ),
+            shadow_correlation: shares(
+                "feed_shadow_rank_correlation",
+                "Spearman correlation of the ranks of the items both pages hold (two or more).",
+                &shadow,
+                (-4..=5).map(|i| f64::from(i) / 5.0).collect(),
+            ),
+            shadow_latency: histogram(
+                "feed_shadow_duration_seconds",
+                "Time to answer a shadowed request, by ACTIVE (side=active) and the shadow.",
+                &["model", "version", "side"],
+            ),
             registry,
             scraping: std::sync::Mutex::new(()),
         }
@@ -184,6 +249,63 @@ impl Metrics {
         self.seen_items
             .with_label_values(&[model, route])
             .inc_by(seen as u64);
+    }
+
+    /// A request an experiment split, answered by `variant` with `items` items.
+    pub fn variant_served(
+        &self,
+        model: &str,
+        (experiment, variant): &(String, String),
+        items: usize,
+    ) {
+        let labels = [model, experiment.as_str(), variant.as_str()];
+        self.variant_requests.with_label_values(&labels).inc();
+        self.variant_items
+            .with_label_values(&labels)
+            .inc_by(items as u64);
+    }
+
+    /// `n` events of type `kind` from users in `variant`.
+    pub fn variant_events(&self, model: &str, experiment: &str, variant: &str, kind: &str, n: u64) {
+        self.variant_events
+            .with_label_values(&[model, experiment, variant, kind])
+            .inc_by(n);
+    }
+
+    pub fn shadow_compared(
+        &self,
+        model: &str,
+        version: u32,
+        c: &feed_engine::registry::Comparison,
+    ) {
+        let version = version.to_string();
+        let labels = [model, version.as_str()];
+        self.shadow_requests.with_label_values(&labels).inc();
+        self.shadow_overlap
+            .with_label_values(&labels)
+            .observe(c.overlap);
+        if let Some(r) = c.correlation {
+            self.shadow_correlation
+                .with_label_values(&labels)
+                .observe(r);
+        }
+        for (side, seconds) in [("active", c.active_seconds), ("shadow", c.shadow_seconds)] {
+            self.shadow_latency
+                .with_label_values(&[model, version.as_str(), side])
+                .observe(seconds);
+        }
+    }
+
+    pub fn shadow_skipped(&self, model: &str, version: u32) {
+        self.shadow_skipped
+            .with_label_values(&[model, &version.to_string()])
+            .inc();
+    }
+
+    pub fn shadow_error(&self, model: &str, version: u32) {
+        self.shadow_errors
+            .with_label_values(&[model, &version.to_string()])
+            .inc();
     }
 
     /// The text a scrape gets: the model gauges read now, then every metric.

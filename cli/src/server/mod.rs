@@ -8,6 +8,7 @@ mod error;
 mod follow;
 mod metrics;
 pub mod openapi;
+mod rollout;
 mod routes;
 mod state;
 

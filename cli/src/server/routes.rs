@@ -9,14 +9,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use feed_engine::arrow::record_batch::RecordBatch;
+use feed_engine::config::experiments::Target;
 use feed_engine::{Error, QueryRequest, RankRequest};
 
 use super::error::ApiError;
 use super::metrics::ModelName;
 use super::{auth, console, metrics, AppState};
 use crate::wire::{
-    Evaluation, EventsResponse, Explanation, Health, ItemsResponse, ModelDetail, ModelSummary,
-    ModelView, QueryBody, QueryItem, QueryResponse, RankBody, RankResponse, Version,
+    Assignment, Evaluation, EventsResponse, Explanation, Health, ItemsResponse, ModelDetail,
+    ModelSummary, ModelView, QueryBody, QueryItem, QueryResponse, RankBody, RankResponse, Version,
 };
 use feed_engine::registry::Scope;
 
@@ -174,7 +175,8 @@ async fn rank(
     body: Result<Json<RankBody>, JsonRejection>,
 ) -> Result<Json<RankResponse>, ApiError> {
     let Json(body) = body?;
-    let snapshot = active(&state, &name)?;
+    let route = routed(&state, &name, Target::Rank, Some(&body.user_id))?;
+    let snapshot = route.snapshot.clone();
     let req = RankRequest {
         user_id: body.user_id,
         limit: body.limit,
@@ -182,9 +184,11 @@ async fn rank(
         // The page's policy scores: score drift counts them, impressions record them.
         features: true,
     };
+    let shadowed = route.shadow.clone().map(|s| (s, req.clone()));
     let live = state.live(&name);
     let user = req.user_id.clone();
     let served = snapshot.clone();
+    let start = std::time::Instant::now();
     let (ranking, seen) = blocking(move || {
         let users = live.users.over(&snapshot);
         let ranking = snapshot.rank_live(&req, &users)?;
@@ -192,7 +196,18 @@ async fn rank(
         Ok((ranking, seen))
     })
     .await?;
+    if let Some((shadow, req)) = shadowed {
+        state.shadow_rank(
+            shadow,
+            req,
+            ranking.ids.clone(),
+            start.elapsed().as_secs_f64(),
+        );
+    }
     state.metrics.served(&name, "rank", ranking.ids.len(), seen);
+    if let Some(v) = &route.variant {
+        state.metrics.variant_served(&name, v, ranking.ids.len());
+    }
     if let Some(f) = &ranking.features {
         state.observe_scores(&name, ranking.version, f);
     }
@@ -205,6 +220,7 @@ async fn rank(
         &request_id,
         (&ranking.ids, &scores, ranking.features.clone()),
         0,
+        route.variant_tag().as_deref(),
     );
     Ok(Json(RankResponse {
         request_id,
@@ -214,7 +230,25 @@ async fn rank(
         scores: ranking.scores,
         fallback: ranking.fallback.map(str::to_string),
         metadata,
+        variant: Assignment::of(&route.variant),
     }))
+}
+
+/// How a request is answered (see [`AppState::route`]), or why the model cannot answer.
+fn routed(
+    state: &AppState,
+    name: &str,
+    target: Target<'_>,
+    user: Option<&str>,
+) -> Result<super::rollout::Route, ApiError> {
+    if let Some(r) = state.route(name, target, user) {
+        return Ok(r);
+    }
+    active(state, name)?;
+    // Loaded between the two reads.
+    state.route(name, target, user).ok_or_else(|| {
+        Error::Internal(format!("model `{name}` is loaded but could not be routed")).into()
+    })
 }
 
 /// `POST /models/{name}/events`: a JSON array or NDJSON of events, acknowledged once durable.
@@ -231,20 +265,46 @@ async fn post_events(
         let events = crate::events::parse(&body, crate::events::now()).map_err(row_error)?;
         feed_engine::live::check_batch(&events, &snapshot.config.events)?;
         let received = events.len();
+        let by_variant = per_variant(&snapshot.config.experiments, &events);
         let appended = live.log()?.append(events)?;
         // Read back before answering, so that the next query sees these events. They are
         // durable already: a failure here must not make the client send them again.
         if let Err(e) = live.users.catch_up() {
             tracing::warn!("reading back live events: {e}");
         }
-        Ok((received, appended))
+        Ok((received, appended, by_variant))
     })
     .await?;
+    for ((experiment, variant, kind), n) in &appended.2 {
+        state
+            .metrics
+            .variant_events(&name, experiment, variant, kind, *n);
+    }
     Ok(Json(EventsResponse {
         received: appended.0,
         accepted: appended.1.accepted,
         duplicates: appended.1.duplicates,
     }))
+}
+
+/// A batch's events counted by the variant each user is in, per experiment, and event type
+/// (impressions left out: the server counts those as it serves).
+fn per_variant(
+    experiments: &[feed_engine::config::experiments::Experiment],
+    events: &[feed_engine::live::Event],
+) -> std::collections::BTreeMap<(String, String, String), u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in events
+        .iter()
+        .filter(|e| e.kind != feed_engine::config::IMPRESSION)
+    {
+        for x in experiments {
+            let v = x.assign(&e.user_id);
+            *out.entry((x.name.clone(), v.name.clone(), e.kind.clone()))
+                .or_default() += 1;
+        }
+    }
+    out
 }
 
 /// A batch's mistake: 400 when it is not JSON, 422 when a row's content is wrong.
@@ -336,11 +396,20 @@ async fn run_query(
     model: String,
     body: QueryBody,
 ) -> Result<Json<QueryResponse>, ApiError> {
-    let snapshot = active(&state, &model)?;
     let params = crate::params::from_json_object(&body.params)?;
+    let user = params
+        .get("user_id")
+        .and_then(feed_engine::ParamValue::as_id);
+    let target = match (&body.saved, &body.query) {
+        (Some(saved), None) => Target::Saved(saved),
+        _ => Target::Text,
+    };
+    let route = routed(&state, &model, target, user.as_deref())?;
+    let snapshot = route.snapshot.clone();
     let req = QueryRequest {
         text: body.query,
-        saved: body.saved,
+        // A `query:` variant answers with another saved query.
+        saved: route.saved.clone().or(body.saved),
         params,
         limit: body.limit,
         offset: body.offset,
@@ -350,14 +419,12 @@ async fn run_query(
         // The page's policy scores: score drift counts them, impressions record them.
         features: true,
     };
+    let shadowed = route.shadow.clone().map(|s| (s, req.clone()));
     let shared = state.clone();
     let live = state.live(&model);
     let served = snapshot.clone();
-    let user = req
-        .params
-        .get("user_id")
-        .and_then(feed_engine::ParamValue::as_id);
     let seen_by = user.clone();
+    let start = std::time::Instant::now();
     let (result, seen) = blocking(move || {
         let users = live.users.over(&snapshot);
         let result = snapshot.query_live(&req, Some(&shared.pages), &users)?;
@@ -365,6 +432,17 @@ async fn run_query(
         Ok((result, seen))
     })
     .await?;
+    if let Some((shadow, req)) = shadowed {
+        state.shadow_query(
+            shadow,
+            req,
+            result.ids.clone(),
+            start.elapsed().as_secs_f64(),
+        );
+    }
+    if let Some(v) = &route.variant {
+        state.metrics.variant_served(&model, v, result.ids.len());
+    }
     state.metrics.stages(&model, &result.stages);
     if let Some(f) = &result.features {
         state.observe_scores(&model, result.version, f);
@@ -381,6 +459,7 @@ async fn run_query(
         &request_id,
         (&result.ids, &result.scores, result.features.clone()),
         result.offset,
+        route.variant_tag().as_deref(),
     );
     let explanation = result.explanation.as_ref().map(Explanation::from);
     let mut metadata = match &result.metadata {
@@ -406,6 +485,7 @@ async fn run_query(
         results,
         next_page_token: result.next_page_token,
         explanation,
+        variant: Assignment::of(&route.variant),
     }))
 }
 

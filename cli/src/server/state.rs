@@ -14,6 +14,8 @@ use feed_engine::{Registry, Snapshot};
 use super::auth::Auth;
 use super::drift::{Drift, PolicyDrift};
 use super::metrics::Metrics;
+use super::rollout::{Others, Rollout, Route, Shadows};
+use feed_engine::config::experiments::Target;
 use feed_engine::serving::artifacts;
 use std::collections::BTreeMap;
 
@@ -76,6 +78,8 @@ struct Served {
     generation: u64,
     /// The version's served scores against its references.
     drift: Arc<Drift>,
+    /// Its experiments' variants and the shadow, built over `serving`.
+    rollout: Arc<Rollout>,
 }
 
 pub struct AppState {
@@ -94,6 +98,9 @@ pub struct AppState {
     requests: AtomicU64,
     /// When this server started (ns): the high half, so ids differ across restarts.
     started: u64,
+    /// Versions loaded for experiments and shadows.
+    pub(super) others: Others,
+    pub(super) shadows: Shadows,
 }
 
 impl AppState {
@@ -112,7 +119,22 @@ impl AppState {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(0),
+            others: Others::default(),
+            shadows: Shadows::default(),
         }
+    }
+
+    /// This server's name among the servers of a home (its shadow measurements' file).
+    pub fn server_id(&self) -> String {
+        format!("{:x}-{}", self.started, std::process::id())
+    }
+
+    /// How a request of `model` for `target` by `user` is answered: the served snapshot, or an
+    /// experiment variant's, and the shadow to score it with too.
+    pub fn route(&self, model: &str, target: Target<'_>, user: Option<&str>) -> Option<Route> {
+        let map = self.snapshots.load();
+        let s = map.get(model)?;
+        Some(s.rollout.route(&s.serving, target, user))
     }
 
     /// A new id for a served page, unique to this server's run.
@@ -130,6 +152,7 @@ impl AppState {
         request_id: &str,
         (ids, scores, features): Page<'_>,
         offset: usize,
+        variant: Option<&str>,
     ) {
         // A home on object storage keeps no event log (see `Registry::require_local`).
         let logged = snapshot.config.serving.log_impressions && !self.registry.is_remote();
@@ -146,8 +169,14 @@ impl AppState {
                 features: features.next(),
             })
             .collect();
-        let events =
-            feed_engine::live::impressions(&user, request_id, items, offset, crate::events::now());
+        let events = feed_engine::live::impressions(
+            &user,
+            request_id,
+            items,
+            offset,
+            crate::events::now(),
+            variant,
+        );
         let live = self.live(&snapshot.manifest.model);
         // Queued for the log's next group; no thread waits on its fsync. Once written, the
         // overlay reads them (on the writer thread), so `served()` sees the page at once.
@@ -203,29 +232,25 @@ impl AppState {
         }
     }
 
-    /// `base` as served: with `model`'s catalog changes applied. A failure to build is logged
-    /// and the version served without them until a later build succeeds.
-    fn serve(&self, model: &str, base: Arc<Snapshot>, drift: Drift) -> Served {
+    /// `base` as served: with `model`'s catalog changes applied, and its rollout with the
+    /// shadow version `shadow`. A failure to build is logged and the version served without
+    /// them until a later build succeeds.
+    fn serve(&self, model: &str, base: Arc<Snapshot>, drift: Drift, shadow: Option<u32>) -> Served {
         let live = self.live(model);
         let _one = live.applying.lock().unwrap_or_else(|e| e.into_inner());
         let drift = Arc::new(drift);
-        match build(&live, &base) {
-            Ok((serving, generation)) => Served {
-                base,
-                serving,
-                generation,
-                drift,
-            },
-            Err(e) => {
-                tracing::warn!(%model, "applying live item changes: {e}");
-                Served {
-                    serving: base.clone(),
-                    base,
-                    // Never current: the next poll tries again.
-                    generation: u64::MAX,
-                    drift,
-                }
-            }
+        let (serving, generation) = build(&live, &base).unwrap_or_else(|e| {
+            tracing::warn!(%model, "applying live item changes: {e}");
+            // Never current: the next poll tries again.
+            (base.clone(), u64::MAX)
+        });
+        let rollout = Arc::new(self.rollout(model, &serving, shadow));
+        Served {
+            base,
+            serving,
+            generation,
+            drift,
+            rollout,
         }
     }
 
@@ -264,12 +289,14 @@ impl AppState {
             return Ok(());
         }
         let (serving, generation) = build(&live, &served.base)?;
+        let rollout = Arc::new(self.rollout(model, &serving, served.rollout.shadow_version));
         self.snapshots.rcu(|current| {
             let mut next = HashMap::clone(current);
             if let Some(s) = next.get_mut(model) {
                 if Arc::ptr_eq(&s.base, &served.base) {
                     s.serving = serving.clone();
                     s.generation = generation;
+                    s.rollout = rollout.clone();
                 }
             }
             next
@@ -313,10 +340,24 @@ impl AppState {
                     None
                 }
             };
+            let shadow = match self.registry.shadow(&model) {
+                Ok(p) => p.map(|p| p.version),
+                Err(e) => {
+                    tracing::warn!(%model, "reading SHADOW: {e}");
+                    current.get(&model).and_then(|s| s.rollout.shadow_version)
+                }
+            };
             let loaded = current.get(&model);
             match (active, loaded) {
                 (Some(v), Some(s)) if s.base.version() == v => {
-                    next.insert(model, s.clone());
+                    let mut s = s.clone();
+                    if s.rollout.shadow_version != shadow {
+                        // Not under `applying`: a catalog build meanwhile keeps the old shadow
+                        // until the next poll sees the difference again.
+                        s.rollout = Arc::new(self.rollout(&model, &s.serving, shadow));
+                        changed = true;
+                    }
+                    next.insert(model, s);
                 }
                 (Some(v), old) if failed.contains(&(model.clone(), v)) => {
                     if let Some(s) = old {
@@ -330,7 +371,7 @@ impl AppState {
                     Ok((s, drift)) => {
                         tracing::info!(%model, version = v, "now serving");
                         // Stored with its catalog changes applied, never without.
-                        let served = self.serve(&model, Arc::new(s), drift);
+                        let served = self.serve(&model, Arc::new(s), drift, shadow);
                         next.insert(model, served);
                         changed = true;
                     }
@@ -361,10 +402,16 @@ impl AppState {
                 (m.clone(), old.min(s.base.manifest.live_watermark))
             })
             .collect();
+        let used = next
+            .iter()
+            .flat_map(|(m, s)| s.rollout.versions().map(move |v| (m.clone(), v)))
+            .collect();
         if changed {
             self.snapshots.store(Arc::new(next));
         }
+        self.keep_others(&used);
         self.catch_up_live(&watermarks);
+        self.store_shadow_stats();
     }
 
     /// [`Self::refresh`] on the blocking pool (it reads files and may load arrays).

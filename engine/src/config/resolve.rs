@@ -257,6 +257,17 @@ impl ModelConfig {
         parse(&text, &file, &base_dir)
     }
 
+    /// The model file stored with a version in `dir` (its relative paths resolve there; the
+    /// version's artifacts are what serve, so no source is read through them).
+    pub fn load_stored(dir: &Path) -> crate::error::Result<Self> {
+        let path = dir.join("model.yaml");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| crate::error::Error::storage(format!("reading {}", path.display()), e))?;
+        parse(&text, &path.display().to_string(), dir).map_err(|e| {
+            crate::error::Error::Internal(format!("stored model file no longer parses: {e}"))
+        })
+    }
+
     /// An error about the field at `path`, located in the file.
     pub fn error_at(
         &self,

@@ -6,9 +6,11 @@
 
 mod budget;
 mod pair_scores;
+mod promote;
 mod rollback;
 mod tuning;
 
+pub use promote::{promote, Candidate, Promoted};
 pub use rollback::rollback;
 
 use std::collections::BTreeMap;

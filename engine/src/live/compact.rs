@@ -169,6 +169,8 @@ fn schema() -> Arc<Schema> {
         Field::new("position", DataType::UInt32, true),
         // An impression's features, as a JSON object.
         Field::new("features", DataType::Utf8, true),
+        // The experiment variant of an impression (`experiment/variant`).
+        Field::new("variant", DataType::Utf8, true),
     ]))
 }
 
@@ -214,6 +216,7 @@ fn write_file(
                     })
                     .collect::<StringArray>(),
             ),
+            Arc::new(text(&|e| e.variant.as_deref())),
         ],
     )
     .map_err(|e| Error::Internal(format!("compacting events: {e}")))?;
@@ -274,6 +277,10 @@ fn read_file(path: &Path) -> Result<Vec<(u64, Event)>> {
         let features = b
             .column_by_name("features")
             .map(|c| c.as_string::<i32>().clone());
+        // Files compacted before variants were logged have no such column.
+        let variant = b
+            .column_by_name("variant")
+            .map(|c| c.as_string::<i32>().clone());
         let opt = |a: &StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_string());
         for i in 0..b.num_rows() {
             out.push((
@@ -291,6 +298,7 @@ fn read_file(path: &Path) -> Result<Vec<(u64, Event)>> {
                         .as_ref()
                         .filter(|f| f.is_valid(i))
                         .and_then(|f| serde_json::from_str(f.value(i)).ok()),
+                    variant: variant.as_ref().and_then(|v| opt(v, i)),
                 },
             ));
         }

@@ -33,6 +33,9 @@ pub struct Event {
     /// (`policy.als`, `value_model`, `retrieval.pop`): the ranker's training data, as served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub features: Option<std::collections::BTreeMap<String, f64>>,
+    /// For an impression of a page an experiment split: `experiment/variant`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
 }
 
 /// An item of a served page, as its impression records it.
@@ -58,13 +61,15 @@ impl super::log::Entry for Event {
 }
 
 /// The impressions of a served page: one `impression` event per item, with its 1-based
-/// position (after `offset` items of earlier pages) and score, all naming `request_id`.
+/// position (after `offset` items of earlier pages) and score, all naming `request_id` (and
+/// the experiment's `variant` that answered it).
 pub fn impressions(
     user_id: &str,
     request_id: &str,
     items: Vec<Shown>,
     offset: usize,
     now: f64,
+    variant: Option<&str>,
 ) -> Vec<Event> {
     items
         .into_iter()
@@ -79,6 +84,7 @@ pub fn impressions(
             request_id: Some(request_id.to_string()),
             position: Some((offset + k + 1) as u32),
             features: shown.features,
+            variant: variant.map(str::to_string),
         })
         .collect()
 }
@@ -156,6 +162,7 @@ pub(crate) fn test_event(user: &str, item: &str, kind: &str) -> Event {
         request_id: None,
         position: None,
         features: None,
+        variant: None,
     }
 }
 

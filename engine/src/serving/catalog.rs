@@ -29,6 +29,7 @@ impl CatalogChanges {
     }
 }
 
+#[derive(Clone)]
 pub struct Catalog {
     /// External id ↔ dense id of the version's items (shared by a catalog with changes).
     ids: Arc<IdMap>,

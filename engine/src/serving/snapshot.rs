@@ -18,7 +18,7 @@ use super::users::{UserState, UserView, Users};
 use super::value::ValueModel;
 use crate::config::{self, ModelConfig};
 use crate::core::TrainedPolicy;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::eval::EvalReport;
 use crate::expr::Names;
 use crate::policy;
@@ -83,11 +83,7 @@ impl Snapshot {
     #[tracing::instrument]
     pub fn load(dir: &Path) -> Result<Self> {
         let manifest = artifacts::read_manifest(dir)?;
-        let yaml_path = dir.join("model.yaml");
-        let text = std::fs::read_to_string(&yaml_path)
-            .ctx(|| format!("reading {}", yaml_path.display()))?;
-        let mut config = config::parse(&text, &yaml_path.display().to_string(), dir)
-            .map_err(|e| Error::Internal(format!("stored model file no longer parses: {e}")))?;
+        let mut config = ModelConfig::load_stored(dir)?;
         // A tuned policy trained with the settings its search kept.
         for p in config.policies.iter_mut() {
             if let Some(settings) = artifacts::read_tuned(&dir.join("policies").join(p.name()))? {
@@ -223,6 +219,32 @@ impl Snapshot {
             catalog,
             users: self.users.clone(),
             policies,
+            value,
+            names: self.names.clone(),
+            caches: Caches::default(),
+        })
+    }
+
+    /// This snapshot ranking by another value model (an experiment's variant): everything but
+    /// the value model is shared or copied (the catalog's arrays); caches start empty, since
+    /// rankings and plans depend on the value model.
+    #[tracing::instrument(skip_all, fields(model = %self.manifest.model, version = self.manifest.version))]
+    pub fn with_value_model(&self, vm: &crate::config::ValueModel) -> Result<Self> {
+        let mut config = self.config.clone();
+        config.value_model = Some(vm.clone());
+        let value = ValueModel::load(
+            &config,
+            &self.names,
+            &self.catalog,
+            &self.manifest.primary_policy,
+        )?;
+        Ok(Self {
+            manifest: self.manifest.clone(),
+            config,
+            report: self.report.clone(),
+            catalog: self.catalog.clone(),
+            users: self.users.clone(),
+            policies: self.policies.clone(),
             value,
             names: self.names.clone(),
             caches: Caches::default(),
