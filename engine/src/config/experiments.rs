@@ -6,6 +6,9 @@
 //! variant without storing an assignment, and the events a user sends later are attributed to
 //! it by the same function.
 
+// Config checks return the located error by value, as the rest of `config` does.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashSet;
 
 use schemars::JsonSchema;
