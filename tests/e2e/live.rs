@@ -67,7 +67,7 @@ fn logging_impressions(name: &str) -> (Workspace, crate::server_support::Server)
 }
 
 /// The `n` impressions of page `request_id` in `model`'s log, once they are all written.
-fn logged_page(ws: &Workspace, model: &str, request_id: &str, n: usize) -> Vec<Event> {
+pub(crate) fn logged_page(ws: &Workspace, model: &str, request_id: &str, n: usize) -> Vec<Event> {
     let dir = ws.home().join(format!("models/{model}/events"));
     poll(
         Duration::from_secs(30),

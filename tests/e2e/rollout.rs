@@ -230,6 +230,22 @@ fn experiments_split_users_stably_and_the_winner_is_promoted() {
     );
     assert!(text.get("variant").is_none(), "{text}");
 
+    // Impressions record the variant, a `version:` variant's pages included (logged under the
+    // served version's setting; version 2's file does not log them).
+    for variant in ["control", "candidate", "popular_heavy"] {
+        let user = assigned.iter().find(|(_, v)| *v == variant).unwrap().0;
+        let (_, r) = rank(user);
+        let n = r["ids"].as_array().unwrap().len();
+        let logged = crate::live::logged_page(&ws, "x", r["request_id"].as_str().unwrap(), n);
+        let tag = format!("ranking/{}", r["variant"]["variant"].as_str().unwrap());
+        assert!(
+            logged
+                .iter()
+                .all(|e| e.variant.as_deref() == Some(tag.as_str())),
+            "{logged:?}"
+        );
+    }
+
     // Events count per variant of each experiment.
     let events: Vec<Value> = (0..20)
         .map(|u| json!({"user_id": format!("u{u}"), "item_id": "i1", "type": "click"}))

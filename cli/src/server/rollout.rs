@@ -78,7 +78,11 @@ impl Rollout {
             Arm::Control => {}
             Arm::Query(q) => route.saved = Some(q.clone()),
             Arm::Version(_) | Arm::ValueModel(_) => match self.answers.get(&key) {
-                Some(s) => route.snapshot = s.clone(),
+                Some(s) => {
+                    route.snapshot = s.clone();
+                    // The shadow is compared with ACTIVE's answers, not a variant's.
+                    route.shadow = None;
+                }
                 // It failed to load (logged): the request is answered, outside the experiment.
                 None => return route,
             },

@@ -154,8 +154,15 @@ impl AppState {
         offset: usize,
         variant: Option<&str>,
     ) {
-        // A home on object storage keeps no event log (see `Registry::require_local`).
-        let logged = snapshot.config.serving.log_impressions && !self.registry.is_remote();
+        // A home on object storage keeps no event log (see `Registry::require_local`). The
+        // setting is the served version's: an experiment's other version answers under it.
+        let model = snapshot.model();
+        let logged = self
+            .snapshot(model)
+            .map_or(snapshot.config.serving.log_impressions, |s| {
+                s.config.serving.log_impressions
+            })
+            && !self.registry.is_remote();
         let Some(user) = user.filter(|_| logged) else {
             return;
         };

@@ -162,12 +162,33 @@ async function model(name, params) {
     el("h2", {}, `Version ${d.version} `, status(d.status)),
     el("p", {}, d.message, d.primary_policy ? el("span", { class: "muted" }, ` · ranks with ${d.primary_policy}`) : null));
   if (d.metrics) page.append(...metrics(d.metrics));
+  page.append(...rollout(d));
   page.append(el("h2", {}, "Status log"),
     table("log", ["time", "status", "message"], d.log.map((l) => [when(l.ts), status(l.status), l.message])));
   if (d.versions.some((v) => ["SCHEDULING", "FETCHING", "TUNING", "TRAINING", "DEPLOYING"].includes(v.status))) {
     timers.push(setInterval(() => { if (!document.hidden) route(); }, 3000));
   }
   return page;
+}
+
+// The version's experiments and the model's shadow (docs/operations.md, Rollout).
+function rollout(d) {
+  const out = [];
+  for (const e of d.experiments) {
+    out.push(el("h2", {}, `Experiment ${e.name}`),
+      el("p", { class: "muted" }, `splits ${e.applies_to.length ? e.applies_to.join(", ") : "every request"} by a stable hash of the user id`),
+      table(`experiment-${e.name}`, ["variant", "share", "answers with"], e.variants.map((v) => [v.name, `${v.share}%`, v.answers]), [1]));
+  }
+  const s = d.shadow;
+  if (s) {
+    const ms = (x) => (x == null ? "–" : `≤ ${fmt(x * 1e3, 1)} ms`);
+    out.push(el("h2", {}, `Shadow: version ${s.version}${s.active ? "" : " (stopped)"}`),
+      table("shadow", ["compared", "against", "overlap@k", "rank correlation", "p50 (ACTIVE)", "p99 (ACTIVE)", "errors", "skipped"], [[
+        s.compared, s.against == null ? "–" : `v${s.against}`, fmt(s.overlap), fmt(s.rank_correlation),
+        `${ms(s.shadow_p50_seconds)} (${ms(s.active_p50_seconds)})`, `${ms(s.shadow_p99_seconds)} (${ms(s.active_p99_seconds)})`, s.errors, s.skipped,
+      ]], [0, 2, 3, 6, 7]));
+  }
+  return out;
 }
 
 function metrics(m) {
