@@ -411,7 +411,7 @@ fn rollback_under_load_serves_the_old_version_without_a_failed_request() {
     );
     ws.refused(
         &["rollback", "--model-name", "r"],
-        &["no complete version older"],
+        &["no version older than its ACTIVE version 1 that served"],
     );
     // Forward again by number.
     ws.ok(&["rollback", "--model-name", "r", "--version", "2"]);

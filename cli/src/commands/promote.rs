@@ -25,8 +25,8 @@ pub struct PromoteArgs {
     /// Its experiment (needed only when two experiments have a variant of that name).
     #[arg(long, requires = "variant")]
     experiment: Option<String>,
-    /// Promote even while a version is being made (it replaces the promoted one when it
-    /// deploys).
+    /// Move ACTIVE to a version (the shadow, a `version:` variant) even while another version
+    /// is being made (it replaces the promoted one when it deploys).
     #[arg(long)]
     force: bool,
 }
@@ -50,10 +50,11 @@ pub async fn run(home: &Path, args: PromoteArgs) -> anyhow::Result<()> {
         Promoted::Made {
             from,
             version,
+            status,
             text,
         } => {
             println!(
-                "model `{}`: version {version} is ACTIVE, made from version {from}'s trained artifacts with the variant written in",
+                "model `{}`: version {version} is {status}, made from version {from}'s trained artifacts with the variant written in",
                 args.model_name
             );
             println!("its model file (make yours match before the next update-model):\n");

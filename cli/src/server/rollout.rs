@@ -22,6 +22,11 @@ use super::AppState;
 /// Shadow requests run at once per server; more are skipped, so that a slow candidate cannot
 /// queue work behind the answers.
 pub const MAX_SHADOW_IN_FLIGHT: usize = 2;
+/// How long a version that failed to load (for a variant or the shadow) is not tried again.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often a server writes its shadow measurements to the home (on object storage each
+/// write is a request).
+const STORE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What answers a model's requests besides its served snapshot.
 #[derive(Default)]
@@ -96,15 +101,29 @@ impl Rollout {
 #[derive(Default)]
 pub struct Others {
     loaded: Mutex<HashMap<(String, u32), Arc<Snapshot>>>,
-    /// Versions that failed to load: not tried again (their files do not change).
-    failed: Mutex<std::collections::HashSet<(String, u32)>>,
+    /// Versions that failed to load, and when.
+    failed: Mutex<HashMap<(String, u32), Instant>>,
 }
 
 /// Shadow comparisons: counted per (model, shadow version), written to the home at each poll.
 #[derive(Default)]
 pub struct Shadows {
     in_flight: AtomicUsize,
-    stats: Mutex<HashMap<(String, u32), (ShadowStats, bool)>>,
+    /// By (model, shadow version, ACTIVE version compared with): changed since stored?
+    stats: Mutex<HashMap<ShadowKey, (ShadowStats, bool)>>,
+    stored_at: Mutex<Option<Instant>>,
+}
+
+/// (model, shadow version, ACTIVE version compared with).
+type ShadowKey = (String, u32, u32);
+
+/// A shadow slot, given back however the request ends.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl AppState {
@@ -149,58 +168,70 @@ impl AppState {
 
     /// Version `version` of `model` with the live catalog changes applied.
     fn other(&self, model: &str, version: u32) -> feed_engine::Result<Arc<Snapshot>> {
-        let key = (model.to_string(), version);
-        let cached = self
-            .others
-            .loaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            .cloned();
-        let base = match cached {
-            Some(s) => s,
-            None => {
-                if self
-                    .others
-                    .failed
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .contains(&key)
-                {
-                    return Err(feed_engine::Error::Internal(format!(
-                        "version {version} failed to load before"
-                    )));
-                }
-                let loaded = self
-                    .registry
-                    .materialize(model, version)
-                    .and_then(|dir| Snapshot::load(&dir));
-                match loaded {
-                    Ok(s) => {
-                        let s = Arc::new(s);
-                        self.others
-                            .loaded
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(key, s.clone());
-                        s
-                    }
-                    Err(e) => {
-                        self.others
-                            .failed
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(key);
-                        return Err(e);
-                    }
-                }
-            }
-        };
-        // The changes after its own watermark that the overlay still holds.
+        let base = self.other_base(model, version)?;
+        // The changes after its own watermark (the overlay keeps them: `Served::floors`).
         match self.live(model).items.apply(&base)? {
             Some(s) => Ok(Arc::new(s)),
             None => Ok(base),
         }
+    }
+
+    /// Version `version` of `model` as stored, loaded once.
+    fn other_base(&self, model: &str, version: u32) -> feed_engine::Result<Arc<Snapshot>> {
+        let key = (model.to_string(), version);
+        let lock = || self.others.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = lock().get(&key) {
+            return Ok(s.clone());
+        }
+        let mut failed = self.others.failed.lock().unwrap_or_else(|e| e.into_inner());
+        // A version that failed is tried again after a while (a passing storage error), not at
+        // every rebuild.
+        if failed
+            .get(&key)
+            .is_some_and(|at| at.elapsed() < RETRY_AFTER)
+        {
+            return Err(feed_engine::Error::Internal(format!(
+                "version {version} failed to load less than {} s ago",
+                RETRY_AFTER.as_secs()
+            )));
+        }
+        let loaded = self
+            .registry
+            .materialize(model, version)
+            .and_then(|dir| Snapshot::load(&dir));
+        match loaded {
+            Ok(s) => {
+                failed.remove(&key);
+                let s = Arc::new(s);
+                lock().insert(key, s.clone());
+                Ok(s)
+            }
+            Err(e) => {
+                failed.insert(key, Instant::now());
+                Err(e)
+            }
+        }
+    }
+
+    /// The lowest live watermarks (events, catalog changes) of `base` and the other versions
+    /// its experiments and the shadow `shadow` answer with.
+    pub(super) fn floors(&self, model: &str, base: &Snapshot, shadow: Option<u32>) -> (u64, u64) {
+        let own = (
+            base.manifest.live_watermark,
+            base.manifest.live_items_watermark,
+        );
+        feed_engine::config::experiments::versions(&base.config.experiments)
+            .into_iter()
+            .map(|(v, _)| v)
+            .chain(shadow)
+            .filter(|&v| v != base.version())
+            .filter_map(|v| self.other_base(model, v).ok())
+            .fold(own, |(e, i), s| {
+                (
+                    e.min(s.manifest.live_watermark),
+                    i.min(s.manifest.live_items_watermark),
+                )
+            })
     }
 
     /// Forgets loaded versions no rollout uses.
@@ -266,21 +297,20 @@ impl AppState {
     ) {
         let model = shadow.model().to_string();
         let version = shadow.version();
-        let shadows = &self.shadows;
-        if shadows.in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_SHADOW_IN_FLIGHT {
-            shadows.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if self.shadows.in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_SHADOW_IN_FLIGHT {
+            self.shadows.in_flight.fetch_sub(1, Ordering::AcqRel);
             self.metrics.shadow_skipped(&model, version);
             self.shadow_stats(&model, version, |s| s.skipped += 1);
             return;
         }
         let state = self.clone();
         tokio::task::spawn_blocking(move || {
+            let _slot = Slot(&state.shadows.in_flight);
             let live = state.live(&model);
             let users = live.users.over(&shadow);
             let start = Instant::now();
             let answered = answer(&shadow, &users);
             let seconds = start.elapsed().as_secs_f64();
-            state.shadows.in_flight.fetch_sub(1, Ordering::AcqRel);
             match answered {
                 Ok(ids) => {
                     let c = Comparison::of(&active, &ids, active_seconds, seconds);
@@ -299,17 +329,31 @@ impl AppState {
     fn shadow_stats(&self, model: &str, version: u32, f: impl FnOnce(&mut ShadowStats)) {
         let against = self.snapshot(model).map_or(0, |s| s.version());
         let mut stats = self.shadows.stats.lock().unwrap_or_else(|e| e.into_inner());
-        let (s, dirty) = stats.entry((model.to_string(), version)).or_default();
+        let (s, dirty) = stats
+            .entry((model.to_string(), version, against))
+            .or_default();
         s.against = against;
         s.updated_at = Some(chrono::Utc::now());
         f(s);
         *dirty = true;
     }
 
-    /// Writes this server's shadow measurements that changed since the last poll to the home
-    /// (`versions/<N>/shadow/<server>.json`), where `view-model` adds up every server's.
+    /// Writes this server's shadow measurements that changed to the home, at most every
+    /// [`STORE_EVERY`]: one file per ACTIVE version compared with
+    /// (`versions/<N>/shadow/<server>-vs<M>.json`), which `view-model` adds up over servers.
     pub(super) fn store_shadow_stats(&self) {
-        let changed: Vec<((String, u32), ShadowStats)> = {
+        {
+            let mut at = self
+                .shadows
+                .stored_at
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if at.is_some_and(|t| t.elapsed() < STORE_EVERY) {
+                return;
+            }
+            *at = Some(Instant::now());
+        }
+        let changed: Vec<(ShadowKey, ShadowStats)> = {
             let mut stats = self.shadows.stats.lock().unwrap_or_else(|e| e.into_inner());
             stats
                 .iter_mut()
@@ -320,10 +364,11 @@ impl AppState {
                 })
                 .collect()
         };
-        for ((model, version), stats) in changed {
-            if let Err(e) =
-                self.registry
-                    .write_shadow_stats(&model, version, &self.server_id(), &stats)
+        for ((model, version, against), stats) in changed {
+            let name = format!("{}-vs{against}", self.server_id());
+            if let Err(e) = self
+                .registry
+                .write_shadow_stats(&model, version, &name, &stats)
             {
                 tracing::warn!(%model, version, "storing shadow measurements: {e}");
             }

@@ -188,21 +188,18 @@ async fn rank(
     let live = state.live(&name);
     let user = req.user_id.clone();
     let served = snapshot.clone();
-    let start = std::time::Instant::now();
-    let (ranking, seen) = blocking(move || {
+    let (ranking, seen, seconds) = blocking(move || {
+        // Timed as the shadow is: the ranking alone, not the wait for the pool.
+        let start = std::time::Instant::now();
         let users = live.users.over(&snapshot);
         let ranking = snapshot.rank_live(&req, &users)?;
+        let seconds = start.elapsed().as_secs_f64();
         let seen = snapshot.seen_among(&users, &req.user_id, &ranking.ids);
-        Ok((ranking, seen))
+        Ok((ranking, seen, seconds))
     })
     .await?;
     if let Some((shadow, req)) = shadowed {
-        state.shadow_rank(
-            shadow,
-            req,
-            ranking.ids.clone(),
-            start.elapsed().as_secs_f64(),
-        );
+        state.shadow_rank(shadow, req, ranking.ids.clone(), seconds);
     }
     state.metrics.served(&name, "rank", ranking.ids.len(), seen);
     if let Some(v) = &route.variant {
@@ -424,21 +421,18 @@ async fn run_query(
     let live = state.live(&model);
     let served = snapshot.clone();
     let seen_by = user.clone();
-    let start = std::time::Instant::now();
-    let (result, seen) = blocking(move || {
+    let (result, seen, seconds) = blocking(move || {
+        // Timed as the shadow is: the query alone, not the wait for the pool.
+        let start = std::time::Instant::now();
         let users = live.users.over(&snapshot);
         let result = snapshot.query_live(&req, Some(&shared.pages), &users)?;
+        let seconds = start.elapsed().as_secs_f64();
         let seen = seen_by.map(|u| snapshot.seen_among(&users, &u, &result.ids));
-        Ok((result, seen))
+        Ok((result, seen, seconds))
     })
     .await?;
     if let Some((shadow, req)) = shadowed {
-        state.shadow_query(
-            shadow,
-            req,
-            result.ids.clone(),
-            start.elapsed().as_secs_f64(),
-        );
+        state.shadow_query(shadow, req, result.ids.clone(), seconds);
     }
     if let Some(v) = &route.variant {
         state.metrics.variant_served(&model, v, result.ids.len());

@@ -80,6 +80,10 @@ struct Served {
     drift: Arc<Drift>,
     /// Its experiments' variants and the shadow, built over `serving`.
     rollout: Arc<Rollout>,
+    /// The lowest live watermarks (events, catalog changes) of the versions it serves — its
+    /// own and its rollout's: the overlays keep what is above them, so that an older version
+    /// answering an experiment or a shadow still sees the changes made after its fetch.
+    floors: (u64, u64),
 }
 
 pub struct AppState {
@@ -246,7 +250,8 @@ impl AppState {
         let live = self.live(model);
         let _one = live.applying.lock().unwrap_or_else(|e| e.into_inner());
         let drift = Arc::new(drift);
-        let (serving, generation) = build(&live, &base).unwrap_or_else(|e| {
+        let floors = self.floors(model, &base, shadow);
+        let (serving, generation) = build(&live, &base, floors.1).unwrap_or_else(|e| {
             tracing::warn!(%model, "applying live item changes: {e}");
             // Never current: the next poll tries again.
             (base.clone(), u64::MAX)
@@ -258,6 +263,7 @@ impl AppState {
             generation,
             drift,
             rollout,
+            floors,
         }
     }
 
@@ -290,12 +296,11 @@ impl AppState {
         let Some(served) = self.snapshots.load().get(model).cloned() else {
             return Ok(());
         };
-        live.items
-            .follow(served.base.manifest.live_items_watermark)?;
+        live.items.follow(served.floors.1)?;
         if served.generation == live.items.generation() {
             return Ok(());
         }
-        let (serving, generation) = build(&live, &served.base)?;
+        let (serving, generation) = build(&live, &served.base, served.floors.1)?;
         let rollout = Arc::new(self.rollout(model, &serving, served.rollout.shadow_version));
         self.snapshots.rcu(|current| {
             let mut next = HashMap::clone(current);
@@ -337,7 +342,7 @@ impl AppState {
             }
         };
         let mut next: HashMap<String, Served> = HashMap::with_capacity(models.len());
-        let mut changed = false;
+        let mut rebuilt: HashSet<String> = HashSet::new();
         let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
         for model in models {
             let active = match self.registry.active_version(&model) {
@@ -359,10 +364,9 @@ impl AppState {
                 (Some(v), Some(s)) if s.base.version() == v => {
                     let mut s = s.clone();
                     if s.rollout.shadow_version != shadow {
-                        // Not under `applying`: a catalog build meanwhile keeps the old shadow
-                        // until the next poll sees the difference again.
                         s.rollout = Arc::new(self.rollout(&model, &s.serving, shadow));
-                        changed = true;
+                        s.floors = self.floors(&model, &s.base, shadow);
+                        rebuilt.insert(model.clone());
                     }
                     next.insert(model, s);
                 }
@@ -379,8 +383,8 @@ impl AppState {
                         tracing::info!(%model, version = v, "now serving");
                         // Stored with its catalog changes applied, never without.
                         let served = self.serve(&model, Arc::new(s), drift, shadow);
+                        rebuilt.insert(model.clone());
                         next.insert(model, served);
-                        changed = true;
                     }
                     Err(e) => {
                         tracing::error!(%model, version = v, "cannot load: {e}; keeping the loaded version");
@@ -398,15 +402,17 @@ impl AppState {
         }
         drop(failed);
         // Deleted models, or models whose snapshot went away, change the key set.
-        changed |= next.len() != current.len() || next.keys().any(|k| !current.contains_key(k));
+        let changed = !rebuilt.is_empty()
+            || next.len() != current.len()
+            || next.keys().any(|k| !current.contains_key(k));
         // The overlay forgets only what both the version served until now and the one
         // stored here trained on: a request still on the old version finds the events between
         // their watermarks (the next poll forgets them).
         let watermarks: HashMap<String, u64> = next
             .iter()
             .map(|(m, s)| {
-                let old = current.get(m).map_or(0, |o| o.base.manifest.live_watermark);
-                (m.clone(), old.min(s.base.manifest.live_watermark))
+                let old = current.get(m).map_or(0, |o| o.floors.0);
+                (m.clone(), old.min(s.floors.0))
             })
             .collect();
         let used = next
@@ -414,7 +420,18 @@ impl AppState {
             .flat_map(|(m, s)| s.rollout.versions().map(move |v| (m.clone(), v)))
             .collect();
         if changed {
-            self.snapshots.store(Arc::new(next));
+            // An entry this poll did not rebuild is taken as it is now, not as it was read at
+            // the start: a catalog build stored meanwhile (`apply_items`) stays.
+            self.snapshots.rcu(|now| {
+                next.iter()
+                    .map(|(m, s)| {
+                        let kept = now
+                            .get(m)
+                            .filter(|n| !rebuilt.contains(m) && Arc::ptr_eq(&n.base, &s.base));
+                        (m.clone(), kept.unwrap_or(s).clone())
+                    })
+                    .collect::<HashMap<_, _>>()
+            });
         }
         self.keep_others(&used);
         self.catch_up_live(&watermarks);
@@ -442,9 +459,13 @@ pub async fn watch(state: Arc<AppState>, every: Duration) {
 }
 
 /// `base` with the catalog changes of `live` applied, and the generation of the changes it
-/// holds. The caller holds `live.applying`.
-fn build(live: &Live, base: &Arc<Snapshot>) -> feed_engine::Result<(Arc<Snapshot>, u64)> {
-    live.items.follow(base.manifest.live_items_watermark)?;
+/// holds. The caller holds `live.applying`. The overlay keeps the changes above `floor` (see `Served::floors`).
+fn build(
+    live: &Live,
+    base: &Arc<Snapshot>,
+    floor: u64,
+) -> feed_engine::Result<(Arc<Snapshot>, u64)> {
+    live.items.follow(floor)?;
     let generation = live.items.generation();
     let serving = match live.items.apply(base)? {
         Some(s) => Arc::new(s),

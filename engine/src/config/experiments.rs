@@ -31,7 +31,7 @@ pub struct ExperimentConfig {
     /// Renaming it reshuffles everyone.
     pub name: String,
     /// The requests it splits: saved query names, and `rank` for `POST /models/{name}/rank`.
-    /// Empty (the default): every request that names a user. A request is in at most one
+    /// Empty (the default): every `rank` and saved-query request. A request is in at most one
     /// experiment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub applies_to: Vec<String>,
@@ -97,13 +97,15 @@ pub enum Target<'a> {
 
 impl Experiment {
     /// Whether requests for `target` are split by this experiment.
+    /// FeedQL text sent with a request is never split: it names no saved query to compare.
     pub fn covers(&self, target: Target<'_>) -> bool {
-        self.applies_to.is_empty()
-            || match target {
-                Target::Rank => self.applies_to.iter().any(|a| a == RANK),
-                Target::Saved(name) => self.applies_to.iter().any(|a| a == name),
-                Target::Text => false,
-            }
+        let named =
+            |name: &str| self.applies_to.is_empty() || self.applies_to.iter().any(|a| a == name);
+        match target {
+            Target::Rank => named(RANK),
+            Target::Saved(name) => named(name),
+            Target::Text => false,
+        }
     }
 
     /// The variant of `user`: where the user's point in [0, 100) falls among the cumulative

@@ -11,7 +11,6 @@ use crate::config::experiments::{Arm, Experiment};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::registry::{Move, Registry};
-use crate::serving::Snapshot;
 
 /// What to promote.
 #[derive(Debug, Clone)]
@@ -35,13 +34,15 @@ pub enum Promoted {
     Made {
         from: u32,
         version: u32,
+        /// ACTIVE, or INACTIVE when a newer version became ACTIVE first.
+        status: crate::registry::Status,
         /// The model file of the new version (for the user's own file to follow).
         text: String,
     },
 }
 
-/// Promotes `candidate` of `model`. Refused while a version is being made unless `force` (it
-/// would replace the promoted one when it deploys).
+/// Promotes `candidate` of `model`. Refused while a version is being made (it would replace the
+/// promoted one when it deploys); a version is moved to anyway with `force`.
 #[tracing::instrument(skip(registry))]
 pub async fn promote(
     registry: &Registry,
@@ -66,7 +67,8 @@ pub async fn promote(
                 Error::invalid("shadow", format!("`{model}` has no shadow version"))
                     .with_hint("set one with `feedctl shadow --model-name M --version N`")
             })?;
-            let why = format!("promote: shadow version {version} made ACTIVE (was {active})");
+            let why =
+                format!("promote: shadow version {version} made ACTIVE (was version {active})");
             (None, Arm::Version(version), why)
         }
         Candidate::Variant {
@@ -74,7 +76,10 @@ pub async fn promote(
             variant,
         } => {
             let (e, v) = find_variant(&config, experiment.as_deref(), variant)?;
-            let why = format!("promote: variant `{}` of experiment `{}`", v.name, e.name);
+            let why = format!(
+                "promote: variant `{}` of experiment `{}` (was version {active})",
+                v.name, e.name
+            );
             (Some((e.name.clone(), v.name.clone())), v.arm.clone(), why)
         }
     };
@@ -82,22 +87,7 @@ pub async fn promote(
         Arm::Version(to) => {
             let (reg, name) = (registry.clone(), model.to_string());
             let m = super::on_blocking_pool("moving ACTIVE", move || {
-                let m = reg.rollback_target(&name, Some(to), force)?;
-                let dir = reg.materialize(&name, m.to)?;
-                Snapshot::load(&dir).map_err(|e| {
-                    Error::invalid(
-                        "version",
-                        format!(
-                            "version {to} of `{name}` does not load ({e}); ACTIVE stays at {}",
-                            m.from
-                        ),
-                    )
-                })?;
-                reg.move_active(&m, &format!("{why} (was version {})", m.from))?;
-                if reg.shadow(&name)?.is_some_and(|p| p.version == to) {
-                    reg.clear_shadow(&name)?;
-                }
-                Ok(m)
+                super::rollback::move_to(&reg, &name, Some(to), force, |_| why.clone())
             })
             .await?;
             Ok(Promoted::Moved(m))
@@ -105,7 +95,7 @@ pub async fn promote(
         _ => {
             let (experiment, variant) = found.expect("only a variant has other arms");
             let text = rewrite(&config, &experiment, &variant)?;
-            make_version(registry, config, active, text, &why, force).await
+            make_version(registry, config, active, text, &why).await
         }
     }
 }
@@ -181,7 +171,6 @@ async fn make_version(
     active: u32,
     text: String,
     why: &str,
-    force: bool,
 ) -> Result<Promoted> {
     let mut next = crate::config::parse(&text, &config.file, &config.base_dir)
         .map_err(|e| Error::Internal(format!("the promoted model file does not parse: {e}")))?;
@@ -195,27 +184,24 @@ async fn make_version(
             ),
         ));
     };
-    if !force {
-        if let Some(running) = registry
-            .versions(&config.name)?
-            .into_iter()
-            .find(|v| v.status.is_running())
-        {
-            return Err(Error::invalid(
-                "version",
-                format!(
-                    "version {} of `{}` is being made ({}); when it deploys it replaces the promoted version",
-                    running.version, config.name, running.status
-                ),
-            )
-            .with_hint("wait for it to end or stop its process, or pass --force"));
-        }
+    // A run making a version holds the writer, so none is being made now. ACTIVE was read before
+    // the writer was taken: a rollback meanwhile must not be replaced by a version of the old one.
+    if registry.active_version(&config.name)? != Some(active) {
+        return Err(Error::invalid(
+            "version",
+            format!(
+                "ACTIVE of `{}` moved from version {active} meanwhile; nothing changed",
+                config.name
+            ),
+        )
+        .with_hint("run the command again"));
     }
     let run = Arc::new(registry.begin(&config.name, &text, why)?);
     match super::redeploy(run.clone(), Arc::new(next), active, false).await {
         Ok(outcome) => Ok(Promoted::Made {
             from: active,
             version: outcome.version,
+            status: outcome.status,
             text,
         }),
         Err(e) => {

@@ -736,6 +736,14 @@ impl VersionRun {
                     &[a, b, c, "model.yaml"],
                 )?;
                 self.check_lease()?;
+                // As when promoting: a run a reader recorded as interrupted stays so.
+                let log = read_remote_log(
+                    r,
+                    &format!("{}/status.jsonl", version_rel(&self.model, self.version)),
+                )?;
+                if log.last().is_some_and(interrupted) {
+                    return Err(self.lease_lost());
+                }
             }
         }
         self.set_status(

@@ -24,6 +24,12 @@ impl VersionInfo {
             .iter()
             .any(|e| matches!(e.status, Status::Active | Status::Inactive))
     }
+
+    /// Whether the version ever served (its log has ACTIVE): a candidate that was never
+    /// promoted is complete but did not.
+    pub fn served(&self) -> bool {
+        self.log.iter().any(|e| e.status == Status::Active)
+    }
 }
 
 impl Registry {
@@ -36,8 +42,8 @@ impl Registry {
         Ok(pointer.map(|p| (p.version, p.since)))
     }
 
-    /// Where a rollback of `model` goes: `to`, or else the newest complete version older than
-    /// the ACTIVE one. Refused when nothing is ACTIVE, when `to` is ACTIVE already, unknown or
+    /// Where a rollback of `model` goes: `to`, or else the newest version older than the
+    /// ACTIVE one that served. Refused when nothing is ACTIVE, when `to` is ACTIVE already, unknown or
     /// not complete.
     ///
     /// A version being made would replace the rolled-back one when it deploys: that is refused
@@ -94,15 +100,16 @@ impl Registry {
                 }
                 to
             }
+            // Back to what served before, never to a candidate that was not promoted.
             None => complete()
-                .filter(|v| v.version < from)
+                .filter(|v| v.version < from && v.served())
                 .map(|v| v.version)
                 .next_back()
                 .ok_or_else(|| {
                     Error::invalid(
                         "version",
                         format!(
-                            "`{model}` has no complete version older than its ACTIVE version {from}"
+                            "`{model}` has no version older than its ACTIVE version {from} that served"
                         ),
                     )
                     .with_hint("see view-model; --version N moves ACTIVE to any complete version")

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! <home>/models/<model>/SHADOW                           {"version": N, "since": ...}
-//! <home>/models/<model>/versions/<N>/shadow/<server>.json   ShadowStats, one file per server
+//! <home>/models/<model>/versions/<N>/shadow/<server>-vs<M>.json   ShadowStats per server and
+//!                                                            ACTIVE version M compared with
 //! ```
 //!
 //! Each server writes only its own file, so no write races another; readers add them up.
@@ -289,7 +290,8 @@ impl Registry {
         }
     }
 
-    /// Every server's measurements of `version` as a shadow, added up; `None` when none wrote.
+    /// Every server's measurements of `version` as a shadow against the latest ACTIVE version
+    /// it was compared with, added up; `None` when none wrote.
     pub fn shadow_stats(&self, model: &str, version: u32) -> Result<Option<ShadowStats>> {
         let mut files: Vec<Vec<u8>> = Vec::new();
         match &self.remote {
@@ -315,14 +317,20 @@ impl Registry {
                 }
             }
         }
-        let mut total: Option<ShadowStats> = None;
-        for bytes in files {
-            // A file being replaced is read whole or not at all; a corrupt one is skipped.
-            if let Ok(s) = serde_json::from_slice::<ShadowStats>(&bytes) {
-                total.get_or_insert_with(ShadowStats::default).add(&s);
-            }
+        // A file being replaced is read whole or not at all; a corrupt one is skipped.
+        let parsed: Vec<ShadowStats> = files
+            .iter()
+            .filter_map(|b| serde_json::from_slice(b).ok())
+            .collect();
+        // Comparisons with the latest ACTIVE version only: another ACTIVE answered differently.
+        let Some(latest) = parsed.iter().map(|s| s.against).max() else {
+            return Ok(None);
+        };
+        let mut total = ShadowStats::default();
+        for s in parsed.iter().filter(|s| s.against == latest) {
+            total.add(s);
         }
-        Ok(total)
+        Ok(Some(total))
     }
 
     /// A small object of the model's folder (a pointer), replaced whole.

@@ -41,8 +41,10 @@ mod tests {
 
     #[test]
     fn unit_is_stable_and_spread() {
-        // Fixed values: a change of the function would move every user to another variant.
-        assert_eq!(unit("exp", "u1"), unit("exp", "u1"));
+        // Fixed values (computed independently): a change of the function would move every
+        // user of a running experiment to another variant.
+        assert_eq!(unit("exp", "u1"), 0.5597288111001969);
+        assert_eq!(unit("exp", "u2"), 0.9495660291462916);
         assert_ne!(unit("exp", "u1"), unit("other", "u1"));
         let mut buckets = [0usize; 10];
         for i in 0..100_000 {
