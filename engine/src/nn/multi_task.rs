@@ -481,6 +481,7 @@ pub fn fit_ranker<B: AutodiffBackend>(
     }
     let _one = one_at_a_time();
     B::seed(&device, ctx.seed);
+    super::layers::seed_dropout(ctx.seed);
     let mut rng = Rng::new(ctx.seed ^ 0x2A_4E2);
     let net = RankerNet::<B>::new(&s.shape, s.dropout, &s.examination_start, &mut rng, &device);
     let weights = s.head_weights.clone();

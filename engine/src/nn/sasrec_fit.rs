@@ -119,6 +119,7 @@ pub fn fit_sasrec<B: AutodiffBackend>(
 ) -> Result<Fitted> {
     let _one = one_at_a_time();
     B::seed(&device, ctx.seed);
+    super::layers::seed_dropout(ctx.seed);
     let mut rng = Rng::new(ctx.seed ^ 0x5A5_2EC);
     let net = SasRecNet::<B>::new(&s.net, &mut rng, &device);
     let seqs = TrainingSequences::new(data, s.net.max_len);

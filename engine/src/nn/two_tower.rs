@@ -492,6 +492,7 @@ pub fn fit_two_tower<B: AutodiffBackend>(
 ) -> Result<Fitted> {
     let _one = one_at_a_time();
     B::seed(&device, ctx.seed);
+    super::layers::seed_dropout(ctx.seed);
     let mut rng = Rng::new(ctx.seed ^ 0x7_70E2);
     let net = TwoTowerNet::<B>::new(&s.net, &mut rng, &device);
     let data = td.data;

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Feed's SASRec against the PyTorch reference (benches/sasrec_torch.py) on this machine's CPU:
+# MovieLens-1M, the same network, data, batches, loss and optimiser, EPOCHS epochs each (2 by
+# default), one after the other so that neither slows the other. Prints seconds per epoch (with
+# validation, and training alone), the ratio Feed / PyTorch, and the losses per epoch.
+#
+#   benches/cpu.sh                     # EPOCHS=2 OUT=/tmp/feed-cpu
+#   FEEDCTL=path/to/feedctl benches/cpu.sh
+#
+# Needs PyTorch (`pip install torch==2.9.1`) and ml-1m (fetched here if missing). Run it on a quiet
+# machine: the two runs take turns, but anything else running shifts both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EPOCHS=${EPOCHS:-2}
+OUT=${OUT:-/tmp/feed-cpu}
+ROOT=$PWD/examples/movielens/data
+DATA=$ROOT/ml-1m
+[ -f "$DATA/ratings.csv" ] || python3 examples/movielens/fetch_data.py ml-1m
+python3 -c "import torch" 2>/dev/null || { echo "benches/cpu.sh needs PyTorch: pip install torch==2.9.1" >&2; exit 2; }
+if [ -z "${FEEDCTL:-}" ]; then
+    export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/feed/target}
+    cargo build -q -p feedctl
+    FEEDCTL=$CARGO_TARGET_DIR/debug/feedctl
+fi
+rm -rf "$OUT" && mkdir -p "$OUT"
+
+echo "== PyTorch $(python3 -c 'import torch; print(torch.__version__)'), cpu, $EPOCHS epochs"
+python3 benches/sasrec_torch.py --data "$DATA/ratings.csv" --min-item-ratings 5 --device cpu \
+    --epochs "$EPOCHS" --patience "$EPOCHS" | tee "$OUT/torch.log"
+
+echo "== Feed ($FEEDCTL), cpu, $EPOCHS epochs"
+sed -e "s#path: data/#path: $ROOT/#" \
+    -e "s#^    epochs: .*#    epochs: $EPOCHS#" \
+    -e "s#^  device: .*#  device: cpu#" \
+    examples/movielens/ml-1m-sasrec.yaml > "$OUT/model.yaml"
+"$FEEDCTL" --home "$OUT/home" --data-root "$ROOT" create-model --file "$OUT/model.yaml"
+"$FEEDCTL" --home "$OUT/home" view-model --model-name movielens_1m_sasrec --json > "$OUT/feed.json"
+
+python3 - "$OUT" <<'PY'
+import json, re, sys
+out = sys.argv[1]
+torch = [tuple(map(float, m.groups())) for m in re.finditer(
+    r"epoch \d+ loss ([\d.]+) valid NDCG@10 [\d.]+ train ([\d.]+)s \(with validation ([\d.]+)s\)",
+    open(f"{out}/torch.log").read())]
+t = json.load(open(f"{out}/feed.json"))["metrics"]["policies"]["sasrec"]["training"]
+feed = t["history"]
+print(f"\n{'epoch':>5} {'PyTorch s':>10} {'Feed s':>8} {'ratio':>6} {'PyTorch loss':>13} {'Feed loss':>10}")
+for (loss, train_s, with_valid), e in zip(torch, feed):
+    print(f"{e['epoch']:>5} {with_valid:>10.1f} {e['seconds']:>8.1f} {e['seconds'] / with_valid:>6.2f} "
+          f"{loss:>13.4f} {e['loss']:>10.4f}")
+torch_train = sum(x[1] for x in torch) / len(torch)
+feed_train = t["train_seconds_per_epoch"]
+print(f"training alone, mean per epoch: PyTorch {torch_train:.1f} s, Feed {feed_train:.1f} s, "
+      f"ratio {feed_train / torch_train:.2f}")
+PY
