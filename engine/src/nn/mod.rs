@@ -9,6 +9,7 @@
 mod device;
 pub(crate) mod embeddings;
 pub(crate) mod features;
+pub(crate) mod fused_softmax;
 mod layers;
 pub(crate) mod multi_task;
 pub(crate) mod sasrec;

@@ -5,10 +5,11 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig};
-use burn::tensor::activation::{log_sigmoid, log_softmax, relu, softmax};
+use burn::tensor::activation::{log_sigmoid, log_softmax, relu};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Bool, ElementConversion, Int, Tensor, TensorData};
 
+use super::fused_softmax::{softmax, FusedSoftmax};
 use super::layers::{dropout, matrix, normal, uniform, Dense};
 use super::sequences::{batch, SeqBatch};
 use super::softmax_ce::full_softmax_ce;
@@ -65,7 +66,7 @@ pub struct SasRecNet<B: Backend> {
     dropout: f64,
 }
 
-impl<B: Backend> SasRecNet<B> {
+impl<B: FusedSoftmax> SasRecNet<B> {
     /// A network initialised as the reference implementation's: embeddings, feed-forward and
     /// attention output weights from N(0, 0.02²); the query, key and value projections from
     /// PyTorch's `MultiheadAttention` default, Xavier-uniform over the stacked `[3d, d]` input
@@ -197,7 +198,7 @@ impl<B: Backend> SasRecNet<B> {
 }
 
 /// Training needs autodiff: the full-softmax loss writes its gradient out (`softmax_ce`).
-impl<B: AutodiffBackend> SasRecNet<B> {
+impl<B: AutodiffBackend + FusedSoftmax> SasRecNet<B> {
     /// The training loss of a batch (mean over its predicted slots).
     pub fn loss(
         &self,
@@ -274,7 +275,7 @@ struct Pass<B: Backend> {
     train: bool,
 }
 
-impl<B: Backend> Block<B> {
+impl<B: FusedSoftmax> Block<B> {
     /// One block on `[rows * len, d]`: `Q = LN(x)`, `x = Q + MHA(Q, x, x)`, `x = LN(x)`,
     /// `x = x + FFN(x)` (the arrangement of the reference implementation).
     fn forward(&self, x: Tensor<B, 2>, pass: &Pass<B>) -> Tensor<B, 2> {

@@ -1,9 +1,10 @@
 //! SASRec's training run: dense sequence batches into the shared epoch loop, candidates scored
 //! by encoding every user's history.
 
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::AutodiffBackend;
 
 use super::embeddings::Embeddings;
+use super::fused_softmax::FusedSoftmax;
 use super::sasrec::{NetConfig, SasRecNet};
 use super::sequences::{BatchShape, TrainingSequences};
 use super::train::{fit, loop_memory, one_at_a_time, Fitted, Loop, Validation};
@@ -111,12 +112,15 @@ pub fn memory(s: &SasrecFit<'_>, data: Option<Interactions<'_>>) -> MemoryEstima
 }
 
 /// Trains a SASRec network on `data` with backend `B`.
-pub fn fit_sasrec<B: AutodiffBackend>(
+pub fn fit_sasrec<B: AutodiffBackend + FusedSoftmax>(
     device: B::Device,
     s: &SasrecFit<'_>,
     data: Interactions<'_>,
     ctx: &TrainContext<'_>,
-) -> Result<Fitted> {
+) -> Result<Fitted>
+where
+    B::InnerBackend: FusedSoftmax,
+{
     let _one = one_at_a_time();
     B::seed(&device, ctx.seed);
     super::layers::seed_dropout(ctx.seed);
@@ -160,7 +164,7 @@ pub fn fit_sasrec<B: AutodiffBackend>(
 }
 
 /// Every user's vector from their visible history.
-pub fn encode_users<B: Backend>(net: &SasRecNet<B>, data: Interactions<'_>) -> Vec<f32> {
+pub fn encode_users<B: FusedSoftmax>(net: &SasRecNet<B>, data: Interactions<'_>) -> Vec<f32> {
     let seqs: Vec<&[u32]> = (0..data.n_users() as u32).map(|u| data.items(u)).collect();
     net.encode(&seqs)
 }
