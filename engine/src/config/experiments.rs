@@ -360,17 +360,16 @@ queries:
         crate::config::parse(&text, "m.yaml", std::path::Path::new("."))
     }
 
-    #[test]
-    fn ten_thousand_users_split_within_two_percent_and_keep_their_variant() {
-        let cfg = parse(
-            "    - name: weights
+    const SPLIT: &str = "    - name: weights
       variants:
         - {name: control, share: 50}
         - {name: pop_heavy, share: 30, value_model: {weights: {als: 1, pop: 0.5}}}
         - {name: v2, share: 20, version: 2}
-",
-        )
-        .unwrap();
+";
+
+    #[test]
+    fn ten_thousand_users_split_within_two_percent_and_keep_their_variant() {
+        let cfg = parse(SPLIT).unwrap();
         let e = cfg.experiment(Target::Rank).unwrap();
         let users: Vec<String> = (0..10_000).map(|i| format!("user-{i}")).collect();
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -387,15 +386,7 @@ queries:
             );
         }
         // Each user keeps the variant: again, in another order, from a config parsed again.
-        let again = parse(
-            "    - name: weights
-      variants:
-        - {name: control, share: 50}
-        - {name: pop_heavy, share: 30, value_model: {weights: {als: 1, pop: 0.5}}}
-        - {name: v2, share: 20, version: 2}
-",
-        )
-        .unwrap();
+        let again = parse(SPLIT).unwrap();
         let e2 = again.experiment(Target::Saved("for_you")).unwrap();
         for u in users.iter().rev() {
             assert_eq!(e.assign(u).name, e2.assign(u).name);
