@@ -70,15 +70,18 @@ fn tuning_als_on_movielens_keeps_the_best_trial() {
     let tuned = json_file(&v1.join("policies/als/tuned.json"));
     assert_eq!(&tuned, kept);
     assert_ne!(kept["factors"], 8);
-    let ranked = ws.ok(&[
-        "rank",
-        "--model-name",
-        "tuned",
-        "--user-id",
-        "196",
-        "--limit",
-        "5",
-    ]);
+    let rank = |limit: &str| {
+        ws.ok(&[
+            "rank",
+            "--model-name",
+            "tuned",
+            "--user-id",
+            "196",
+            "--limit",
+            limit,
+        ])
+    };
+    let ranked = rank("5");
     assert_eq!(
         ranked
             .lines()
@@ -124,15 +127,7 @@ fn tuning_als_on_movielens_keeps_the_best_trial() {
         "{log}"
     );
     assert!(v2.join("policies/als/tuned.json").exists());
-    let ranked = ws.ok(&[
-        "rank",
-        "--model-name",
-        "tuned",
-        "--user-id",
-        "196",
-        "--limit",
-        "3",
-    ]);
+    let ranked = rank("3");
     assert!(ranked.contains("RANK"), "{ranked}");
 
     // Searches that cannot run are refused where they are written, and nothing is made.
