@@ -12,20 +12,100 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
-use burn::backend::Autodiff;
+use burn::backend::flex::FlexTensor;
+use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{Tensor, TensorPrimitive};
+use burn::tensor::{
+    DType, ElementConversion, IndexingUpdateOp, Int, Tensor, TensorData, TensorPrimitive,
+};
 
 /// A backend's softmax for the networks: its own where nothing is traced; one node with a
-/// written-out gradient under autodiff.
+/// written-out gradient under autodiff. And the full-softmax cross-entropy's gradient, which the
+/// CPU backend computes in one pass over the logits.
 pub trait FusedSoftmax: Backend {
     fn fused_softmax(x: FloatTensor<Self>, dim: usize) -> FloatTensor<Self> {
         Self::softmax(x, dim)
     }
+
+    /// For logits `[m, n]` and one target column per row: the gradient of the mean
+    /// cross-entropy with respect to the logits, `(softmax(logits) − one_hot(targets)) / m`, and
+    /// the loss, `mean_r −log softmax(logits)_r[t_r]` (each probability floored at the smallest
+    /// positive float, so that an underflow reads as a large loss rather than infinity). The
+    /// logits are consumed. Targets are in `0..n` (the caller's invariant).
+    fn softmax_ce_grad(logits: FloatTensor<Self>, targets: &[i32]) -> (FloatTensor<Self>, f64) {
+        softmax_ce_grad_by_ops::<Self>(logits, targets)
+    }
 }
 
-impl FusedSoftmax for burn::backend::Flex {}
+/// [`FusedSoftmax::softmax_ce_grad`] from the backend's tensor operations.
+fn softmax_ce_grad_by_ops<B: Backend>(
+    logits: FloatTensor<B>,
+    targets: &[i32],
+) -> (FloatTensor<B>, f64) {
+    let m = targets.len();
+    let probs = Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(B::softmax(logits, 1)));
+    let device = probs.device();
+    let t = Tensor::<B, 2, Int>::from_data(TensorData::new(targets.to_vec(), [m, 1]), &device);
+    let value = probs
+        .clone()
+        .gather(1, t.clone())
+        .clamp_min(f32::MIN_POSITIVE)
+        .log()
+        .mean()
+        .neg()
+        .into_scalar()
+        .elem::<f64>();
+    let minus_one = Tensor::<B, 2>::full([m, 1], -1.0, &device);
+    let g = probs
+        .scatter(1, t, minus_one, IndexingUpdateOp::Add)
+        .div_scalar(m as f64);
+    (g.into_primitive().tensor(), value)
+}
+
+/// The CPU backend's cross-entropy gradient in place: per row (rows in parallel) one sweep for the
+/// maximum, one for the exponentials and their sum, one to scale. The default's softmax, gather,
+/// scatter and divide each sweep or copy the `[m, n]` matrix (about 160 MB per SASRec step on
+/// MovieLens-1M), its scatter copying all of it to change one element per row.
+impl FusedSoftmax for Flex {
+    fn softmax_ce_grad(logits: FlexTensor, targets: &[i32]) -> (FlexTensor, f64) {
+        use rayon::prelude::*;
+
+        let shape = logits.layout().shape();
+        let (m, n) = (shape[0], shape[1]);
+        if logits.dtype() != DType::F32 || m != targets.len() || n == 0 {
+            return softmax_ce_grad_by_ops::<Flex>(logits, targets);
+        }
+        let mut g = if logits.is_contiguous() && logits.layout().start_offset() == 0 {
+            logits
+        } else {
+            logits.to_contiguous()
+        };
+        let inv_m = 1.0 / m as f32;
+        let mut losses = vec![0f64; m];
+        g.storage_mut::<f32>()[..m * n]
+            .par_chunks_mut(n)
+            .zip(targets.par_iter())
+            .zip(losses.par_iter_mut())
+            .for_each(|((row, &t), loss)| {
+                let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                let mut sum = 0f32;
+                for v in row.iter_mut() {
+                    *v = (*v - max).exp();
+                    sum += *v;
+                }
+                let t = t as usize;
+                *loss = -f64::from((row[t] / sum).max(f32::MIN_POSITIVE)).ln();
+                let scale = inv_m / sum;
+                for v in row.iter_mut() {
+                    *v *= scale;
+                }
+                row[t] -= inv_m;
+            });
+        // Summed in row order, so that the loss does not depend on the number of threads.
+        (g, losses.iter().sum::<f64>() / m as f64)
+    }
+}
 
 #[cfg(feature = "cuda")]
 impl FusedSoftmax for burn::backend::Cuda {}
@@ -106,5 +186,37 @@ mod tests {
         };
         assert!(close(y1, y2));
         assert!(close(g1, g2));
+    }
+
+    #[test]
+    fn the_cpu_cross_entropy_gradient_equals_the_tensor_ops_one_on_any_number_of_threads() {
+        let device = Default::default();
+        let (m, n) = (37usize, 53usize);
+        // Wide logits, so that some probabilities underflow and the floor is exercised.
+        let logits = Tensor::<Flex, 2>::random([m, n], Distribution::Normal(0.0, 30.0), &device);
+        let targets: Vec<i32> = (0..m).map(|r| ((r * 7 + 3) % n) as i32).collect();
+        let run = |fused: bool| {
+            let x = logits.clone().into_primitive().tensor();
+            let (g, loss) = if fused {
+                Flex::softmax_ce_grad(x, &targets)
+            } else {
+                softmax_ce_grad_by_ops::<Flex>(x, &targets)
+            };
+            let g = Tensor::<Flex, 2>::from_primitive(TensorPrimitive::Float(g));
+            (g.into_data().to_vec::<f32>().unwrap(), loss)
+        };
+        let (g1, loss1) = run(true);
+        let (g2, loss2) = run(false);
+        assert!(g1.iter().zip(&g2).all(|(p, q)| (p - q).abs() < 1e-6));
+        assert!(
+            (loss1 - loss2).abs() < 1e-4 * loss2.abs(),
+            "{loss1} vs {loss2}"
+        );
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let (g3, loss3) = one.install(|| run(true));
+        assert_eq!((g1, loss1), (g3, loss3));
     }
 }

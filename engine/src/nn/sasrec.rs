@@ -198,7 +198,10 @@ impl<B: FusedSoftmax> SasRecNet<B> {
 }
 
 /// Training needs autodiff: the full-softmax loss writes its gradient out (`softmax_ce`).
-impl<B: AutodiffBackend + FusedSoftmax> SasRecNet<B> {
+impl<B: AutodiffBackend + FusedSoftmax> SasRecNet<B>
+where
+    B::InnerBackend: FusedSoftmax,
+{
     /// The training loss of a batch (mean over its predicted slots).
     pub fn loss(
         &self,

@@ -6,12 +6,15 @@
 //! subtract, each allocating and sweeping that matrix, and the backward pass sweeps it as many
 //! times again, mostly on one thread. The gradient with respect to the logits is simply
 //! `(softmax − one_hot) / m`, so this computes the logits once on the inner (untracked) backend,
-//! turns them into that gradient with the backend's fused softmax, and hands autodiff only the
-//! two small products `G · E` (for `h`) and `Gᵀ · h` (for `E`). Same loss, same gradients (test),
-//! two sweeps of the big matrix instead of a dozen.
+//! turns them into that gradient in place (`FusedSoftmax::softmax_ce_grad`: three sweeps per row
+//! on the CPU), and hands autodiff only the two small products `G · E` (for `h`) and `Gᵀ · h`
+//! (for `E`). Same loss, same gradients (test), a few sweeps of the big matrix instead of a dozen
+//! sweeps and copies.
 
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{activation::softmax, IndexingUpdateOp, Int, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData, TensorPrimitive};
+
+use super::fused_softmax::FusedSoftmax;
 
 /// The mean full-softmax cross-entropy of hidden states `h` (`[m, d]`) against item embeddings
 /// `items` (`[n, d]`) for targets `targets` (`m` item indices). Its value is the loss and its
@@ -20,30 +23,19 @@ pub fn full_softmax_ce<B: AutodiffBackend>(
     h: Tensor<B, 2>,
     items: Tensor<B, 2>,
     targets: &[i32],
-) -> Tensor<B, 1> {
-    let m = targets.len();
+) -> Tensor<B, 1>
+where
+    B::InnerBackend: FusedSoftmax,
+{
     let hi = h.clone().inner();
     let ei = items.clone().inner();
     let device = hi.device();
-    let t = Tensor::<B::InnerBackend, 2, Int>::from_data(
-        TensorData::new(targets.to_vec(), [m, 1]),
-        &device,
-    );
-    let probs = softmax(hi.clone().matmul(ei.clone().transpose()), 1);
-    // The loss value, for the log: −log p(target), floored so that an underflow reads as a large
-    // loss rather than infinity (the gradient does not depend on it).
-    let value = probs
-        .clone()
-        .gather(1, t.clone())
-        .clamp_min(f32::MIN_POSITIVE)
-        .log()
-        .mean()
-        .neg();
-    // d loss / d logits = (softmax − one_hot) / m.
-    let minus_one = Tensor::<B::InnerBackend, 2>::full([m, 1], -1.0, &device);
-    let g = probs
-        .scatter(1, t, minus_one, IndexingUpdateOp::Add)
-        .div_scalar(m as f64);
+    let logits = hi.clone().matmul(ei.clone().transpose());
+    // d loss / d logits = (softmax − one_hot) / m, and the loss value for the log.
+    let (g, value) = B::InnerBackend::softmax_ce_grad(logits.into_primitive().tensor(), targets);
+    let g = Tensor::<B::InnerBackend, 2>::from_primitive(TensorPrimitive::Float(g));
+    let value =
+        Tensor::<B::InnerBackend, 1>::from_data(TensorData::new(vec![value as f32], [1]), &device);
     let grad_h = g.clone().matmul(ei);
     let grad_items = g.transpose().matmul(hi);
     // A surrogate whose gradient is exactly (grad_h, grad_items); shifted to read as the loss.
@@ -56,6 +48,7 @@ pub fn full_softmax_ce<B: AutodiffBackend>(
 mod tests {
     use burn::backend::Autodiff;
     use burn::tensor::activation::log_softmax;
+    use burn::tensor::Int;
 
     use super::*;
     use crate::nn::layers::normal;
