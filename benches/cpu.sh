@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Feed's SASRec against the PyTorch reference (benches/sasrec_torch.py) on this machine's CPU:
-# MovieLens-1M, the same network, data, batches, loss and optimiser, EPOCHS epochs each (2 by
-# default), one after the other so that neither slows the other. Prints seconds per epoch (with
-# validation, and training alone), the ratio Feed / PyTorch, and the losses per epoch.
+# Feed against a PyTorch reference on this machine's CPU, on MovieLens-1M: SASRec
+# (benches/sasrec_torch.py, `ml-1m-sasrec.yaml`) or two-tower (benches/two_tower_torch.py,
+# `ml-1m-two-tower.yaml`). The same network, data, batches, loss and optimiser, EPOCHS epochs each
+# (2 by default), one after the other so that neither slows the other. Prints seconds per epoch
+# (with validation, and training alone), the ratio Feed / PyTorch, and the losses per epoch.
 #
-#   benches/cpu.sh                     # EPOCHS=2 OUT=/tmp/feed-cpu
+#   benches/cpu.sh                     # MODEL=sasrec EPOCHS=2 OUT=/tmp/feed-cpu
+#   MODEL=two_tower benches/cpu.sh
 #   FEEDCTL=path/to/feedctl benches/cpu.sh
 #
 # Needs PyTorch (`pip install torch==2.9.1`) and ml-1m (fetched here if missing). Run it on a quiet
 # machine: the two runs take turns, but anything else running shifts both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+MODEL=${MODEL:-sasrec}
 EPOCHS=${EPOCHS:-2}
 OUT=${OUT:-/tmp/feed-cpu}
 ROOT=$PWD/examples/movielens/data
@@ -24,25 +27,35 @@ if [ -z "${FEEDCTL:-}" ]; then
 fi
 rm -rf "$OUT" && mkdir -p "$OUT"
 
-echo "== PyTorch $(python3 -c 'import torch; print(torch.__version__)'), cpu, $EPOCHS epochs"
-python3 benches/sasrec_torch.py --data "$DATA/ratings.csv" --min-item-ratings 5 --device cpu \
-    --epochs "$EPOCHS" --patience "$EPOCHS" | tee "$OUT/torch.log"
+case "$MODEL" in
+    sasrec)
+        EXAMPLE=examples/movielens/ml-1m-sasrec.yaml NAME=movielens_1m_sasrec
+        TORCH=(benches/sasrec_torch.py --data "$DATA/ratings.csv" --min-item-ratings 5) ;;
+    two_tower)
+        EXAMPLE=examples/movielens/ml-1m-two-tower.yaml NAME=movielens_1m_two_tower
+        TORCH=(benches/two_tower_torch.py --data-root "$ROOT") ;;
+    *) echo "MODEL is sasrec or two_tower, not $MODEL" >&2; exit 2 ;;
+esac
 
-echo "== Feed ($FEEDCTL), cpu, $EPOCHS epochs"
+echo "== PyTorch $(python3 -c 'import torch; print(torch.__version__)'), $MODEL, cpu, $EPOCHS epochs"
+python3 "${TORCH[@]}" --device cpu --epochs "$EPOCHS" --patience "$EPOCHS" | tee "$OUT/torch.log"
+
+echo "== Feed ($FEEDCTL), $MODEL, cpu, $EPOCHS epochs"
 sed -e "s#path: data/#path: $ROOT/#" \
     -e "s#^    epochs: .*#    epochs: $EPOCHS#" \
+    -e "s#^    patience: .*#    patience: $EPOCHS#" \
     -e "s#^  device: .*#  device: cpu#" \
-    examples/movielens/ml-1m-sasrec.yaml > "$OUT/model.yaml"
+    "$EXAMPLE" > "$OUT/model.yaml"
 "$FEEDCTL" --home "$OUT/home" --data-root "$ROOT" create-model --file "$OUT/model.yaml"
-"$FEEDCTL" --home "$OUT/home" view-model --model-name movielens_1m_sasrec --json > "$OUT/feed.json"
+"$FEEDCTL" --home "$OUT/home" view-model --model-name "$NAME" --json > "$OUT/feed.json"
 
-python3 - "$OUT" <<'PY'
+python3 - "$OUT" "$MODEL" <<'PY'
 import json, re, sys
-out = sys.argv[1]
+out, policy = sys.argv[1], sys.argv[2]
 torch = [tuple(map(float, m.groups())) for m in re.finditer(
     r"epoch \d+ loss ([\d.]+) valid NDCG@10 [\d.]+ train ([\d.]+)s \(with validation ([\d.]+)s\)",
     open(f"{out}/torch.log").read())]
-t = json.load(open(f"{out}/feed.json"))["metrics"]["policies"]["sasrec"]["training"]
+t = json.load(open(f"{out}/feed.json"))["metrics"]["policies"][policy]["training"]
 feed = t["history"]
 print(f"\n{'epoch':>5} {'PyTorch s':>10} {'Feed s':>8} {'ratio':>6} {'PyTorch loss':>13} {'Feed loss':>10}")
 for (loss, train_s, with_valid), e in zip(torch, feed):

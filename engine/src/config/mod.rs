@@ -20,8 +20,8 @@ pub use raw::{
     AlsConfig, Architecture, CalibrationKind, DefaultParam, Device, EventsConfig, FeatureKind,
     FeatureSpec, FitConfig, HeadConfig, IndexConfig, IndexType, MultiTaskConfig, OnnxConfig,
     OnnxInput, OnnxOutput, PolicyConfig, PopularConfig, PositionConfig, PositionEffect,
-    RawModelFile, SasrecConfig, SavedQuery, SequenceLoss, ServingConfig, TrainingConfig,
-    TwoTowerConfig, TypedFeature, ValueModelConfig, IMPRESSION,
+    RawModelFile, SasrecConfig, SavedQuery, SequenceLoss, SequenceWindows, ServingConfig,
+    TrainingConfig, TwoTowerConfig, TypedFeature, ValueModelConfig, IMPRESSION,
 };
 pub use resolve::{
     parse, parse_bytes, plain_words, Combine, FetchLimits, ModelConfig, Saved, ValueModel, Weight,

@@ -280,6 +280,12 @@ pub struct SasrecConfig {
     /// Random negatives per batch for `sampled_softmax` (default 256).
     #[serde(default)]
     pub negatives: Option<usize>,
+    /// What a user's history gives training: `latest` (its latest `max_seq_len + 1` items, one
+    /// sequence per user, as the reference implementation) or `all` (the whole history, cut into
+    /// consecutive windows of `max_seq_len + 1` items ending at the latest, so that every item
+    /// after the first is a target once: more data from long histories).
+    #[serde(default)]
+    pub windows: SequenceWindows,
     /// The most passes over the training data.
     #[serde(default = "defaults::epochs")]
     pub epochs: usize,
@@ -619,6 +625,15 @@ pub struct FitConfig {
     pub epsilon: f64,
     /// Per-epoch factor on the learning rate.
     pub learning_rate_decay: f64,
+}
+
+/// SASRec's training sequences per user (`windows`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SequenceWindows {
+    #[default]
+    Latest,
+    All,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

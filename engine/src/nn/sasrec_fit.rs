@@ -8,7 +8,7 @@ use super::fused_softmax::FusedSoftmax;
 use super::sasrec::{NetConfig, SasRecNet};
 use super::sequences::{BatchShape, TrainingSequences};
 use super::train::{fit, loop_memory, one_at_a_time, Fitted, Loop, Validation};
-use crate::config::{FitConfig, SequenceLoss};
+use crate::config::{FitConfig, SequenceLoss, SequenceWindows};
 use crate::core::{MemoryEstimate, TrainContext};
 use crate::dataset::Interactions;
 use crate::error::{Error, Result};
@@ -21,6 +21,7 @@ pub struct SasrecFit<'a> {
     pub fit: FitConfig,
     pub loss: SequenceLoss,
     pub negatives: usize,
+    pub windows: SequenceWindows,
 }
 
 /// `[rows·len, hidden]` tensors one block keeps for its backward pass and the gradients that
@@ -48,7 +49,7 @@ pub fn memory(s: &SasrecFit<'_>, data: Option<Interactions<'_>>) -> MemoryEstima
     // its row end.
     let (users, batch, epoch) = match data {
         Some(data) => {
-            let seqs = TrainingSequences::new(data, net.max_len);
+            let seqs = TrainingSequences::new(data, net.max_len, s.windows);
             let b = seqs.largest_batch(s.fit.batch_size);
             let n = seqs.n_sequences();
             (data.n_users(), b, n * (b.len + 1) + 2 * seqs.n_targets())
@@ -126,7 +127,7 @@ where
     super::layers::seed_dropout(ctx.seed);
     let mut rng = Rng::new(ctx.seed ^ 0x5A5_2EC);
     let net = SasRecNet::<B>::new(&s.net, &mut rng, &device);
-    let seqs = TrainingSequences::new(data, s.net.max_len);
+    let seqs = TrainingSequences::new(data, s.net.max_len, s.windows);
     if seqs.n_sequences() == 0 {
         return Err(Error::invalid(
             "fetch.events",

@@ -1,6 +1,7 @@
 //! Dense batches of item sequences, built from the dataset's per-user arrays (no per-row
 //! objects): right-padded, so that with a causal mask no real position ever attends to padding.
 
+use crate::config::SequenceWindows;
 use crate::dataset::Interactions;
 use crate::util::linalg::Rng;
 
@@ -39,19 +40,22 @@ impl BatchShape {
     }
 }
 
-/// Each user's training window: the latest `max_len + 1` visible items, so that inputs are the
-/// first `n - 1` and targets the last `n - 1` (every position predicts its next item).
+/// The training windows: runs of at most `max_len + 1` visible items of one user, so that inputs
+/// are the first `n - 1` and targets the last `n - 1` (every position predicts its next item).
+/// With [`SequenceWindows::Latest`] one per user, its latest items; with
+/// [`SequenceWindows::All`] the whole history cut from the latest item backwards, consecutive
+/// windows sharing one item (the older one's last target is the newer one's first input), so
+/// every item after a user's first is a target exactly once.
 pub struct TrainingSequences<'a> {
     windows: Vec<&'a [u32]>,
 }
 
 impl<'a> TrainingSequences<'a> {
-    pub fn new(data: Interactions<'a>, max_len: usize) -> Self {
-        let windows = (0..data.n_users() as u32)
-            .map(|u| data.items(u))
-            .filter(|s| s.len() >= 2)
-            .map(|s| &s[s.len().saturating_sub(max_len + 1)..])
-            .collect();
+    pub fn new(data: Interactions<'a>, max_len: usize, which: SequenceWindows) -> Self {
+        let mut windows = Vec::with_capacity(data.n_users());
+        for u in 0..data.n_users() as u32 {
+            cut(data.items(u), max_len, which, &mut windows);
+        }
         Self { windows }
     }
 
@@ -110,6 +114,19 @@ impl<'a> TrainingSequences<'a> {
     }
 }
 
+/// One user's training windows, newest first (see [`TrainingSequences`]).
+fn cut<'a>(items: &'a [u32], max_len: usize, which: SequenceWindows, out: &mut Vec<&'a [u32]>) {
+    let mut end = items.len();
+    while end >= 2 {
+        let start = end.saturating_sub(max_len + 1);
+        out.push(&items[start..end]);
+        if which == SequenceWindows::Latest {
+            break;
+        }
+        end = start + 1;
+    }
+}
+
 /// A batch of input sequences (each non-empty, at most the model's length), without targets.
 pub fn batch(seqs: &[&[u32]]) -> SeqBatch {
     let len = seqs.iter().map(|s| s.len()).max().unwrap_or(1).max(1);
@@ -149,6 +166,26 @@ mod tests {
         assert_eq!((b.rows, b.len), (2, 3));
         assert_eq!(b.items, vec![5, 6, 7, 9, 0, 0]);
         assert_eq!(b.last, vec![2, 3]);
+    }
+
+    #[test]
+    fn windows_cover_a_long_history_with_every_item_after_the_first_a_target_once() {
+        let items = [1u32, 2, 3, 4, 5, 6];
+        let mut latest = Vec::new();
+        cut(&items, 2, SequenceWindows::Latest, &mut latest);
+        assert_eq!(latest, vec![&[4u32, 5, 6][..]]);
+        let mut all = Vec::new();
+        cut(&items, 2, SequenceWindows::All, &mut all);
+        assert_eq!(all, vec![&[4u32, 5, 6][..], &[2, 3, 4], &[1, 2]]);
+        let targets: Vec<u32> = all.iter().flat_map(|w| w[1..].to_vec()).collect();
+        assert_eq!(targets, vec![5, 6, 3, 4, 2]);
+        // A history that fits one window, and one too short to predict anything.
+        for which in [SequenceWindows::Latest, SequenceWindows::All] {
+            let mut one = Vec::new();
+            cut(&items[..3], 2, which, &mut one);
+            cut(&items[..1], 2, which, &mut one);
+            assert_eq!(one, vec![&[1u32, 2, 3][..]]);
+        }
     }
 
     #[test]

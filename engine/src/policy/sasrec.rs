@@ -35,6 +35,7 @@ impl Sasrec {
             negatives: c
                 .negatives
                 .unwrap_or_else(crate::config::raw_defaults::negatives),
+            windows: c.windows,
         }
     }
 }
@@ -215,6 +216,7 @@ mod tests {
             dropout: 0.1,
             loss,
             negatives: None,
+            windows: Default::default(),
             epochs,
             patience: 0,
             batch_size: 16,
