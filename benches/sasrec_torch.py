@@ -12,6 +12,13 @@ on the same device compare:
 
     python3 benches/sasrec_torch.py --data examples/movielens/data/ml-1m/ratings.csv \
         --min-item-ratings 5 --device cuda
+
+With `--feed-streams` it also draws what Feed draws from Feed's generators (util/linalg.rs `Rng`,
+nn/layers.rs `normal`, `uniform`, `dropout_mask`): the initial weights in Feed's order, each
+epoch's shuffle, and every dropout mask. The two runs then compute the same thing step for step,
+so their losses agree to float rounding, not only in distribution (a check of the network, not a
+timing: the masks are made in numpy, and the attention is written out instead of
+`MultiheadAttention`).
 """
 import argparse
 import csv
@@ -20,6 +27,7 @@ import random
 import time
 from collections import defaultdict
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -93,10 +101,157 @@ class SasRec(nn.Module):
         return self.last(x)
 
 
+MASK64 = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15
+
+
+def mix(z):
+    """SplitMix64's finaliser (util/linalg.rs, nn/layers.rs)."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+class FeedRng:
+    """Feed's `Rng`: SplitMix64."""
+
+    def __init__(self, seed):
+        self.state = (seed ^ GOLDEN) & MASK64
+
+    def next_u64(self):
+        self.state = (self.state + GOLDEN) & MASK64
+        return mix(self.state)
+
+    def next_f32(self):
+        return np.float32(self.next_u64() >> 40) / np.float32(1 << 24)
+
+    def normal(self, n, std):
+        out = []
+        while len(out) < n:
+            u1 = max(float(self.next_f32()), 1e-12)
+            u2 = float(self.next_f32())
+            r = math.sqrt(-2.0 * math.log(u1))
+            t = 2.0 * math.pi * u2
+            out.append(np.float32(r * math.cos(t)) * np.float32(std))
+            out.append(np.float32(r * math.sin(t)) * np.float32(std))
+        return np.array(out[:n], dtype=np.float32)
+
+    def uniform(self, n, bound):
+        return np.array([(np.float32(2.0) * self.next_f32() - np.float32(1.0)) * np.float32(bound)
+                         for _ in range(n)], dtype=np.float32)
+
+    def shuffle(self, v):
+        for i in range(len(v) - 1, 0, -1):
+            j = self.next_u64() % (i + 1)
+            v[i], v[j] = v[j], v[i]
+
+
+class FeedMasks:
+    """Feed's dropout masks: element i of a mask is kept where the top 32 bits of
+    mix(key + i·golden) fall below (1 − p)·2³², and scaled by 1 / (1 − p); each mask's key comes
+    from the run's seed and a count of masks drawn."""
+
+    def __init__(self, seed, p, device):
+        self.seed, self.count, self.p, self.device = seed, 0, p, device
+
+    def __call__(self, shape):
+        key = mix((self.seed ^ mix((self.count + 0x6A09E667F3BCC909) & MASK64)) & MASK64)
+        self.count += 1
+        n = math.prod(shape)
+        z = np.uint64(key) + np.arange(n, dtype=np.uint64) * np.uint64(GOLDEN)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+        keep = (z >> np.uint64(32)) < np.uint64(int((1.0 - self.p) * 4294967296.0))
+        scale = np.float32(1.0 / (1.0 - self.p))
+        mask = np.where(keep, scale, np.float32(0.0)).astype(np.float32).reshape(shape)
+        return torch.from_numpy(mask).to(self.device)
+
+
+class FeedBlock(nn.Module):
+    """Block with the attention written out, so that Feed's masks reach its weights."""
+
+    def __init__(self, d, heads):
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(d, eps=1e-8)
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
+        self.ffn_norm = nn.LayerNorm(d, eps=1e-8)
+        self.ffn1, self.ffn2 = nn.Linear(d, d), nn.Linear(d, d)
+        self.heads = heads
+
+    def forward(self, x, causal, drop):
+        n, length, d = x.shape
+        dk = d // self.heads
+
+        def split(t):
+            return t.reshape(n, length, self.heads, dk).transpose(1, 2)
+
+        q_in = self.attn_norm(x)
+        q, k, v = split(self.q(q_in)), split(self.k(x)), split(self.v(x))
+        scores = (q @ k.transpose(2, 3) / math.sqrt(dk)).masked_fill(causal, -1e9)
+        w = torch.softmax(scores, 3)
+        if drop:
+            w = w * drop(w.shape)
+        context = (w @ v).transpose(1, 2).reshape(n, length, d)
+        x = self.ffn_norm(q_in + self.o(context))
+        inner = F.relu(self.ffn1(x))
+        if drop:
+            inner = inner * drop(inner.shape)
+        out = self.ffn2(inner)
+        if drop:
+            out = out * drop(out.shape)
+        return x + out
+
+
+class FeedSasRec(nn.Module):
+    """SasRec with Feed's initial weights, drawn in Feed's order (`SasRecNet::build`: per block
+    Q, K, V Xavier-uniform over the stacked projection, then O, FFN1, FFN2 from N(0, 0.02); then
+    the item and position embeddings), and Feed's dropout masks."""
+
+    def __init__(self, n_items, max_len, d, layers, heads, p, seed, device):
+        super().__init__()
+        rng = FeedRng(seed ^ 0x5A52EC)
+        xavier = float(np.sqrt(np.float32(6.0) / (np.float32(4.0) * np.float32(d))))
+        self.blocks = nn.ModuleList([FeedBlock(d, heads) for _ in range(layers)])
+
+        def dense(layer, values):
+            # Feed's Dense is x · W with W [in, out]; nn.Linear keeps Wᵀ.
+            with torch.no_grad():
+                layer.weight.copy_(torch.from_numpy(values.reshape(d, d).T.copy()))
+                layer.bias.zero_()
+
+        for b in self.blocks:
+            for lin in (b.q, b.k, b.v):
+                dense(lin, rng.uniform(d * d, xavier))
+            for lin in (b.o, b.ffn1, b.ffn2):
+                dense(lin, rng.normal(d * d, 0.02))
+        self.item = nn.Embedding(n_items, d)
+        self.pos = nn.Embedding(max_len, d)
+        with torch.no_grad():
+            self.item.weight.copy_(torch.from_numpy(rng.normal(n_items * d, 0.02).reshape(n_items, d)))
+            self.pos.weight.copy_(torch.from_numpy(rng.normal(max_len * d, 0.02).reshape(max_len, d)))
+        self.last = nn.LayerNorm(d, eps=1e-8)
+        self.masks = FeedMasks(seed, p, device) if p > 0 else None
+        self.rng = rng  # the shuffles continue Feed's stream after the weights
+        self.d = d
+
+    def forward(self, ids):
+        n, length = ids.shape
+        pos = torch.arange(length, device=ids.device)
+        drop = self.masks if self.training else None
+        x = self.item(ids) * math.sqrt(self.d) + self.pos(pos)[None]
+        if drop:
+            x = x * drop(x.shape)
+        causal = torch.triu(torch.ones(length, length, dtype=torch.bool, device=ids.device), 1)
+        for b in self.blocks:
+            x = b(x, causal, drop)
+        return self.last(x)
+
+
 def batches(windows, size, rng):
     # Plain random batches, each padded to its longest sequence (as the paper's DataLoader).
     order = list(range(len(windows)))
-    rng.shuffle(order)
+    rng.shuffle(order)  # random.Random, or FeedRng with --feed-streams
     return [order[i:i + size] for i in range(0, len(order), size)]
 
 
@@ -149,6 +304,8 @@ def main():
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--patience", type=int, default=10)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--feed-streams", action="store_true",
+                    help="initial weights, shuffles and dropout masks from Feed's generators")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
     rng = random.Random(a.seed)
@@ -158,7 +315,12 @@ def main():
     windows = [t[-(a.max_len + 1):] for t in train if len(t) >= 2]
     valid = ([s[:-2] for s in evaluated], [s[-2] for s in evaluated])
     test = ([s[:-1] for s in evaluated], [s[-1] for s in evaluated])
-    model = SasRec(n_items, a.max_len, a.hidden, a.layers, a.heads, a.dropout).to(a.device)
+    if a.feed_streams:
+        model = FeedSasRec(n_items, a.max_len, a.hidden, a.layers, a.heads, a.dropout, a.seed,
+                           a.device).to(a.device)
+        rng = model.rng
+    else:
+        model = SasRec(n_items, a.max_len, a.hidden, a.layers, a.heads, a.dropout).to(a.device)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0, eps=1e-8)
     print(f"device {a.device} ({torch.cuda.get_device_name() if a.device == 'cuda' else 'cpu'}), "
           f"{len(windows)} sequences, {n_items} items", flush=True)
