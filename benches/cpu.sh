@@ -3,7 +3,8 @@
 # (benches/sasrec_torch.py, `ml-1m-sasrec.yaml`) or two-tower (benches/two_tower_torch.py,
 # `ml-1m-two-tower.yaml`). The same network, data, batches, loss and optimiser, EPOCHS epochs each
 # (2 by default), one after the other so that neither slows the other. Prints seconds per epoch
-# (with validation, and training alone), the ratio Feed / PyTorch, and the losses per epoch.
+# (with validation, and training alone), the ratio Feed / PyTorch, and the losses per epoch; for
+# SASRec also those of the reference drawing from Feed's random streams (`--feed-streams`).
 #
 #   benches/cpu.sh                     # MODEL=sasrec EPOCHS=2 OUT=/tmp/feed-cpu
 #   MODEL=two_tower benches/cpu.sh
@@ -39,6 +40,13 @@ esac
 
 echo "== PyTorch $(python3 -c 'import torch; print(torch.__version__)'), $MODEL, cpu, $EPOCHS epochs"
 python3 "${TORCH[@]}" --device cpu --epochs "$EPOCHS" --patience "$EPOCHS" | tee "$OUT/torch.log"
+if [ "$MODEL" = sasrec ]; then
+    # The losses step for step: the reference again with Feed's weights, shuffles and dropout
+    # masks (slower — numpy masks, attention written out — so not timed).
+    echo "== PyTorch with Feed's random streams (losses only)"
+    python3 "${TORCH[@]}" --device cpu --epochs "$EPOCHS" --patience "$EPOCHS" --feed-streams \
+        | tee "$OUT/torch-streams.log"
+fi
 
 echo "== Feed ($FEEDCTL), $MODEL, cpu, $EPOCHS epochs"
 sed -e "s#path: data/#path: $ROOT/#" \
@@ -55,12 +63,19 @@ out, policy = sys.argv[1], sys.argv[2]
 torch = [tuple(map(float, m.groups())) for m in re.finditer(
     r"epoch \d+ loss ([\d.]+) valid NDCG@10 [\d.]+ train ([\d.]+)s \(with validation ([\d.]+)s\)",
     open(f"{out}/torch.log").read())]
+try:
+    streams = [float(x) for x in re.findall(r"epoch \d+ loss ([\d.]+)",
+                                            open(f"{out}/torch-streams.log").read())]
+except FileNotFoundError:
+    streams = []
 t = json.load(open(f"{out}/feed.json"))["metrics"]["policies"][policy]["training"]
 feed = t["history"]
-print(f"\n{'epoch':>5} {'PyTorch s':>10} {'Feed s':>8} {'ratio':>6} {'PyTorch loss':>13} {'Feed loss':>10}")
-for (loss, train_s, with_valid), e in zip(torch, feed):
+print(f"\n{'epoch':>5} {'PyTorch s':>10} {'Feed s':>8} {'ratio':>6} {'PyTorch loss':>13} "
+      f"{'same streams':>13} {'Feed loss':>10}")
+for n, ((loss, train_s, with_valid), e) in enumerate(zip(torch, feed)):
+    same = f"{streams[n]:.4f}" if n < len(streams) else "-"
     print(f"{e['epoch']:>5} {with_valid:>10.1f} {e['seconds']:>8.1f} {e['seconds'] / with_valid:>6.2f} "
-          f"{loss:>13.4f} {e['loss']:>10.4f}")
+          f"{loss:>13.4f} {same:>13} {e['loss']:>10.4f}")
 torch_train = sum(x[1] for x in torch) / len(torch)
 feed_train = t["train_seconds_per_epoch"]
 print(f"training alone, mean per epoch: PyTorch {torch_train:.1f} s, Feed {feed_train:.1f} s, "

@@ -306,6 +306,8 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--feed-streams", action="store_true",
                     help="initial weights, shuffles and dropout masks from Feed's generators")
+    ap.add_argument("--float64", action="store_true",
+                    help="train in double precision: how far rounding alone moves the losses")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
     rng = random.Random(a.seed)
@@ -321,6 +323,8 @@ def main():
         rng = model.rng
     else:
         model = SasRec(n_items, a.max_len, a.hidden, a.layers, a.heads, a.dropout).to(a.device)
+    if a.float64:
+        model = model.double()
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0, eps=1e-8)
     print(f"device {a.device} ({torch.cuda.get_device_name() if a.device == 'cuda' else 'cpu'}), "
           f"{len(windows)} sequences, {n_items} items", flush=True)
